@@ -1,0 +1,405 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * Who is asking, and for what: the request context, the choice of a
+ * source from the configured conditions, and the validation of the JSON
+ * body with yajl (which also yields the model and the stream flag).
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+#include <yajl/yajl_parse.h>
+
+
+typedef struct {
+    ngx_http_request_t        *request;
+    ngx_http_seadragon_ctx_t  *ctx;
+    ngx_uint_t                 depth;
+    ngx_uint_t                 values;     /* top-level values seen */
+    ngx_uint_t                 key;        /* the last top-level key */
+    unsigned                   not_object:1;
+    unsigned                   too_deep:1;
+    unsigned                   no_memory:1;
+} ngx_http_seadragon_json_t;
+
+
+enum {
+    NGX_HTTP_SEADRAGON_KEY_OTHER = 0,
+    NGX_HTTP_SEADRAGON_KEY_MODEL,
+    NGX_HTTP_SEADRAGON_KEY_STREAM
+};
+
+
+static ngx_int_t ngx_http_seadragon_json_feed(ngx_http_request_t *r,
+    yajl_handle parser);
+static ngx_int_t ngx_http_seadragon_json_value(ngx_http_seadragon_json_t *js);
+static int ngx_http_seadragon_json_null(void *data);
+static int ngx_http_seadragon_json_boolean(void *data, int value);
+static int ngx_http_seadragon_json_number(void *data, const char *s,
+    size_t len);
+static int ngx_http_seadragon_json_string(void *data,
+    const unsigned char *s, size_t len);
+static int ngx_http_seadragon_json_start_map(void *data);
+static int ngx_http_seadragon_json_start_array(void *data);
+static int ngx_http_seadragon_json_map_key(void *data,
+    const unsigned char *s, size_t len);
+static int ngx_http_seadragon_json_end(void *data);
+
+
+static yajl_callbacks  ngx_http_seadragon_json_callbacks = {
+    ngx_http_seadragon_json_null,
+    ngx_http_seadragon_json_boolean,
+    NULL,
+    NULL,
+    ngx_http_seadragon_json_number,
+    ngx_http_seadragon_json_string,
+    ngx_http_seadragon_json_start_map,
+    ngx_http_seadragon_json_map_key,
+    ngx_http_seadragon_json_end,
+    ngx_http_seadragon_json_start_array,
+    ngx_http_seadragon_json_end
+};
+
+
+ngx_http_seadragon_ctx_t *
+ngx_http_seadragon_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_seadragon_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+
+    ngx_http_set_ctx(r, ctx, ngx_seadragon_module);
+
+    return ctx;
+}
+
+
+/*
+ * The first source whose condition is neither empty nor "0" wins, in the
+ * order of the seadragon_source directives; otherwise the default one.
+ */
+
+ngx_int_t
+ngx_http_seadragon_classify(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_str_t                        value;
+    ngx_uint_t                       i;
+    ngx_http_seadragon_source_t     *source;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    if (ctx->classified) {
+        return NGX_OK;
+    }
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+    source = smcf->sources.elts;
+
+    ctx->source = smcf->default_source;
+
+    for (i = 0; i < smcf->sources.nelts; i++) {
+
+        if (source[i].condition == NULL) {
+            continue;
+        }
+
+        if (ngx_http_complex_value(r, source[i].condition, &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (value.len == 0 || (value.len == 1 && value.data[0] == '0')) {
+            continue;
+        }
+
+        ctx->source = i;
+        break;
+    }
+
+    ctx->classified = 1;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "seadragon source: \"%V\", priority %ui",
+                   &source[ctx->source].name, source[ctx->source].priority);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Validates the request body as one JSON object, in memory or in the
+ * temporary file nginx wrote it to, without copying it.  A failure sets
+ * the message the client will read and returns the status.
+ */
+
+ngx_int_t
+ngx_http_seadragon_body_parse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_int_t                   rc;
+    yajl_handle                 parser;
+    yajl_status                 status;
+    ngx_http_seadragon_json_t   js;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL
+        || r->headers_in.content_length_n == 0)
+    {
+        ngx_str_set(&ctx->error, "missing request body");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_memzero(&js, sizeof(ngx_http_seadragon_json_t));
+    js.request = r;
+    js.ctx = ctx;
+
+    parser = yajl_alloc(&ngx_http_seadragon_json_callbacks, NULL, &js);
+    if (parser == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_seadragon_json_feed(r, parser);
+
+    if (rc == NGX_OK) {
+        status = yajl_complete_parse(parser);
+        if (status != yajl_status_ok) {
+            rc = NGX_DECLINED;
+        }
+    }
+
+    yajl_free(parser);
+
+    if (js.no_memory) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (js.too_deep) {
+        ngx_str_set(&ctx->error, "Invalid JSON: nested too deeply");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (js.not_object) {
+        ngx_str_set(&ctx->error,
+                    "Invalid JSON: the request body must be a JSON object");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (rc == NGX_DECLINED || js.values == 0) {
+        ngx_str_set(&ctx->error, "Invalid JSON");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: all fed; NGX_DECLINED: not JSON; NGX_ERROR: could not read */
+
+static ngx_int_t
+ngx_http_seadragon_json_feed(ngx_http_request_t *r, yajl_handle parser)
+{
+    off_t         offset;
+    size_t        size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    yajl_status   status;
+    ngx_chain_t  *cl;
+    u_char        buf[4096];
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            if (b->last > b->pos) {
+                status = yajl_parse(parser, b->pos, b->last - b->pos);
+                if (status != yajl_status_ok) {
+                    return NGX_DECLINED;
+                }
+            }
+
+            continue;
+        }
+
+        for (offset = b->file_pos; offset < b->file_last; offset += n) {
+            size = (size_t) ngx_min((off_t) sizeof(buf),
+                                    b->file_last - offset);
+
+            n = ngx_read_file(b->file, buf, size, offset);
+
+            if (n == NGX_ERROR || n == 0) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "seadragon could not read the request body "
+                              "from \"%V\"", &b->file->name);
+                return NGX_ERROR;
+            }
+
+            status = yajl_parse(parser, buf, n);
+            if (status != yajl_status_ok) {
+                return NGX_DECLINED;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a scalar or the start of a container: 0 cancels the parse */
+
+static ngx_int_t
+ngx_http_seadragon_json_value(ngx_http_seadragon_json_t *js)
+{
+    if (js->depth == 0) {
+        js->values++;
+        js->not_object = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_json_null(void *data)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    return ngx_http_seadragon_json_value(js);
+}
+
+
+static int
+ngx_http_seadragon_json_boolean(void *data, int value)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    if (js->depth == 1 && js->key == NGX_HTTP_SEADRAGON_KEY_STREAM) {
+        js->ctx->stream = value ? 1 : 0;
+        js->ctx->stream_set = 1;
+    }
+
+    return ngx_http_seadragon_json_value(js);
+}
+
+
+static int
+ngx_http_seadragon_json_number(void *data, const char *s, size_t len)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    return ngx_http_seadragon_json_value(js);
+}
+
+
+static int
+ngx_http_seadragon_json_string(void *data, const unsigned char *s,
+    size_t len)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    u_char  *p;
+
+    if (js->depth == 1 && js->key == NGX_HTTP_SEADRAGON_KEY_MODEL
+        && len > 0)
+    {
+        p = ngx_pnalloc(js->request->pool, len);
+        if (p == NULL) {
+            js->no_memory = 1;
+            return 0;
+        }
+
+        ngx_memcpy(p, s, len);
+
+        js->ctx->model.data = p;
+        js->ctx->model.len = len;
+    }
+
+    return ngx_http_seadragon_json_value(js);
+}
+
+
+static int
+ngx_http_seadragon_json_start_map(void *data)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    if (js->depth == 0) {
+        js->values++;
+    }
+
+    if (++js->depth > NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH) {
+        js->too_deep = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_json_start_array(void *data)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    if (ngx_http_seadragon_json_value(js) == 0) {
+        return 0;
+    }
+
+    if (++js->depth > NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH) {
+        js->too_deep = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_json_map_key(void *data, const unsigned char *s,
+    size_t len)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    if (js->depth != 1) {
+        return 1;
+    }
+
+    if (len == 5 && ngx_strncmp(s, "model", 5) == 0) {
+        js->key = NGX_HTTP_SEADRAGON_KEY_MODEL;
+
+    } else if (len == 6 && ngx_strncmp(s, "stream", 6) == 0) {
+        js->key = NGX_HTTP_SEADRAGON_KEY_STREAM;
+
+    } else {
+        js->key = NGX_HTTP_SEADRAGON_KEY_OTHER;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_json_end(void *data)
+{
+    ngx_http_seadragon_json_t  *js = data;
+
+    js->depth--;
+
+    return 1;
+}

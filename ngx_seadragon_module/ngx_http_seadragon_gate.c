@@ -1,0 +1,604 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * The gate: a request enters the zone's queue, waits parked in the access
+ * phase, and resumes into the content phase (proxy_pass) when it is first
+ * in line and a slot of the gate is free.  Its slot is given back by a
+ * request-pool cleanup, so it is freed however the request ends.
+ *
+ * Only the worker that parked a request (its owner) may admit it: there is
+ * no way for one worker to wake a request of another.  A worker admits its
+ * own requests at once when a slot frees in that worker, and otherwise on
+ * the tick of its gate timer, which runs only while it has requests
+ * parked.  The tick also reclaims what a worker that died left behind.
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+
+#define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
+#define NGX_HTTP_SEADRAGON_MAX_OWNERS   16
+#define NGX_HTTP_SEADRAGON_FOREVER      86400000
+
+
+static ngx_uint_t ngx_http_seadragon_gate_dispatch_locked(
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t **admitted);
+static void ngx_http_seadragon_gate_dispatch(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t *self);
+static void ngx_http_seadragon_gate_admit(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_ctx_t *self);
+static void ngx_http_seadragon_gate_wake_handler(ngx_event_t *ev);
+static void ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+static void ngx_http_seadragon_gate_cleanup(void *data);
+static void ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev);
+static void ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone);
+static void ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
+    ngx_pid_t pid);
+
+
+static uint64_t      ngx_http_seadragon_worker_token;
+static ngx_event_t   ngx_http_seadragon_tick;
+static ngx_array_t  *ngx_http_seadragon_zones;
+static ngx_msec_t    ngx_http_seadragon_tick_interval;
+
+
+ngx_int_t
+ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    size_t                            model_len, addr_len;
+    ngx_uint_t                        i, n, full, admitted_self;
+    ngx_msec_t                        max_wait;
+    ngx_connection_t                 *c;
+    ngx_pool_cleanup_t               *cln;
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_entry_t       *entry;
+    ngx_http_seadragon_shctx_t       *sh;
+    ngx_http_seadragon_shm_source_t  *src;
+    ngx_http_seadragon_ctx_t         *admitted[NGX_HTTP_SEADRAGON_ADMIT_BATCH];
+
+    c = r->connection;
+    zone = ctx->zone;
+    sh = zone->sh;
+    shpool = zone->shpool;
+    src = &sh->sources[zone->slot[ctx->source]];
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_seadragon_gate_cleanup;
+    cln->data = ctx;
+
+    model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
+    addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
+
+    (void) ngx_atomic_fetch_add(&src->counters.received, 1);
+
+    full = 0;
+    entry = NULL;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (sh->nwaiting >= sh->max_queued
+        || (src->max_queued && src->nwaiting >= src->max_queued))
+    {
+        full = 1;
+
+    } else {
+        entry = ngx_slab_alloc_locked(shpool,
+                                      sizeof(ngx_http_seadragon_entry_t));
+    }
+
+    if (entry == NULL) {
+        ngx_shmtx_unlock(&shpool->mutex);
+
+        if (full) {
+            (void) ngx_atomic_fetch_add(&src->counters.rejected_queue_full,
+                                        1);
+
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "seadragon queue of zone \"%V\" is full for "
+                          "source \"%*s\"", &zone->name, src->name_len,
+                          src->name);
+
+            return ngx_http_seadragon_fail(r, ctx,
+                                           NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
+        }
+
+        (void) ngx_atomic_fetch_add(&src->counters.rejected_no_memory, 1);
+
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "seadragon could not allocate a queue entry in zone "
+                      "\"%V\"", &zone->name);
+
+        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "server busy, please try again.  "
+                                       "the gateway's queue is out of memory",
+                                       5);
+    }
+
+    ngx_memzero(entry, sizeof(ngx_http_seadragon_entry_t));
+
+    entry->owner_pid = ngx_pid;
+    entry->owner_token = ngx_http_seadragon_worker_token;
+    entry->data = ctx;
+    entry->enqueued = ngx_current_msec;
+    entry->enqueued_sec = ngx_time();
+    entry->source = zone->slot[ctx->source];
+    ngx_memcpy(entry->model, ctx->model.data, model_len);
+    entry->model_len = model_len;
+    ngx_memcpy(entry->addr, c->addr_text.data, addr_len);
+    entry->addr_len = addr_len;
+
+    ngx_http_seadragon_queue_push(sh, entry);
+
+    ctx->entry = entry;
+    ctx->id = entry->id;
+    ctx->position = ngx_http_seadragon_queue_position(sh, entry);
+    ctx->enqueued = entry->enqueued;
+    ctx->queued = 1;
+    ctx->state = NGX_HTTP_SEADRAGON_PARKED;
+
+    n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted);
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    admitted_self = 0;
+
+    for (i = 0; i < n; i++) {
+        if (admitted[i] == ctx) {
+            admitted_self = 1;
+        }
+
+        ngx_http_seadragon_gate_admit(admitted[i], ctx);
+    }
+
+    if (n == NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
+        ngx_http_seadragon_gate_dispatch(zone, ctx);
+        admitted_self = (ctx->state == NGX_HTTP_SEADRAGON_ADMITTED);
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "seadragon queued #%uL at position %ui, %s, model \"%V\"",
+                   ctx->id, ctx->position,
+                   admitted_self ? "admitted" : "parked", &ctx->model);
+
+    if (admitted_self) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * Parked: the client's close is noticed through the read event, as
+     * limit_req does; the max-wait timer is not cancelable, so a worker
+     * shutting down on reload keeps serving what it has parked.
+     */
+
+    zone->nparked++;
+
+    max_wait = zone->max_wait ? zone->max_wait : NGX_HTTP_SEADRAGON_FOREVER;
+
+    ctx->wake.handler = ngx_http_seadragon_gate_wake_handler;
+    ctx->wake.data = ctx;
+    ctx->wake.log = c->log;
+
+    ngx_add_timer(&ctx->wake, max_wait);
+
+    if (!ngx_http_seadragon_tick.timer_set) {
+        ngx_add_timer(&ngx_http_seadragon_tick,
+                      ngx_http_seadragon_tick_interval);
+    }
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+
+    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_AGAIN;
+}
+
+
+/*
+ * Admits what is first in line while slots are free, stopping at an entry
+ * of another worker: order is never broken to fill a slot sooner.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t **admitted)
+{
+    ngx_uint_t                        n;
+    ngx_msec_t                        wait;
+    ngx_http_seadragon_entry_t       *e;
+    ngx_http_seadragon_shctx_t       *sh;
+    ngx_http_seadragon_counters_t    *counters;
+
+    sh = zone->sh;
+    n = 0;
+
+    while (sh->nrunning < sh->capacity && n < NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
+
+        e = ngx_http_seadragon_queue_head(sh);
+
+        if (e == NULL
+            || e->owner_pid != ngx_pid
+            || e->owner_token != ngx_http_seadragon_worker_token)
+        {
+            break;
+        }
+
+        ngx_http_seadragon_queue_grant(sh, e, ngx_current_msec);
+
+        wait = ngx_current_msec - e->enqueued;
+        counters = &sh->sources[e->source].counters;
+        counters->wait_total_ms += wait;
+
+        if (wait > counters->wait_max_ms) {
+            counters->wait_max_ms = wait;
+        }
+
+        admitted[n++] = e->data;
+    }
+
+    return n;
+}
+
+
+static void
+ngx_http_seadragon_gate_dispatch(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t *self)
+{
+    ngx_uint_t                 i, n;
+    ngx_http_seadragon_ctx_t  *admitted[NGX_HTTP_SEADRAGON_ADMIT_BATCH];
+
+    do {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        for (i = 0; i < n; i++) {
+            ngx_http_seadragon_gate_admit(admitted[i], self);
+        }
+
+    } while (n == NGX_HTTP_SEADRAGON_ADMIT_BATCH);
+}
+
+
+/*
+ * The entry now holds a slot.  A request other than the one running now
+ * ("self") is resumed through a posted event, never from inside another
+ * request's handlers or cleanups.
+ */
+
+static void
+ngx_http_seadragon_gate_admit(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_ctx_t *self)
+{
+    ctx->state = NGX_HTTP_SEADRAGON_ADMITTED;
+    ctx->holds_slot = 1;
+    ctx->wait = ngx_current_msec - ctx->enqueued;
+
+    if (ctx == self) {
+        return;
+    }
+
+    ctx->zone->nparked--;
+
+    if (ctx->wake.timer_set) {
+        ngx_del_timer(&ctx->wake);
+    }
+
+    ngx_post_event(&ctx->wake, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_seadragon_gate_wake_handler(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->state == NGX_HTTP_SEADRAGON_ADMITTED) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "seadragon admitted #%uL after %Mms",
+                       ctx->id, ctx->wait);
+
+        r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_core_run_phases;
+
+        ngx_http_core_run_phases(r);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (!ev->timedout) {
+        return;
+    }
+
+    ev->timedout = 0;
+
+    if (ctx->zone->max_wait == 0) {
+        ngx_add_timer(ev, NGX_HTTP_SEADRAGON_FOREVER);
+        return;
+    }
+
+    ngx_http_seadragon_gate_timeout(r, ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    zone = ctx->zone;
+    src = &zone->sh->sources[ctx->entry->source];
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_seadragon_queue_remove(zone->sh, ctx->entry);
+    ngx_slab_free_locked(zone->shpool, ctx->entry);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    (void) ngx_atomic_fetch_add(&src->counters.rejected_wait_timeout, 1);
+
+    ctx->entry = NULL;
+    ctx->wait = ngx_current_msec - ctx->enqueued;
+    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+    zone->nparked--;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "seadragon request #%uL waited %Mms in zone \"%V\", "
+                  "longer than max_wait", ctx->id, ctx->wait, &zone->name);
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_finalize_request(r,
+        ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "server busy, please try again.  "
+                                "timed out waiting in the queue",
+                                (zone->max_wait + 999) / 1000));
+
+    /* the entry left the line: what was behind it may move up */
+
+    ngx_http_seadragon_gate_dispatch(zone, NULL);
+}
+
+
+/*
+ * Runs exactly once, however the request ends: it takes the entry out of
+ * the line, or gives its slot back and lets the next request in.
+ */
+
+static void
+ngx_http_seadragon_gate_cleanup(void *data)
+{
+    ngx_http_seadragon_ctx_t  *ctx = data;
+
+    ngx_uint_t                        aborted;
+    ngx_http_request_t               *r;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_entry_t       *entry;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    entry = ctx->entry;
+
+    if (entry == NULL || ctx->released) {
+        return;
+    }
+
+    ctx->released = 1;
+    ctx->entry = NULL;
+
+    r = ctx->request;
+    zone = ctx->zone;
+    src = &zone->sh->sources[entry->source];
+
+    if (ctx->wake.timer_set) {
+        ngx_del_timer(&ctx->wake);
+    }
+
+    if (ctx->wake.posted) {
+        ngx_delete_posted_event(&ctx->wake);
+    }
+
+    if (ctx->state == NGX_HTTP_SEADRAGON_PARKED) {
+        zone->nparked--;
+        (void) ngx_atomic_fetch_add(&src->counters.aborted_parked, 1);
+
+    } else {
+        aborted = r->connection->error
+                  || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
+                  || r->err_status == NGX_HTTP_CLIENT_CLOSED_REQUEST;
+
+        if (aborted) {
+            (void) ngx_atomic_fetch_add(&src->counters.aborted_streaming, 1);
+
+        } else if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                   || r->headers_out.status == 0)
+        {
+            (void) ngx_atomic_fetch_add(&src->counters.upstream_errors, 1);
+
+        } else {
+            (void) ngx_atomic_fetch_add(&src->counters.served, 1);
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "seadragon release #%uL, %s", ctx->id,
+                   ctx->holds_slot ? "slot freed" : "left the line");
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_seadragon_queue_remove(zone->sh, entry);
+    ngx_slab_free_locked(zone->shpool, entry);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ctx->holds_slot = 0;
+
+    ngx_http_seadragon_gate_dispatch(zone, NULL);
+}
+
+
+static void
+ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                   i, parked;
+    ngx_http_seadragon_zone_t  **zones;
+
+    zones = ngx_http_seadragon_zones->elts;
+    parked = 0;
+
+    for (i = 0; i < ngx_http_seadragon_zones->nelts; i++) {
+
+        if (zones[i]->nparked == 0) {
+            continue;
+        }
+
+        ngx_http_seadragon_gate_reap(zones[i]);
+        ngx_http_seadragon_gate_dispatch(zones[i], NULL);
+
+        parked += zones[i]->nparked;
+    }
+
+    if (parked) {
+        ngx_add_timer(ev, ngx_http_seadragon_tick_interval);
+    }
+}
+
+
+/*
+ * A worker killed by a signal runs no cleanup: its entries would block
+ * the head of their source or keep a slot forever.  The candidates are
+ * gathered under the lock, checked with kill(pid, 0) outside it.
+ */
+
+static void
+ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone)
+{
+    ngx_uint_t  i, n;
+    ngx_pid_t   pids[NGX_HTTP_SEADRAGON_MAX_OWNERS];
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    n = ngx_http_seadragon_queue_foreign_owners(zone->sh, ngx_pid, pids,
+                                                NGX_HTTP_SEADRAGON_MAX_OWNERS);
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        if (kill(pids[i], 0) == -1 && ngx_errno == NGX_ESRCH) {
+            ngx_http_seadragon_gate_purge(zone, pids[i]);
+        }
+    }
+}
+
+
+static void
+ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
+{
+    ngx_uint_t                   n;
+    ngx_queue_t                  dead, *q;
+    ngx_http_seadragon_entry_t  *e;
+
+    ngx_queue_init(&dead);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    n = ngx_http_seadragon_queue_purge(zone->sh, pid, ngx_pid,
+                                       ngx_http_seadragon_worker_token, &dead);
+
+    while (!ngx_queue_empty(&dead)) {
+        q = ngx_queue_head(&dead);
+        ngx_queue_remove(q);
+
+        e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
+        ngx_slab_free_locked(zone->shpool, e);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "seadragon reclaimed %ui entries of zone \"%V\" left "
+                      "by the worker process %P, which is gone",
+                      n, &zone->name, pid);
+    }
+}
+
+
+ngx_int_t
+ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                       i;
+    ngx_http_seadragon_zone_t      **zones;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
+
+    if (smcf == NULL || smcf->zones.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ngx_http_seadragon_worker_token = ((uint64_t) ngx_pid << 32)
+                                      ^ (uint64_t) ngx_random()
+                                      ^ (uint64_t) ngx_current_msec;
+
+    ngx_http_seadragon_zones = &smcf->zones;
+    ngx_http_seadragon_tick_interval = smcf->min_tick;
+
+    ngx_http_seadragon_tick.handler = ngx_http_seadragon_gate_tick_handler;
+    ngx_http_seadragon_tick.log = cycle->log;
+    ngx_http_seadragon_tick.data = smcf;
+    ngx_http_seadragon_tick.cancelable = 1;
+
+    /* an earlier process with our pid died: what it left is not ours */
+
+    zones = smcf->zones.elts;
+
+    for (i = 0; i < smcf->zones.nelts; i++) {
+        ngx_http_seadragon_gate_purge(zones[i], 0);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  i;
+    ngx_http_seadragon_zone_t **zones;
+
+    if (ngx_http_seadragon_zones == NULL) {
+        return;
+    }
+
+    if (ngx_http_seadragon_tick.timer_set) {
+        ngx_del_timer(&ngx_http_seadragon_tick);
+    }
+
+    /* requests still open when the process ends never reach a cleanup */
+
+    zones = ngx_http_seadragon_zones->elts;
+
+    for (i = 0; i < ngx_http_seadragon_zones->nelts; i++) {
+        ngx_http_seadragon_gate_purge(zones[i], ngx_pid);
+    }
+}

@@ -1,0 +1,235 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * Types shared by the files of ngx_seadragon_module: the configuration,
+ * the shared-zone layout of the queue and the per-request context.
+ */
+
+
+#ifndef _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_
+#define _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_SEADRAGON_MAX_SOURCES     32
+#define NGX_HTTP_SEADRAGON_NAME_LEN        32
+#define NGX_HTTP_SEADRAGON_MODEL_LEN       64
+#define NGX_HTTP_SEADRAGON_ADDR_LEN        48
+#define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
+
+#define NGX_HTTP_SEADRAGON_QUEUE_FULL                                        \
+    "server busy, please try again.  maximum pending requests exceeded"
+
+
+/* counters kept per source in the zone, since the zone was created */
+
+typedef struct {
+    ngx_atomic_uint_t                received;
+    ngx_atomic_uint_t                served;
+    ngx_atomic_uint_t                rejected_queue_full;
+    ngx_atomic_uint_t                rejected_wait_timeout;
+    ngx_atomic_uint_t                rejected_invalid;
+    ngx_atomic_uint_t                rejected_no_memory;
+    ngx_atomic_uint_t                aborted_parked;
+    ngx_atomic_uint_t                aborted_streaming;
+    ngx_atomic_uint_t                upstream_errors;
+    uint64_t                         wait_total_ms;
+    uint64_t                         wait_max_ms;
+} ngx_http_seadragon_counters_t;
+
+
+/* a source as the zone knows it: matched by name across reloads */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_NAME_LEN];
+    size_t                           name_len;
+    ngx_uint_t                       priority;
+    ngx_uint_t                       max_queued;      /* 0: no own limit */
+    ngx_queue_t                      waiting;         /* FIFO of entries */
+    ngx_uint_t                       nwaiting;
+    ngx_uint_t                       nrunning;
+    ngx_http_seadragon_counters_t    counters;
+} ngx_http_seadragon_shm_source_t;
+
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_ENTRY_WAITING = 0,
+    NGX_HTTP_SEADRAGON_ENTRY_RUNNING
+} ngx_http_seadragon_entry_state_e;
+
+
+/*
+ * One request known to the zone, waiting in its source's FIFO or holding
+ * a slot of the gate.  The owner (pid and token) is the worker that parks
+ * the request; only the owner dereferences "data", its request context.
+ */
+
+typedef struct {
+    ngx_queue_t                      link;
+    uint64_t                         id;
+    ngx_pid_t                        owner_pid;
+    uint64_t                         owner_token;
+    void                            *data;
+    ngx_msec_t                       enqueued;        /* monotonic ms */
+    ngx_msec_t                       granted;         /* monotonic ms */
+    time_t                           enqueued_sec;    /* wall clock */
+    ngx_uint_t                       source;          /* zone slot */
+    ngx_uint_t                       priority;
+    ngx_uint_t                       state;
+    u_char                           model[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           model_len;
+    u_char                           addr[NGX_HTTP_SEADRAGON_ADDR_LEN];
+    size_t                           addr_len;
+} ngx_http_seadragon_entry_t;
+
+
+typedef struct {
+    ngx_queue_t                      running;         /* entries in the gate */
+    ngx_uint_t                       nrunning;
+    ngx_uint_t                       nwaiting;
+    ngx_uint_t                       capacity;
+    ngx_uint_t                       max_queued;
+    uint64_t                         next_id;
+    time_t                           started;
+    ngx_uint_t                       nsources;
+    ngx_http_seadragon_shm_source_t  sources[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+} ngx_http_seadragon_shctx_t;
+
+
+/* a source as configured with seadragon_source */
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_uint_t                       priority;
+    ngx_uint_t                       max_queued;
+    ngx_http_complex_value_t        *condition;       /* NULL: the default */
+} ngx_http_seadragon_source_t;
+
+
+typedef struct ngx_http_seadragon_main_conf_s
+    ngx_http_seadragon_main_conf_t;
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_shm_zone_t                  *shm_zone;    /* NULL until declared */
+    ngx_http_seadragon_main_conf_t  *smcf;
+    ngx_http_seadragon_shctx_t      *sh;
+    ngx_slab_pool_t                 *shpool;
+    ngx_uint_t                       capacity;
+    ngx_msec_t                       tick;
+    ngx_uint_t                       max_queued;
+    ngx_msec_t                       max_wait;
+    ngx_uint_t                      *slot;            /* source -> zone slot */
+    ngx_uint_t                       nparked;         /* in this worker */
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
+} ngx_http_seadragon_zone_t;
+
+
+struct ngx_http_seadragon_main_conf_s {
+    ngx_array_t                      sources;   /* ngx_http_seadragon_source_t */
+    ngx_array_t                      zones;     /* ngx_http_seadragon_zone_t * */
+    ngx_uint_t                       default_source;
+    ngx_msec_t                       min_tick;
+};
+
+
+typedef struct {
+    ngx_http_seadragon_zone_t       *zone;
+    ngx_flag_t                       json_errors;
+    ngx_uint_t                       queue_set;
+} ngx_http_seadragon_loc_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_NEW = 0,
+    NGX_HTTP_SEADRAGON_READING_BODY,
+    NGX_HTTP_SEADRAGON_BODY_READ,
+    NGX_HTTP_SEADRAGON_PARKED,
+    NGX_HTTP_SEADRAGON_ADMITTED,
+    NGX_HTTP_SEADRAGON_BYPASSED,
+    NGX_HTTP_SEADRAGON_REJECTED
+} ngx_http_seadragon_state_e;
+
+
+typedef struct {
+    ngx_http_request_t              *request;
+    ngx_http_seadragon_zone_t       *zone;
+    ngx_http_seadragon_entry_t      *entry;
+    ngx_event_t                      wake;       /* admission or max wait */
+    ngx_uint_t                       state;
+    ngx_uint_t                       source;     /* index in main conf */
+    ngx_str_t                        model;
+    ngx_str_t                        error;      /* message of our error */
+    ngx_str_t                        error_body; /* its JSON */
+    ngx_msec_t                       enqueued;
+    ngx_msec_t                       wait;       /* ms spent parked */
+    ngx_uint_t                       position;   /* 1 = first in line */
+    uint64_t                         id;
+
+    unsigned                         classified:1;
+    unsigned                         queued:1;
+    unsigned                         stream:1;
+    unsigned                         stream_set:1;
+    unsigned                         holds_slot:1;
+    unsigned                         released:1;
+    unsigned                         replace_error:1;
+    unsigned                         error_sent:1;
+    unsigned                         last_sent:1;
+    unsigned                         response_started:1;
+    unsigned                         sse:1;
+} ngx_http_seadragon_ctx_t;
+
+
+extern ngx_module_t  ngx_seadragon_module;
+
+
+/* ngx_http_seadragon_classify.c */
+ngx_http_seadragon_ctx_t *ngx_http_seadragon_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_seadragon_classify(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_body_parse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+
+/* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
+void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,
+    time_t now);
+ngx_int_t ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
+    ngx_str_t *name, ngx_uint_t priority, ngx_uint_t max_queued);
+void ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+ngx_uint_t ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_head(
+    ngx_http_seadragon_shctx_t *sh);
+void ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
+ngx_uint_t ngx_http_seadragon_queue_foreign_owners(
+    ngx_http_seadragon_shctx_t *sh, ngx_pid_t self, ngx_pid_t *pids,
+    ngx_uint_t max);
+ngx_uint_t ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh,
+    ngx_pid_t pid, ngx_pid_t self, uint64_t token, ngx_queue_t *out);
+
+/* ngx_http_seadragon_gate.c */
+ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
+void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_response.c */
+ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_seadragon_fail(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_uint_t status, char *message,
+    time_t retry_after);
+ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len);
+
+
+#endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */

@@ -1,0 +1,445 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * What clients read when something goes wrong: Ollama-style JSON errors
+ * ({"error":"..."}) instead of nginx's HTML pages, and, when a stream has
+ * already begun and Ollama fails, a final line carrying the error in the
+ * stream's own format rather than a silently truncated response.
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+
+typedef struct {
+    ngx_uint_t   status;
+    char        *message;
+} ngx_http_seadragon_status_message_t;
+
+
+static ngx_int_t ngx_http_seadragon_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seadragon_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_seadragon_json_error(ngx_http_request_t *r,
+    ngx_str_t *message, ngx_str_t *out, ngx_uint_t format);
+static void ngx_http_seadragon_stream_cleanup(void *data);
+static ngx_uint_t ngx_http_seadragon_json_errors_enabled(
+    ngx_http_request_t *r);
+
+
+enum {
+    NGX_HTTP_SEADRAGON_FORMAT_JSON = 0,
+    NGX_HTTP_SEADRAGON_FORMAT_NDJSON,
+    NGX_HTTP_SEADRAGON_FORMAT_SSE
+};
+
+
+static ngx_http_seadragon_status_message_t  ngx_http_seadragon_messages[] = {
+    { NGX_HTTP_BAD_REQUEST, "bad request" },
+    { NGX_HTTP_UNAUTHORIZED, "unauthorized" },
+    { NGX_HTTP_FORBIDDEN, "forbidden" },
+    { NGX_HTTP_NOT_FOUND, "not found" },
+    { NGX_HTTP_NOT_ALLOWED, "method not allowed" },
+    { NGX_HTTP_REQUEST_TIME_OUT, "timed out reading the request" },
+    { NGX_HTTP_LENGTH_REQUIRED, "length required" },
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+      "request body too large: see client_max_body_size" },
+    { NGX_HTTP_REQUEST_URI_TOO_LARGE, "request URI too large" },
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported media type" },
+    { NGX_HTTP_TOO_MANY_REQUESTS, "too many requests" },
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal server error" },
+    { NGX_HTTP_NOT_IMPLEMENTED, "not implemented" },
+    { NGX_HTTP_BAD_GATEWAY,
+      "Ollama is unavailable: no valid answer from the model server" },
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "service unavailable" },
+    { NGX_HTTP_GATEWAY_TIME_OUT,
+      "Ollama did not answer in time: the model server timed out" },
+    { 0, NULL }
+};
+
+
+static ngx_str_t  ngx_http_seadragon_stream_broken =
+    ngx_string("Ollama stopped before the response was complete");
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_seadragon_response_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_seadragon_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_seadragon_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Rejects a request with a message of our own: the status goes through
+ * nginx's special response path (which discards the body and decides on
+ * keepalive), and the header filter puts the message in place of the
+ * HTML page.
+ */
+
+ngx_int_t
+ngx_http_seadragon_fail(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
+    ngx_uint_t status, char *message, time_t retry_after)
+{
+    ngx_table_elt_t  *h;
+
+    ctx->error.data = (u_char *) message;
+    ctx->error.len = ngx_strlen(message);
+
+    if (retry_after) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+
+        h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (h->value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->value.len = ngx_sprintf(h->value.data, "%T", retry_after)
+                       - h->value.data;
+    }
+
+    return status;
+}
+
+
+ngx_int_t
+ngx_http_seadragon_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = sizeof("application/json") - 1;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (r->method == NGX_HTTP_HEAD || len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_http_seadragon_json_errors_enabled(ngx_http_request_t *r)
+{
+    ngx_http_seadragon_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+
+    if (slcf->json_errors == NGX_CONF_UNSET) {
+        return slcf->zone != NULL;
+    }
+
+    return slcf->json_errors;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_header_filter(ngx_http_request_t *r)
+{
+    ngx_uint_t                            i;
+    ngx_str_t                             message;
+    ngx_http_cleanup_t                   *cln;
+    ngx_http_seadragon_ctx_t             *ctx;
+    ngx_http_seadragon_status_message_t  *m;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+
+    /*
+     * nginx's own error page: r->err_status is set and the page is HTML;
+     * a page the user chose with error_page (r->error_page) is theirs.
+     */
+
+    if (r->err_status >= NGX_HTTP_BAD_REQUEST
+        && !r->error_page
+        && r->headers_out.content_type.len == sizeof("text/html") - 1
+        && ngx_strncmp(r->headers_out.content_type.data, "text/html",
+                       sizeof("text/html") - 1) == 0
+        && ((ctx && ctx->error.len)
+            || ngx_http_seadragon_json_errors_enabled(r)))
+    {
+        ctx = ngx_http_seadragon_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        message = ctx->error;
+
+        if (message.len == 0) {
+            ngx_str_set(&message, "error");
+
+            for (m = ngx_http_seadragon_messages; m->status; m++) {
+                if (m->status == r->err_status) {
+                    message.data = (u_char *) m->message;
+                    message.len = ngx_strlen(m->message);
+                    break;
+                }
+            }
+        }
+
+        if (ngx_http_seadragon_json_error(r, &message, &ctx->error_body,
+                                          NGX_HTTP_SEADRAGON_FORMAT_JSON)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->replace_error = 1;
+
+        r->headers_out.content_length_n = ctx->error_body.len;
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        r->headers_out.content_type_len = sizeof("application/json") - 1;
+        r->headers_out.content_type_lowcase = NULL;
+        r->headers_out.charset.len = 0;
+
+        return ngx_http_next_header_filter(r);
+    }
+
+    /*
+     * A response that streams from Ollama: if it breaks off, the cleanup
+     * below ends it with an error line the client can parse.
+     */
+
+    if (r->upstream
+        && r->headers_out.status >= NGX_HTTP_OK
+        && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE
+        && !r->header_only
+        && ngx_http_seadragon_json_errors_enabled(r))
+    {
+        ctx = ngx_http_seadragon_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (!ctx->response_started) {
+            ctx->response_started = 1;
+
+            for (i = 0; i < r->headers_out.content_type.len; i++) {
+                if (ngx_strncasecmp(r->headers_out.content_type.data + i,
+                                    (u_char *) "event-stream", 12) == 0
+                    && r->headers_out.content_type.len - i >= 12)
+                {
+                    ctx->sse = 1;
+                    break;
+                }
+            }
+
+            cln = ngx_http_cleanup_add(r, 0);
+            if (cln == NULL) {
+                return NGX_ERROR;
+            }
+
+            cln->handler = ngx_http_seadragon_stream_cleanup;
+            cln->data = ctx;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl, out;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+
+    if (ctx == NULL || r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (!ctx->replace_error) {
+
+        for (cl = in; cl; cl = cl->next) {
+            if (cl->buf->last_buf) {
+                ctx->last_sent = 1;
+            }
+        }
+
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the HTML page is dropped; our JSON goes out once, as the whole body */
+
+    if (ctx->error_sent || in == NULL) {
+        return ngx_http_next_body_filter(r, NULL);
+    }
+
+    ctx->error_sent = 1;
+    ctx->last_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_body.data;
+    b->last = ctx->error_body.data + ctx->error_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/*
+ * Runs on every end of a streamed response; it acts only when the stream
+ * stopped without its last buffer while the client is still there, which
+ * is how nginx ends a response whose upstream failed midway.  The final
+ * line follows Ollama's convention for errors after a stream has begun.
+ * Over HTTP/2 the stream is reset instead, which clients see as an error.
+ */
+
+static void
+ngx_http_seadragon_stream_cleanup(void *data)
+{
+    ngx_http_seadragon_ctx_t  *ctx = data;
+
+    ngx_buf_t           *b;
+    ngx_str_t            line;
+    ngx_chain_t          out;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->last_sent
+        || r->connection->error
+        || !r->header_sent
+        || r->header_only
+        || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
+#if (NGX_HTTP_V2)
+        || r->stream
+#endif
+        )
+    {
+        return;
+    }
+
+    ctx->last_sent = 1;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "seadragon ends the interrupted stream with an error line");
+
+    if (ngx_http_seadragon_json_error(r, &ngx_http_seadragon_stream_broken,
+                                      &line,
+                                      ctx->sse ? NGX_HTTP_SEADRAGON_FORMAT_SSE
+                                             : NGX_HTTP_SEADRAGON_FORMAT_NDJSON)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return;
+    }
+
+    b->pos = line.data;
+    b->last = line.data + line.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    r->keepalive = 0;
+
+    (void) ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * {"error":"..."} as a body, an NDJSON line, or an SSE event in OpenAI's
+ * error shape.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
+    ngx_str_t *out, ngx_uint_t format)
+{
+    size_t   len, escaped;
+    u_char  *p;
+
+    escaped = message->len + ngx_escape_json(NULL, message->data,
+                                             message->len);
+
+    len = sizeof("data: {\"error\":{\"message\":\"\",\"type\":"
+                 "\"server_error\"}}\n\n") + escaped;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+
+    if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
+        p = ngx_cpymem(p, "data: {\"error\":{\"message\":\"",
+                       sizeof("data: {\"error\":{\"message\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, message->data, message->len);
+        p = ngx_cpymem(p, "\",\"type\":\"server_error\"}}\n\n",
+                       sizeof("\",\"type\":\"server_error\"}}\n\n") - 1);
+
+    } else {
+        p = ngx_cpymem(p, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, message->data, message->len);
+        p = ngx_cpymem(p, "\"}\n", sizeof("\"}\n") - 1);
+    }
+
+    out->len = p - out->data;
+
+    return NGX_OK;
+}
