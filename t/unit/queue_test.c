@@ -1,0 +1,205 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * Unit tests of the zone's queue (ngx_http_seadragon_queue.c) on plain
+ * memory: dispatch order, positions, source slots, dead owners.  Prints
+ * TAP for prove (t/001-queue.t runs it).
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+#include <stdio.h>
+
+
+static int  tests, failures;
+
+
+#define ok(cond, ...)                                                        \
+    do {                                                                     \
+        tests++;                                                             \
+        if (!(cond)) {                                                       \
+            failures++;                                                      \
+            printf("not ");                                                  \
+        }                                                                    \
+        printf("ok %d - ", tests);                                           \
+        printf(__VA_ARGS__);                                                 \
+        printf("\n");                                                        \
+    } while (0)
+
+
+static ngx_http_seadragon_shctx_t  sh;
+static ngx_http_seadragon_entry_t  entries[64];
+static ngx_uint_t                  nentries;
+
+
+static ngx_http_seadragon_entry_t *
+push(ngx_uint_t source, ngx_pid_t pid)
+{
+    ngx_http_seadragon_entry_t  *e;
+
+    e = &entries[nentries++];
+    ngx_memzero(e, sizeof(*e));
+    e->source = source;
+    e->owner_pid = pid;
+    e->owner_token = 7;
+
+    ngx_http_seadragon_queue_push(&sh, e);
+
+    return e;
+}
+
+
+static ngx_uint_t
+slot(char *name, ngx_uint_t priority)
+{
+    ngx_str_t  s;
+
+    s.data = (u_char *) name;
+    s.len = strlen(name);
+
+    return ngx_http_seadragon_queue_source_slot(&sh, &s, priority, 0);
+}
+
+
+/* grants every waiting entry in dispatch order, returns their ids */
+
+static void
+drain(char *out, size_t size)
+{
+    char                        *p;
+    ngx_http_seadragon_entry_t  *e;
+
+    p = out;
+    *p = '\0';
+
+    while ((e = ngx_http_seadragon_queue_head(&sh)) != NULL) {
+        ngx_http_seadragon_queue_grant(&sh, e, 0);
+        p += snprintf(p, size - (p - out), "%s%d", p == out ? "" : ",",
+                      (int) e->id);
+        ngx_http_seadragon_queue_remove(&sh, e);
+    }
+}
+
+
+int
+main(void)
+{
+    char                         order[256];
+    ngx_uint_t                   coding, chat, api, chat2, i;
+    ngx_pid_t                    pids[4];
+    ngx_queue_t                  dead;
+    ngx_http_seadragon_entry_t  *e1, *e2, *e3, *e4, *e5, *e6;
+
+    ngx_http_seadragon_queue_init(&sh, 0);
+
+    coding = slot("coding", 1);
+    chat = slot("chat", 2);
+    api = slot("api", 3);
+    chat2 = slot("chat2", 2);
+
+    ok(coding == 0 && chat == 1 && api == 2 && chat2 == 3,
+       "sources take slots in order");
+    ok(slot("chat", 5) == chat && sh.sources[chat].priority == 5,
+       "a known source keeps its slot and takes the new priority");
+    slot("chat", 2);
+
+    ok(ngx_http_seadragon_queue_head(&sh) == NULL, "an empty queue has no head");
+
+    /* arrival: api, chat, coding, chat2, api, coding */
+
+    e1 = push(api, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e1) == 1,
+       "the first arrival is first in line");
+    e2 = push(chat, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e2) == 1,
+       "a more urgent arrival goes ahead of a less urgent one");
+    e3 = push(coding, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e3) == 1,
+       "the most urgent arrival is first");
+    e4 = push(chat2, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e4) == 3,
+       "an equally urgent source queues behind earlier arrivals (got %d)",
+       (int) ngx_http_seadragon_queue_position(&sh, e4));
+    e5 = push(api, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e5) == 5,
+       "the least urgent arrival is last (got %d)",
+       (int) ngx_http_seadragon_queue_position(&sh, e5));
+    e6 = push(coding, 1);
+    ok(ngx_http_seadragon_queue_position(&sh, e6) == 2,
+       "FIFO within a source (got %d)",
+       (int) ngx_http_seadragon_queue_position(&sh, e6));
+
+    ok(sh.nwaiting == 6 && sh.sources[api].nwaiting == 2,
+       "waiting counts per zone and per source");
+
+    ok(e1->id < e2->id && e2->id < e3->id, "ids are arrival tickets");
+
+    drain(order, sizeof(order));
+    ok(strcmp(order, "3,6,2,4,1,5") == 0,
+       "dispatch by priority, then arrival across equal sources: %s", order);
+    ok(sh.nwaiting == 0 && sh.nrunning == 0, "drained queue is empty");
+
+    /* grant keeps the entry in the running list until removed */
+
+    e1 = push(chat, 1);
+    ngx_http_seadragon_queue_grant(&sh, e1, 42);
+    ok(sh.nrunning == 1 && sh.nwaiting == 0 && e1->granted == 42
+       && e1->state == NGX_HTTP_SEADRAGON_ENTRY_RUNNING,
+       "a granted entry holds a slot");
+    ngx_http_seadragon_queue_remove(&sh, e1);
+    ok(sh.nrunning == 0 && sh.sources[chat].nrunning == 0,
+       "removing a running entry frees its slot");
+
+    /* removal from the middle of a FIFO keeps the order of the rest */
+
+    e1 = push(api, 1);
+    e2 = push(api, 1);
+    e3 = push(api, 1);
+    ngx_http_seadragon_queue_remove(&sh, e2);
+    ok(ngx_http_seadragon_queue_position(&sh, e3) == 2,
+       "an entry that leaves the line moves the others up");
+    drain(order, sizeof(order));
+    (void) e1;
+
+    /* dead owners */
+
+    e1 = push(api, 100);
+    e2 = push(coding, 200);
+    e3 = push(chat, 300);
+    ngx_http_seadragon_queue_grant(&sh, e3, 0);
+    e4 = push(coding, 100);
+
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4);
+    ok(i == 2 && ((pids[0] == 200 && pids[1] == 300)
+                  || (pids[0] == 300 && pids[1] == 200)),
+       "foreign owners are the heads' and the running entries' (%d)",
+       (int) i);
+
+    ngx_queue_init(&dead);
+    i = ngx_http_seadragon_queue_purge(&sh, 200, 100, 7, &dead);
+    ok(i == 1 && sh.nwaiting == 2,
+       "purging a dead worker unlinks its entries only");
+    ngx_queue_init(&dead);
+    i = ngx_http_seadragon_queue_purge(&sh, 300, 100, 7, &dead);
+    ok(i == 1 && sh.nrunning == 0, "a dead worker's slot is freed");
+    ngx_queue_init(&dead);
+    i = ngx_http_seadragon_queue_purge(&sh, 0, 100, 8, &dead);
+    ok(i == 2 && sh.nwaiting == 0,
+       "entries of an earlier process with our pid are purged");
+
+    /* slots are bounded */
+
+    for (i = sh.nsources; i < NGX_HTTP_SEADRAGON_MAX_SOURCES; i++) {
+        snprintf(order, sizeof(order), "s%d", (int) i);
+        (void) slot(order, 1);
+    }
+
+    ok(slot("one-too-many", 1) == (ngx_uint_t) NGX_ERROR,
+       "at most %d sources", NGX_HTTP_SEADRAGON_MAX_SOURCES);
+
+    printf("1..%d\n", tests);
+
+    return failures ? 1 : 0;
+}
