@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_seadragon_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_seadragon_json_error(ngx_http_request_t *r,
     ngx_str_t *message, ngx_str_t *out, ngx_uint_t format);
+static ngx_chain_t *ngx_http_seadragon_stream_error(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_stream_cleanup(void *data);
 static ngx_uint_t ngx_http_seadragon_json_errors_enabled(
     ngx_http_request_t *r);
@@ -287,7 +289,8 @@ static ngx_int_t
 ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_buf_t                 *b;
-    ngx_chain_t               *cl, out;
+    ngx_uint_t                 flush;
+    ngx_chain_t               *cl, out, *out_chain, **ll;
     ngx_http_seadragon_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
@@ -298,13 +301,49 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (!ctx->replace_error) {
 
+        if (!ctx->response_started || ctx->last_sent) {
+            return ngx_http_next_body_filter(r, in);
+        }
+
+        flush = 0;
+        ll = &out_chain;
+
         for (cl = in; cl; cl = cl->next) {
             if (cl->buf->last_buf) {
                 ctx->last_sent = 1;
             }
+
+            if (cl->buf->flush) {
+                flush = 1;
+            }
+
+            *ll = ngx_alloc_chain_link(r->pool);
+            if (*ll == NULL) {
+                return NGX_ERROR;
+            }
+
+            (*ll)->buf = cl->buf;
+            ll = &(*ll)->next;
         }
 
-        return ngx_http_next_body_filter(r, in);
+        /*
+         * nginx ends a stream whose upstream failed midway with a flush and
+         * no last buffer, the upstream connection already closed: the
+         * stream is ended here with the error line instead.
+         */
+
+        if (ctx->last_sent || !flush || r->upstream == NULL
+            || r->upstream->peer.connection != NULL)
+        {
+            return ngx_http_next_body_filter(r, in);
+        }
+
+        *ll = ngx_http_seadragon_stream_error(r, ctx);
+        if (*ll == NULL) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_next_body_filter(r, out_chain);
     }
 
     /* the HTML page is dropped; our JSON goes out once, as the whole body */
@@ -335,39 +374,17 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
 
 /*
- * Runs on every end of a streamed response; it acts only when the stream
- * stopped without its last buffer while the client is still there, which
- * is how nginx ends a response whose upstream failed midway.  The final
- * line follows Ollama's convention for errors after a stream has begun.
- * Over HTTP/2 the stream is reset instead, which clients see as an error.
+ * The final line of a broken stream, in the stream's own format, as the
+ * last buffer of the response.
  */
 
-static void
-ngx_http_seadragon_stream_cleanup(void *data)
+static ngx_chain_t *
+ngx_http_seadragon_stream_error(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_http_seadragon_ctx_t  *ctx = data;
-
-    ngx_buf_t           *b;
-    ngx_str_t            line;
-    ngx_chain_t          out;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-
-    if (ctx->last_sent
-        || r->connection->error
-        || !r->header_sent
-        || r->header_only
-        || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
-#if (NGX_HTTP_V2)
-        || r->stream
-#endif
-        )
-    {
-        return;
-    }
-
-    ctx->last_sent = 1;
+    ngx_buf_t    *b;
+    ngx_str_t     line;
+    ngx_chain_t  *cl;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon ends the interrupted stream with an error line");
@@ -378,12 +395,12 @@ ngx_http_seadragon_stream_cleanup(void *data)
                                              : NGX_HTTP_SEADRAGON_FORMAT_NDJSON)
         != NGX_OK)
     {
-        return;
+        return NULL;
     }
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
-        return;
+        return NULL;
     }
 
     b->pos = line.data;
@@ -392,12 +409,52 @@ ngx_http_seadragon_stream_cleanup(void *data)
     b->last_buf = 1;
     b->last_in_chain = 1;
 
-    out.buf = b;
-    out.next = NULL;
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NULL;
+    }
 
+    cl->buf = b;
+    cl->next = NULL;
+
+    ctx->last_sent = 1;
     r->keepalive = 0;
 
-    (void) ngx_http_output_filter(r, &out);
+    return cl;
+}
+
+
+/*
+ * A backstop for the ways nginx ends a broken stream by terminating the
+ * request (a malformed chunk from Ollama, say): the request's cleanups run
+ * while the client connection is still open.
+ */
+
+static void
+ngx_http_seadragon_stream_cleanup(void *data)
+{
+    ngx_http_seadragon_ctx_t  *ctx = data;
+
+    ngx_chain_t         *cl;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->last_sent
+        || r->connection->error
+        || r->connection->destroyed
+        || !r->header_sent
+        || r->header_only)
+    {
+        return;
+    }
+
+    cl = ngx_http_seadragon_stream_error(r, ctx);
+    if (cl == NULL) {
+        return;
+    }
+
+    (void) ngx_http_output_filter(r, cl);
 }
 
 
@@ -436,7 +493,14 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
     } else {
         p = ngx_cpymem(p, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
         p = (u_char *) ngx_escape_json(p, message->data, message->len);
-        p = ngx_cpymem(p, "\"}\n", sizeof("\"}\n") - 1);
+        *p++ = '"';
+        *p++ = '}';
+
+        /* a body is bare JSON, as Ollama's; a stream line ends a line */
+
+        if (format == NGX_HTTP_SEADRAGON_FORMAT_NDJSON) {
+            *p++ = '\n';
+        }
     }
 
     out->len = p - out->data;
