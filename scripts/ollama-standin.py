@@ -1,0 +1,1208 @@
+#!/usr/bin/env python3
+"""A stand-in for Ollama: Seadragon's tests run against it, and `make run` starts
+it when no Ollama answers on 127.0.0.1:11434.
+
+It speaks Ollama's HTTP API (as of Ollama 0.6.8) faithfully enough for the real
+`ollama` and `openai` clients, generates deterministic tokens ("tok1 ", "tok2 ",
+...) at a set pace, records every request that reaches it, and fails on demand.
+Python 3 standard library only.
+
+    ollama-standin.py [--host 127.0.0.1] [--port 11434] [--tokens 8] [--delay-ms 20]
+                      [--first-delay-ms 0] [--model llama3:70b] [--record FILE] [--quiet]
+
+--port 0 picks a free port. On start it prints one line to stdout,
+"listening on HOST:PORT". --tokens is the length of each generation, --delay-ms
+the pause between two tokens, --first-delay-ms the pause before the first byte
+(a model load). The installed models are --model and nomic-embed-text:latest;
+any other model gets Ollama's 404. --record appends one JSON line per finished
+request to FILE. --quiet drops the request log on stderr. SIGTERM and SIGINT
+end it at once.
+
+Ollama's endpoints
+    GET|HEAD /                  "Ollama is running"
+    GET|HEAD /api/version       {"version":"0.6.8"}
+    GET|HEAD /api/tags          installed models
+    GET /api/ps                 loaded models
+    POST /api/show              a model's details (404 when unknown)
+    POST /api/generate          NDJSON stream, or one object with "stream":false
+    POST /api/chat              NDJSON stream, or one object with "stream":false
+    POST /api/embed             {"embeddings":[[...]]} (8 floats a vector)
+    POST /api/embeddings        {"embedding":[...]} (the older endpoint)
+    GET /v1/models, GET /v1/models/{model}
+    POST /v1/chat/completions   SSE with "stream":true (data: ... data: [DONE]), else JSON
+    POST /v1/completions        likewise, for text_completion
+    POST /v1/embeddings         float vectors, or base64 with "encoding_format":"base64"
+options.num_predict (max_tokens on /v1) sets the number of tokens. Errors are
+Ollama's {"error":"..."} (OpenAI's {"error":{"message",...}} on /v1/*) with a
+truthful status; an unknown path is 404 "404 page not found", a wrong method 405.
+As Ollama does when it listens on loopback, a Host header that is not
+localhost, a loopback or private address, this machine's name or a name under
+.localhost, .local or .internal is refused with an empty 403.
+
+Control headers (per request, all optional)
+    X-Standin-Tokens: N          tokens in this generation (wins over num_predict)
+    X-Standin-Delay-Ms: N        pause between tokens
+    X-Standin-First-Delay-Ms: N  pause before the first byte
+    X-Standin-Tag: TEXT          stored in the request's record (else null)
+    X-Standin-Hold: 1            before answering, wait for POST /_standin/release
+                                 (a test holds the gate this way, then lets it go
+                                 at the moment it chooses)
+    X-Standin-Fail: MODE         after the first delay:
+        500 | 503 | 400 | 404    that status with an Ollama-style JSON error
+        close                    close the connection at once, sending nothing
+        stall                    send nothing; hold the connection until the client leaves
+        stall-mid                headers and 2 tokens, then nothing until the client leaves
+        close-mid                headers and 2 tokens, then close without ending the stream
+        error-mid                2 tokens, then Ollama's mid-stream error line
+                                 {"error":"an error was encountered while running the model"},
+                                 and a properly ended stream (on /v1: an SSE event
+                                 in OpenAI's error shape, and no [DONE])
+    The *-mid modes on a response that does not stream: error-mid answers 500,
+    stall-mid and close-mid send the headers and half the body.
+
+Control endpoints (no Host check, not recorded)
+    GET  /_standin/requests   every record, in arrival order
+    GET  /_standin/stats      {"active","peak","served","aborted","total"}
+    POST /_standin/reset      forget the records and counts; peak becomes active
+    POST /_standin/release    let every request waiting with X-Standin-Hold answer
+
+Records: seq, method, path (with query), headers (lower-cased names), body
+(the JSON if it parsed, else the raw text; null when empty), model, stream,
+tag, start / first_byte / end (time.time() seconds), status (null when nothing
+was sent), tokens_sent, aborted (the client left before the response ended),
+active_at_start (generation requests in flight, this one included, when it
+started). A record is listed as soon as its request starts and is updated as
+it goes. Generation requests are the POSTs to /api/generate, /api/chat,
+/api/embed, /api/embeddings, /v1/chat/completions, /v1/completions and
+/v1/embeddings; the stats count only them: active and peak (since the last
+reset) in flight, served (finished normally with 200), aborted, and total
+(started since the last reset).
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import ipaddress
+import json
+import math
+import re
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OLLAMA_VERSION = "0.6.8"
+EMBED_MODEL = "nomic-embed-text:latest"
+EMBED_DIMENSIONS = 8
+MID_STREAM_TOKENS = 2  # tokens sent before a *-mid failure
+JSON_TYPE = "application/json; charset=utf-8"  # gin's c.JSON; Ollama's /v1 sends application/json
+POLL_SECONDS = 0.05  # how often a waiting request looks for its client's EOF
+
+GENERATION_PATHS = frozenset({
+    "/api/generate", "/api/chat", "/api/embed", "/api/embeddings",
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+})
+STREAMING_PATHS = frozenset({
+    "/api/generate", "/api/chat", "/v1/chat/completions", "/v1/completions",
+})
+
+# path -> method -> handler method name (Handler.api_<name>)
+ROUTES = {
+    "/": {"GET": "root", "HEAD": "root"},
+    "/api/version": {"GET": "version", "HEAD": "version"},
+    "/api/tags": {"GET": "tags", "HEAD": "tags"},
+    "/api/ps": {"GET": "ps"},
+    "/api/show": {"POST": "show"},
+    "/api/generate": {"POST": "generate"},
+    "/api/chat": {"POST": "chat"},
+    "/api/embed": {"POST": "embed"},
+    "/api/embeddings": {"POST": "embeddings"},
+    "/v1/chat/completions": {"POST": "v1_chat"},
+    "/v1/completions": {"POST": "v1_completions"},
+    "/v1/embeddings": {"POST": "v1_embeddings"},
+    "/v1/models": {"GET": "v1_models"},
+}
+V1_MODEL_ROUTE = re.compile(r"^/v1/models/([^/]+)$")  # gin's /v1/models/:model
+
+FAILURES = {  # X-Standin-Fail status codes and Ollama's words for them
+    "500": (500, "llama runner process has terminated: exit status 2"),
+    "503": (503, "server busy, please try again.  maximum pending requests exceeded"),
+    "400": (400, "input length exceeds maximum context length"),
+    "404": (404, None),  # the unknown-model message, with the request's model
+}
+MID_FAILURES = frozenset({"stall-mid", "close-mid", "error-mid"})
+FAIL_MODES = frozenset(FAILURES) | MID_FAILURES | {"close", "stall"}
+MID_STREAM_ERROR = "an error was encountered while running the model"
+
+# Go's json.Unmarshal names the struct it decodes into in its errors; each
+# body is checked against the fields Ollama would have to decode.
+REQUEST_TYPES = {
+    "generate": ("api.GenerateRequest", {"model": "string", "prompt": "string",
+                                         "stream": "bool", "options": "object"}),
+    "chat": ("api.ChatRequest", {"model": "string", "messages": "[]api.Message",
+                                 "stream": "bool", "options": "object"}),
+    "embed": ("api.EmbedRequest", {"model": "string", "options": "object"}),
+    "embeddings": ("api.EmbeddingRequest", {"model": "string", "prompt": "string",
+                                            "options": "object"}),
+    "show": ("api.ShowRequest", {"model": "string", "name": "string"}),
+    "v1_chat": ("openai.ChatCompletionRequest", {"model": "string", "stream": "bool",
+                                                 "messages": "[]openai.Message",
+                                                 "max_tokens": "int"}),
+    "v1_completions": ("openai.CompletionRequest", {"model": "string", "prompt": "string",
+                                                    "stream": "bool", "max_tokens": "int"}),
+    "v1_embeddings": ("openai.EmbedRequest", {"model": "string", "encoding_format": "string"}),
+}
+GO_KINDS = {"string": "string", "bool": "bool", "object": "object", "int": "number",
+            "[]api.Message": "array", "[]openai.Message": "array"}
+GO_TYPE_NAMES = {"object": "map[string]interface {}"}
+
+# Ollama's Host check (allowedHostsMiddleware): netip's IsPrivate, plus
+# link-local, which is an address of one of the machine's own interfaces
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"))
+LOCAL_SUFFIXES = (".localhost", ".local", ".internal")
+
+
+# ---------------------------------------------------------------- helpers
+
+def go_json(value):
+    """JSON as Go's encoding/json writes it: compact, UTF-8, with <, >, & and
+    the line separators escaped (they can only occur inside strings)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def go_time(when=None):
+    """A time as Go's encoding/json writes a UTC time.Time."""
+    moment = datetime.datetime.fromtimestamp(time.time() if when is None else when,
+                                             datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def json_kind(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def go_quote_char(char):
+    """A character as Go's JSON scanner quotes it in its errors."""
+    if char == "'":
+        return "'\\''"
+    if char == '"':
+        return "'\"'"
+    if char.isprintable():
+        return f"'{char}'"
+    return json.dumps(char)
+
+
+def go_decode_error(text, error):
+    """Go's encoding/json wording for what Python's decoder refused."""
+    if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated"):
+        return "unexpected EOF"
+    context = {
+        "Expecting value": "looking for beginning of value",
+        "Expecting property name enclosed in double quotes":
+            "looking for beginning of object key string",
+        "Expecting ':' delimiter": "after object key",
+        "Expecting ',' delimiter": "after object key:value pair",
+    }.get(error.msg, "in string literal" if "control character" in error.msg
+          else "looking for beginning of value")
+    return f"invalid character {go_quote_char(text[error.pos])} {context}"
+
+
+def go_split_host(hostport):
+    """The host part of a Host header as Ollama reads it: net.SplitHostPort's
+    host, or the whole header when Go cannot split it (no port, "[::1]")."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end > 0 and hostport[end + 1:end + 2] == ":":
+            return hostport[1:end]
+        return hostport
+    if hostport.count(":") == 1:
+        return hostport.split(":", 1)[0]
+    return hostport
+
+
+def host_allowed(host_header, hostname, local_addresses):
+    """Ollama's check of the Host header when it listens on loopback."""
+    if host_header is None:
+        return True
+    host = go_split_host(host_header)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if (address.is_loopback or address.is_unspecified
+                or any(address in net for net in PRIVATE_NETWORKS)
+                or str(address) in local_addresses):
+            return True
+    host = host.lower()
+    if host in ("", "localhost") or host == hostname.lower():
+        return True
+    return host.endswith(LOCAL_SUFFIXES)
+
+
+def canonical_model(name):
+    """Ollama's full name of a model, so that "llama3:70b",
+    "library/llama3:70b" and "LLAMA3:70B" are one model, and a name without a
+    tag means ":latest"."""
+    name = name.strip().lower()
+    for prefix in ("registry.ollama.ai/library/", "registry.ollama.ai/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def model_catalog(main_model):
+    """The installed models, by canonical name: the chat model and an
+    embedding model, each with what /api/tags, /api/ps and /api/show tell."""
+    def entry(name, size, details, capabilities, model_info, template, parameters):
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        return {
+            "name": name, "size": size, "digest": digest, "details": details,
+            "capabilities": capabilities, "model_info": model_info,
+            "template": template, "parameters": parameters,
+            "modified_at": "2025-05-06T09:30:12.418236Z",
+        }
+
+    main = canonical_model(main_model)
+    match = re.search(r":(\d+(?:\.\d+)?)([bm])", main)
+    billions = (float(match.group(1)) / (1 if match.group(2) == "b" else 1000)
+                if match else 8.0)
+    if main == "llama3:70b":
+        billions = 70.6
+    catalog = {
+        main: entry(
+            main, int(billions * 0.566e9),
+            {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+             "parameter_size": f"{billions:.1f}B", "quantization_level": "Q4_0"},
+            ["completion"],
+            {"general.architecture": "llama", "general.file_type": 2,
+             "general.parameter_count": int(billions * 1e9),
+             "general.quantization_version": 2, "llama.context_length": 8192,
+             "llama.embedding_length": 8192, "llama.block_count": 80,
+             "llama.attention.head_count": 64, "llama.attention.head_count_kv": 8,
+             "llama.rope.freq_base": 500000, "llama.vocab_size": 128256},
+            "{{ if .System }}<|start_header_id|>system<|end_header_id|>\n\n"
+            "{{ .System }}<|eot_id|>{{ end }}{{ if .Prompt }}<|start_header_id|>user"
+            "<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>{{ end }}<|start_header_id|>"
+            "assistant<|end_header_id|>\n\n{{ .Response }}<|eot_id|>",
+            'num_keep                       24\n'
+            'stop                           "<|start_header_id|>"\n'
+            'stop                           "<|end_header_id|>"\n'
+            'stop                           "<|eot_id|>"'),
+    }
+    catalog.setdefault(EMBED_MODEL, entry(
+        EMBED_MODEL, 274302450,
+        {"parent_model": "", "format": "gguf", "family": "nomic-bert",
+         "families": ["nomic-bert"], "parameter_size": "137M", "quantization_level": "F16"},
+        ["embedding"],
+        {"general.architecture": "nomic-bert", "general.file_type": 1,
+         "general.parameter_count": 136727040, "nomic-bert.context_length": 2048,
+         "nomic-bert.embedding_length": 768, "nomic-bert.block_count": 12},
+        "{{ .Prompt }}",
+        "num_ctx                        8192"))
+    return catalog
+
+
+def count_words(value):
+    """A deterministic prompt length: the words in the strings of value."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(count_words(item) for item in value)
+    if isinstance(value, dict):
+        return sum(count_words(v) for k, v in value.items() if k in ("content", "text"))
+    return 0
+
+
+def embedding_of(text):
+    """A small, deterministic, normalized vector for text."""
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [byte / 127.5 - 1.0 for byte in digest[:EMBED_DIMENSIONS]]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    return [round(x / norm, 6) for x in raw]
+
+
+# ---------------------------------------------------------------- records
+
+class Entry:
+    """One request's record, and what the stats need to know about it."""
+
+    def __init__(self, data, generation, epoch):
+        self.data = data
+        self.generation = generation
+        self.epoch = epoch
+        self.outcome = "failed"  # "served" or "aborted" once known
+
+
+class Recorder:
+    """The records and the stats, shared by the request threads."""
+
+    def __init__(self, record_file=None):
+        self.lock = threading.Lock()
+        self.record_file = record_file
+        self.records = []
+        self.epoch = 0  # bumped by reset; older requests no longer count
+        self.seq = 0
+        self.active = self.peak = self.served = self.aborted = self.total = 0
+
+    def begin(self, generation, **fields):
+        with self.lock:
+            self.seq += 1
+            if generation:
+                self.active += 1
+                self.total += 1
+                self.peak = max(self.peak, self.active)
+            data = {"seq": self.seq, **fields, "start": round(time.time(), 6),
+                    "first_byte": None, "end": None, "status": None, "tokens_sent": 0,
+                    "aborted": False, "active_at_start": self.active}
+            entry = Entry(data, generation, self.epoch)
+            self.records.append(entry)
+            return entry
+
+    def update(self, entry, **fields):
+        with self.lock:
+            entry.data.update(fields)
+
+    def finish(self, entry):
+        with self.lock:
+            entry.data["end"] = round(time.time(), 6)
+            entry.data["aborted"] = entry.outcome == "aborted"
+            if entry.generation:
+                self.active -= 1
+                if entry.epoch == self.epoch:
+                    if entry.outcome == "aborted":
+                        self.aborted += 1
+                    elif entry.outcome == "served" and entry.data["status"] == 200:
+                        self.served += 1
+            if self.record_file:
+                with open(self.record_file, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(entry.data, ensure_ascii=False) + "\n")
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(entry.data) for entry in self.records]
+
+    def stats(self):
+        with self.lock:
+            return {"active": self.active, "peak": self.peak, "served": self.served,
+                    "aborted": self.aborted, "total": self.total}
+
+    def reset(self):
+        with self.lock:
+            self.records = []
+            self.seq = 0
+            self.epoch += 1
+            self.served = self.aborted = self.total = 0
+            self.peak = self.active
+
+
+# ---------------------------------------------------------------- generations
+
+class Generation:
+    """One generation's output in the shape of its endpoint: the pieces of a
+    stream (NDJSON lines or SSE events), or the whole response at once."""
+
+    def __init__(self, kind, model, tokens, prompt_count, seq, include_usage=False):
+        self.kind = kind  # "generate", "chat", "v1_chat" or "v1_completions"
+        self.model = model  # as the client named it: Ollama echoes that
+        self.tokens = tokens
+        self.prompt_count = max(1, prompt_count)
+        self.include_usage = include_usage
+        self.id = ("chatcmpl-%d" if kind == "v1_chat" else "cmpl-%d") % (seq % 999)
+        self.created = int(time.time())
+        self.started = time.monotonic()
+        self.loaded_at = self.started
+
+    @property
+    def content_type(self):
+        if self.kind.startswith("v1_"):
+            return "text/event-stream"
+        return "application/x-ndjson"
+
+    def loaded(self):
+        """Marks the end of the model load (the first delay)."""
+        self.loaded_at = time.monotonic()
+
+    @staticmethod
+    def token(i):
+        return f"tok{i} "
+
+    def text(self):
+        return "".join(self.token(i) for i in range(1, self.tokens + 1))
+
+    def metrics(self):
+        now = time.monotonic()
+        ns = lambda seconds: max(1, int(seconds * 1e9))  # noqa: E731
+        return {
+            "total_duration": ns(now - self.started),
+            "load_duration": ns(self.loaded_at - self.started),
+            "prompt_eval_count": self.prompt_count,
+            "prompt_eval_duration": self.prompt_count * 250000,
+            "eval_count": self.tokens,
+            "eval_duration": ns(now - self.loaded_at),
+        }
+
+    def usage(self):
+        return {"prompt_tokens": self.prompt_count, "completion_tokens": self.tokens,
+                "total_tokens": self.prompt_count + self.tokens}
+
+    # --- Ollama's own objects
+
+    def _ollama(self, content, done):
+        line = {"model": self.model, "created_at": go_time()}
+        if self.kind == "generate":
+            line["response"] = content
+            line["done"] = done
+            if done:
+                line["done_reason"] = "stop"
+                line["context"] = list(range(1, self.prompt_count + self.tokens + 1))
+        else:
+            line["message"] = {"role": "assistant", "content": content}
+            if done:
+                line["done_reason"] = "stop"
+            line["done"] = done
+        if done:
+            line.update(self.metrics())
+        return line
+
+    # --- OpenAI's objects, as Ollama 0.6.8 builds them
+
+    def _chunk(self, content, finish_reason):
+        base = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "system_fingerprint": "fp_ollama"}
+        if self.kind == "v1_chat":
+            base["choices"] = [{"index": 0,
+                                "delta": {"role": "assistant", "content": content},
+                                "finish_reason": finish_reason}]
+        else:
+            base = {"id": self.id, "object": "text_completion", "created": self.created,
+                    "choices": [{"text": content, "index": 0,
+                                 "finish_reason": finish_reason}],
+                    "model": self.model, "system_fingerprint": "fp_ollama"}
+        return base
+
+    @staticmethod
+    def _event(value):
+        return f"data: {go_json(value)}\n\n".encode()
+
+    # --- what the handler sends
+
+    def token_piece(self, i):
+        if self.kind.startswith("v1_"):
+            return self._event(self._chunk(self.token(i), None))
+        return (go_json(self._ollama(self.token(i), False)) + "\n").encode()
+
+    def final_pieces(self):
+        if not self.kind.startswith("v1_"):
+            return [(go_json(self._ollama("", True)) + "\n").encode()]
+        final = self._chunk("", "stop")
+        pieces = [self._event(final)]
+        if self.include_usage:
+            final["choices"] = []
+            final["usage"] = self.usage()
+            pieces.append(self._event(final))
+        pieces.append(b"data: [DONE]\n\n")
+        return pieces
+
+    def error_piece(self):
+        """Ollama's mid-stream error: a last NDJSON line without "done". On
+        /v1 it is an SSE event in OpenAI's error shape, which the openai
+        clients raise as an APIError."""
+        if self.kind.startswith("v1_"):
+            return self._event(openai_error(500, MID_STREAM_ERROR))
+        return (go_json({"error": MID_STREAM_ERROR}) + "\n").encode()
+
+    def whole(self):
+        """The response to "stream": false, as (body bytes, content type)."""
+        if not self.kind.startswith("v1_"):
+            return go_json(self._ollama(self.text(), True)).encode(), JSON_TYPE
+        if self.kind == "v1_chat":
+            value = {"id": self.id, "object": "chat.completion", "created": self.created,
+                     "model": self.model, "system_fingerprint": "fp_ollama",
+                     "choices": [{"index": 0,
+                                  "message": {"role": "assistant", "content": self.text()},
+                                  "finish_reason": "stop"}],
+                     "usage": self.usage()}
+        else:
+            value = {"id": self.id, "object": "text_completion", "created": self.created,
+                     "model": self.model, "system_fingerprint": "fp_ollama",
+                     "choices": [{"text": self.text(), "index": 0, "finish_reason": "stop"}],
+                     "usage": self.usage()}
+        return (go_json(value) + "\n").encode(), "application/json"
+
+
+def openai_error(status, message):
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class RequestError(Exception):
+    """An error answer in Ollama's shape (or OpenAI's on /v1)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------- HTTP
+
+class Exchange:
+    """What one request carries through the handler."""
+
+    def __init__(self, entry, v1):
+        self.entry = entry
+        self.v1 = v1  # answer errors in OpenAI's shape
+        # set from the X-Standin-* headers once the request is routed
+        self.tokens = None  # None: from num_predict or --tokens
+        self.delay = 0.0
+        self.first_delay = 0.0
+        self.fail = None
+        self.hold = False  # X-Standin-Hold: wait for POST /_standin/release
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "StandinServer"
+
+    # every method reaches the router, which answers 404/405 like gin
+    def do_GET(self):
+        self.handle_request()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    # ------------------------------------------------------------ plumbing
+
+    def send_response(self, code, message=None):
+        # like Go's net/http: a Date header and no Server header
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
+
+    def log_request(self, code="-", size="-"):
+        pass  # handle_request logs each request once it ends
+
+    def log_message(self, format, *args):
+        if not self.server.options.quiet:
+            super().log_message(format, *args)
+
+    def read_body(self):
+        """The request body, whole (Content-Length or chunked)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip(), 16)  # ValueError if malformed
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(3)  # the CRLF after the chunk
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        return self.rfile.read(length)
+
+    def client_left(self, seconds):
+        """Wait up to seconds; True as soon as the client has closed its end
+        of the connection (a readable socket with nothing to read)."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                readable, _, _ = select.select([self.connection], [], [],
+                                               max(0.0, min(remaining, POLL_SECONDS)))
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return True
+            except (OSError, ValueError):
+                return True
+            if remaining <= 0:
+                return False
+            if readable:
+                # pipelined bytes, not an EOF: the socket stays readable, so
+                # select cannot pace this loop; writes will notice a departure
+                time.sleep(min(remaining, POLL_SECONDS))
+
+    def write(self, data):
+        """Send bytes at once; False (and the request aborted) when the client is gone."""
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except (ConnectionError, OSError):
+            self.gone()
+            return False
+
+    def gone(self):
+        self.ex.entry.outcome = "aborted"
+        self.close_connection = True
+
+    def hang_up(self):
+        """Close the connection now, whatever was (not) sent."""
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def stall(self):
+        """Send nothing more; hold the connection until the client leaves."""
+        while not self.client_left(3600):
+            pass
+        self.gone()
+
+    def begin_response(self, status, headers):
+        """The status line and headers; False when the client is gone."""
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.request_version == "HTTP/1.0" and not self.close_connection:
+            self.send_header("Connection", "keep-alive")  # as Go does for a 1.0 keep-alive
+        if self.ex is not None:
+            self.server.recorder.update(self.ex.entry, status=status,
+                                        first_byte=round(time.time(), 6))
+        try:
+            self.end_headers()
+            return True
+        except (ConnectionError, OSError):
+            if self.ex is not None:
+                self.gone()
+            return False
+
+    def send_body(self, status, body, content_type, allow_mid=False):
+        """A response with a Content-Length. With allow_mid, a stall-mid or
+        close-mid failure sends the headers and half of the body."""
+        headers = [("Content-Length", str(len(body)))]
+        if content_type:
+            headers.insert(0, ("Content-Type", content_type))
+        if not self.begin_response(status, headers):
+            return False
+        if self.command == "HEAD":
+            return True
+        mid = self.ex.fail if allow_mid and self.ex is not None else None
+        if mid in ("stall-mid", "close-mid"):
+            if self.write(body[:len(body) // 2]):
+                self.stall() if mid == "stall-mid" else self.hang_up()
+            return False
+        return self.write(body)
+
+    def send_json(self, value, status=200, allow_mid=False):
+        if self.ex is not None and self.ex.v1:
+            return self.send_body(status, (go_json(value) + "\n").encode(),
+                                  "application/json", allow_mid)
+        return self.send_body(status, go_json(value).encode(), JSON_TYPE, allow_mid)
+
+    def send_error_json(self, status, message):
+        if self.ex.v1:
+            return self.send_json(openai_error(status, message), status)
+        return self.send_json({"error": message}, status)
+
+    # ------------------------------------------------------------ requests
+
+    def handle_request(self):
+        self.ex = None
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/_standin" or path.startswith("/_standin/"):
+            return self.handle_control(path)
+        try:
+            raw = self.read_body()
+        except ValueError:
+            self.close_connection = True
+            return self.send_error(400, "bad request body")
+        state = self.server
+        method = self.command
+        generation = method == "POST" and path in GENERATION_PATHS
+        body = parsed = parse_error = None
+        if raw:
+            text = raw.decode("utf-8", "replace")
+            try:
+                # like Go's json.Decoder: the first value counts, the rest is ignored
+                parsed, _ = json.JSONDecoder().raw_decode(text.lstrip())
+                body = parsed
+            except json.JSONDecodeError as error:
+                body = text
+                parse_error = go_decode_error(text.lstrip(), error)
+        route = ROUTES.get(path, {})
+        match = V1_MODEL_ROUTE.match(path)
+        path_model = urllib.parse.unquote(match.group(1)) if match else None
+        if match:
+            route = {"GET": "v1_model"}
+        model = path_model
+        if isinstance(parsed, dict):
+            named = parsed.get("model") or parsed.get("name")
+            model = named if isinstance(named, str) else None
+        stream = False
+        if method == "POST" and path in STREAMING_PATHS:
+            wanted = parsed.get("stream") if isinstance(parsed, dict) else None
+            # Ollama streams unless told not to; its OpenAI endpoints only when asked
+            stream = wanted is True if path.startswith("/v1/") else wanted is not False
+
+        entry = state.recorder.begin(
+            generation, method=method, path=self.path,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body, model=model, stream=stream, tag=self.headers.get("X-Standin-Tag"))
+        try:
+            self.ex = Exchange(entry, path.startswith("/v1/"))
+            self.dispatch(route, raw, parsed, parse_error, path_model)
+        except (ConnectionError, OSError):
+            self.gone()
+        finally:
+            state.recorder.finish(entry)
+            data = entry.data
+            self.log_message('"%s" %s tokens=%s%s%s', self.requestline, data["status"],
+                             data["tokens_sent"], " tag=%s" % data["tag"] if data["tag"] else "",
+                             " aborted" if data["aborted"] else "")
+
+    def dispatch(self, route, raw, parsed, parse_error, path_model):
+        state = self.server
+        if state.check_host and not host_allowed(self.headers.get("Host"), state.hostname,
+                                                 state.local_addresses):
+            return self.send_body(403, b"", None)
+        if self.command == "OPTIONS":
+            return self.send_body(204, b"", None)  # Ollama's answer to an allowed preflight
+        if not route:
+            return self.send_body(404, b"404 page not found", "text/plain")
+        if self.command not in route:
+            return self.send_body(405, b"405 method not allowed", "text/plain")
+        try:
+            self.read_controls()
+        except RequestError as error:
+            return self.send_error_json(error.status, error.message)
+
+        ex = self.ex
+        if ex.hold and not self.wait_release():
+            return self.gone()
+        if ex.fail in FAILURES or ex.fail in ("close", "stall"):
+            if self.client_left(ex.first_delay):
+                return self.gone()
+            return self.fail_now(parsed, path_model)
+        name = route[self.command]
+        handler = getattr(self, "api_" + name)
+        try:
+            if self.command == "POST":
+                return handler(self.decode(name, raw, parsed, parse_error))
+            if path_model is not None:
+                return handler(path_model)
+            return handler()
+        except RequestError as error:
+            return self.send_error_json(error.status, error.message)
+
+    def read_controls(self):
+        """The X-Standin-* headers of this request."""
+        options = self.server.options
+
+        def number(name, default):
+            value = self.headers.get(name)
+            if value is None:
+                return default
+            if not value.strip().isdigit():
+                raise RequestError(400, f"stand-in: {name} must be a whole number, not {value!r}")
+            return int(value)
+
+        ex = self.ex
+        ex.tokens = number("X-Standin-Tokens", None)
+        ex.delay = number("X-Standin-Delay-Ms", options.delay_ms) / 1000
+        ex.first_delay = number("X-Standin-First-Delay-Ms", options.first_delay_ms) / 1000
+        fail = self.headers.get("X-Standin-Fail")
+        if fail is not None:
+            fail = fail.strip().lower()
+            if fail not in FAIL_MODES:
+                raise RequestError(400, f"stand-in: unknown X-Standin-Fail {fail!r}, use one of "
+                                        + ", ".join(sorted(FAIL_MODES)))
+        ex.fail = fail
+        ex.hold = number("X-Standin-Hold", 0) > 0
+
+    def wait_release(self):
+        """Wait for POST /_standin/release; False when the client leaves first."""
+        state = self.server
+        with state.release_cond:
+            start = state.releases
+        while True:
+            with state.release_cond:
+                if state.releases > start:
+                    return True
+                state.release_cond.wait(POLL_SECONDS)
+                if state.releases > start:
+                    return True
+            if self.client_left(0):
+                return False
+
+    def release(self):
+        state = self.server
+        with state.release_cond:
+            state.releases += 1
+            state.release_cond.notify_all()
+        return {}
+
+    def fail_now(self, parsed, path_model):
+        """X-Standin-Fail: a status, close or stall, instead of the answer."""
+        fail = self.ex.fail
+        if fail == "close":
+            return self.hang_up()
+        if fail == "stall":
+            return self.stall()
+        status, message = FAILURES[fail]
+        if message is None:
+            name = path_model or (parsed.get("model") if isinstance(parsed, dict) else None)
+            message = self.not_found(name if isinstance(name, str) else "").message
+        return self.send_error_json(status, message)
+
+    def decode(self, kind, raw, parsed, parse_error):
+        """The request body as Ollama decodes it, or the 400 it answers."""
+        if not raw.strip():
+            # Ollama: "missing request body"; its OpenAI middleware passes Go's io.EOF
+            raise RequestError(400, "EOF" if self.ex.v1 else "missing request body")
+        if parse_error:
+            raise RequestError(400, parse_error)
+        go_type, fields = REQUEST_TYPES[kind]
+        if parsed is None:
+            return {}  # a JSON null decodes to an empty request in Go
+        if not isinstance(parsed, dict):
+            raise RequestError(400, f"json: cannot unmarshal {json_kind(parsed)} "
+                                    f"into Go value of type {go_type}")
+        for field, wanted in fields.items():
+            value = parsed.get(field)
+            kind_found = json_kind(value)
+            if value is not None and kind_found != GO_KINDS[wanted]:
+                raise RequestError(400, f"json: cannot unmarshal {kind_found} into Go struct "
+                                        f"field {go_type.split('.')[1]}.{field} of type "
+                                        f"{GO_TYPE_NAMES.get(wanted, wanted)}")
+        return parsed
+
+    def not_found(self, name):
+        return RequestError(404, f'model "{name}" not found, try pulling it first')
+
+    def installed(self, body, capability=None, action=None):
+        """The model a request names, as (name as given, catalog entry)."""
+        name = body.get("model") or body.get("name") or ""
+        if not name:
+            raise RequestError(400, "model is required")
+        info = self.server.catalog.get(canonical_model(name))
+        if info is None:
+            raise RequestError(404, self.not_found(name).message)
+        if capability and capability not in info["capabilities"]:
+            raise RequestError(400, f'"{name}" does not support {action}')
+        with self.server.recorder.lock:
+            self.server.loaded.add(info["name"])
+        return name, info
+
+    def token_count(self, body):
+        """X-Standin-Tokens, else num_predict (max_tokens on /v1), else --tokens."""
+        if self.ex.tokens is not None:
+            return self.ex.tokens
+        if self.ex.v1:
+            wanted = body.get("max_tokens")
+        else:
+            options = body.get("options") or {}
+            wanted = options.get("num_predict")
+        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted >= 0:
+            return wanted  # Ollama's -1 (no limit) and -2 (fill the context) fall through
+        return self.server.options.tokens
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, generation, stream):
+        ex = self.ex
+        if self.client_left(ex.first_delay):
+            return self.gone()
+        generation.loaded()
+        if not stream:
+            if self.client_left(max(0, generation.tokens - 1) * ex.delay):
+                return self.gone()
+            if ex.fail == "error-mid":
+                return self.send_error_json(500, MID_STREAM_ERROR)
+            body, content_type = generation.whole()
+            if self.send_body(200, body, content_type, allow_mid=True):
+                self.server.recorder.update(ex.entry, tokens_sent=generation.tokens)
+                ex.entry.outcome = "served"
+            return
+
+        # Go streams with chunked encoding to HTTP/1.1 clients, and to
+        # HTTP/1.0 ones (nginx's default upstream protocol) until it closes
+        chunked = self.request_version != "HTTP/1.0"
+        framing = ("Transfer-Encoding", "chunked") if chunked else ("Connection", "close")
+        if not self.begin_response(200, [("Content-Type", generation.content_type), framing]):
+            return
+
+        def send(piece):
+            return self.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+
+        mid = ex.fail if ex.fail in MID_FAILURES else None
+        count = MID_STREAM_TOKENS if mid else generation.tokens
+        for i in range(1, count + 1):
+            if self.client_left(ex.delay if i > 1 else 0):
+                return self.gone()
+            if not send(generation.token_piece(i)):
+                return
+            self.server.recorder.update(ex.entry, tokens_sent=i)
+        if mid == "stall-mid":
+            return self.stall()
+        if mid == "close-mid":
+            return self.hang_up()
+        pieces = [generation.error_piece()] if mid else generation.final_pieces()
+        for piece in pieces:
+            if not send(piece):
+                return
+        if chunked and not self.write(b"0\r\n\r\n"):
+            return
+        if not mid:
+            ex.entry.outcome = "served"
+
+    def new_generation(self, kind, body, model, prompt_count, include_usage=False):
+        return Generation(kind, model, self.token_count(body), prompt_count,
+                          self.ex.entry.data["seq"], include_usage)
+
+    def embeddings_reply(self, value):
+        """An embeddings answer after the first delay (a model load)."""
+        if self.client_left(self.ex.first_delay):
+            return self.gone()
+        if self.ex.fail == "error-mid":
+            return self.send_error_json(500, MID_STREAM_ERROR)
+        if self.send_json(value, allow_mid=True):
+            self.ex.entry.outcome = "served"
+
+    # ------------------------------------------------------------ Ollama API
+
+    def api_root(self):
+        return self.send_body(200, b"Ollama is running", "text/plain; charset=utf-8")
+
+    def api_version(self):
+        return self.send_json({"version": OLLAMA_VERSION})
+
+    @staticmethod
+    def model_summary(info):
+        return {"name": info["name"], "model": info["name"], "modified_at": info["modified_at"],
+                "size": info["size"], "digest": info["digest"], "details": info["details"]}
+
+    def api_tags(self):
+        catalog = self.server.catalog
+        return self.send_json({"models": [self.model_summary(i) for i in catalog.values()]})
+
+    def api_ps(self):
+        with self.server.recorder.lock:
+            loaded = sorted(self.server.loaded)
+        models = []
+        for name in loaded:
+            info = self.server.catalog[name]
+            summary = self.model_summary(info)
+            del summary["modified_at"]
+            summary["expires_at"] = go_time(time.time() + 300)  # keep_alive: 5 minutes
+            summary["size_vram"] = info["size"]
+            models.append(summary)
+        return self.send_json({"models": models})
+
+    def api_show(self, body):
+        name, info = self.installed(body)
+        modelfile = (f'# Modelfile generated by "ollama show"\n'
+                     f"# To build a new Modelfile based on this, replace FROM with:\n"
+                     f"# FROM {name}\n\n"
+                     f"FROM /usr/share/ollama/.ollama/models/blobs/sha256-{info['digest']}\n"
+                     f'TEMPLATE """{info["template"]}"""\n'
+                     + "".join(f"PARAMETER {line}\n" for line in info["parameters"].splitlines()))
+        return self.send_json({
+            "modelfile": modelfile, "parameters": info["parameters"],
+            "template": info["template"], "details": info["details"],
+            "model_info": info["model_info"], "capabilities": info["capabilities"],
+            "modified_at": info["modified_at"],
+        })
+
+    def api_generate(self, body):
+        name, _ = self.installed(body, "completion", "generate")
+        generation = self.new_generation("generate", body, name,
+                                         count_words([body.get("system"), body.get("prompt")]))
+        return self.generate(generation, body.get("stream") is not False)
+
+    def api_chat(self, body):
+        name, _ = self.installed(body, "completion", "chat")
+        generation = self.new_generation("chat", body, name, count_words(body.get("messages")))
+        return self.generate(generation, body.get("stream") is not False)
+
+    def api_embed(self, body):
+        name, _ = self.installed(body)
+        value = body.get("input")
+        if isinstance(value, str):
+            inputs = [value] if value else []
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            inputs = value
+        elif value is None:
+            inputs = []
+        else:
+            raise RequestError(400, "invalid input type")
+        started = time.monotonic()
+        reply = {"model": name, "embeddings": [embedding_of(text) for text in inputs]}
+        if inputs:
+            elapsed = max(1, int((time.monotonic() - started) * 1e9))
+            reply.update(total_duration=elapsed + int(self.ex.first_delay * 1e9),
+                         load_duration=max(1, int(self.ex.first_delay * 1e9)),
+                         prompt_eval_count=max(1, count_words(inputs)))
+        return self.embeddings_reply(reply)
+
+    def api_embeddings(self, body):
+        self.installed(body)
+        prompt = body.get("prompt") or ""
+        return self.embeddings_reply({"embedding": embedding_of(prompt) if prompt else []})
+
+    # ------------------------------------------------------------ OpenAI API
+
+    def openai_model(self, name, info):
+        created = int(datetime.datetime.strptime(
+            info["modified_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp())
+        return {"id": name, "object": "model", "created": created, "owned_by": "library"}
+
+    def api_v1_models(self):
+        catalog = self.server.catalog
+        return self.send_json({"object": "list",
+                               "data": [self.openai_model(n, i) for n, i in catalog.items()]})
+
+    def api_v1_model(self, name):
+        _, info = self.installed({"model": name})
+        return self.send_json(self.openai_model(name, info))
+
+    def api_v1_chat(self, body):
+        if not body.get("messages"):
+            raise RequestError(400, "[] is too short - 'messages'")
+        name, _ = self.installed(body, "completion", "chat")
+        usage = (body.get("stream_options") or {}).get("include_usage") is True
+        generation = self.new_generation("v1_chat", body, name,
+                                         count_words(body.get("messages")), usage)
+        return self.generate(generation, body.get("stream") is True)
+
+    def api_v1_completions(self, body):
+        name, _ = self.installed(body, "completion", "generate")
+        usage = (body.get("stream_options") or {}).get("include_usage") is True
+        generation = self.new_generation("v1_completions", body, name,
+                                         count_words(body.get("prompt")), usage)
+        return self.generate(generation, body.get("stream") is True)
+
+    def api_v1_embeddings(self, body):
+        encoding = body.get("encoding_format") or "float"
+        if encoding.lower() not in ("float", "base64"):
+            raise RequestError(400, f"Invalid value for 'encoding_format' = {encoding}. "
+                                    "Supported values: ['float', 'base64'].")
+        value = body.get("input")
+        if value == "":
+            value = [""]
+        if value is None or value == []:
+            raise RequestError(400, "invalid input")
+        inputs = [value] if isinstance(value, str) else value
+        if not all(isinstance(v, str) for v in inputs):
+            raise RequestError(400, "invalid input type")
+        name, _ = self.installed(body)
+        data = []
+        for index, text in enumerate(inputs):
+            vector = embedding_of(text)
+            if encoding.lower() == "base64":  # little-endian float32, as OpenAI sends it
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "embedding": vector, "index": index})
+        words = max(1, count_words(inputs))
+        return self.embeddings_reply({"object": "list", "data": data, "model": name,
+                                      "usage": {"prompt_tokens": words, "total_tokens": words}})
+
+    # ------------------------------------------------------------ control
+
+    def handle_control(self, path):
+        try:
+            self.read_body()
+        except ValueError:
+            self.close_connection = True
+            return self.send_error(400, "bad request body")
+        recorder = self.server.recorder
+        routes = {"/_standin/requests": ("GET", recorder.snapshot),
+                  "/_standin/stats": ("GET", recorder.stats),
+                  "/_standin/reset": ("POST", lambda: recorder.reset() or {}),
+                  "/_standin/release": ("POST", self.release)}
+        if path not in routes:
+            return self.send_body(404, b'{"error":"no such stand-in endpoint"}',
+                                  "application/json")
+        method, action = routes[path]
+        if self.command != method:
+            return self.send_body(405, b"405 method not allowed", "text/plain")
+        return self.send_body(200, json.dumps(action(), ensure_ascii=False).encode(),
+                              "application/json")
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True  # stalled requests must not hold up the exit
+    request_queue_size = 128  # the gate tests open bursts of connections
+
+    def __init__(self, options):
+        if ":" in options.host:
+            self.address_family = socket.AF_INET6
+        super().__init__((options.host, options.port), Handler)
+        self.options = options
+        self.recorder = Recorder(options.record)
+        self.release_cond = threading.Condition()
+        self.releases = 0
+        self.catalog = model_catalog(options.model)
+        self.loaded = {canonical_model(options.model)}  # as if preloaded
+        self.hostname = socket.gethostname()
+        self.local_addresses = set()
+        try:
+            for info in socket.getaddrinfo(self.hostname, None):
+                self.local_addresses.add(info[4][0])
+        except OSError:
+            pass
+        # Ollama checks the Host header only when it listens on loopback
+        try:
+            self.check_host = ipaddress.ip_address(options.host).is_loopback
+        except ValueError:
+            self.check_host = options.host == "localhost"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="A stand-in for Ollama, for tests.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
+    parser.add_argument("--tokens", type=int, default=8, help="tokens per generation")
+    parser.add_argument("--delay-ms", type=int, default=20, help="pause between tokens")
+    parser.add_argument("--first-delay-ms", type=int, default=0,
+                        help="pause before the first byte, like a model load")
+    parser.add_argument("--model", default="llama3:70b",
+                        help="the chat model (nomic-embed-text:latest is installed too)")
+    parser.add_argument("--record", metavar="FILE",
+                        help="append one JSON line per finished request")
+    parser.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    options = parser.parse_args(argv)
+
+    # Every thread blocks SIGTERM and SIGINT (new threads inherit the mask)
+    # and the main thread waits for them: a handler would run only when the
+    # main thread's select wakes, up to half a second later.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    server = StandinServer(options)
+    threading.Thread(target=server.serve_forever, name="serve", daemon=True).start()
+    host, port = server.server_address[:2]
+    print(f"listening on {host}:{port}", flush=True)
+    signal.sigwait(stop_signals)
+    return 0  # the request threads are daemons: nothing to wait for
+
+
+if __name__ == "__main__":
+    sys.exit(main())
