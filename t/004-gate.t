@@ -1,0 +1,147 @@
+# The gate: dispatch order, capacity within and across workers, and what
+# a client leaving does to the line.
+use lib 't/lib';
+use Test::Seadragon;
+
+our $http_config = <<'_EOC_';
+    seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
+    seadragon_source coding priority=1 if=$http_x_coding;
+    seadragon_source chat   priority=2 if=$http_x_chat;
+    seadragon_source api    priority=3;
+    log_format gate "$http_x_standin_tag $seadragon_queue_id $seadragon_source $pid";
+_EOC_
+
+our $config = <<'_EOC_';
+    access_log logs/gate.log gate;
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+_EOC_
+
+$ENV{TEST_NGINX_CAPACITY} = 1;
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config)
+        unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+# One chat request tagged for the stand-in's record; the source comes from
+# the tag's prefix (coding3 is a coding tool).
+sub chat {
+    my ($tag, %headers) = @_;
+    my ($source) = $tag =~ /^([a-z]+)/;
+    return start_request('POST /api/chat',
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}]}',
+        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
+                     'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0,
+                     %headers });
+}
+
+# How many requests the zone has taken in (debug log of every worker).
+sub queued {
+    my @m = error_log_text() =~ /seadragon queued #\d+/g;
+    return scalar @m;
+}
+
+sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a burst of mixed sources is served by priority, FIFO within each
+--- client
+    # the hold keeps the gate until every request of the burst has queued
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my @burst;
+    my $n = 1;
+    for my $tag (qw(api1 chat1 coding1 api2 coding2 chat2 coding3 api3 chat3)) {
+        push @burst, chat($tag);
+        $n++;
+        wait_until(sub { queued() == $n }, "$tag to queue");
+    }
+    standin_release();
+    my @res = wait_all($hold, @burst);
+    die "not all 200: " . join(",", map { $_->{status} } @res)
+        if grep { $_->{status} != 200 } @res;
+    served_tags() . " peak=" . standin_stats()->{peak};
+--- client_output
+hold,coding1,coding2,coding3,chat1,chat2,chat3,api1,api2,api3 peak=1
+
+
+
+=== TEST 2: capacity 2 runs two generations at once and never three
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=\$TEST_NGINX_CAPACITY/capacity=2/;
+$c
+--- client
+    my @h = map { chat("api$_", 'X-Standin-Tokens' => 5, 'X-Standin-Delay-Ms' => 40) } 1 .. 6;
+    my @res = wait_all(@h);
+    die "not all 200" if grep { $_->{status} != 200 } @res;
+    my $s = standin_stats();
+    "served=$s->{served} peak=$s->{peak}";
+--- client_output: served=6 peak=2
+
+
+
+=== TEST 3: capacity 1 runs one generation at a time
+--- client
+    my @h = map { chat("api$_", 'X-Standin-Tokens' => 5, 'X-Standin-Delay-Ms' => 20) } 1 .. 6;
+    wait_all(@h);
+    my $s = standin_stats();
+    "served=$s->{served} peak=$s->{peak}";
+--- client_output: served=6 peak=1
+
+
+
+=== TEST 4: a client that leaves while parked leaves the line, and the next is served
+--- client
+    my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 50);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $leaver = chat('coding1');
+    wait_until(sub { queued() == 2 }, 'coding1 to queue');
+    my $next = chat('api1');
+    wait_until(sub { queued() == 3 }, 'api1 to queue');
+    abort_request($leaver);
+    wait_until(sub { error_log_text() =~ /seadragon release #2, left the line/ },
+               'coding1 to leave the line');
+    my ($h, $n) = wait_all($hold, $next);
+    served_tags() . " $h->{status} $n->{status}";
+--- client_output: hold,api1 200 200
+--- error_log
+client prematurely closed connection
+
+
+
+=== TEST 5: a client that leaves while its answer streams frees the slot and stops Ollama
+--- client
+    my $streaming = chat('api1', 'X-Standin-Tokens' => 200, 'X-Standin-Delay-Ms' => 50);
+    wait_until(sub { my $r = standin_requests()->[0]; $r && $r->{tokens_sent} >= 2 },
+               'api1 to stream');
+    my $next = chat('api2');
+    wait_until(sub { queued() == 2 }, 'api2 to queue');
+    abort_request($streaming);
+    my $n = wait_request($next);
+    wait_until(sub { standin_requests()->[0]{end} }, 'Ollama to notice');
+    my $first = standin_requests()->[0];
+    sprintf "%s %s aborted=%s tokens<200=%s", served_tags(), $n->{status},
+        ($first->{aborted} ? 'yes' : 'no'),
+        ($first->{tokens_sent} < 200 ? 'yes' : 'no');
+--- client_output: api1,api2 200 aborted=yes tokens<200=yes
+
+
+
+=== TEST 6: an admitted request that fails at Ollama frees its slot at once
+--- client
+    my $fail = chat('api1', 'X-Standin-Fail' => '500', 'X-Standin-First-Delay-Ms' => 300);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'api1 to reach Ollama');
+    my $next = chat('api2');
+    my ($f, $n) = wait_all($fail, $next);
+    served_tags() . " $f->{status} $n->{status}";
+--- client_output: api1,api2 500 200

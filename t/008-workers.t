@@ -1,0 +1,150 @@
+# The gate with two worker processes: one queue and one capacity for the
+# whole zone, whichever worker takes a request.
+use lib 't/lib';
+use Test::Seadragon;
+
+workers(2);
+master_on();
+
+our $http_config = <<'_EOC_';
+    seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
+    seadragon_source coding priority=1 if=$http_x_coding;
+    seadragon_source chat   priority=2 if=$http_x_chat;
+    seadragon_source api    priority=3;
+    log_format gate "$http_x_standin_tag $seadragon_queue_id $seadragon_source $pid";
+_EOC_
+
+our $config = <<'_EOC_';
+    access_log logs/gate.log gate;
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+_EOC_
+
+$ENV{TEST_NGINX_CAPACITY} = 1;
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config)
+        unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+# One chat request tagged for the stand-in's record; the source comes from
+# the tag's prefix (coding3 is a coding tool).
+sub chat {
+    my ($tag, %headers) = @_;
+    my ($source) = $tag =~ /^([a-z]+)/;
+    return start_request('POST /api/chat',
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}]}',
+        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
+                     'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0,
+                     %headers });
+}
+
+# How many requests the zone has taken in (debug log of every worker).
+sub queued {
+    my @m = error_log_text() =~ /seadragon queued #\d+/g;
+    return scalar @m;
+}
+
+sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: with 2 workers, a burst of 200 from three sources keeps the order and the capacity
+--- http_config eval
+$::http_config . <<'_EOC_';
+    server {
+        listen 127.0.0.1:$TEST_NGINX_REUSEPORT_PORT reuseport;
+        access_log logs/gate.log gate;
+        location /api/ {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+            proxy_set_header Host localhost;
+            proxy_buffering off;
+        }
+    }
+_EOC_
+--- timeout: 60
+--- client
+    # every request arrives while the gate is held, so the stand-in must see
+    # them in exactly (priority, arrival) order, whichever worker took each
+    my $port = $ENV{TEST_NGINX_REUSEPORT_PORT};
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my @sources = qw(api chat coding);
+    my @h;
+    for my $i (1 .. 200) {
+        my $src = $sources[($i * 7) % 3];
+        push @h, start_request('POST /api/chat', port => $port,
+            body => '{"model":"llama3:70b","messages":[]}',
+            headers => { 'X-Standin-Tag' => "$src$i", "X-$src" => 1,
+                         'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0 });
+    }
+    wait_until(sub { queued() == 201 }, 'the burst to queue', 30);
+    standin_release();
+    my @res = wait_all($hold, @h);
+    my @bad = grep { $_->{status} != 200 } @res;
+    die scalar(@bad) . " requests failed" if @bad;
+
+    my %rank = (coding => 1, chat => 2, api => 3);
+    my (%id, %pids);
+    for (split /\n/, access_log_text('gate.log')) {
+        my ($tag, $id, $src, $pid) = split / /;
+        $id{$tag} = $id;
+        $pids{$pid}++ if $tag ne 'hold';
+    }
+    my @served = map { $_->{tag} } @{ standin_requests() };
+    shift @served;                       # the hold
+    my @expected = sort { $rank{($a =~ /^([a-z]+)/)[0]} <=> $rank{($b =~ /^([a-z]+)/)[0]}
+                          or $id{$a} <=> $id{$b} } @served;
+    my ($inversions, $fifo_breaks) = (0, 0);
+    for my $i (1 .. $#served) {
+        my ($p, $c) = @served[$i - 1, $i];
+        my ($ps) = $p =~ /^([a-z]+)/;
+        my ($cs) = $c =~ /^([a-z]+)/;
+        $inversions++ if $rank{$cs} < $rank{$ps};
+        $fifo_breaks++ if $cs eq $ps && $id{$c} < $id{$p};
+    }
+    sprintf "served=%d workers=%d inversions=%d fifo_breaks=%d exact=%s peak=%d",
+        scalar(@served), scalar(keys %pids), $inversions, $fifo_breaks,
+        ("@served" eq "@expected" ? "yes" : "no"), standin_stats()->{peak};
+--- client_output
+served=200 workers=2 inversions=0 fifo_breaks=0 exact=yes peak=1
+
+
+
+=== TEST 2: with 2 workers and capacity 2, the capacity is global, not per worker
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=\$TEST_NGINX_CAPACITY/capacity=2/;
+$c . <<'_EOC_';
+    server {
+        listen 127.0.0.1:$TEST_NGINX_REUSEPORT_PORT reuseport;
+        location /api/ {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+            proxy_set_header Host localhost;
+            proxy_buffering off;
+        }
+    }
+_EOC_
+--- timeout: 60
+--- client
+    my $port = $ENV{TEST_NGINX_REUSEPORT_PORT};
+    my @h = map {
+        start_request('POST /api/chat', port => $port,
+            body => '{"model":"llama3:70b","messages":[]}',
+            headers => { 'X-Standin-Tag' => "api$_", 'X-Standin-Tokens' => 4,
+                         'X-Standin-Delay-Ms' => 30 })
+    } 1 .. 30;
+    my @res = wait_all(@h);
+    die "failures" if grep { $_->{status} != 200 } @res;
+    my $s = standin_stats();
+    "served=$s->{served} peak=$s->{peak}";
+--- client_output: served=30 peak=2
