@@ -1,0 +1,91 @@
+# The shipped example, conf/seadragon.conf, works as it is: only its
+# addresses and log path are moved to the test's own.
+use lib 't/lib';
+use Test::Seadragon;
+use FindBin;
+
+# the example, with placeholders the harness fills in for each block
+open my $fh, '<', "$FindBin::Bin/../conf/seadragon.conf" or die $!;
+our $example = do { local $/; <$fh> };
+$example =~ s/127\.0\.0\.1:11434/127.0.0.1:\$TEST_NGINX_OLLAMA_PORT/g
+    or die "no Ollama address in the example";
+$example =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_PORT;/
+    or die "no listen line in the example";
+$example =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $example);
+    $block->set_value("config", "    location = /unused { return 204; }\n");
+});
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the example starts and answers at Ollama's root
+--- client
+    my $r = request('GET /', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    "$r->{status} $r->{body}";
+--- client_output: 200 Ollama is running
+
+
+
+=== TEST 2: a streamed chat through the reference URL, with the queue headers
+--- client
+    my $r = request('POST /api/ollama/chat', port => $ENV{TEST_NGINX_EXAMPLE_PORT},
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+        headers => { 'X-Standin-Tokens' => 4 });
+    my $s = standin_requests()->[0];
+    my @lines = split /\n/, $r->{body};
+    join " ", $r->{status}, $r->{headers}{'content-type'}, scalar(@lines),
+        "position=$r->{headers}{'x-queue-position'}",
+        "wait=$r->{headers}{'x-queue-wait-time'}", $s->{path}, $s->{headers}{host};
+--- client_output: 200 application/x-ndjson 5 position=1 wait=0 /api/chat localhost
+
+
+
+=== TEST 3: GET /api/ollama/tags reaches Ollama's /api/tags without queueing
+--- client
+    my $r = request('GET /api/ollama/tags', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    join " ", $r->{status}, (exists $r->{headers}{'x-queue-position'} ? 'queued' : 'not-queued'),
+        ($r->{body} =~ /"models"/ ? 'models' : 'none'), standin_requests()->[0]{path};
+--- client_output: 200 not-queued models /api/tags
+
+
+
+=== TEST 4: Ollama's own paths and the OpenAI-compatible ones work as a base URL
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my $a = request('POST /api/generate', port => $p,
+        body => '{"model":"llama3:70b","prompt":"hi","stream":false}');
+    my $b = request('POST /v1/chat/completions', port => $p,
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":true}');
+    my $c = request('GET /v1/models', port => $p);
+    my $d = request('GET /', port => $p);
+    join " ", $a->{status}, $b->{status},
+        ($b->{body} =~ /data: \[DONE\]/ ? 'sse' : 'no-sse'), $c->{status}, $d->{body};
+--- client_output: 200 200 sse 200 Ollama is running
+
+
+
+=== TEST 5: coding tools are told apart by their User-Agent
+--- client
+    my $r = request('POST /api/chat', port => $ENV{TEST_NGINX_EXAMPLE_PORT},
+        body => '{"model":"llama3:70b","messages":[],"stream":false}',
+        headers => { 'User-Agent' => 'Continue/1.0 (vscode)' });
+    my $line;
+    wait_until(sub {
+        ($line) = grep { m{POST /api/chat} } split /\n/, access_log_text('seadragon.access.log');
+        defined $line }, 'the access log line');
+    ($line =~ /source=(\S+) priority=(\d+) model=(\S+)/) ? "$1 $2 $3" : $line;
+--- client_output: coding 1 llama3:70b
+
+
+
+=== TEST 6: an unknown path is a JSON 404
+--- client
+    my $r = request('GET /admin.php', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    "$r->{status} $r->{headers}{'content-type'} $r->{body}";
+--- client_output: 404 application/json {"error":"not found"}
