@@ -47,6 +47,9 @@ Control headers (per request, all optional)
     X-Standin-Hold: 1            before answering, wait for POST /_standin/release
                                  (a test holds the gate this way, then lets it go
                                  at the moment it chooses)
+    X-Standin-Pause-After: N     stream N tokens, then wait for POST /_standin/release
+                                 before the rest (a stream in progress, on hold)
+    A release counts for every request that started before it.
     X-Standin-Fail: MODE         after the first delay:
         500 | 503 | 400 | 404    that status with an Ollama-style JSON error
         close                    close the connection at once, sending nothing
@@ -585,6 +588,8 @@ class Exchange:
         self.first_delay = 0.0
         self.fail = None
         self.hold = False  # X-Standin-Hold: wait for POST /_standin/release
+        self.pause_after = None  # X-Standin-Pause-After: tokens before the wait
+        self.release_mark = 0  # releases seen when the request started
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -837,12 +842,15 @@ class Handler(BaseHTTPRequestHandler):
                                         + ", ".join(sorted(FAIL_MODES)))
         ex.fail = fail
         ex.hold = number("X-Standin-Hold", 0) > 0
+        ex.pause_after = number("X-Standin-Pause-After", None)
+        with self.server.release_cond:
+            ex.release_mark = self.server.releases
 
     def wait_release(self):
-        """Wait for POST /_standin/release; False when the client leaves first."""
+        """Wait for a POST /_standin/release made since this request started;
+        False when the client leaves first."""
         state = self.server
-        with state.release_cond:
-            start = state.releases
+        start = self.ex.release_mark
         while True:
             with state.release_cond:
                 if state.releases > start:
@@ -961,6 +969,8 @@ class Handler(BaseHTTPRequestHandler):
             if not send(generation.token_piece(i)):
                 return
             self.server.recorder.update(ex.entry, tokens_sent=i)
+            if i == ex.pause_after and not self.wait_release():
+                return self.gone()
         if mid == "stall-mid":
             return self.stall()
         if mid == "close-mid":

@@ -649,6 +649,17 @@ class StandinTest(unittest.TestCase):
         self.assertEqual((record["tag"], record["aborted"], record["tokens_sent"]),
                          ("held", False, 2))
 
+    def test_pause_after_tokens_until_release(self):
+        raw = self.raw().send("POST", "/api/chat", CHAT,
+                              {"X-Standin-Pause-After": "2", "X-Standin-Tokens": 4,
+                               "X-Standin-Delay-Ms": 0})
+        raw.read_head()
+        self.assertTrue(raw.read_chunk()[0] and raw.read_chunk()[0])
+        self.assertTrue(raw.silent_for(0.3))
+        self.request("POST", "/_standin/release", b"")
+        self.assertEqual(len(raw.read_chunks()), 3)   # the other two and the final line
+        self.assertEqual(self.ended()["tokens_sent"], 4)
+
     def test_hold_client_leaves(self):
         raw = self.raw().send("POST", "/api/chat", CHAT, {"X-Standin-Hold": "1"})
         self.wait_until(lambda: self.stats()["active"] == 1, "the held request")

@@ -255,7 +255,7 @@ empty condition in "if=": expected if=$variable
 --- config
 --- must_die
 --- error_log
-invalid parameter "weight=3": expected priority=, if= or max_queued=
+invalid parameter "weight=3": expected priority=, if=, max_queued=, key or whitelist
 
 
 

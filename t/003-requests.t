@@ -137,7 +137,8 @@ GET /plain
 X-Coding: 1
 --- response_body: plain
 --- client
-    my $log = do { local $/; open my $fh, '<', servroot() . '/logs/sd.log' or die $!; <$fh> };
+    my $log = '';
+    wait_until(sub { $log = access_log_text('sd.log'); length $log }, 'the access log line');
     $log;
 --- client_output_like: /plain source=coding priority=1 wait=-
 

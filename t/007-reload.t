@@ -33,13 +33,19 @@ __DATA__
             headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
                          'X-Standin-Tokens' => 1, %h });
     }
-    my $hold = chat('hold', 'X-Standin-Tokens' => 60, 'X-Standin-Delay-Ms' => 50);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to stream');
+    # the hold streams two tokens, then pauses until released
+    my $hold = chat('hold', 'X-Standin-Tokens' => 4, 'X-Standin-Delay-Ms' => 0,
+                    'X-Standin-Pause-After' => 2);
+    wait_until(sub { my $r = standin_requests()->[0]; $r && $r->{tokens_sent} == 2 },
+               'the hold to stream');
     my $c1 = chat('coding1');
     my $a1 = chat('api1');
     wait_until(sub { my @m = error_log_text() =~ /seadragon queued/g; @m == 3 }, 'two to park');
     nginx_reload();
     my $c2 = chat('coding2');
+    wait_until(sub { my @m = error_log_text() =~ /seadragon queued/g; @m == 4 },
+               'coding2 to park in a new worker');
+    standin_release();
     my @r = wait_all($hold, $c1, $a1, $c2);
     my %id = map { split / / } split /\n/, access_log_text('ids.log');
     join " ", (map { $_->{status} } @r),
