@@ -1,9 +1,12 @@
 # The test harness itself (t/lib/Test/Seadragon.pm), against plain nginx:
 # no Seadragon module is loaded here.  The blocks that need the stand-in
-# Ollama are skipped while scripts/ollama-standin.py does not exist.
+# Ollama (scripts/ollama-standin.py) are skipped when it is missing.  The
+# last block runs a nested file of failing blocks to show that failures
+# are reported.
 BEGIN { $ENV{TEST_NGINX_LOAD_MODULES} = '' }
 
 use lib 't/lib';
+use File::Basename ();
 use Test::Seadragon;
 
 our $big = join '', map { sprintf "%07d\n", $_ } 1 .. 2048;   # 16 KiB
@@ -465,7 +468,29 @@ GET /
 
 
 
-=== TEST 30: skip_nginx keeps a block for this nginx
+=== TEST 30: a block marked SKIP does not run
+--- SKIP
+--- request
+GET /
+--- error_code: 500
+
+
+
+=== TEST 31: log_level sets the level of the error log
+--- log_level: info
+--- config
+    location / { root html; }
+--- request
+GET /missing.html
+--- error_code: 404
+--- error_log
+[error]
+--- no_error_log
+[debug]
+
+
+
+=== TEST 32: skip_nginx keeps a block for this nginx
 --- skip_nginx: > 999.0
 --- request
 GET /
@@ -474,7 +499,7 @@ default
 
 
 
-=== TEST 31: no_standin points $TEST_NGINX_OLLAMA_PORT where nothing listens
+=== TEST 33: no_standin points $TEST_NGINX_OLLAMA_PORT where nothing listens
 --- no_standin
 --- config eval
 $::standin
@@ -486,7 +511,7 @@ GET /api/tags
 
 
 
-=== TEST 32: a request through proxy_pass reaches the stand-in Ollama
+=== TEST 34: a request through proxy_pass reaches the stand-in Ollama
 --- skip_eval: no_standin_script()
 --- config eval
 $::standin
@@ -510,7 +535,7 @@ Content-Type: application/x-ndjson
 
 
 
-=== TEST 33: concurrent requests to the stand-in, with start_request and wait_all
+=== TEST 35: concurrent requests to the stand-in, with start_request and wait_all
 --- skip_eval: no_standin_script()
 --- config eval
 $::standin
@@ -523,31 +548,33 @@ $::standin
     } 1 .. 4;
     my @r = wait_all(@h);
     my $s = standin_requests();
+    my $peak = standin_stats()->{peak};
+    standin_reset();
     join " ", (map { $_->{status} } @r),
         join(",", sort map { $_->{tag} } @$s),
-        'peak=' . standin_stats()->{peak};
---- client_output: 200 200 200 200 r1,r2,r3,r4 peak=4
+        "peak=$peak", 'after reset: ' . scalar(@{ standin_requests() });
+--- client_output: 200 200 200 200 r1,r2,r3,r4 peak=4 after reset: 0
 
 
 
-=== TEST 34: chunk times follow the stand-in's tokens
+=== TEST 36: chunk times follow the stand-in's tokens
 --- skip_eval: no_standin_script()
 --- config eval
 $::standin
 --- client
     my $r = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[]}',
-                    headers => { 'X-Standin-Tokens' => 4, 'X-Standin-Delay-Ms' => 200 });
+                    headers => { 'X-Standin-Tokens' => 6, 'X-Standin-Delay-Ms' => 200 });
     my $s = standin_requests()->[0];
     my @c = @{ $r->{chunks} };
     my $gaps = grep { $c[$_][0] - $c[$_ - 1][0] > 0.1 } 1 .. $#c;
-    join " ", scalar(@c) >= 4 ? 'chunks' : 'few chunks: ' . scalar(@c),
-        ($gaps >= 3 ? 'spaced' : "gaps=$gaps"),
+    join " ", scalar(@c) >= 6 ? 'chunks' : 'few chunks: ' . scalar(@c),
+        ($gaps >= 5 ? 'spaced' : "gaps=$gaps"),
         ($r->{first_byte} < $s->{end} - 0.5 ? 'first byte early' : 'first byte late');
 --- client_output: chunks spaced first byte early
 
 
 
-=== TEST 35: a client that leaves is seen by nginx and by the stand-in
+=== TEST 37: a client that leaves is seen by nginx and by the stand-in
 --- skip_eval: no_standin_script()
 --- config eval
 $::standin
@@ -571,7 +598,7 @@ client prematurely closed connection
 
 
 
-=== TEST 36: the harness reports failures (a nested run of failing blocks)
+=== TEST 38: the harness reports failures (a nested run of failing blocks)
 --- timeout: 60
 --- client
     my $dir = servroot() . '/html';
@@ -663,17 +690,32 @@ client prematurely closed connection
             select undef, undef, undef, 0.2;
             'killed';
         --- client_output: killed
+
+        === TEST 11: the workers of a master that died
+        --- client
+            open my $fh, '>', servroot() . '/../000-harness-orphans.txt' or die $!;
+            print $fh join ' ', nginx_worker_pids();
+            close $fh;
+            kill 'KILL', nginx_master_pid();
+            select undef, undef, undef, 0.2;
+            'killed';
+        --- client_output: killed
         _EOT_
     close $fh;
 
     local %ENV = %ENV;
     delete $ENV{$_} for grep { /^TEST_NGINX_/ && !/^TEST_NGINX_(BINARY|STANDIN|USE_VALGRIND)$/ } keys %ENV;
+    my $base = File::Basename::dirname(servroot());
+    $ENV{TEST_NGINX_SERVROOT} = $base;
+    unlink "$base/000-harness-orphans.txt";
     my $lib = "$TEST_NGINX_REPO/t/lib";
     my $tap = `$^X -I$lib $file 2>$dir/nested.err`;
     my @lines = map { /^(not ok|ok) \d+ - (.*)$/ ? "$1 - $2" : /^(1\.\.\d+)$/ ? $1 : () }
                 split /\n/, $tap;
     my %seen;
-    join "\n", grep { !$seen{$_}++ } @lines;
+    my @orphans = split ' ', do { local (@ARGV, $/) = "$base/000-harness-orphans.txt"; <> // '' };
+    join "\n", (grep { !$seen{$_}++ } @lines),
+        scalar(@orphans) . " workers, " . scalar(grep { kill 0, $_ } @orphans) . " left";
 --- client_output
 ok - TEST 1: workers(2) and master_on() give two workers - client_output is expected
 not ok - TEST 2: a wrong status - status code ok
@@ -693,4 +735,7 @@ ok - TEST 9: a worker that crashes - client_output is expected
 not ok - TEST 9: a worker that crashes - no nginx process crashed
 ok - TEST 10: nginx that is gone before the end - client_output is expected
 not ok - TEST 10: nginx that is gone before the end - nginx is still running at the end of the block
-1..36
+ok - TEST 11: the workers of a master that died - client_output is expected
+not ok - TEST 11: the workers of a master that died - nginx is still running at the end of the block
+1..40
+2 workers, 0 left

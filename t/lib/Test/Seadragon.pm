@@ -88,7 +88,18 @@ C<--- master_on>, C<--- log_level: info>).
 
 C<$TEST_NGINX_OLLAMA_PORT> is a port where nothing listens, for this block.
 
+=item user_files
+
+Files written under F<html/> before nginx starts: C<E<gt>E<gt>E<gt> name>
+lines, each followed by the file's content; or with C<eval>,
+C<[[name =E<gt> content], ...]>.
+
 =back
+
+Directives the harness writes itself (C<default_type>, C<keepalive_timeout>,
+the C<*_temp_path>s, C<client_max_body_size>) are left out, or moved to
+C<http>, when a section sets them, so that no block fails on "directive is
+duplicate".
 
 The generated file looks like this (C<user root;> only when run as root):
 
@@ -157,8 +168,8 @@ refused connection or a truncated response fails "response received".
 
 =item error_code
 
-The status (default: 200 when a request was sent and a status arrived,
-or when no C<abort> is set).
+The status; 200 when the section is absent.  With C<abort> and no status
+received, the status is not checked unless the section is given.
 
 =item response_headers
 
@@ -219,11 +230,24 @@ true (the count N is accepted and ignored).
 
 =back
 
-A block always fails when nginx does not start within 5 s (30 s under
+A block also fails when nginx does not start within 5 s (30 s under
 valgrind), when nginx is gone before the end of the block, when a worker
-died of SIGSEGV, SIGABRT, SIGBUS, SIGFPE or SIGILL, when nginx does not
-stop within 5 s of SIGQUIT, and (under valgrind) when valgrind reported
-anything.
+died of SIGSEGV, SIGABRT, SIGBUS, SIGFPE or SIGILL ("exited on signal" in
+the error log), when nginx does not stop within 5 s of SIGQUIT, and (under
+valgrind) when valgrind reported anything.
+
+No process outlives its block or the file: request children are killed,
+nginx is stopped and then killed, the workers of a master that died are
+found (the harness makes itself their subreaper) and killed, and the
+stand-in is ended when the file ends, also on die, SIGINT and SIGTERM.
+
+=head2 Differences from Test::Nginx
+
+Client code runs in the test file's package, not in a package of its own.
+Blocks are never shuffled.  A C<request> is one request (no arrays,
+C<pipelined_requests> or C<raw_request_middle_delay>: use client code).
+Each block starts its own nginx (no C<TEST_NGINX_NO_CLEAN> or
+C<TEST_NGINX_USE_HUP>).  C<must_die> runs C<nginx -t>.
 
 =head1 VARIABLES
 
@@ -274,21 +298,38 @@ C<client> (a variable that is not set fails the block).  The harness sets:
                     headers => { 'X-Standin-Tag' => 'a' },  # or [ name => value, ... ]
                     timeout => 10, port => $port, host => '127.0.0.1');
 
-returns C<{ status, headers =E<gt> { lower-case name =E<gt> value }, body,
-chunks =E<gt> [[time, data], ...], first_byte, end, error }>.  Chunks are
-the chunks of a chunked body, or what each read returned otherwise; times
-are C<Time::HiRes::time> (the clock of the stand-in's C<time.time()>).
-C<error> is set on a timeout, a refused connection, a cut response or an
-abort; what arrived before is kept.  C<raw =E<gt> $bytes> sends bytes
-instead of building a request from the line.
+It sends HTTP/1.1 with C<Host: localhost> and C<Connection: close> unless
+the headers set them, and C<Content-Length> when there is a body (also
+C<"">); a body may also follow the request line after a newline.
+C<raw =E<gt> $bytes> sends bytes instead.  It returns:
 
-    my $h  = start_request(same arguments);  # in a child process
-    my $r  = wait_request($h);
+    status        the status code (undef when no status line arrived)
+    status_line   "HTTP/1.1 200 OK"
+    headers       { lower-case name => value }, repeated ones joined by ", "
+    header_list   [[Name, value], ...] as received
+    body          the body, chunked encoding decoded (bytes)
+    chunks        [[time, data], ...]: each chunk of a chunked body, or what
+                  each read returned otherwise, with the time it arrived
+    first_byte    when the first byte of the response arrived
+    end           when the response was complete (or given up)
+    error         undef, or why the response is missing or incomplete
+                  ("timeout after 10s", "cannot connect: ...", "connection
+                  closed before the response was complete", ...); what
+                  arrived before is kept
+    timed_out     1 after a timeout
+    aborted       1 for a request ended by abort_request
+
+Times are C<Time::HiRes::time>, the clock of the stand-in's C<time.time()>.
+
+    my $h  = start_request(same arguments);   # runs in a child process
+    my $r  = wait_request($h);                # its result
     my @rs = wait_all(@handles);
-    my $r  = abort_request($h);   # the child closes its connection; its
-                                  # result has aborted => 1 and what arrived
+    my $r  = abort_request($h);   # the child closes its connection at once
+                                  # (SIGTERM) and its result keeps what had
+                                  # arrived, with aborted => 1
 
-Every child is killed and reaped at the end of the block.
+Every child still running at the end of the block, whatever way the block
+ended, is killed and reaped.
 
 =head2 The stand-in Ollama
 
@@ -301,6 +342,7 @@ every block it gets C<POST /_standin/reset>.
     standin_requests()   arrayref of the records of GET /_standin/requests
     standin_stats()      hashref of GET /_standin/stats
     standin_reset()
+    standin_release()    POST /_standin/release (answers X-Standin-Hold requests)
     standin_script()     the script's path
 
 =head2 Other helpers
@@ -319,8 +361,9 @@ every block it gets C<POST /_standin/reset>.
                              the test file's name is appended
     TEST_NGINX_SERVER_PORT   the test server's port (default: a free one)
     TEST_NGINX_USE_VALGRIND  run nginx under valgrind memcheck; any report
-                             fails the block (t/valgrind.suppress is used
-                             when it exists)
+                             fails the block.  nginx's own leaks at exit are
+                             suppressed by the harness; t/valgrind.suppress
+                             is added when it exists
     TEST_NGINX_STANDIN       another stand-in script (for debugging)
 
 =cut
@@ -488,6 +531,7 @@ sub init_file {
     $ENV{TEST_NGINX_REPO} = $Repo;
     $ENV{TEST_NGINX_SERVROOT} = $ServRoot;
 
+    become_subreaper();
     $SIG{PIPE} = 'IGNORE';
     $SIG{INT}  = sub { exit 130 };
     $SIG{TERM} = sub { exit 143 };
@@ -599,7 +643,8 @@ sub spawn {
 # Runs @cmd to the end; returns its exit status and its output.
 sub run_capture {
     my (@cmd) = @_;
-    my $out = "$ServRoot/tmp/run-capture.$$.txt";
+    File::Path::make_path($ServRoot);
+    my $out = "$ServRoot/capture.$$.txt";
     unlink $out;
     my $pid = spawn($out, @cmd);
     waitpid $pid, 0;
@@ -612,9 +657,13 @@ sub run_capture {
 
 # nginx.
 
+my $NginxVersion;
+
 sub nginx_version {
+    return $NginxVersion if defined $NginxVersion;
     my ($status, $out) = run_capture($NginxBinary, '-v');
-    return $out =~ m{nginx/(\d+(?:\.\d+)*)} ? $1 : '0';
+    $NginxVersion = $out =~ m{nginx/(\d+(?:\.\d+)*)} ? $1 : '0';
+    return $NginxVersion;
 }
 
 sub load_modules {
@@ -700,10 +749,19 @@ sub write_nginx_conf {
     write_file("$ServRoot/conf/nginx.conf", nginx_conf(%s));
 }
 
-# What Debian's nginx 1.22.1 itself never frees before exit() (the
-# environment, and the connection and event arrays of a worker or of a
-# single process); nginx's own functions without symbols are "obj:".
+# What Debian's nginx 1.22.1 itself never frees before exit() (the pool of
+# the initial cycle, the environment, and the connection and event arrays
+# of a worker or of a single process); nginx's own functions without
+# symbols are "obj:".
 our $NginxSuppressions = <<'_EOS_';
+{
+   nginx-init-cycle-pool
+   Memcheck:Leak
+   match-leak-kinds: definite
+   ...
+   fun:ngx_create_pool
+   fun:main
+}
 {
    nginx-environment
    Memcheck:Leak
@@ -808,9 +866,8 @@ sub port_listening {
 
 # Stops nginx; returns an error message when it had to be forced.
 sub stop_nginx {
-    my $pid = $NginxPid or return undef;
+    my $pid = $NginxPid or do { end_orphan_nginx(); return undef };
     $NginxPid = undef;
-    my @workers = children_of($pid);
     my $problem;
 
     kill 'QUIT', $pid;
@@ -818,11 +875,28 @@ sub stop_nginx {
         $problem = "nginx did not stop within $StopTimeout s of SIGQUIT";
         end_process($pid, 'TERM', 2);
     }
-    # workers outlive a master that was killed
-    for my $w (@workers) {
-        kill 'KILL', $w if kill(0, $w) && cmdline($w) =~ /nginx|valgrind/;
-    }
+    end_orphan_nginx();
     return $problem;
+}
+
+# Ends the nginx processes left without their master: this process is
+# their "subreaper" (see init_file), so they are its children now.
+sub end_orphan_nginx {
+    for my $pid (children_of($$)) {
+        next if $Children{$pid} || ($Standin{pid} // 0) == $pid;
+        next unless cmdline($pid) =~ /^nginx: |valgrind/;
+        kill 'KILL', $pid;
+        reap($pid, 2);
+    }
+}
+
+# Makes this process the subreaper of what it starts (PR_SET_CHILD_SUBREAPER):
+# the workers of an nginx master that died become its children instead of
+# init's, and the harness can end them.
+sub become_subreaper {
+    my $nr = eval { require 'syscall.ph'; SYS_prctl() }
+             // { x86_64 => 157, aarch64 => 167 }->{ (POSIX::uname())[4] };
+    syscall($nr, 36, 1, 0, 0, 0) if $nr;
 }
 
 sub nginx_master_pid { $NginxPid }
@@ -994,8 +1068,13 @@ sub build_request {
     return $req . "\r\n" . ($body // '');
 }
 
+# The method and the bytes to send for request($line, %args).
 sub request_bytes {
     my ($line, %a) = @_;
+    if (defined $a{raw}) {
+        my ($method) = $a{raw} =~ /^\s*(\S+)/;
+        return ($method // '', $a{raw});
+    }
     my ($method, $uri, $version, $body) = parse_request_text($line);
     $body = $a{body} if exists $a{body};
     return ($method, build_request($method, $uri, $version, $body,
@@ -1004,7 +1083,7 @@ sub request_bytes {
 
 sub request {
     my ($line, %a) = @_;
-    my ($method, $bytes) = defined $a{raw} ? ('', $a{raw}) : request_bytes($line, %a);
+    my ($method, $bytes) = request_bytes($line, %a);
     my %res;
     http_exchange(\%res, $bytes, method => $method, %a);
     return \%res;
@@ -1160,7 +1239,7 @@ sub parse_response {
 
 sub start_request {
     my ($line, %a) = @_;
-    my ($method, $bytes) = defined $a{raw} ? ('', $a{raw}) : request_bytes($line, %a);
+    my ($method, $bytes) = request_bytes($line, %a);
     my $dir = "$ServRoot/clients";
     File::Path::make_path($dir);
     my $file = "$dir/" . ++$ChildSeq . ".$$.json";
@@ -1190,7 +1269,6 @@ sub start_request {
         http_exchange(\%res, $bytes, method => $method, %a);
         1;
     } or do {
-        $SIG{TERM} = 'DEFAULT';
         my $err = $@;
         if ($err eq "aborted\n") {
             $res{aborted} = 1;
@@ -1200,6 +1278,7 @@ sub start_request {
             $res{error} = $err;
         }
     };
+    $SIG{TERM} = 'DEFAULT';
     eval {
         write_file("$file.tmp", $JSON->encode(\%res));
         rename "$file.tmp", $file;
@@ -1247,7 +1326,7 @@ sub abort_request {
         $h->{signal} = 'KILL';
     }
     my $res = collect($h);
-    $res->{aborted} = 1;
+    $res->{aborted} = 1 if $h->{signal};
     return $res;
 }
 
@@ -1522,8 +1601,7 @@ sub send_block_request {
 
     if (defined $raw) {
         die "--- raw_request: a list of requests is not supported\n" if ref $raw;
-        $method = '';
-        $bytes = expand_vars($raw, 'raw_request');
+        ($method, $bytes) = request_bytes(undef, raw => expand_vars($raw, 'raw_request'));
     } else {
         my $text = section($block, 'request');
         die "--- request: a list of requests is not supported: use --- client\n"
