@@ -87,16 +87,26 @@ ngx_http_seadragon_get_ctx(ngx_http_request_t *r)
 
 
 /*
- * The first source whose condition is neither empty nor "0" wins, in the
- * order of the seadragon_source directives; otherwise the default one.
+ * Which source a request belongs to, and whether it may be served.
+ *
+ * A Seadragon key ("sd-...") decides by itself: valid, it grants its
+ * source whatever the conditions say; unknown, revoked, expired or
+ * disabled, the request is refused.  Without one, the first source whose
+ * condition is neither empty nor "0" wins, in the order of the
+ * seadragon_source directives, else the default one; a source that wants
+ * a key is never given by a condition alone, so a high priority cannot be
+ * claimed with a header.  Other bearer tokens (clients that must send
+ * something, such as "ollama") count as no key.
  */
 
 ngx_int_t
 ngx_http_seadragon_classify(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
+    ngx_int_t                        rc;
     ngx_str_t                        value;
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, other_key;
+    seadragon_key_record_t           record;
     ngx_http_seadragon_source_t     *source;
     ngx_http_seadragon_main_conf_t  *smcf;
 
@@ -108,6 +118,79 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
     source = smcf->sources.elts;
 
     ctx->source = smcf->default_source;
+    ctx->access = NGX_HTTP_SEADRAGON_ACCESS_OK;
+    ctx->classified = 1;
+
+    ngx_http_seadragon_key_take(r, ctx);
+
+    other_key = 0;
+
+    if (ctx->key.len && smcf->store) {
+
+        if (ctx->key.len <= sizeof(SEADRAGON_KEY_PREFIX) - 1
+            || ngx_strncmp(ctx->key.data, SEADRAGON_KEY_PREFIX,
+                           sizeof(SEADRAGON_KEY_PREFIX) - 1) != 0)
+        {
+            other_key = 1;
+            goto conditions;
+        }
+
+        rc = ngx_http_seadragon_store_key(smcf->store, r->connection,
+                                          &ctx->key, &record);
+
+        if (rc == NGX_ERROR) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR;
+            return NGX_OK;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID;
+            return NGX_OK;
+        }
+
+        ctx->key_name.len = ngx_strlen(record.name);
+        ctx->key_name.data = ngx_pnalloc(r->pool, ctx->key_name.len);
+        if (ctx->key_name.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
+
+        if (record.flags & SEADRAGON_KEY_DISABLED) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED;
+            return NGX_OK;
+        }
+
+        if (record.expires && record.expires <= ngx_time()) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_EXPIRED;
+            return NGX_OK;
+        }
+
+        value.data = (u_char *) record.source;
+        value.len = ngx_strlen(record.source);
+
+        for (i = 0; i < smcf->sources.nelts; i++) {
+            if (source[i].name.len == value.len
+                && ngx_strncmp(source[i].name.data, value.data, value.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == smcf->sources.nelts) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "seadragon key \"%V\" grants the source \"%V\", "
+                          "which is not configured", &ctx->key_name, &value);
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE;
+            return NGX_OK;
+        }
+
+        ctx->source = i;
+        goto whitelist;
+    }
+
+conditions:
 
     for (i = 0; i < smcf->sources.nelts; i++) {
 
@@ -129,13 +212,194 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
         break;
     }
 
-    ctx->classified = 1;
+    if (source[ctx->source].require_key) {
+        ctx->access = other_key ? NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID
+                                : NGX_HTTP_SEADRAGON_ACCESS_KEY_REQUIRED;
+        return NGX_OK;
+    }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "seadragon source: \"%V\", priority %ui",
-                   &source[ctx->source].name, source[ctx->source].priority);
+whitelist:
+
+    if (source[ctx->source].require_whitelist) {
+
+        rc = ngx_http_seadragon_store_whitelisted(smcf->store, r->connection);
+
+        if (rc == NGX_ERROR) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR;
+
+        } else if (rc == NGX_DECLINED) {
+            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_NOT_WHITELISTED;
+        }
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "seadragon source: \"%V\", priority %ui, access %ui",
+                   &source[ctx->source].name, source[ctx->source].priority,
+                   ctx->access);
 
     return NGX_OK;
+}
+
+
+/*
+ * The refusal that goes with a verdict, or NGX_OK.  The key itself never
+ * appears in a message or a log line; its name may.
+ */
+
+ngx_int_t
+ngx_http_seadragon_access_check(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    char             *message;
+    ngx_uint_t        status;
+    ngx_table_elt_t  *h;
+
+    status = NGX_HTTP_UNAUTHORIZED;
+
+    switch (ctx->access) {
+
+    case NGX_HTTP_SEADRAGON_ACCESS_OK:
+        return NGX_OK;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_KEY_REQUIRED:
+        message = "API key required";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID:
+        message = "invalid API key";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_KEY_EXPIRED:
+        message = "API key expired";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED:
+        message = "API key disabled";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE:
+        message = "API key grants a source this gateway does not serve";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_NOT_WHITELISTED:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "seadragon: client %V is not whitelisted",
+                      &r->connection->addr_text);
+        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_FORBIDDEN,
+                                       "IP not whitelisted", 0);
+
+    default: /* NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR */
+        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "the gateway cannot check access "
+                                       "right now, please try again", 5);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "seadragon: %s%s%V%s", message,
+                  ctx->key_name.len ? " (key \"" : "", &ctx->key_name,
+                  ctx->key_name.len ? "\")" : "");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    ngx_str_set(&h->value, "Bearer");
+    r->headers_out.www_authenticate = h;
+
+    return ngx_http_seadragon_fail(r, ctx, status, message, 0);
+}
+
+
+/*
+ * The key a client sends, as Ollama's and OpenAI's clients do:
+ * "Authorization: Bearer KEY", or "X-API-Key: KEY".  It is kept in the
+ * context and, unless seadragon_pass_key is on, the header is taken out of
+ * the request so that it never reaches Ollama.
+ */
+
+void
+ngx_http_seadragon_key_take(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_str_t                       *v;
+    ngx_uint_t                       i, strip, bearer;
+    ngx_list_part_t                 *part;
+    ngx_table_elt_t                 *h;
+    ngx_http_seadragon_loc_conf_t   *slcf;
+
+    if (ctx->key_taken) {
+        return;
+    }
+
+    ctx->key_taken = 1;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+    strip = !slcf->pass_key;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        while (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        v = &h[i].value;
+        bearer = 0;
+
+        if (h[i].key.len == sizeof("Authorization") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                               sizeof("Authorization") - 1) == 0)
+        {
+            if (v->len <= sizeof("Bearer ") - 1
+                || ngx_strncasecmp(v->data, (u_char *) "Bearer ",
+                                   sizeof("Bearer ") - 1) != 0)
+            {
+                continue;    /* Basic and the like are not ours */
+            }
+
+            bearer = 1;
+
+        } else if (!(h[i].key.len == sizeof("X-API-Key") - 1
+                     && ngx_strncasecmp(h[i].key.data, (u_char *) "X-API-Key",
+                                        sizeof("X-API-Key") - 1) == 0))
+        {
+            continue;
+        }
+
+        if (ctx->key.len == 0) {
+            ctx->key.data = v->data + (bearer ? sizeof("Bearer ") - 1 : 0);
+            ctx->key.len = v->len - (bearer ? sizeof("Bearer ") - 1 : 0);
+
+            while (ctx->key.len && ctx->key.data[0] == ' ') {
+                ctx->key.data++;
+                ctx->key.len--;
+            }
+        }
+
+        if (!strip) {
+            continue;
+        }
+
+        if (bearer) {
+            r->headers_in.authorization = NULL;
+        }
+
+        ngx_memmove(&h[i], &h[i + 1],
+                    (part->nelts - i - 1) * sizeof(ngx_table_elt_t));
+        part->nelts--;
+        i--;        /* the next header moved into place i */
+    }
 }
 
 

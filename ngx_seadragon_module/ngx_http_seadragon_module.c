@@ -62,6 +62,20 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       0,
       NULL },
 
+    { ngx_string("seadragon_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_seadragon_store_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("seadragon_pass_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_seadragon_loc_conf_t, pass_key),
+      NULL },
+
     { ngx_string("seadragon_json_errors"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -94,7 +108,7 @@ ngx_module_t  ngx_seadragon_module = {
     ngx_http_seadragon_commands,           /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_seadragon_store_init_module,  /* init module */
     ngx_http_seadragon_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -111,7 +125,8 @@ enum {
     NGX_HTTP_SEADRAGON_VAR_QUEUE_POSITION,
     NGX_HTTP_SEADRAGON_VAR_QUEUE_ID,
     NGX_HTTP_SEADRAGON_VAR_MODEL,
-    NGX_HTTP_SEADRAGON_VAR_STREAM
+    NGX_HTTP_SEADRAGON_VAR_STREAM,
+    NGX_HTTP_SEADRAGON_VAR_KEY_NAME
 };
 
 
@@ -139,6 +154,9 @@ static ngx_http_variable_t  ngx_http_seadragon_vars[] = {
     { ngx_string("seadragon_stream"), NULL, ngx_http_seadragon_variable,
       NGX_HTTP_SEADRAGON_VAR_STREAM, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("seadragon_key_name"), NULL, ngx_http_seadragon_variable,
+      NGX_HTTP_SEADRAGON_VAR_KEY_NAME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -156,19 +174,31 @@ static ngx_str_t  ngx_http_seadragon_default_source = ngx_string("default");
 static ngx_int_t
 ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                       rc;
-    ngx_http_seadragon_ctx_t       *ctx;
-    ngx_http_seadragon_loc_conf_t  *slcf;
+    ngx_int_t                        rc;
+    ngx_http_seadragon_ctx_t        *ctx;
+    ngx_http_seadragon_loc_conf_t   *slcf;
+    ngx_http_seadragon_main_conf_t  *smcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
 
-    if (slcf->zone == NULL) {
+    if (slcf->zone == NULL && smcf->store == NULL) {
         return NGX_DECLINED;
     }
 
     ctx = ngx_http_seadragon_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a key never travels further than the gateway, queued or not */
+
+    if (smcf->store) {
+        ngx_http_seadragon_key_take(r, ctx);
+    }
+
+    if (slcf->zone == NULL) {
+        return NGX_DECLINED;
     }
 
     switch (ctx->state) {
@@ -197,6 +227,12 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     rc = ngx_http_seadragon_classify(r, ctx);
     if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_seadragon_access_check(r, ctx);
+    if (rc != NGX_OK) {
+        ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
         return rc;
     }
 
@@ -268,7 +304,8 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
 
     if (!ctx->classified
         && (data == NGX_HTTP_SEADRAGON_VAR_SOURCE
-            || data == NGX_HTTP_SEADRAGON_VAR_PRIORITY))
+            || data == NGX_HTTP_SEADRAGON_VAR_PRIORITY
+            || data == NGX_HTTP_SEADRAGON_VAR_KEY_NAME))
     {
         if (ngx_http_seadragon_classify(r->main, ctx) != NGX_OK) {
             return NGX_ERROR;
@@ -296,6 +333,15 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
 
         v->len = ctx->model.len;
         v->data = ctx->model.data;
+        return NGX_OK;
+
+    case NGX_HTTP_SEADRAGON_VAR_KEY_NAME:
+        if (ctx->key_name.len == 0) {
+            break;
+        }
+
+        v->len = ctx->key_name.len;
+        v->data = ctx->key_name.data;
         return NGX_OK;
 
     case NGX_HTTP_SEADRAGON_VAR_STREAM:
@@ -541,8 +587,23 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
     if (smcf->default_source == NGX_CONF_UNSET_UINT) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "no default seadragon source: one \"seadragon_source\" "
-                      "must have no \"if=\" condition");
+                      "must have neither \"if=\" nor \"key\"");
         return NGX_CONF_ERROR;
+    }
+
+    source = smcf->sources.elts;
+
+    for (i = 0; i < smcf->sources.nelts; i++) {
+        if ((source[i].require_key || source[i].require_whitelist)
+            && smcf->store == NULL)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "seadragon source \"%V\" requires %s, which needs "
+                          "a store: add \"seadragon_store PATH\"",
+                          &source[i].name,
+                          source[i].require_key ? "a key" : "a whitelist");
+            return NGX_CONF_ERROR;
+        }
     }
 
     zones = smcf->zones.elts;
@@ -592,6 +653,7 @@ ngx_http_seadragon_create_loc_conf(ngx_conf_t *cf)
      */
 
     slcf->json_errors = NGX_CONF_UNSET;
+    slcf->pass_key = NGX_CONF_UNSET;
 
     return slcf;
 }
@@ -614,6 +676,7 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->json_errors, prev->json_errors,
                          NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->pass_key, prev->pass_key, 0);
 
     if (conf->zone == NULL) {
         return NGX_CONF_OK;
@@ -784,7 +847,8 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N] */
+/* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N] [key]
+ *                  [whitelist] */
 
 static char *
 ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -880,6 +944,16 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "key") == 0) {
+            source->require_key = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "whitelist") == 0) {
+            source->require_whitelist = 1;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "if=", 3) == 0) {
 
             s.data = value[i].data + 3;
@@ -913,7 +987,7 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected priority=, "
-                           "if= or max_queued=", &value[i]);
+                           "if=, max_queued=, key or whitelist", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -924,7 +998,9 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (source->condition == NULL) {
+    /* a key source without a condition is reached by its keys alone */
+
+    if (source->condition == NULL && !source->require_key) {
 
         if (smcf->default_source != NGX_CONF_UNSET_UINT) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1028,6 +1104,10 @@ ngx_http_seadragon_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_seadragon_init_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_seadragon_store_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_seadragon_gate_init_process(cycle);
 }
 
@@ -1036,4 +1116,5 @@ static void
 ngx_http_seadragon_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_seadragon_gate_exit_process(cycle);
+    ngx_http_seadragon_store_exit_process(cycle);
 }

@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_seadragon_store_codec.h"
+
 
 #define NGX_HTTP_SEADRAGON_MAX_SOURCES     32
 #define NGX_HTTP_SEADRAGON_NAME_LEN        32
@@ -108,7 +110,20 @@ typedef struct {
     ngx_uint_t                       priority;
     ngx_uint_t                       max_queued;
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
+    unsigned                         require_key:1;
+    unsigned                         require_whitelist:1;
 } ngx_http_seadragon_source_t;
+
+
+/* the LMDB store of seadragon_store, opened by each worker */
+
+typedef struct {
+    ngx_str_t                        path;
+    size_t                           map_size;
+    MDB_env                         *env;
+    MDB_txn                         *txn;             /* reset between uses */
+    seadragon_store_dbs_t            dbs;
+} ngx_http_seadragon_store_t;
 
 
 typedef struct ngx_http_seadragon_main_conf_s
@@ -134,6 +149,7 @@ typedef struct {
 struct ngx_http_seadragon_main_conf_s {
     ngx_array_t                      sources;   /* ngx_http_seadragon_source_t */
     ngx_array_t                      zones;     /* ngx_http_seadragon_zone_t * */
+    ngx_http_seadragon_store_t      *store;
     ngx_uint_t                       default_source;
     ngx_msec_t                       min_tick;
 };
@@ -142,6 +158,7 @@ struct ngx_http_seadragon_main_conf_s {
 typedef struct {
     ngx_http_seadragon_zone_t       *zone;
     ngx_flag_t                       json_errors;
+    ngx_flag_t                       pass_key;
     ngx_uint_t                       queue_set;
 } ngx_http_seadragon_loc_conf_t;
 
@@ -165,6 +182,9 @@ typedef struct {
     ngx_uint_t                       state;
     ngx_uint_t                       source;     /* index in main conf */
     ngx_str_t                        model;
+    ngx_str_t                        key;        /* as the client sent it */
+    ngx_str_t                        key_name;   /* of a valid key */
+    ngx_uint_t                       access;     /* the access verdict */
     ngx_str_t                        error;      /* message of our error */
     ngx_str_t                        error_body; /* its JSON */
     ngx_msec_t                       enqueued;
@@ -173,6 +193,7 @@ typedef struct {
     uint64_t                         id;
 
     unsigned                         classified:1;
+    unsigned                         key_taken:1;
     unsigned                         queued:1;
     unsigned                         stream:1;
     unsigned                         stream_set:1;
@@ -189,12 +210,41 @@ typedef struct {
 extern ngx_module_t  ngx_seadragon_module;
 
 
+/* what classification found out about the request's right to be served */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_ACCESS_OK = 0,
+    NGX_HTTP_SEADRAGON_ACCESS_KEY_REQUIRED,
+    NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID,
+    NGX_HTTP_SEADRAGON_ACCESS_KEY_EXPIRED,
+    NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED,
+    NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE,
+    NGX_HTTP_SEADRAGON_ACCESS_NOT_WHITELISTED,
+    NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR
+} ngx_http_seadragon_access_e;
+
+
 /* ngx_http_seadragon_classify.c */
 ngx_http_seadragon_ctx_t *ngx_http_seadragon_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_classify(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_body_parse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_access_check(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_key_take(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+
+/* ngx_http_seadragon_store.c */
+char *ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle);
+void ngx_http_seadragon_store_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_seadragon_store_whitelisted(
+    ngx_http_seadragon_store_t *store, ngx_connection_t *c);
+ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
+    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,

@@ -235,7 +235,7 @@ seadragon source "api" has no "if=" but "chat" is already the default source
 --- config
 --- must_die
 --- error_log
-no default seadragon source: one "seadragon_source" must have no "if=" condition
+no default seadragon source: one "seadragon_source" must have neither "if=" nor "key"
 
 
 

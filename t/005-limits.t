@@ -40,11 +40,14 @@ __DATA__
 --- http_config
     seadragon_zone ollama:1m max_queued=2;
 --- client
-    my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 60);
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    my @waiting = (chat('api1'), chat('api2'));
-    wait_until(sub { queued() == 3 }, 'two to queue');
+    my @waiting = (chat('api1'));
+    wait_until(sub { queued() == 2 }, 'api1 to queue');
+    push @waiting, chat('api2');
+    wait_until(sub { queued() == 3 }, 'api2 to queue');
     my $over = wait_request(chat('api3'));
+    standin_release();
     my @rest = wait_all($hold, @waiting);
     join "\n", "$over->{status} retry-after=$over->{headers}{'retry-after'}",
         $over->{headers}{'content-type'}, $over->{body},
@@ -67,12 +70,14 @@ seadragon queue of zone "ollama" is full for source "default"
     seadragon_source coding priority=1 if=$http_x_coding;
     seadragon_source api    priority=3 max_queued=1;
 --- client
-    my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 60);
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $api1 = chat('api1');
     wait_until(sub { queued() == 2 }, 'api1 to queue');
     my $api2 = wait_request(chat('api2'));
     my $coding1 = chat('coding1');
+    wait_until(sub { queued() == 3 }, 'coding1 to queue');   # api2 never queued
+    standin_release();
     my @rest = wait_all($hold, $api1, $coding1);
     join " ", $api2->{status}, map({ $_->{status} } @rest),
         join(",", map { $_->{tag} } @{ standin_requests() });
@@ -86,9 +91,10 @@ seadragon queue of zone "ollama" is full for source "api"
 --- http_config
     seadragon_zone ollama:1m max_wait=500ms;
 --- client
-    my $hold = chat('hold', 'X-Standin-Tokens' => 30, 'X-Standin-Delay-Ms' => 50);
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $late = wait_request(chat('api1'));
+    standin_release();
     my $h = wait_request($hold);
     my $after = wait_request(chat('api2'));
     join "\n", "$late->{status} retry-after=$late->{headers}{'retry-after'}",
@@ -123,13 +129,17 @@ qr/seadragon request #2 waited \d+ms in zone "ollama", longer than max_wait/
     seadragon_source coding priority=1 if=$http_x_coding;
     seadragon_source api    priority=3;
 --- client
-    # coding1 waits about 1.3 s (past max_wait), api1 about 0.7 s
-    my $hold = chat('hold', 'X-Standin-Tokens' => 14, 'X-Standin-Delay-Ms' => 100);
+    # coding1 times out first in line; api1, queued behind it, is served
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $first = chat('coding1');
     wait_until(sub { queued() == 2 }, 'coding1 to queue');
-    select undef, undef, undef, 0.6;
+    select undef, undef, undef, 0.4;
     my $second = chat('api1');
-    my @r = wait_all($hold, $first, $second);
+    wait_until(sub { queued() == 3 }, 'api1 to queue');
+    my $f = wait_request($first);
+    standin_release();
+    my @r = wait_all($hold, $second);
+    splice @r, 1, 0, $f;
     join " ", (map { $_->{status} } @r), join(",", map { $_->{tag} } @{ standin_requests() });
 --- client_output: 200 503 200 hold,api1

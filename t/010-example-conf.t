@@ -3,6 +3,7 @@
 use lib 't/lib';
 use Test::Seadragon;
 use FindBin;
+use File::Temp ();
 
 # the example, with placeholders the harness fills in for each block
 open my $fh, '<', "$FindBin::Bin/../conf/seadragon.conf" or die $!;
@@ -12,6 +13,16 @@ $example =~ s/127\.0\.0\.1:11434/127.0.0.1:\$TEST_NGINX_OLLAMA_PORT/g
 $example =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_PORT;/
     or die "no listen line in the example";
 $example =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
+$example =~ s{/var/lib/seadragon/store}{\$TEST_NGINX_STORE}
+    or die "no store in the example";
+
+# its store, with loopback whitelisted as make run does
+our $tool = "$FindBin::Bin/../build/seadragon-store";
+our $dir = File::Temp->newdir();
+$ENV{TEST_NGINX_STORE} = "$dir/store";
+sub tool { my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>&1`; die $out if $?; chomp $out; $out }
+tool('init');
+tool('whitelist add 127.0.0.1');
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -70,17 +81,25 @@ __DATA__
 
 
 
-=== TEST 5: coding tools are told apart by their User-Agent
+=== TEST 5: coding tools need their key; with it they are told apart
 --- client
-    my $r = request('POST /api/chat', port => $ENV{TEST_NGINX_EXAMPLE_PORT},
-        body => '{"model":"llama3:70b","messages":[],"stream":false}',
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my $body = '{"model":"llama3:70b","messages":[],"stream":false}';
+    my $claim = request('POST /api/chat', port => $p, body => $body,
         headers => { 'User-Agent' => 'Continue/1.0 (vscode)' });
+    die "a claimed coding tool got $claim->{status}" unless $claim->{status} == 401;
+    my $key = tool('key create continue-alice --source coding');
+    my $r = request('POST /api/chat', port => $p, body => $body,
+        headers => { 'User-Agent' => 'Continue/1.0 (vscode)',
+                     'Authorization' => "Bearer $key" });
     my $line;
     wait_until(sub {
-        ($line) = grep { m{POST /api/chat} } split /\n/, access_log_text('seadragon.access.log');
+        ($line) = grep { m{POST /api/chat HTTP/1\.1" 200 } }
+                  split /\n/, access_log_text('seadragon.access.log');
         defined $line }, 'the access log line');
-    ($line =~ /source=(\S+) priority=(\d+) model=(\S+)/) ? "$1 $2 $3" : $line;
---- client_output: coding 1 llama3:70b
+    ($line =~ /source=(\S+) priority=(\d+) model=(\S+) stream=\S+ key=(\S+)/)
+        ? "$1 $2 $3 $4" : $line;
+--- client_output: coding 1 llama3:70b continue-alice
 
 
 

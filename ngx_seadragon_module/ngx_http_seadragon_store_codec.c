@@ -1,0 +1,536 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * The bytes of a seadragon store: address and key encodings, the two
+ * lookups, and the writes that must keep the whitelist's prefix counts
+ * exact (used by scripts/seadragon-store only).  Shared by the module and
+ * scripts/seadragon-store; see the header for the layout.
+ */
+
+
+#include "ngx_http_seadragon_store_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/sha.h>
+
+
+static int seadragon_whitelist_count(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, const seadragon_net_t *net, int delta);
+
+
+static const uint8_t  seadragon_v4_mapped[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+
+static unsigned
+seadragon_net_bits(const seadragon_net_t *net)
+{
+    return net->family == 4 ? 32 : 128;
+}
+
+
+static void
+seadragon_net_unmap(seadragon_net_t *net)
+{
+    if (net->family == 6
+        && memcmp(net->addr, seadragon_v4_mapped, 12) == 0
+        && net->prefix >= 96)
+    {
+        memmove(net->addr, net->addr + 12, 4);
+        memset(net->addr + 4, 0, 12);
+        net->family = 4;
+        net->prefix -= 96;
+    }
+}
+
+
+int
+seadragon_net_parse(const char *text, size_t len, seadragon_net_t *net,
+    const char **error)
+{
+    char           buf[SEADRAGON_NET_TEXT_LEN];
+    char          *slash, *end;
+    unsigned long  prefix;
+    seadragon_net_t  masked;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        *error = "not an IP address or CIDR range";
+        return -1;
+    }
+
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+
+    memset(net, 0, sizeof(seadragon_net_t));
+
+    slash = strchr(buf, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+
+    if (inet_pton(AF_INET, buf, net->addr) == 1) {
+        net->family = 4;
+
+    } else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
+        net->family = 6;
+
+    } else {
+        *error = "not an IP address or CIDR range";
+        return -1;
+    }
+
+    net->prefix = (uint8_t) seadragon_net_bits(net);
+
+    if (slash) {
+        if (slash[1] < '0' || slash[1] > '9') {
+            *error = "the prefix length after \"/\" must be a number";
+            return -1;
+        }
+
+        prefix = strtoul(slash + 1, &end, 10);
+
+        if (*end != '\0' || prefix > seadragon_net_bits(net)
+            || (end - (slash + 1)) > 3)
+        {
+            *error = net->family == 4
+                     ? "an IPv4 prefix length is 0 to 32"
+                     : "an IPv6 prefix length is 0 to 128";
+            return -1;
+        }
+
+        net->prefix = (uint8_t) prefix;
+    }
+
+    masked = *net;
+    seadragon_net_mask(&masked, net->prefix);
+
+    if (memcmp(masked.addr, net->addr, sizeof(net->addr)) != 0) {
+        *error = "the address has host bits set beyond its prefix length";
+        return -1;
+    }
+
+    seadragon_net_unmap(net);
+
+    return 0;
+}
+
+
+int
+seadragon_net_from_sockaddr(const struct sockaddr *sa, seadragon_net_t *net)
+{
+    memset(net, 0, sizeof(seadragon_net_t));
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        net->family = 4;
+        net->prefix = 32;
+        memcpy(net->addr, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+        return 0;
+
+    case AF_INET6:
+        net->family = 6;
+        net->prefix = 128;
+        memcpy(net->addr, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        seadragon_net_unmap(net);
+        return 0;
+
+    default:
+        return -1;
+    }
+}
+
+
+void
+seadragon_net_mask(seadragon_net_t *net, unsigned prefix)
+{
+    unsigned  i, bits;
+
+    bits = seadragon_net_bits(net);
+
+    for (i = 0; i < bits / 8; i++) {
+        if (prefix >= (i + 1) * 8) {
+            continue;
+        }
+
+        if (prefix <= i * 8) {
+            net->addr[i] = 0;
+
+        } else {
+            net->addr[i] &= (uint8_t) (0xff << (8 - (prefix - i * 8)));
+        }
+    }
+
+    net->prefix = (uint8_t) prefix;
+}
+
+
+size_t
+seadragon_net_key(const seadragon_net_t *net, uint8_t *key)
+{
+    size_t  n;
+
+    n = seadragon_net_bits(net) / 8;
+
+    key[0] = net->family;
+    key[1] = net->prefix;
+    memcpy(key + 2, net->addr, n);
+
+    return 2 + n;
+}
+
+
+int
+seadragon_net_from_key(const uint8_t *key, size_t len, seadragon_net_t *net)
+{
+    memset(net, 0, sizeof(seadragon_net_t));
+
+    if (len < 2 || (key[0] != 4 && key[0] != 6)) {
+        return -1;
+    }
+
+    net->family = key[0];
+    net->prefix = key[1];
+
+    if (len != 2 + seadragon_net_bits(net) / 8
+        || net->prefix > seadragon_net_bits(net))
+    {
+        return -1;
+    }
+
+    memcpy(net->addr, key + 2, len - 2);
+
+    return 0;
+}
+
+
+void
+seadragon_net_format(const seadragon_net_t *net, char *buf, size_t size)
+{
+    char  text[INET6_ADDRSTRLEN];
+
+    inet_ntop(net->family == 4 ? AF_INET : AF_INET6, net->addr, text,
+              sizeof(text));
+
+    if (net->prefix == seadragon_net_bits(net)) {
+        snprintf(buf, size, "%s", text);
+
+    } else {
+        snprintf(buf, size, "%s/%u", text, net->prefix);
+    }
+}
+
+
+int
+seadragon_net_contains(const seadragon_net_t *net, const seadragon_net_t *addr)
+{
+    seadragon_net_t  masked;
+
+    if (net->family != addr->family || net->prefix > addr->prefix) {
+        return 0;
+    }
+
+    masked = *addr;
+    seadragon_net_mask(&masked, net->prefix);
+
+    return memcmp(masked.addr, net->addr, sizeof(net->addr)) == 0;
+}
+
+
+int
+seadragon_store_open_dbs(MDB_txn *txn, seadragon_store_dbs_t *dbs,
+    unsigned flags)
+{
+    int  rc;
+
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_META, flags, &dbs->meta);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_WHITELIST, flags,
+                      &dbs->whitelist);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_KEYS, flags, &dbs->keys);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    return mdb_dbi_open(txn, SEADRAGON_STORE_DB_KEY_NAMES, flags,
+                        &dbs->key_names);
+}
+
+
+int
+seadragon_store_create(MDB_txn *txn, seadragon_store_dbs_t *dbs)
+{
+    int       rc;
+    uint32_t  counts[129];
+    MDB_val   k, v;
+
+    rc = seadragon_store_open_dbs(txn, dbs, MDB_CREATE);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    memset(counts, 0, sizeof(counts));
+
+    k.mv_data = "prefixes4";
+    k.mv_size = sizeof("prefixes4") - 1;
+    v.mv_data = counts;
+    v.mv_size = 33 * sizeof(uint32_t);
+
+    rc = mdb_put(txn, dbs->meta, &k, &v, 0);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    k.mv_data = "prefixes6";
+    v.mv_size = 129 * sizeof(uint32_t);
+
+    rc = mdb_put(txn, dbs->meta, &k, &v, 0);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    /* the marker last: a store with it is complete */
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+    v.mv_data = SEADRAGON_STORE_FORMAT;
+    v.mv_size = sizeof(SEADRAGON_STORE_FORMAT) - 1;
+
+    return mdb_put(txn, dbs->meta, &k, &v, 0);
+}
+
+
+int
+seadragon_store_check_format(MDB_txn *txn, const seadragon_store_dbs_t *dbs)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    rc = mdb_get(txn, dbs->meta, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (v.mv_size != sizeof(SEADRAGON_STORE_FORMAT) - 1
+        || memcmp(v.mv_data, SEADRAGON_STORE_FORMAT, v.mv_size) != 0)
+    {
+        return MDB_NOTFOUND;
+    }
+
+    return MDB_SUCCESS;
+}
+
+
+int
+seadragon_whitelist_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *addr)
+{
+    int              rc;
+    unsigned         prefix, bits;
+    uint8_t          key[SEADRAGON_NET_KEY_LEN];
+    uint32_t         counts[129];
+    MDB_val          k, v;
+    seadragon_net_t  net;
+
+    bits = seadragon_net_bits(addr);
+
+    k.mv_data = (void *) (addr->family == 4 ? "prefixes4" : "prefixes6");
+    k.mv_size = sizeof("prefixes4") - 1;
+
+    rc = mdb_get(txn, dbs->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return MDB_NOTFOUND;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (v.mv_size != (bits + 1) * sizeof(uint32_t)) {
+        return MDB_CORRUPTED;
+    }
+
+    memcpy(counts, v.mv_data, v.mv_size);
+
+    /* the most specific prefixes first: they are the most common */
+
+    for (prefix = bits + 1; prefix-- > 0; /* void */) {
+
+        if (counts[prefix] == 0) {
+            continue;
+        }
+
+        net = *addr;
+        seadragon_net_mask(&net, prefix);
+
+        k.mv_size = seadragon_net_key(&net, key);
+        k.mv_data = key;
+
+        rc = mdb_get(txn, dbs->whitelist, &k, &v);
+
+        if (rc == MDB_SUCCESS) {
+            return 0;
+        }
+
+        if (rc != MDB_NOTFOUND) {
+            return rc;
+        }
+    }
+
+    return MDB_NOTFOUND;
+}
+
+
+int
+seadragon_whitelist_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *net, const seadragon_whitelist_entry_t *entry)
+{
+    int      rc;
+    uint8_t  key[SEADRAGON_NET_KEY_LEN];
+    MDB_val  k, v;
+
+    k.mv_size = seadragon_net_key(net, key);
+    k.mv_data = key;
+    v.mv_size = sizeof(seadragon_whitelist_entry_t);
+    v.mv_data = (void *) entry;
+
+    rc = mdb_put(txn, dbs->whitelist, &k, &v, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    return seadragon_whitelist_count(txn, dbs, net, 1);
+}
+
+
+int
+seadragon_whitelist_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *net)
+{
+    int      rc;
+    uint8_t  key[SEADRAGON_NET_KEY_LEN];
+    MDB_val  k;
+
+    k.mv_size = seadragon_net_key(net, key);
+    k.mv_data = key;
+
+    rc = mdb_del(txn, dbs->whitelist, &k, NULL);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    return seadragon_whitelist_count(txn, dbs, net, -1);
+}
+
+
+/*
+ * A lookup skips the prefix lengths whose count is zero, so a count that
+ * is too low hides entries: every add and remove changes it by one.
+ */
+
+static int
+seadragon_whitelist_count(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *net, int delta)
+{
+    int       rc;
+    unsigned  bits;
+    uint32_t  counts[129];
+    MDB_val   k, v;
+
+    bits = seadragon_net_bits(net);
+
+    k.mv_data = (void *) (net->family == 4 ? "prefixes4" : "prefixes6");
+    k.mv_size = sizeof("prefixes4") - 1;
+
+    rc = mdb_get(txn, dbs->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return MDB_CORRUPTED;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (v.mv_size != (bits + 1) * sizeof(uint32_t)) {
+        return MDB_CORRUPTED;
+    }
+
+    memcpy(counts, v.mv_data, v.mv_size);
+
+    if ((delta < 0 && counts[net->prefix] == 0)
+        || (delta > 0 && counts[net->prefix] == UINT32_MAX))
+    {
+        return MDB_CORRUPTED;
+    }
+
+    counts[net->prefix] += delta;
+
+    v.mv_data = counts;
+
+    return mdb_put(txn, dbs->meta, &k, &v, 0);
+}
+
+
+void
+seadragon_key_hash(const uint8_t *key, size_t len,
+    uint8_t hash[SEADRAGON_KEY_HASH_LEN])
+{
+    SHA256(key, len, hash);
+}
+
+
+int
+seadragon_key_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const uint8_t *key, size_t len, seadragon_key_record_t *record)
+{
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+
+    seadragon_key_hash(key, len, hash);
+
+    return seadragon_key_find_hash(txn, dbs, hash, record);
+}
+
+
+int
+seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const uint8_t hash[SEADRAGON_KEY_HASH_LEN],
+    seadragon_key_record_t *record)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) hash;
+    k.mv_size = SEADRAGON_KEY_HASH_LEN;
+
+    rc = mdb_get(txn, dbs->keys, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (v.mv_size != sizeof(seadragon_key_record_t)) {
+        return MDB_CORRUPTED;
+    }
+
+    memcpy(record, v.mv_data, sizeof(seadragon_key_record_t));
+
+    record->name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
+    record->source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+
+    return 0;
+}

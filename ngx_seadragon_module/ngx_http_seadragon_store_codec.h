@@ -1,0 +1,151 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * The format of a seadragon store (an LMDB environment), shared by the
+ * module and scripts/seadragon-store: plain C on LMDB and OpenSSL, with
+ * no nginx types, so that both read and write the same bytes.
+ *
+ * Named databases:
+ *   "meta"       "format" -> "seadragon-store 1";
+ *                "prefixes4" / "prefixes6" -> uint32_t counts of the
+ *                whitelist entries of each prefix length (33 / 129)
+ *   "whitelist"  family (4|6), prefix length, network address (4|16
+ *                bytes, host bits zero) -> entry
+ *   "keys"       SHA-256 of the key -> key record
+ *   "key_names"  key name -> SHA-256 of the key
+ *
+ * A whitelist lookup probes one exact key per prefix length in use, so it
+ * costs a bounded number of B-tree lookups, never a scan.
+ */
+
+
+#ifndef _NGX_HTTP_SEADRAGON_STORE_CODEC_H_INCLUDED_
+#define _NGX_HTTP_SEADRAGON_STORE_CODEC_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <lmdb.h>
+
+
+#define SEADRAGON_STORE_FORMAT          "seadragon-store 1"
+#define SEADRAGON_STORE_MAXDBS          8
+
+#define SEADRAGON_STORE_DB_META         "meta"
+#define SEADRAGON_STORE_DB_WHITELIST    "whitelist"
+#define SEADRAGON_STORE_DB_KEYS         "keys"
+#define SEADRAGON_STORE_DB_KEY_NAMES    "key_names"
+
+#define SEADRAGON_NET_KEY_LEN           18
+#define SEADRAGON_NET_TEXT_LEN          64
+#define SEADRAGON_KEY_HASH_LEN          32
+#define SEADRAGON_KEY_NAME_LEN          64
+#define SEADRAGON_KEY_SOURCE_LEN        32
+#define SEADRAGON_KEY_PREFIX            "sd-"
+
+#define SEADRAGON_KEY_DISABLED          0x01
+
+
+typedef struct {
+    uint8_t     family;             /* 4 or 6 */
+    uint8_t     prefix;             /* 0..32 or 0..128 */
+    uint8_t     addr[16];           /* 4 or 16 bytes used */
+} seadragon_net_t;
+
+
+/* a whitelist entry's value */
+
+typedef struct {
+    int64_t     created;
+    char        note[64];
+} seadragon_whitelist_entry_t;
+
+
+/* a key record: what a key grants */
+
+typedef struct {
+    uint32_t    version;            /* 1 */
+    uint32_t    flags;              /* SEADRAGON_KEY_DISABLED */
+    int64_t     created;
+    int64_t     expires;            /* unix time; 0: never */
+    char        name[SEADRAGON_KEY_NAME_LEN];
+    char        source[SEADRAGON_KEY_SOURCE_LEN];
+} seadragon_key_record_t;
+
+
+typedef struct {
+    MDB_dbi     meta;
+    MDB_dbi     whitelist;
+    MDB_dbi     keys;
+    MDB_dbi     key_names;
+} seadragon_store_dbs_t;
+
+
+/*
+ * "10.0.0.1", "10.0.0.0/8", "2001:db8::/32", "::ffff:10.0.0.1".  An
+ * IPv4-mapped IPv6 address becomes its IPv4 address.  Returns 0, or -1
+ * with *error set to a sentence for the user.
+ */
+int seadragon_net_parse(const char *text, size_t len, seadragon_net_t *net,
+    const char **error);
+
+/* the client's address as a full-length network */
+int seadragon_net_from_sockaddr(const struct sockaddr *sa,
+    seadragon_net_t *net);
+
+void seadragon_net_mask(seadragon_net_t *net, unsigned prefix);
+size_t seadragon_net_key(const seadragon_net_t *net, uint8_t *key);
+int seadragon_net_from_key(const uint8_t *key, size_t len,
+    seadragon_net_t *net);
+void seadragon_net_format(const seadragon_net_t *net, char *buf, size_t size);
+int seadragon_net_contains(const seadragon_net_t *net,
+    const seadragon_net_t *addr);
+
+/* MDB_SUCCESS, or the error of the first database that fails to open */
+int seadragon_store_open_dbs(MDB_txn *txn, seadragon_store_dbs_t *dbs,
+    unsigned flags);
+
+/*
+ * In a write transaction: creates the databases, the format marker and
+ * zero prefix counts.  MDB_SUCCESS or an LMDB error.
+ */
+int seadragon_store_create(MDB_txn *txn, seadragon_store_dbs_t *dbs);
+
+/* MDB_SUCCESS: the format marker is SEADRAGON_STORE_FORMAT; MDB_NOTFOUND:
+ * it is missing or another one; or an LMDB error */
+int seadragon_store_check_format(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs);
+
+/* 0: listed, MDB_NOTFOUND: not listed, or an LMDB error */
+int seadragon_whitelist_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *addr);
+
+/*
+ * In a write transaction, an entry and the prefix count that
+ * seadragon_whitelist_find() relies on, together: MDB_SUCCESS,
+ * MDB_KEYEXIST (add: already listed), MDB_NOTFOUND (remove: not listed),
+ * MDB_CORRUPTED (the counts do not match the entries), or an LMDB error.
+ * On any error the caller must abort the transaction.
+ */
+int seadragon_whitelist_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const seadragon_net_t *net, const seadragon_whitelist_entry_t *entry);
+int seadragon_whitelist_remove(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, const seadragon_net_t *net);
+
+void seadragon_key_hash(const uint8_t *key, size_t len,
+    uint8_t hash[SEADRAGON_KEY_HASH_LEN]);
+
+/* 0 and the record, MDB_NOTFOUND, or an LMDB error (also for a record
+ * of another size: the store is not one this code can read) */
+int seadragon_key_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const uint8_t *key, size_t len, seadragon_key_record_t *record);
+
+/* the same, by the key's hash (as "key_names" holds it) */
+int seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const uint8_t hash[SEADRAGON_KEY_HASH_LEN],
+    seadragon_key_record_t *record);
+
+
+#endif /* _NGX_HTTP_SEADRAGON_STORE_CODEC_H_INCLUDED_ */
