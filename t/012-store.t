@@ -244,7 +244,28 @@ Bearer
 
 
 
-=== TEST 11: an unknown, revoked, disabled or expired key is refused with 401
+=== TEST 11: a key for each source grants that source; the whitelist still applies to api
+--- client
+    fresh_store();
+    my @out;
+    for my $source (qw(coding chat api)) {
+        my $key = tool("key create k-$source --source $source");
+        my $r = chat('Authorization' => "Bearer $key");
+        push @out, "$source: " . summary($r) . " " . ($r->{headers}{'x-key-name'} // '-');
+    }
+    tool('whitelist add 127.0.0.1');
+    my $key = tool('key create k-api2 --source api');
+    push @out, "api whitelisted: " . summary(chat('X-API-Key' => $key));
+    join "\n", @out;
+--- client_output
+coding: 200 coding k-coding
+chat: 200 chat k-chat
+api: 403 api {"error":"IP not whitelisted"} k-api
+api whitelisted: 200 api
+
+
+
+=== TEST 12: an unknown, revoked, disabled or expired key is refused with 401
 --- client
     fresh_store();
     my @out;
@@ -271,7 +292,7 @@ Bearer
 
 
 
-=== TEST 12: a bearer token that is not a Seadragon key counts as no key
+=== TEST 13: a bearer token that is not a Seadragon key counts as no key
 --- client
     fresh_store();
     tool('whitelist add 127.0.0.1');
@@ -283,7 +304,7 @@ Bearer
 
 
 
-=== TEST 13: a key that grants a source this gateway does not have is refused
+=== TEST 14: a key that grants a source this gateway does not have is refused
 --- client
     fresh_store();
     my $key = tool('key create old --source retired');
@@ -294,7 +315,7 @@ seadragon key "old" grants the source "retired", which is not configured
 
 
 
-=== TEST 14: seadragon_pass_key on lets the key through to Ollama
+=== TEST 15: seadragon_pass_key on lets the key through to Ollama
 --- config
     seadragon_pass_key on;
     location /api/ {
@@ -312,7 +333,7 @@ seadragon key "old" grants the source "retired", which is not configured
 
 
 
-=== TEST 15: the key never appears in the logs
+=== TEST 16: the key never appears in the logs
 --- log_level: info
 --- http_config
     seadragon_store $TEST_NGINX_STORE;
@@ -344,7 +365,7 @@ seadragon key "old" grants the source "retired", which is not configured
 
 
 
-=== TEST 16: two workers see a change through the tool on their next request
+=== TEST 17: two workers see a change through the tool on their next request
 --- main_config
     worker_processes 2;
 --- http_config eval
@@ -381,7 +402,7 @@ _EOC_
 
 
 
-=== TEST 17: a missing store is an nginx -t error that names the path
+=== TEST 18: a missing store is an nginx -t error that names the path
 --- http_config
     seadragon_store /nonexistent/seadragon/store;
 --- config
@@ -391,7 +412,7 @@ seadragon_store "/nonexistent/seadragon/store" cannot be opened
 
 
 
-=== TEST 18: a corrupt store is an nginx -t error that names the path
+=== TEST 19: a corrupt store is an nginx -t error that names the path
 --- http_config
     seadragon_store $TEST_NGINX_STORE-corrupt;
 --- config
@@ -401,7 +422,7 @@ qr{seadragon_store "\S+store-corrupt" cannot be opened: mdb_env_open\(\): }
 
 
 
-=== TEST 19: a key source without a condition is reached by its keys alone
+=== TEST 20: a key source without a condition is reached by its keys alone
 --- http_config
     seadragon_store $TEST_NGINX_STORE;
     seadragon_zone ollama:1m;
@@ -415,7 +436,7 @@ qr{seadragon_store "\S+store-corrupt" cannot be opened: mdb_env_open\(\): }
 
 
 
-=== TEST 20: a source that needs a key or a whitelist needs a store
+=== TEST 21: a source that needs a key or a whitelist needs a store
 --- http_config
     seadragon_source api priority=3 whitelist;
 --- config
@@ -425,7 +446,7 @@ seadragon source "api" requires a whitelist, which needs a store: add "seadragon
 
 
 
-=== TEST 21: a store that workers cannot open fails closed with 503 JSON
+=== TEST 22: a store that workers cannot open fails closed with 503 JSON
 --- master_on
 --- main_config
     user nobody nogroup;
