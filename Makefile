@@ -30,7 +30,7 @@ TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
 
 .PHONY: all deps deps-build test unit run stop clean
 
-all: $(MODULE)
+all: $(MODULE) $(BUILD)/seadragon-store
 
 deps: deps-build
 	@scripts/install-deps $(TEST_PACKAGES)
@@ -55,7 +55,16 @@ $(BUILD)/objs/Makefile: config
 
 $(MODULE): $(BUILD)/objs/Makefile $(SOURCES)
 	$(MAKE) -s -f $(BUILD)/objs/Makefile -C $(BUILD)/nginx-src modules
-	cp $(BUILD)/objs/ngx_seadragon_module.so $@
+	@# a new inode: an nginx running the old module keeps its mapping intact
+	cp $(BUILD)/objs/ngx_seadragon_module.so $@.tmp && mv -f $@.tmp $@
+
+# the operators' tool for the store, on the module's own store codec
+$(BUILD)/seadragon-store: scripts/seadragon-store.c \
+                          ngx_seadragon_module/ngx_http_seadragon_store_codec.c \
+                          ngx_seadragon_module/ngx_http_seadragon_store_codec.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CC_OPT) -o $@ -I ngx_seadragon_module scripts/seadragon-store.c \
+	  ngx_seadragon_module/ngx_http_seadragon_store_codec.c -llmdb -lcrypto
 
 # the queue's data structure on its own, against nginx's headers
 $(BUILD)/queue-test: t/unit/queue_test.c \
@@ -72,7 +81,7 @@ $(BUILD)/queue-test: t/unit/queue_test.c \
 
 unit: $(BUILD)/queue-test
 
-test: deps all unit
+test: deps all unit $(BUILD)/seadragon-store
 	$(PROVE) $(PROVE_ARGS) -I t/lib t/
 
 run: deps all

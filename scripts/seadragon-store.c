@@ -1,0 +1,2008 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * seadragon-store: the operators' tool for a seadragon store, the LMDB
+ * environment that says which addresses are whitelisted and which API
+ * keys grant which source.  nginx workers read the store while this tool
+ * changes it, so every change is one short write transaction: committed
+ * whole, or aborted on the first error and never half-written.  The bytes
+ * are those of ngx_http_seadragon_store_codec.c, shared with the module.
+ */
+
+
+#include "ngx_http_seadragon_store_codec.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+
+#define SEADRAGON_TOOL_DEFAULT_STORE    "/var/lib/seadragon/store"
+#define SEADRAGON_TOOL_DEFAULT_MAP_SIZE ((size_t) 64 * 1024 * 1024)
+#define SEADRAGON_TOOL_MIN_MAP_SIZE     ((size_t) 64 * 1024)
+
+/* exit statuses */
+#define SEADRAGON_TOOL_DONE             0
+#define SEADRAGON_TOOL_NO               1
+#define SEADRAGON_TOOL_USAGE            2
+#define SEADRAGON_TOOL_STORE            3
+#define SEADRAGON_TOOL_HELP             (-1)
+
+#define SEADRAGON_TOOL_MAX_OPTIONS      2
+#define SEADRAGON_TOOL_NOTE_LEN         63
+#define SEADRAGON_TOOL_KEY_RANDOM_LEN   32
+#define SEADRAGON_TOOL_KEY_TEXT_LEN     43      /* base64url of 32 bytes */
+#define SEADRAGON_TOOL_TIME_LEN         sizeof("2027-01-31T12:00:00Z")
+
+
+typedef struct {
+    const char                      *path;
+    MDB_env                         *env;
+    MDB_txn                         *txn;
+    seadragon_store_dbs_t            dbs;
+} seadragon_tool_store_t;
+
+
+typedef struct seadragon_tool_command_s  seadragon_tool_command_t;
+
+typedef struct {
+    const seadragon_tool_command_t  *command;
+    seadragon_tool_store_t           store;
+    char                            *arg;       /* the positional one */
+    char                            *options[SEADRAGON_TOOL_MAX_OPTIONS];
+} seadragon_tool_ctx_t;
+
+
+struct seadragon_tool_command_s {
+    const char                      *group;
+    const char                      *verb;      /* NULL: "init" */
+    const char                      *arg;       /* NULL: none */
+    const char                      *options[SEADRAGON_TOOL_MAX_OPTIONS];
+    const char                      *synopsis;
+    const char                      *help;
+    int                            (*handler)(seadragon_tool_ctx_t *ctx);
+};
+
+
+typedef struct {
+    seadragon_net_t                  net;
+    seadragon_whitelist_entry_t      entry;
+} seadragon_tool_listed_t;
+
+
+static void seadragon_tool_error(const char *fmt, ...)
+    __attribute__ ((format (printf, 1, 2)));
+static int seadragon_tool_usage_error(const seadragon_tool_command_t *command,
+    const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void seadragon_tool_usage(FILE *out);
+static int seadragon_tool_parse_command(seadragon_tool_ctx_t *ctx, int argc,
+    char **argv);
+
+static int seadragon_tool_store_error(seadragon_tool_store_t *store,
+    const char *action, const char *what, int rc);
+static int seadragon_tool_store_not_ours(seadragon_tool_store_t *store);
+static int seadragon_tool_env_open(seadragon_tool_store_t *store,
+    unsigned flags, size_t map_size);
+static int seadragon_tool_txn_begin(seadragon_tool_store_t *store,
+    unsigned flags);
+static int seadragon_tool_store_open(seadragon_tool_store_t *store,
+    unsigned flags);
+static int seadragon_tool_store_commit(seadragon_tool_store_t *store);
+static void seadragon_tool_store_close(seadragon_tool_store_t *store);
+
+static int seadragon_tool_parse_size(const char *text, size_t *size);
+static void seadragon_tool_format_size(size_t size, char *buf, size_t len);
+static void seadragon_tool_format_time(int64_t t, char *buf);
+static int seadragon_tool_parse_expires(const char *text, time_t now,
+    int64_t *expires);
+static int seadragon_tool_parse_net(seadragon_tool_ctx_t *ctx,
+    const char *text, seadragon_net_t *net);
+static int seadragon_tool_check_name(const char *text, size_t max,
+    const char *extra);
+static int seadragon_tool_mkdir(const char *path);
+static int seadragon_tool_directory_state(const char *path);
+static int seadragon_tool_listed_cmp(const void *one, const void *two);
+static int seadragon_tool_key_hash_of(seadragon_tool_store_t *store,
+    const char *name, uint8_t hash[SEADRAGON_KEY_HASH_LEN]);
+static int seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx,
+    int disabled);
+
+static int seadragon_tool_init(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_whitelist_add(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_whitelist_remove(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_whitelist_list(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_whitelist_check(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_create(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_revoke(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_disable(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_list(seadragon_tool_ctx_t *ctx);
+
+
+/* "2027-01-31T12:00:00Z", or its first ten characters; d: a digit */
+static const char  seadragon_tool_time_pattern[] = "dddd-dd-ddTdd:dd:ddZ";
+
+
+static const seadragon_tool_command_t  seadragon_tool_commands[] = {
+
+    { "init", NULL, NULL, { "--map-size", NULL },
+      "init [--map-size SIZE]",
+      "create the store, or grow its map (SIZE: 64m; k, m, g)",
+      seadragon_tool_init },
+
+    { "whitelist", "add", "ADDR|CIDR", { "--note", NULL },
+      "whitelist add ADDR|CIDR [--note TEXT]",
+      "let an address or a range in (a note of up to 63 bytes)",
+      seadragon_tool_whitelist_add },
+
+    { "whitelist", "remove", "ADDR|CIDR", { NULL, NULL },
+      "whitelist remove ADDR|CIDR",
+      "remove a whitelist entry",
+      seadragon_tool_whitelist_remove },
+
+    { "whitelist", "list", NULL, { NULL, NULL },
+      "whitelist list",
+      "CIDR, created and note of every entry",
+      seadragon_tool_whitelist_list },
+
+    { "whitelist", "check", "ADDR", { NULL, NULL },
+      "whitelist check ADDR",
+      "exit 0 if the gateway lets ADDR in, 1 if not",
+      seadragon_tool_whitelist_check },
+
+    { "key", "create", "NAME", { "--source", "--expires" },
+      "key create NAME --source SOURCE [--expires WHEN]",
+      "print a new key, which is shown only this once",
+      seadragon_tool_key_create },
+
+    { "key", "revoke", "NAME", { NULL, NULL },
+      "key revoke NAME",
+      "delete a key",
+      seadragon_tool_key_revoke },
+
+    { "key", "disable", "NAME", { NULL, NULL },
+      "key disable NAME",
+      "refuse a key until it is enabled again",
+      seadragon_tool_key_disable },
+
+    { "key", "enable", "NAME", { NULL, NULL },
+      "key enable NAME",
+      "accept a disabled key again",
+      seadragon_tool_key_enable },
+
+    { "key", "list", NULL, { NULL, NULL },
+      "key list",
+      "name, source, state, created and expiry of every key",
+      seadragon_tool_key_list },
+
+    { NULL, NULL, NULL, { NULL, NULL }, NULL, NULL, NULL }
+};
+
+
+int
+main(int argc, char **argv)
+{
+    int                              i, rc;
+    const char                      *path, *group, *verb;
+    seadragon_tool_ctx_t             ctx;
+    const seadragon_tool_command_t  *command;
+
+    /*
+     * The files this tool creates are read by nginx workers, which run as
+     * another user: whatever the caller's umask, they are 0644 and 0755.
+     */
+
+    umask(022);
+
+    memset(&ctx, 0, sizeof(seadragon_tool_ctx_t));
+
+    path = getenv("SEADRAGON_STORE");
+    if (path == NULL || path[0] == '\0') {
+        path = SEADRAGON_TOOL_DEFAULT_STORE;
+    }
+
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            seadragon_tool_usage(stdout);
+            return SEADRAGON_TOOL_DONE;
+        }
+
+        if (strcmp(argv[i], "--store") == 0) {
+            if (i + 1 == argc || argv[i + 1][0] == '\0') {
+                return seadragon_tool_usage_error(NULL,
+                                                  "--store needs a PATH");
+            }
+
+            path = argv[++i];
+            continue;
+        }
+
+        if (strncmp(argv[i], "--store=", sizeof("--store=") - 1) == 0) {
+            path = argv[i] + sizeof("--store=") - 1;
+
+            if (path[0] == '\0') {
+                return seadragon_tool_usage_error(NULL,
+                                                  "--store needs a PATH");
+            }
+
+            continue;
+        }
+
+        return seadragon_tool_usage_error(NULL, "unknown option \"%s\"",
+                                          argv[i]);
+    }
+
+    if (i == argc) {
+        return seadragon_tool_usage_error(NULL, "no command given");
+    }
+
+    group = argv[i++];
+    verb = NULL;
+
+    for (command = seadragon_tool_commands; command->group; command++) {
+        if (strcmp(command->group, group) == 0) {
+            break;
+        }
+    }
+
+    if (command->group == NULL) {
+        return seadragon_tool_usage_error(NULL, "unknown command \"%s\"; "
+                                          "expected init, whitelist or key",
+                                          group);
+    }
+
+    if (command->verb) {
+
+        if (i == argc) {
+            return seadragon_tool_usage_error(NULL, "\"%s\" needs a "
+                                              "command: %s", group,
+                                              strcmp(group, "key") == 0
+                                              ? "create, revoke, disable, "
+                                                "enable or list"
+                                              : "add, remove, list or check");
+        }
+
+        verb = argv[i++];
+
+        for ( /* void */ ; command->group; command++) {
+            if (strcmp(command->group, group) == 0
+                && strcmp(command->verb, verb) == 0)
+            {
+                break;
+            }
+        }
+
+        if (command->group == NULL) {
+            return seadragon_tool_usage_error(NULL, "unknown command "
+                                              "\"%s %s\"", group, verb);
+        }
+    }
+
+    ctx.command = command;
+    ctx.store.path = path;
+
+    rc = seadragon_tool_parse_command(&ctx, argc - i, argv + i);
+
+    if (rc == SEADRAGON_TOOL_HELP) {
+        seadragon_tool_usage(stdout);
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = command->handler(&ctx);
+
+    seadragon_tool_store_close(&ctx.store);
+
+    return rc;
+}
+
+
+static void
+seadragon_tool_error(const char *fmt, ...)
+{
+    va_list  args;
+
+    fputs("seadragon-store: ", stderr);
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    fputc('\n', stderr);
+}
+
+
+static int
+seadragon_tool_usage_error(const seadragon_tool_command_t *command,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    fputs("seadragon-store: ", stderr);
+
+    if (command) {
+        if (command->verb) {
+            fprintf(stderr, "%s %s: ", command->group, command->verb);
+
+        } else {
+            fprintf(stderr, "%s: ", command->group);
+        }
+    }
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    if (command) {
+        fprintf(stderr, "\nusage: seadragon-store [--store PATH] %s\n",
+                command->synopsis);
+
+    } else {
+        fputs("\ntry \"seadragon-store --help\"\n", stderr);
+    }
+
+    return SEADRAGON_TOOL_USAGE;
+}
+
+
+static void
+seadragon_tool_usage(FILE *out)
+{
+    const seadragon_tool_command_t  *command;
+
+    fputs("usage: seadragon-store [--store PATH] COMMAND ...\n"
+          "\n"
+          "Changes the seadragon store (an LMDB environment) while nginx "
+          "reads it.\n"
+          "PATH defaults to $SEADRAGON_STORE, else "
+          SEADRAGON_TOOL_DEFAULT_STORE ".\n"
+          "\n"
+          "commands:\n", out);
+
+    for (command = seadragon_tool_commands; command->group; command++) {
+        fprintf(out, "  %s\n      %s\n", command->synopsis, command->help);
+    }
+
+    fputs("\n"
+          "NAME: 1 to 63 letters, digits, \"_\", \"-\", \".\", \"@\"; "
+          "SOURCE: 1 to 31\n"
+          "letters, digits, \"_\", \"-\".  WHEN: a duration (30d, 12h, 90m, "
+          "3600s)\n"
+          "or a time in UTC (2027-01-31, 2027-01-31T12:00:00Z).  A NAME that "
+          "starts\n"
+          "with \"-\" goes after \"--\".\n"
+          "\n"
+          "exit status: 0 done; 1 \"whitelist check\" said no; 2 bad usage "
+          "or input;\n"
+          "3 the store could not be opened or written.\n", out);
+}
+
+
+/*
+ * The command's one positional argument and its options, "--opt VALUE" or
+ * "--opt=VALUE", in any order; "--" ends the options, for a NAME that
+ * starts with "-".
+ */
+
+static int
+seadragon_tool_parse_command(seadragon_tool_ctx_t *ctx, int argc,
+    char **argv)
+{
+    int                              i, options_end;
+    char                            *arg, *equals, *value;
+    size_t                           len;
+    unsigned                         n;
+    const seadragon_tool_command_t  *command;
+
+    command = ctx->command;
+    options_end = 0;
+
+    for (i = 0; i < argc; i++) {
+        arg = argv[i];
+
+        if (!options_end && strcmp(arg, "--") == 0) {
+            options_end = 1;
+            continue;
+        }
+
+        if (!options_end && arg[0] == '-' && arg[1] != '\0') {
+
+            if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+                return SEADRAGON_TOOL_HELP;
+            }
+
+            equals = strchr(arg, '=');
+            len = equals ? (size_t) (equals - arg) : strlen(arg);
+
+            for (n = 0; n < SEADRAGON_TOOL_MAX_OPTIONS; n++) {
+                if (command->options[n]
+                    && strlen(command->options[n]) == len
+                    && strncmp(command->options[n], arg, len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (n == SEADRAGON_TOOL_MAX_OPTIONS) {
+                return seadragon_tool_usage_error(command,
+                                                  "unknown option \"%.*s\"",
+                                                  (int) len, arg);
+            }
+
+            if (ctx->options[n]) {
+                return seadragon_tool_usage_error(command,
+                                                  "%s is given twice",
+                                                  command->options[n]);
+            }
+
+            if (equals) {
+                value = equals + 1;
+
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+
+            } else {
+                return seadragon_tool_usage_error(command, "%s needs a value",
+                                                  command->options[n]);
+            }
+
+            ctx->options[n] = value;
+            continue;
+        }
+
+        if (command->arg == NULL || ctx->arg) {
+            return seadragon_tool_usage_error(command, "unexpected argument "
+                                              "\"%s\"", arg);
+        }
+
+        ctx->arg = arg;
+    }
+
+    if (command->arg && ctx->arg == NULL) {
+        return seadragon_tool_usage_error(command, "%s is missing",
+                                          command->arg);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* names the path and LMDB's words for the error: the status is 3 */
+
+static int
+seadragon_tool_store_error(seadragon_tool_store_t *store, const char *action,
+    const char *what, int rc)
+{
+    char         size[32], larger[32];
+    MDB_envinfo  info;
+
+    if (rc != MDB_MAP_FULL || store->env == NULL
+        || mdb_env_info(store->env, &info) != MDB_SUCCESS)
+    {
+        seadragon_tool_error("cannot %s the store \"%s\": %s: %s", action,
+                             store->path, what, mdb_strerror(rc));
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    seadragon_tool_format_size(info.me_mapsize, size, sizeof(size));
+    seadragon_tool_format_size(info.me_mapsize * 2, larger, sizeof(larger));
+
+    seadragon_tool_error("cannot %s the store \"%s\": %s: %s; the store is "
+                         "full at its map size of %s: grow it with "
+                         "\"seadragon-store --store %s init --map-size %s\" "
+                         "(nginx may keep running)", action, store->path,
+                         what, mdb_strerror(rc), size, store->path, larger);
+
+    return SEADRAGON_TOOL_STORE;
+}
+
+
+static int
+seadragon_tool_store_not_ours(seadragon_tool_store_t *store)
+{
+    seadragon_tool_error("\"%s\" is not a seadragon store: it has no \"%s\" "
+                         "format marker", store->path,
+                         SEADRAGON_STORE_FORMAT);
+
+    return SEADRAGON_TOOL_STORE;
+}
+
+
+/* map_size 0: the size the environment was last given */
+
+static int
+seadragon_tool_env_open(seadragon_tool_store_t *store, unsigned flags,
+    size_t map_size)
+{
+    int  rc, dead;
+
+    rc = mdb_env_create(&store->env);
+    if (rc != MDB_SUCCESS) {
+        store->env = NULL;
+        return seadragon_tool_store_error(store, "open", "mdb_env_create()",
+                                          rc);
+    }
+
+    rc = mdb_env_set_maxdbs(store->env, SEADRAGON_STORE_MAXDBS);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "open",
+                                          "mdb_env_set_maxdbs()", rc);
+    }
+
+    if (map_size) {
+        rc = mdb_env_set_mapsize(store->env, map_size);
+        if (rc != MDB_SUCCESS) {
+            return seadragon_tool_store_error(store, "open",
+                                              "mdb_env_set_mapsize()", rc);
+        }
+    }
+
+    rc = mdb_env_open(store->env, store->path, flags, 0644);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "open", "mdb_env_open()",
+                                          rc);
+    }
+
+    if (!(flags & MDB_RDONLY)) {
+
+        /* a crashed reader's slot would keep old pages from reuse */
+
+        (void) mdb_reader_check(store->env, &dead);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_txn_begin(seadragon_tool_store_t *store, unsigned flags)
+{
+    int  rc;
+
+    rc = mdb_txn_begin(store->env, NULL, flags, &store->txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+
+        /* another seadragon-store grew the map since we opened it */
+
+        rc = mdb_env_set_mapsize(store->env, 0);
+
+        if (rc == MDB_SUCCESS) {
+            rc = mdb_txn_begin(store->env, NULL, flags, &store->txn);
+        }
+    }
+
+    if (rc != MDB_SUCCESS) {
+        store->txn = NULL;
+        return seadragon_tool_store_error(store, "open", "mdb_txn_begin()",
+                                          rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* flags: MDB_RDONLY to read, 0 to write */
+
+static int
+seadragon_tool_store_open(seadragon_tool_store_t *store, unsigned flags)
+{
+    int          rc;
+    char        *file;
+    size_t       len;
+    struct stat  st;
+
+    /* mdb_env_open() would make an environment where there is none */
+
+    len = strlen(store->path) + sizeof("/data.mdb");
+
+    file = malloc(len);
+    if (file == NULL) {
+        return seadragon_tool_store_error(store, "open", "malloc()", ENOMEM);
+    }
+
+    snprintf(file, len, "%s/data.mdb", store->path);
+
+    rc = stat(file, &st) == -1 ? errno : 0;
+
+    free(file);
+
+    if (rc == ENOENT || rc == ENOTDIR) {
+        seadragon_tool_error("cannot open the store \"%s\": %s/data.mdb: %s; "
+                             "create it with \"seadragon-store --store %s "
+                             "init\"", store->path, store->path,
+                             mdb_strerror(rc), store->path);
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    if (rc) {
+        return seadragon_tool_store_error(store, "open", "stat()", rc);
+    }
+
+    rc = seadragon_tool_env_open(store, flags, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_txn_begin(store, flags);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_store_open_dbs(store->txn, &store->dbs, 0);
+
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+        return seadragon_tool_store_not_ours(store);
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "open",
+                                          "opening its databases", rc);
+    }
+
+    rc = seadragon_store_check_format(store->txn, &store->dbs);
+
+    if (rc == MDB_NOTFOUND) {
+        return seadragon_tool_store_not_ours(store);
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "read",
+                                          "reading its format", rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_store_commit(seadragon_tool_store_t *store)
+{
+    int  rc;
+
+    rc = mdb_txn_commit(store->txn);
+    store->txn = NULL;
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "write", "mdb_txn_commit()",
+                                          rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* aborts what was not committed */
+
+static void
+seadragon_tool_store_close(seadragon_tool_store_t *store)
+{
+    if (store->txn) {
+        mdb_txn_abort(store->txn);
+        store->txn = NULL;
+    }
+
+    if (store->env) {
+        mdb_env_close(store->env);
+        store->env = NULL;
+    }
+}
+
+
+/* "65536", "64k", "64m", "1g" */
+
+static int
+seadragon_tool_parse_size(const char *text, size_t *size)
+{
+    char                *end;
+    size_t               unit;
+    unsigned long long   n;
+
+    if (text[0] < '0' || text[0] > '9') {
+        return -1;
+    }
+
+    errno = 0;
+    n = strtoull(text, &end, 10);
+
+    if (errno) {
+        return -1;
+    }
+
+    switch (*end) {
+
+    case '\0':
+        unit = 1;
+        break;
+
+    case 'k':
+    case 'K':
+        unit = 1024;
+        end++;
+        break;
+
+    case 'm':
+    case 'M':
+        unit = 1024 * 1024;
+        end++;
+        break;
+
+    case 'g':
+    case 'G':
+        unit = 1024 * 1024 * 1024;
+        end++;
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (*end != '\0' || n > (SIZE_MAX / 2) / unit) {
+        return -1;
+    }
+
+    *size = (size_t) n * unit;
+
+    return 0;
+}
+
+
+static void
+seadragon_tool_format_size(size_t size, char *buf, size_t len)
+{
+    if (size % (1024 * 1024 * 1024) == 0) {
+        snprintf(buf, len, "%zug", size / (1024 * 1024 * 1024));
+
+    } else if (size % (1024 * 1024) == 0) {
+        snprintf(buf, len, "%zum", size / (1024 * 1024));
+
+    } else if (size % 1024 == 0) {
+        snprintf(buf, len, "%zuk", size / 1024);
+
+    } else {
+        snprintf(buf, len, "%zu", size);
+    }
+}
+
+
+/* ISO 8601 in UTC: "2027-01-31T12:00:00Z" */
+
+static void
+seadragon_tool_format_time(int64_t t, char *buf)
+{
+    time_t     when;
+    struct tm  tm;
+
+    when = (time_t) t;
+
+    if (gmtime_r(&when, &tm) == NULL
+        || strftime(buf, SEADRAGON_TOOL_TIME_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm)
+           == 0)
+    {
+        snprintf(buf, SEADRAGON_TOOL_TIME_LEN, "%lld", (long long) t);
+    }
+}
+
+
+/*
+ * "30d", "12h", "90m", "3600s" from now; "2027-01-31" (its midnight,
+ * UTC) or "2027-01-31T12:00:00Z".  Returns 0, or -1 for text of neither
+ * form; the caller checks that the time is in the future.
+ */
+
+static int
+seadragon_tool_parse_expires(const char *text, time_t now, int64_t *expires)
+{
+    int          i;
+    size_t       len;
+    time_t       when;
+    int64_t      n, unit;
+    struct tm    tm, check;
+    const char  *p;
+
+    len = strlen(text);
+
+    for (p = text; *p >= '0' && *p <= '9'; p++) { /* void */ }
+
+    if (p > text && p - text <= 9 && p[0] != '\0' && p[1] == '\0') {
+
+        switch (p[0]) {
+        case 'd':
+            unit = 86400;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 's':
+            unit = 1;
+            break;
+        default:
+            return -1;
+        }
+
+        n = strtoll(text, NULL, 10);
+
+        *expires = (int64_t) now + n * unit;
+
+        return 0;
+    }
+
+    if (len != sizeof("2027-01-31") - 1
+        && len != sizeof(seadragon_tool_time_pattern) - 1)
+    {
+        return -1;
+    }
+
+    for (i = 0; text[i]; i++) {
+        if (seadragon_tool_time_pattern[i] == 'd'
+            ? (text[i] < '0' || text[i] > '9')
+            : text[i] != seadragon_tool_time_pattern[i])
+        {
+            return -1;
+        }
+    }
+
+    memset(&tm, 0, sizeof(struct tm));
+
+    tm.tm_year = atoi(text) - 1900;
+    tm.tm_mon = atoi(text + 5) - 1;
+    tm.tm_mday = atoi(text + 8);
+
+    if (len == sizeof(seadragon_tool_time_pattern) - 1) {
+        tm.tm_hour = atoi(text + 11);
+        tm.tm_min = atoi(text + 14);
+        tm.tm_sec = atoi(text + 17);
+    }
+
+    check = tm;
+
+    when = timegm(&tm);
+
+    /* timegm() takes February 30 for March 2: refuse what it moved */
+
+    if (when == (time_t) -1 || gmtime_r(&when, &tm) == NULL
+        || tm.tm_year != check.tm_year || tm.tm_mon != check.tm_mon
+        || tm.tm_mday != check.tm_mday || tm.tm_hour != check.tm_hour
+        || tm.tm_min != check.tm_min || tm.tm_sec != check.tm_sec)
+    {
+        return -1;
+    }
+
+    *expires = (int64_t) when;
+
+    return 0;
+}
+
+
+/* an address or a range, with a hint at the range meant if host bits are
+ * set: 10.0.0.1/8 is most likely 10.0.0.0/8 */
+
+static int
+seadragon_tool_parse_net(seadragon_tool_ctx_t *ctx, const char *text,
+    seadragon_net_t *net)
+{
+    char             buf[SEADRAGON_NET_TEXT_LEN], hint[SEADRAGON_NET_TEXT_LEN];
+    char            *slash;
+    const char      *error, *ignored;
+    unsigned long    prefix;
+    seadragon_net_t  address;
+
+    if (seadragon_net_parse(text, strlen(text), net, &error) == 0) {
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    hint[0] = '\0';
+
+    slash = strchr(text, '/');
+
+    /* only for a number that is a prefix length of the address's family */
+
+    if (slash && strlen(text) < sizeof(buf)
+        && slash[1] != '\0' && strlen(slash + 1) <= 3
+        && strspn(slash + 1, "0123456789") == strlen(slash + 1))
+    {
+        snprintf(buf, sizeof(buf), "%.*s", (int) (slash - text), text);
+        prefix = strtoul(slash + 1, NULL, 10);
+
+        if (seadragon_net_parse(buf, strlen(buf), &address, &ignored) == 0
+            && !(address.family == 4 && strchr(buf, ':'))
+            && prefix < address.prefix)
+        {
+            seadragon_net_mask(&address, (unsigned) prefix);
+            seadragon_net_format(&address, hint, sizeof(hint));
+        }
+    }
+
+    return seadragon_tool_usage_error(ctx->command, "invalid %s \"%s\": %s; "
+                                      "expected %s%s%s%s", ctx->command->arg,
+                                      text, error,
+                                      strcmp(ctx->command->arg, "ADDR") == 0
+                                      ? "a single address such as 10.0.0.1 "
+                                        "or 2001:db8::1"
+                                      : "an address such as 10.0.0.1 or a "
+                                        "range such as 10.0.0.0/8 or "
+                                        "2001:db8::/32",
+                                      hint[0] ? "; did you mean " : "",
+                                      hint, hint[0] ? "?" : "");
+}
+
+
+/* 1 to max characters: letters, digits and those of extra */
+
+static int
+seadragon_tool_check_name(const char *text, size_t max, const char *extra)
+{
+    size_t  len;
+
+    len = strlen(text);
+
+    if (len == 0 || len > max) {
+        return -1;
+    }
+
+    for ( /* void */ ; *text; text++) {
+        if ((*text >= 'a' && *text <= 'z') || (*text >= 'A' && *text <= 'Z')
+            || (*text >= '0' && *text <= '9') || strchr(extra, *text))
+        {
+            continue;
+        }
+
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* mkdir -p; a directory made here is 0755 (the umask is 022) */
+
+static int
+seadragon_tool_mkdir(const char *path)
+{
+    int    rc;
+    char  *copy, *p;
+
+    copy = strdup(path);
+    if (copy == NULL) {
+        return ENOMEM;
+    }
+
+    rc = 0;
+
+    for (p = copy + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+
+        *p = '\0';
+
+        if (mkdir(copy, 0755) == -1 && errno != EEXIST) {
+            rc = errno;
+            break;
+        }
+
+        *p = '/';
+    }
+
+    if (rc == 0 && mkdir(copy, 0755) == -1 && errno != EEXIST) {
+        rc = errno;
+    }
+
+    free(copy);
+
+    return rc;
+}
+
+
+/* 0: empty (a lock file left by an early reader does not count), 1: an
+ * environment, 2: other files, or -1 with errno */
+
+static int
+seadragon_tool_directory_state(const char *path)
+{
+    int             state;
+    DIR            *dir;
+    struct dirent  *entry;
+
+    dir = opendir(path);
+    if (dir == NULL) {
+        return -1;
+    }
+
+    state = 0;
+
+    while ((entry = readdir(dir)) != NULL) {
+
+        if (strcmp(entry->d_name, ".") == 0
+            || strcmp(entry->d_name, "..") == 0
+            || strcmp(entry->d_name, "lock.mdb") == 0)
+        {
+            continue;
+        }
+
+        if (strcmp(entry->d_name, "data.mdb") == 0) {
+            state = 1;
+            break;
+        }
+
+        state = 2;
+    }
+
+    closedir(dir);
+
+    return state;
+}
+
+
+/*
+ * init [--map-size SIZE]: a new store in a new or empty directory; on a
+ * store of this format, "already initialized", and a larger map if asked.
+ */
+
+static int
+seadragon_tool_init(seadragon_tool_ctx_t *ctx)
+{
+    int                      rc, state, empty;
+    char                     old_size[32], new_size[32];
+    size_t                   map_size, target;
+    MDB_val                  k, v;
+    MDB_dbi                  main_dbi;
+    MDB_stat                 st;
+    MDB_envinfo              info;
+    struct stat              sb;
+    seadragon_tool_store_t  *store;
+
+    store = &ctx->store;
+    map_size = 0;
+    empty = 0;
+
+    if (ctx->options[0]) {
+        if (seadragon_tool_parse_size(ctx->options[0], &map_size) != 0
+            || map_size < SEADRAGON_TOOL_MIN_MAP_SIZE)
+        {
+            return seadragon_tool_usage_error(ctx->command, "invalid "
+                                              "--map-size \"%s\": expected a "
+                                              "size of at least 64k, such as "
+                                              "64m, 512m or 2g",
+                                              ctx->options[0]);
+        }
+    }
+
+    if (stat(store->path, &sb) == -1) {
+
+        if (errno != ENOENT) {
+            return seadragon_tool_store_error(store, "create", "stat()",
+                                              errno);
+        }
+
+        rc = seadragon_tool_mkdir(store->path);
+        if (rc) {
+            return seadragon_tool_store_error(store, "create", "mkdir()", rc);
+        }
+
+        state = 0;
+
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return seadragon_tool_store_error(store, "create",
+                                          "the path is not a directory",
+                                          ENOTDIR);
+
+    } else {
+        state = seadragon_tool_directory_state(store->path);
+
+        if (state == -1) {
+            return seadragon_tool_store_error(store, "create", "opendir()",
+                                              errno);
+        }
+
+        if (state == 2) {
+            seadragon_tool_error("cannot create the store \"%s\": the "
+                                 "directory holds other files and no store; "
+                                 "expected a new or empty directory",
+                                 store->path);
+            return SEADRAGON_TOOL_STORE;
+        }
+    }
+
+    if (state == 0) {
+        target = map_size ? map_size : SEADRAGON_TOOL_DEFAULT_MAP_SIZE;
+
+        rc = seadragon_tool_env_open(store, 0, target);
+        if (rc != SEADRAGON_TOOL_DONE) {
+            return rc;
+        }
+
+        empty = 1;
+
+    } else {
+
+        /* an environment: ours, empty, or another one */
+
+        rc = seadragon_tool_env_open(store, 0, 0);
+        if (rc != SEADRAGON_TOOL_DONE) {
+            return rc;
+        }
+
+        rc = seadragon_tool_txn_begin(store, MDB_RDONLY);
+        if (rc != SEADRAGON_TOOL_DONE) {
+            return rc;
+        }
+
+        rc = seadragon_store_open_dbs(store->txn, &store->dbs, 0);
+
+        if (rc == MDB_SUCCESS) {
+            rc = seadragon_store_check_format(store->txn, &store->dbs);
+
+            if (rc == MDB_NOTFOUND) {
+                return seadragon_tool_store_not_ours(store);
+            }
+
+            empty = 0;
+
+        } else if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            rc = mdb_dbi_open(store->txn, NULL, 0, &main_dbi);
+
+            if (rc == MDB_SUCCESS) {
+                rc = mdb_stat(store->txn, main_dbi, &st);
+            }
+
+            if (rc == MDB_SUCCESS && st.ms_entries != 0) {
+                seadragon_tool_error("cannot create the store \"%s\": it "
+                                     "holds an LMDB environment of another "
+                                     "kind (no \"%s\" format marker)",
+                                     store->path, SEADRAGON_STORE_FORMAT);
+                return SEADRAGON_TOOL_STORE;
+            }
+
+            empty = 1;
+        }
+
+        if (rc != MDB_SUCCESS) {
+            return seadragon_tool_store_error(store, "open",
+                                              "reading its databases", rc);
+        }
+
+        mdb_txn_abort(store->txn);
+        store->txn = NULL;
+
+        rc = mdb_env_info(store->env, &info);
+        if (rc != MDB_SUCCESS) {
+            return seadragon_tool_store_error(store, "open",
+                                              "mdb_env_info()", rc);
+        }
+
+        target = map_size;
+
+        if (empty && target == 0) {
+            target = SEADRAGON_TOOL_DEFAULT_MAP_SIZE;
+        }
+
+        seadragon_tool_format_size(info.me_mapsize, old_size,
+                                   sizeof(old_size));
+
+        if (!empty && target <= info.me_mapsize) {
+            printf("%s is already initialized (map size %s)\n", store->path,
+                   old_size);
+            return SEADRAGON_TOOL_DONE;
+        }
+
+        if (target > info.me_mapsize) {
+
+            /* readers adopt a larger map when they next begin */
+
+            rc = mdb_env_set_mapsize(store->env, target);
+            if (rc != MDB_SUCCESS) {
+                return seadragon_tool_store_error(store, "write",
+                                                  "mdb_env_set_mapsize()",
+                                                  rc);
+            }
+
+        } else {
+            target = info.me_mapsize;
+        }
+    }
+
+    rc = seadragon_tool_txn_begin(store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (empty) {
+        rc = seadragon_store_create(store->txn, &store->dbs);
+
+    } else {
+
+        /*
+         * The handles of the read transaction went with it.  LMDB records
+         * a new map size only in a commit that writes: the marker again.
+         */
+
+        rc = seadragon_store_open_dbs(store->txn, &store->dbs, 0);
+
+        if (rc == MDB_SUCCESS) {
+            k.mv_data = "format";
+            k.mv_size = sizeof("format") - 1;
+            v.mv_data = SEADRAGON_STORE_FORMAT;
+            v.mv_size = sizeof(SEADRAGON_STORE_FORMAT) - 1;
+
+            rc = mdb_put(store->txn, store->dbs.meta, &k, &v, 0);
+        }
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "write",
+                                          empty ? "creating its databases"
+                                                : "mdb_put()", rc);
+    }
+
+    rc = seadragon_tool_store_commit(store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    seadragon_tool_format_size(target, new_size, sizeof(new_size));
+
+    if (empty) {
+        printf("initialized %s (map size %s)\n", store->path, new_size);
+
+    } else {
+        printf("%s is already initialized; its map size grew from %s to %s\n",
+               store->path, old_size, new_size);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_whitelist_add(seadragon_tool_ctx_t *ctx)
+{
+    int                          rc;
+    char                         text[SEADRAGON_NET_TEXT_LEN];
+    size_t                       len;
+    const char                  *note, *p;
+    seadragon_net_t              net;
+    seadragon_whitelist_entry_t  entry;
+
+    rc = seadragon_tool_parse_net(ctx, ctx->arg, &net);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    note = ctx->options[0] ? ctx->options[0] : "";
+    len = strlen(note);
+
+    if (len > SEADRAGON_TOOL_NOTE_LEN) {
+        return seadragon_tool_usage_error(ctx->command, "the note is %zu "
+                                          "bytes long; expected at most %d",
+                                          len, SEADRAGON_TOOL_NOTE_LEN);
+    }
+
+    for (p = note; *p; p++) {
+        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+            return seadragon_tool_usage_error(ctx->command, "the note has a "
+                                              "control character (a tab, a "
+                                              "newline, ...); expected "
+                                              "printable text");
+        }
+    }
+
+    memset(&entry, 0, sizeof(seadragon_whitelist_entry_t));
+    entry.created = (int64_t) time(NULL);
+    memcpy(entry.note, note, len);
+
+    seadragon_net_format(&net, text, sizeof(text));
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_whitelist_add(ctx->store.txn, &ctx->store.dbs, &net,
+                                 &entry);
+
+    if (rc == MDB_KEYEXIST) {
+        seadragon_tool_error("%s is already whitelisted", text);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "adding the entry", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("whitelisted %s\n", text);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_whitelist_remove(seadragon_tool_ctx_t *ctx)
+{
+    int              rc;
+    char             text[SEADRAGON_NET_TEXT_LEN];
+    seadragon_net_t  net;
+
+    rc = seadragon_tool_parse_net(ctx, ctx->arg, &net);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    seadragon_net_format(&net, text, sizeof(text));
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_whitelist_remove(ctx->store.txn, &ctx->store.dbs, &net);
+
+    if (rc == MDB_NOTFOUND) {
+        seadragon_tool_error("%s is not a whitelist entry (see \"whitelist "
+                             "list\")", text);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "removing the entry", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("removed %s from the whitelist\n", text);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* IPv4 first; then by address, a wider range before a narrower one */
+
+static int
+seadragon_tool_listed_cmp(const void *one, const void *two)
+{
+    int                            rc;
+    const seadragon_tool_listed_t  *a, *b;
+
+    a = one;
+    b = two;
+
+    if (a->net.family != b->net.family) {
+        return a->net.family - b->net.family;
+    }
+
+    rc = memcmp(a->net.addr, b->net.addr, sizeof(a->net.addr));
+    if (rc) {
+        return rc;
+    }
+
+    return a->net.prefix - b->net.prefix;
+}
+
+
+static int
+seadragon_tool_whitelist_list(seadragon_tool_ctx_t *ctx)
+{
+    int                       rc;
+    char                      text[SEADRAGON_NET_TEXT_LEN];
+    char                      created[SEADRAGON_TOOL_TIME_LEN];
+    size_t                    i, n, size;
+    MDB_val                   k, v;
+    MDB_cursor               *cursor;
+    seadragon_tool_listed_t  *list, *more;
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = mdb_cursor_open(ctx->store.txn, ctx->store.dbs.whitelist, &cursor);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_cursor_open()", rc);
+    }
+
+    list = NULL;
+    n = 0;
+    size = 0;
+
+    for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT))
+    {
+        if (n == size) {
+            size = size ? size * 2 : 64;
+
+            more = realloc(list, size * sizeof(seadragon_tool_listed_t));
+            if (more == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+
+            list = more;
+        }
+
+        if (seadragon_net_from_key(k.mv_data, k.mv_size, &list[n].net) != 0
+            || v.mv_size != sizeof(seadragon_whitelist_entry_t))
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        memcpy(&list[n].entry, v.mv_data, sizeof(seadragon_whitelist_entry_t));
+        list[n].entry.note[sizeof(list[n].entry.note) - 1] = '\0';
+        n++;
+    }
+
+    mdb_cursor_close(cursor);
+
+    if (rc != MDB_NOTFOUND) {
+        free(list);
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the whitelist", rc);
+    }
+
+    if (n) {
+        qsort(list, n, sizeof(seadragon_tool_listed_t),
+              seadragon_tool_listed_cmp);
+    }
+
+    for (i = 0; i < n; i++) {
+        seadragon_net_format(&list[i].net, text, sizeof(text));
+        seadragon_tool_format_time(list[i].entry.created, created);
+        printf("%s\t%s\t%s\n", text, created, list[i].entry.note);
+    }
+
+    free(list);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/*
+ * The verdict is seadragon_whitelist_find()'s, the module's own; the
+ * entry named is the narrowest that covers the address.
+ */
+
+static int
+seadragon_tool_whitelist_check(seadragon_tool_ctx_t *ctx)
+{
+    int              rc, found;
+    char             text[SEADRAGON_NET_TEXT_LEN], by[SEADRAGON_NET_TEXT_LEN];
+    MDB_val          k, v;
+    MDB_cursor      *cursor;
+    seadragon_net_t  addr, net, best;
+
+    if (strchr(ctx->arg, '/')) {
+        return seadragon_tool_usage_error(ctx->command, "\"%s\" is a range; "
+                                          "expected a single address such "
+                                          "as 10.0.0.1 or 2001:db8::1",
+                                          ctx->arg);
+    }
+
+    rc = seadragon_tool_parse_net(ctx, ctx->arg, &addr);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    seadragon_net_format(&addr, text, sizeof(text));
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_whitelist_find(ctx->store.txn, &ctx->store.dbs, &addr);
+
+    if (rc == MDB_NOTFOUND) {
+        printf("%s is not whitelisted\n", text);
+        return SEADRAGON_TOOL_NO;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "looking the address up", rc);
+    }
+
+    rc = mdb_cursor_open(ctx->store.txn, ctx->store.dbs.whitelist, &cursor);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_cursor_open()", rc);
+    }
+
+    found = 0;
+    memset(&best, 0, sizeof(seadragon_net_t));
+
+    for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT))
+    {
+        if (seadragon_net_from_key(k.mv_data, k.mv_size, &net) == 0
+            && seadragon_net_contains(&net, &addr)
+            && (!found || net.prefix > best.prefix))
+        {
+            best = net;
+            found = 1;
+        }
+    }
+
+    mdb_cursor_close(cursor);
+
+    if (rc != MDB_NOTFOUND) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the whitelist", rc);
+    }
+
+    if (!found) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "finding the covering entry",
+                                          MDB_CORRUPTED);
+    }
+
+    seadragon_net_format(&best, by, sizeof(by));
+
+    printf("%s is whitelisted (by %s)\n", text, by);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
+{
+    int                     rc;
+    char                    when[SEADRAGON_TOOL_TIME_LEN];
+    char                    key[sizeof(SEADRAGON_KEY_PREFIX) + 44];
+    time_t                  now;
+    size_t                  i, len;
+    uint8_t                 random[SEADRAGON_TOOL_KEY_RANDOM_LEN];
+    uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val                 k, v;
+    const char             *name, *source;
+    seadragon_key_record_t  record;
+
+    name = ctx->arg;
+    source = ctx->options[0];
+
+    if (seadragon_tool_check_name(name, SEADRAGON_KEY_NAME_LEN - 1, "_-.@")
+        != 0)
+    {
+        return seadragon_tool_usage_error(ctx->command, "invalid NAME "
+                                          "\"%s\": expected 1 to %d letters, "
+                                          "digits, \"_\", \"-\", \".\" and "
+                                          "\"@\"", name,
+                                          SEADRAGON_KEY_NAME_LEN - 1);
+    }
+
+    if (source == NULL) {
+        return seadragon_tool_usage_error(ctx->command, "--source SOURCE is "
+                                          "missing: the source whose queue "
+                                          "the key's requests join");
+    }
+
+    if (seadragon_tool_check_name(source, SEADRAGON_KEY_SOURCE_LEN - 1, "_-")
+        != 0)
+    {
+        return seadragon_tool_usage_error(ctx->command, "invalid SOURCE "
+                                          "\"%s\": expected 1 to %d letters, "
+                                          "digits, \"_\" and \"-\" (a "
+                                          "seadragon_source name)", source,
+                                          SEADRAGON_KEY_SOURCE_LEN - 1);
+    }
+
+    now = time(NULL);
+
+    memset(&record, 0, sizeof(seadragon_key_record_t));
+
+    record.version = 1;
+    record.flags = 0;
+    record.created = (int64_t) now;
+    record.expires = 0;
+    memcpy(record.name, name, strlen(name));
+    memcpy(record.source, source, strlen(source));
+
+    if (ctx->options[1]) {
+        if (seadragon_tool_parse_expires(ctx->options[1], now,
+                                         &record.expires)
+            != 0)
+        {
+            return seadragon_tool_usage_error(ctx->command, "invalid "
+                                              "--expires \"%s\": expected a "
+                                              "duration such as 30d, 12h, "
+                                              "90m or 3600s, or a date such "
+                                              "as 2027-01-31 or "
+                                              "2027-01-31T12:00:00Z (UTC)",
+                                              ctx->options[1]);
+        }
+
+        if (record.expires <= (int64_t) now) {
+            seadragon_tool_format_time(record.expires, when);
+            return seadragon_tool_usage_error(ctx->command, "--expires "
+                                              "\"%s\" is not in the future "
+                                              "(%s); expected a later time",
+                                              ctx->options[1], when);
+        }
+    }
+
+    if (RAND_bytes(random, sizeof(random)) != 1) {
+        seadragon_tool_error("cannot make a key: OpenSSL's RAND_bytes() "
+                             "failed");
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    /* "sd-" and base64url without padding: 43 characters */
+
+    len = sizeof(SEADRAGON_KEY_PREFIX) - 1;
+    memcpy(key, SEADRAGON_KEY_PREFIX, len);
+
+    EVP_EncodeBlock((unsigned char *) key + len, random, sizeof(random));
+
+    for (i = len; i < len + SEADRAGON_TOOL_KEY_TEXT_LEN; i++) {
+        if (key[i] == '+') {
+            key[i] = '-';
+
+        } else if (key[i] == '/') {
+            key[i] = '_';
+        }
+    }
+
+    len += SEADRAGON_TOOL_KEY_TEXT_LEN;
+    key[len] = '\0';
+
+    seadragon_key_hash((uint8_t *) key, len, hash);
+
+    OPENSSL_cleanse(random, sizeof(random));
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return rc;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = strlen(name);
+    v.mv_data = hash;
+    v.mv_size = sizeof(hash);
+
+    rc = mdb_put(ctx->store.txn, ctx->store.dbs.key_names, &k, &v,
+                 MDB_NOOVERWRITE);
+
+    if (rc == MDB_KEYEXIST) {
+        OPENSSL_cleanse(key, sizeof(key));
+        seadragon_tool_error("a key named \"%s\" already exists; revoke it "
+                             "first or choose another name", name);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc == MDB_SUCCESS) {
+        k.mv_data = hash;
+        k.mv_size = sizeof(hash);
+        v.mv_data = &record;
+        v.mv_size = sizeof(seadragon_key_record_t);
+
+        /* MDB_KEYEXIST here would be a collision of SHA-256 */
+
+        rc = mdb_put(ctx->store.txn, ctx->store.dbs.keys, &k, &v,
+                     MDB_NOOVERWRITE);
+    }
+
+    if (rc == MDB_SUCCESS) {
+        rc = seadragon_tool_store_commit(&ctx->store);
+
+    } else {
+        rc = seadragon_tool_store_error(&ctx->store, "write",
+                                        "adding the key", rc);
+    }
+
+    if (rc != SEADRAGON_TOOL_DONE) {
+        OPENSSL_cleanse(key, sizeof(key));
+        return rc;
+    }
+
+    if (printf("%s\n", key) < 0 || fflush(stdout) != 0) {
+        OPENSSL_cleanse(key, sizeof(key));
+        seadragon_tool_error("the key \"%s\" is stored but could not be "
+                             "printed: %s; revoke it with \"seadragon-store "
+                             "--store %s key revoke %s\"", name,
+                             strerror(errno), ctx->store.path, name);
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    OPENSSL_cleanse(key, sizeof(key));
+
+    if (record.expires) {
+        seadragon_tool_format_time(record.expires, when);
+    }
+
+    seadragon_tool_error("created the key \"%s\" for the source \"%s\", %s%s;"
+                         " it is printed above and will not be shown again",
+                         name, source,
+                         record.expires ? "expiring " : "never expiring",
+                         record.expires ? when : "");
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* the hash that "key_names" holds for name, in store's transaction */
+
+static int
+seadragon_tool_key_hash_of(seadragon_tool_store_t *store, const char *name,
+    uint8_t hash[SEADRAGON_KEY_HASH_LEN])
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) name;
+    k.mv_size = strlen(name);
+
+    rc = mdb_get(store->txn, store->dbs.key_names, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        seadragon_tool_error("there is no key named \"%s\" (see \"key "
+                             "list\")", name);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc == MDB_SUCCESS && v.mv_size != SEADRAGON_KEY_HASH_LEN) {
+        rc = MDB_CORRUPTED;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(store, "read", "finding the key",
+                                          rc);
+    }
+
+    memcpy(hash, v.mv_data, SEADRAGON_KEY_HASH_LEN);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_key_revoke(seadragon_tool_ctx_t *ctx)
+{
+    int      rc;
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val  k;
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_key_hash_of(&ctx->store, ctx->arg, hash);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+
+    rc = mdb_del(ctx->store.txn, ctx->store.dbs.keys, &k, NULL);
+
+    /* a name without its record is revoked all the same */
+
+    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) {
+        k.mv_data = ctx->arg;
+        k.mv_size = strlen(ctx->arg);
+
+        rc = mdb_del(ctx->store.txn, ctx->store.dbs.key_names, &k, NULL);
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "deleting the key", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("revoked the key \"%s\"\n", ctx->arg);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_key_disable(seadragon_tool_ctx_t *ctx)
+{
+    return seadragon_tool_key_set_disabled(ctx, 1);
+}
+
+
+static int
+seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx)
+{
+    return seadragon_tool_key_set_disabled(ctx, 0);
+}
+
+
+static int
+seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx, int disabled)
+{
+    int                     rc;
+    char                    when[SEADRAGON_TOOL_TIME_LEN];
+    uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val                 k, v;
+    const char             *state;
+    seadragon_key_record_t  record;
+
+    state = disabled ? "disabled" : "enabled";
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_key_hash_of(&ctx->store, ctx->arg, hash);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_key_find_hash(ctx->store.txn, &ctx->store.dbs, hash,
+                                 &record);
+
+    if (rc == MDB_NOTFOUND) {
+        rc = MDB_CORRUPTED;     /* a name whose record is gone */
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the key", rc);
+    }
+
+    if (!(record.flags & SEADRAGON_KEY_DISABLED) == !disabled) {
+        printf("the key \"%s\" is already %s\n", ctx->arg, state);
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    if (disabled) {
+        record.flags |= SEADRAGON_KEY_DISABLED;
+
+    } else {
+        record.flags &= ~SEADRAGON_KEY_DISABLED;
+    }
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+    v.mv_data = &record;
+    v.mv_size = sizeof(seadragon_key_record_t);
+
+    rc = mdb_put(ctx->store.txn, ctx->store.dbs.keys, &k, &v, 0);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "changing the key", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("%s the key \"%s\"\n", state, ctx->arg);
+
+    if (!disabled && record.expires && record.expires <= time(NULL)) {
+        seadragon_tool_format_time(record.expires, when);
+        seadragon_tool_error("the key \"%s\" is still refused: it expired "
+                             "at %s", ctx->arg, when);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* never a key nor its hash; LMDB keeps the names sorted */
+
+static int
+seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
+{
+    int                     rc;
+    char                    created[SEADRAGON_TOOL_TIME_LEN];
+    char                    expires[SEADRAGON_TOOL_TIME_LEN];
+    time_t                  now;
+    uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val                 k, v;
+    MDB_cursor             *cursor;
+    const char             *state;
+    seadragon_key_record_t  record;
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = mdb_cursor_open(ctx->store.txn, ctx->store.dbs.key_names, &cursor);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_cursor_open()", rc);
+    }
+
+    now = time(NULL);
+
+    for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size == 0 || k.mv_size >= SEADRAGON_KEY_NAME_LEN
+            || v.mv_size != SEADRAGON_KEY_HASH_LEN)
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        memcpy(hash, v.mv_data, SEADRAGON_KEY_HASH_LEN);
+
+        rc = seadragon_key_find_hash(ctx->store.txn, &ctx->store.dbs, hash,
+                                     &record);
+
+        if (rc == MDB_NOTFOUND) {
+            rc = MDB_CORRUPTED;
+        }
+
+        if (rc != MDB_SUCCESS) {
+            break;
+        }
+
+        /* the module's order: a disabled key is refused as disabled */
+
+        if (record.flags & SEADRAGON_KEY_DISABLED) {
+            state = "disabled";
+
+        } else if (record.expires && record.expires <= (int64_t) now) {
+            state = "expired";
+
+        } else {
+            state = "active";
+        }
+
+        seadragon_tool_format_time(record.created, created);
+
+        if (record.expires) {
+            seadragon_tool_format_time(record.expires, expires);
+
+        } else {
+            strcpy(expires, "never");
+        }
+
+        printf("%.*s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,
+               (char *) k.mv_data, record.source, state, created, expires);
+    }
+
+    mdb_cursor_close(cursor);
+
+    if (rc != MDB_NOTFOUND) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the keys", rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
