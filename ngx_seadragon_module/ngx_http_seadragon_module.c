@@ -863,11 +863,13 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len == 0 || value[1].len > NGX_HTTP_SEADRAGON_NAME_LEN) {
+    /* the name must fit the source field of a key record */
+
+    if (value[1].len == 0 || value[1].len >= SEADRAGON_KEY_SOURCE_LEN) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid source name \"%V\": it must have 1 to "
                            "%d characters", &value[1],
-                           NGX_HTTP_SEADRAGON_NAME_LEN);
+                           SEADRAGON_KEY_SOURCE_LEN - 1);
         return NGX_CONF_ERROR;
     }
 

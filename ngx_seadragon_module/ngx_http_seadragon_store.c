@@ -188,7 +188,6 @@ ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
 {
     int       rc;
     char     *what;
-    MDB_val   k, v;
     MDB_txn  *txn;
 
     txn = NULL;
@@ -235,20 +234,20 @@ ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
         goto failed;
     }
 
-    k.mv_data = "format";
-    k.mv_size = sizeof("format") - 1;
+    what = "reading its format marker";
 
-    rc = mdb_get(txn, store->dbs.meta, &k, &v);
+    rc = seadragon_store_check_format(txn, &store->dbs);
 
-    if (rc != MDB_SUCCESS
-        || v.mv_size != sizeof(SEADRAGON_STORE_FORMAT) - 1
-        || ngx_strncmp(v.mv_data, SEADRAGON_STORE_FORMAT, v.mv_size) != 0)
-    {
+    if (rc == MDB_NOTFOUND) {
         ngx_log_error(level, log, 0,
                       "seadragon_store \"%V\" is not a seadragon store "
                       "(no \"%s\" format marker)", &store->path,
                       SEADRAGON_STORE_FORMAT);
         goto close;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        goto failed;
     }
 
     /*

@@ -276,3 +276,13 @@ unknown "no_such_variable" variable
 --- must_die
 --- error_log
 invalid value "maybe" in "seadragon_json_errors" directive, it must be "on" or "off"
+
+
+
+=== TEST 27: a source name must fit a key record (31 characters)
+--- http_config
+    seadragon_source abcdefghijklmnopqrstuvwxyz012345 priority=1;
+--- config
+--- must_die
+--- error_log
+invalid source name "abcdefghijklmnopqrstuvwxyz012345": it must have 1 to 31 characters
