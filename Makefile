@@ -4,6 +4,7 @@
 #   make deps     install the Debian packages that are missing (as root)
 #   make test     build, then run every suite in t/ with prove
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
+#   make check-memory   the nginx suites under valgrind
 
 SHELL := /bin/bash
 
@@ -28,7 +29,7 @@ TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl
 
-.PHONY: all deps deps-build test unit run stop clean
+.PHONY: all deps deps-build test unit check-memory run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -83,6 +84,12 @@ unit: $(BUILD)/queue-test
 
 test: deps all unit $(BUILD)/seadragon-store
 	$(PROVE) $(PROVE_ARGS) -I t/lib t/
+
+# every nginx suite with nginx under valgrind's memcheck: any report fails
+check-memory: deps all
+	@scripts/install-deps valgrind
+	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
+	  t/001-queue.t t/009-standin.t t/011-store-tool.t, $(wildcard t/0*.t))
 
 run: deps all
 	@scripts/seadragon-run start

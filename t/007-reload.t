@@ -1,5 +1,10 @@
 # nginx -s reload with requests parked and streaming: nothing is lost, the
 # order holds across old and new workers, and the zone carries over.
+#
+# Skipped under valgrind: there the new worker is not woken for the
+# listening socket while the old one lives (nginx's own hand-over of the
+# socket, not the module), so the new request cannot queue in time and the
+# order assertion has nothing to test.
 use lib 't/lib';
 use Test::Seadragon;
 
@@ -25,6 +30,7 @@ __DATA__
         proxy_buffering off;
     }
 --- timeout: 30
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
     sub chat {
         my ($tag, %h) = @_;
@@ -43,8 +49,8 @@ __DATA__
     wait_until(sub { my @m = error_log_text() =~ /seadragon queued/g; @m == 3 }, 'two to park');
     nginx_reload();
     my $c2 = chat('coding2');
-    wait_until(sub { my @m = error_log_text() =~ /seadragon queued/g; @m == 4 },
-               'coding2 to park in a new worker');
+    wait_until(sub { error_log_text() =~ /seadragon queued #4 at position 2, parked/ },
+               'coding2 to park in a new worker, second in line', 60);
     standin_release();
     my @r = wait_all($hold, $c1, $a1, $c2);
     my %id = map { split / / } split /\n/, access_log_text('ids.log');
