@@ -39,10 +39,56 @@ static void ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
     ngx_pid_t pid);
 
 
+/* seconds: 0.1 0.5 1 2.5 5 10 30 60 120 300 600 1800 (and +Inf) */
+
+ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS] = {
+    100, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000,
+    600000, 1800000
+};
+
+
 static uint64_t      ngx_http_seadragon_worker_token;
 static ngx_event_t   ngx_http_seadragon_tick;
 static ngx_array_t  *ngx_http_seadragon_zones;
 static ngx_msec_t    ngx_http_seadragon_tick_interval;
+
+
+/*
+ * From here on the request is the zone's to account for: it is received,
+ * and the cleanup below records how it ended and gives back what it held.
+ */
+
+ngx_int_t
+ngx_http_seadragon_gate_track(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_seadragon_gate_cleanup;
+    cln->data = ctx;
+
+    ngx_http_seadragon_gate_count(ctx, ngx_http_seadragon_counter(received));
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx, size_t counter)
+{
+    ngx_http_seadragon_zone_t  *zone;
+
+    zone = ctx->zone;
+
+    (void) ngx_atomic_fetch_add((ngx_atomic_uint_t *)
+        ((u_char *) &zone->sh->sources[zone->slot[ctx->source]].counters
+         + counter), 1);
+}
 
 
 ngx_int_t
@@ -50,10 +96,9 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     size_t                            model_len, addr_len;
-    ngx_uint_t                        i, n, full, admitted_self;
+    ngx_uint_t                        i, n, full, draining, admitted_self;
     ngx_msec_t                        max_wait;
     ngx_connection_t                 *c;
-    ngx_pool_cleanup_t               *cln;
     ngx_slab_pool_t                  *shpool;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_entry_t       *entry;
@@ -67,25 +112,18 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     shpool = zone->shpool;
     src = &sh->sources[zone->slot[ctx->source]];
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_seadragon_gate_cleanup;
-    cln->data = ctx;
-
     model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
     addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
-
-    (void) ngx_atomic_fetch_add(&src->counters.received, 1);
 
     full = 0;
     entry = NULL;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    if (sh->nwaiting >= sh->max_queued
+    draining = (sh->gate_state == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+
+    if (draining
+        || sh->nwaiting >= sh->max_queued
         || (src->max_queued && src->nwaiting >= src->max_queued))
     {
         full = 1;
@@ -97,6 +135,18 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
     if (entry == NULL) {
         ngx_shmtx_unlock(&shpool->mutex);
+
+        ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+
+        if (draining) {
+            (void) ngx_atomic_fetch_add(&src->counters.rejected_draining, 1);
+
+            return ngx_http_seadragon_fail(r, ctx,
+                                           NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "server busy, please try again.  "
+                                           "the gateway is draining for "
+                                           "maintenance", 30);
+        }
 
         if (full) {
             (void) ngx_atomic_fetch_add(&src->counters.rejected_queue_full,
@@ -112,7 +162,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
                                            NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
         }
 
-        (void) ngx_atomic_fetch_add(&src->counters.rejected_no_memory, 1);
+        (void) ngx_atomic_fetch_add(&src->counters.rejected_unavailable, 1);
 
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "seadragon could not allocate a queue entry in zone "
@@ -218,7 +268,7 @@ static ngx_uint_t
 ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t **admitted)
 {
-    ngx_uint_t                        n;
+    ngx_uint_t                        n, b;
     ngx_msec_t                        wait;
     ngx_http_seadragon_entry_t       *e;
     ngx_http_seadragon_shctx_t       *sh;
@@ -226,6 +276,12 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
     sh = zone->sh;
     n = 0;
+
+    /* paused or draining: what runs finishes, nothing new starts */
+
+    if (sh->gate_state != NGX_HTTP_SEADRAGON_GATE_OPEN) {
+        return 0;
+    }
 
     while (sh->nrunning < sh->capacity && n < NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
 
@@ -246,6 +302,15 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
         if (wait > counters->wait_max_ms) {
             counters->wait_max_ms = wait;
+        }
+
+        counters->waited++;
+
+        for (b = 0; b < NGX_HTTP_SEADRAGON_BUCKETS; b++) {
+            if (wait <= ngx_http_seadragon_wait_buckets[b]) {
+                counters->wait_buckets[b]++;
+                break;
+            }
         }
 
         admitted[n++] = e->data;
@@ -394,24 +459,20 @@ ngx_http_seadragon_gate_cleanup(void *data)
 {
     ngx_http_seadragon_ctx_t  *ctx = data;
 
-    ngx_uint_t                        aborted;
-    ngx_http_request_t               *r;
-    ngx_http_seadragon_zone_t        *zone;
-    ngx_http_seadragon_entry_t       *entry;
-    ngx_http_seadragon_shm_source_t  *src;
+    size_t                       counter;
+    ngx_http_request_t          *r;
+    ngx_http_seadragon_zone_t   *zone;
+    ngx_http_seadragon_entry_t  *entry;
 
-    entry = ctx->entry;
-
-    if (entry == NULL || ctx->released) {
+    if (ctx->released) {
         return;
     }
 
     ctx->released = 1;
-    ctx->entry = NULL;
 
     r = ctx->request;
     zone = ctx->zone;
-    src = &zone->sh->sources[entry->source];
+    entry = ctx->entry;
 
     if (ctx->wake.timer_set) {
         ngx_del_timer(&ctx->wake);
@@ -421,26 +482,50 @@ ngx_http_seadragon_gate_cleanup(void *data)
         ngx_delete_posted_event(&ctx->wake);
     }
 
-    if (ctx->state == NGX_HTTP_SEADRAGON_PARKED) {
-        zone->nparked--;
-        (void) ngx_atomic_fetch_add(&src->counters.aborted_parked, 1);
+    /* how it ended; a rejection was counted when it was decided */
 
-    } else {
-        aborted = r->connection->error
-                  || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
-                  || r->err_status == NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    switch (ctx->state) {
 
-        if (aborted) {
-            (void) ngx_atomic_fetch_add(&src->counters.aborted_streaming, 1);
+    case NGX_HTTP_SEADRAGON_REJECTED:
+        counter = 0;
+        break;
+
+    case NGX_HTTP_SEADRAGON_ADMITTED:
+    case NGX_HTTP_SEADRAGON_BYPASSED:
+
+        if (r->connection->error
+            || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
+            || r->err_status == NGX_HTTP_CLIENT_CLOSED_REQUEST)
+        {
+            counter = ngx_http_seadragon_counter(aborted_streaming);
 
         } else if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
                    || r->headers_out.status == 0)
         {
-            (void) ngx_atomic_fetch_add(&src->counters.upstream_errors, 1);
+            counter = ngx_http_seadragon_counter(upstream_errors);
 
         } else {
-            (void) ngx_atomic_fetch_add(&src->counters.served, 1);
+            counter = ngx_http_seadragon_counter(served);
         }
+
+        break;
+
+    default:    /* gone while its body arrived, or while parked */
+        counter = ngx_http_seadragon_counter(aborted_parked);
+    }
+
+    if (counter) {
+        ngx_http_seadragon_gate_count(ctx, counter);
+    }
+
+    if (entry == NULL) {
+        return;
+    }
+
+    ctx->entry = NULL;
+
+    if (ctx->state == NGX_HTTP_SEADRAGON_PARKED) {
+        zone->nparked--;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
@@ -539,6 +624,27 @@ ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
                       "seadragon reclaimed %ui entries of zone \"%V\" left "
                       "by the worker process %P, which is gone",
                       n, &zone->name, pid);
+    }
+}
+
+
+/*
+ * Pausing and draining take effect in every worker at once: admission
+ * reads the state under the zone's lock.  Resuming admits in this worker
+ * right away; other workers admit on their next tick.
+ */
+
+void
+ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t state)
+{
+    ngx_shmtx_lock(&zone->shpool->mutex);
+    zone->sh->gate_state = state;
+    zone->sh->gate_changed = ngx_time();
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (state == NGX_HTTP_SEADRAGON_GATE_OPEN) {
+        ngx_http_seadragon_gate_dispatch(zone, NULL);
     }
 }
 

@@ -76,6 +76,13 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       offsetof(ngx_http_seadragon_loc_conf_t, pass_key),
       NULL },
 
+    { ngx_string("seadragon_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_seadragon_admin_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("seadragon_json_errors"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -230,9 +237,19 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    if (ngx_http_seadragon_gate_track(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     rc = ngx_http_seadragon_access_check(r, ctx);
     if (rc != NGX_OK) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+        ngx_http_seadragon_gate_count(ctx,
+            rc == NGX_HTTP_FORBIDDEN
+                ? ngx_http_seadragon_counter(rejected_whitelist)
+                : rc == NGX_HTTP_UNAUTHORIZED
+                  ? ngx_http_seadragon_counter(rejected_key)
+                  : ngx_http_seadragon_counter(rejected_unavailable));
         return rc;
     }
 
@@ -254,6 +271,18 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+
+        if (rc != NGX_HTTP_CLIENT_CLOSED_REQUEST
+            && rc != NGX_HTTP_REQUEST_TIME_OUT)
+        {
+            ngx_http_seadragon_gate_count(ctx,
+                ngx_http_seadragon_counter(rejected_invalid));
+
+        } else {
+            ngx_http_seadragon_gate_count(ctx,
+                ngx_http_seadragon_counter(aborted_parked));
+        }
+
         return rc;
     }
 
@@ -265,6 +294,8 @@ validate:
     rc = ngx_http_seadragon_body_parse(r, ctx);
     if (rc != NGX_OK) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+        ngx_http_seadragon_gate_count(ctx,
+            ngx_http_seadragon_counter(rejected_invalid));
         return rc;
     }
 
@@ -488,6 +519,13 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+ngx_http_seadragon_zone_t *
+ngx_http_seadragon_zone_get(ngx_conf_t *cf, ngx_str_t *name)
+{
+    return ngx_http_seadragon_zone_lookup(cf, name, 1);
+}
+
+
 static ngx_http_seadragon_zone_t *
 ngx_http_seadragon_zone_lookup(ngx_conf_t *cf, ngx_str_t *name,
     ngx_uint_t add)
@@ -665,7 +703,22 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_seadragon_loc_conf_t  *prev = parent;
     ngx_http_seadragon_loc_conf_t  *conf = child;
 
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    if (conf->admin && conf->admin->auth == NGX_HTTP_SEADRAGON_ADMIN_AUTH_KEY) {
+        smcf = ngx_http_conf_get_module_main_conf(cf, ngx_seadragon_module);
+
+        if (smcf->store == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"seadragon_admin\" in %s:%ui checks admin keys, "
+                          "which needs \"seadragon_store PATH\"; or use "
+                          "auth=nginx with this location's own access "
+                          "checks (allow, deny, auth_basic)",
+                          conf->admin->conf_file, conf->admin->conf_line);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     if (!conf->queue_set) {
         conf->zone = prev->zone;

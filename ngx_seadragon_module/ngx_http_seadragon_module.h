@@ -23,6 +23,14 @@
 #define NGX_HTTP_SEADRAGON_MODEL_LEN       64
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
+#define NGX_HTTP_SEADRAGON_BUCKETS         12
+
+#define NGX_HTTP_SEADRAGON_GATE_OPEN       0
+#define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
+#define NGX_HTTP_SEADRAGON_GATE_DRAINING   2
+
+#define ngx_http_seadragon_counter(name)                                     \
+    offsetof(ngx_http_seadragon_counters_t, name)
 
 #define NGX_HTTP_SEADRAGON_QUEUE_FULL                                        \
     "server busy, please try again.  maximum pending requests exceeded"
@@ -36,12 +44,17 @@ typedef struct {
     ngx_atomic_uint_t                rejected_queue_full;
     ngx_atomic_uint_t                rejected_wait_timeout;
     ngx_atomic_uint_t                rejected_invalid;
-    ngx_atomic_uint_t                rejected_no_memory;
+    ngx_atomic_uint_t                rejected_unavailable;
     ngx_atomic_uint_t                aborted_parked;
     ngx_atomic_uint_t                aborted_streaming;
     ngx_atomic_uint_t                upstream_errors;
+    ngx_atomic_uint_t                rejected_key;
+    ngx_atomic_uint_t                rejected_whitelist;
+    ngx_atomic_uint_t                rejected_draining;
     uint64_t                         wait_total_ms;
     uint64_t                         wait_max_ms;
+    uint64_t                         waited;          /* admissions */
+    uint64_t                         wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
 } ngx_http_seadragon_counters_t;
 
 
@@ -96,6 +109,8 @@ typedef struct {
     ngx_uint_t                       nwaiting;
     ngx_uint_t                       capacity;
     ngx_uint_t                       max_queued;
+    ngx_uint_t                       gate_state;      /* GATE_OPEN, ... */
+    time_t                           gate_changed;
     uint64_t                         next_id;
     time_t                           started;
     ngx_uint_t                       nsources;
@@ -155,8 +170,23 @@ struct ngx_http_seadragon_main_conf_s {
 };
 
 
+#define NGX_HTTP_SEADRAGON_ADMIN_AUTH_KEY    1
+#define NGX_HTTP_SEADRAGON_ADMIN_AUTH_NGINX  2
+
+
+/* a location of seadragon_admin */
+
 typedef struct {
     ngx_http_seadragon_zone_t       *zone;
+    ngx_uint_t                       auth;
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
+} ngx_http_seadragon_admin_conf_t;
+
+
+typedef struct {
+    ngx_http_seadragon_zone_t       *zone;
+    ngx_http_seadragon_admin_conf_t *admin;
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
     ngx_uint_t                       queue_set;
@@ -224,6 +254,14 @@ typedef enum {
 } ngx_http_seadragon_access_e;
 
 
+/* ngx_http_seadragon_module.c */
+ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
+    ngx_str_t *name);
+
+/* ngx_http_seadragon_admin.c */
+char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 /* ngx_http_seadragon_classify.c */
 ngx_http_seadragon_ctx_t *ngx_http_seadragon_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_classify(ngx_http_request_t *r,
@@ -267,10 +305,20 @@ ngx_uint_t ngx_http_seadragon_queue_foreign_owners(
 ngx_uint_t ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh,
     ngx_pid_t pid, ngx_pid_t self, uint64_t token, ngx_queue_t *out);
 
+/* upper bounds of the wait-time histogram, in milliseconds */
+extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
+
+
 /* ngx_http_seadragon_gate.c */
+ngx_int_t ngx_http_seadragon_gate_track(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx,
+    size_t counter);
 ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
+void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_seadragon_response.c */

@@ -25,6 +25,7 @@ ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh, time_t now)
     ngx_queue_init(&sh->running);
     sh->next_id = 1;
     sh->started = now;
+    sh->gate_changed = now;
 }
 
 
