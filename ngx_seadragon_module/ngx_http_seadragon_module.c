@@ -83,6 +83,20 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       0,
       NULL },
 
+    { ngx_string("seadragon_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_seadragon_health_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("seadragon_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_seadragon_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("seadragon_json_errors"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -188,6 +202,10 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
     smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+
+    if (slcf->health_zone) {
+        return ngx_http_seadragon_health_access(r, slcf);
+    }
 
     if (slcf->zone == NULL && smcf->store == NULL) {
         return NGX_DECLINED;

@@ -111,6 +111,8 @@ typedef struct {
     ngx_uint_t                       max_queued;
     ngx_uint_t                       gate_state;      /* GATE_OPEN, ... */
     time_t                           gate_changed;
+    ngx_uint_t                       health;          /* 0 ?, 1 up, 2 down */
+    time_t                           health_checked;
     uint64_t                         next_id;
     time_t                           started;
     ngx_uint_t                       nsources;
@@ -187,6 +189,9 @@ typedef struct {
 typedef struct {
     ngx_http_seadragon_zone_t       *zone;
     ngx_http_seadragon_admin_conf_t *admin;
+    ngx_http_seadragon_zone_t       *health_zone;
+    ngx_str_t                        health_uri;
+    ngx_http_seadragon_zone_t       *metrics_zone;
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
     ngx_uint_t                       queue_set;
@@ -221,8 +226,13 @@ typedef struct {
     ngx_msec_t                       wait;       /* ms spent parked */
     ngx_uint_t                       position;   /* 1 = first in line */
     uint64_t                         id;
+    ngx_http_request_t              *health_request;
+    ngx_uint_t                       health_status;
+    ngx_msec_t                       health_started;
+    ngx_msec_t                       health_time;
 
     unsigned                         classified:1;
+    unsigned                         health_done:1;
     unsigned                         key_taken:1;
     unsigned                         queued:1;
     unsigned                         stream:1;
@@ -261,6 +271,14 @@ ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
 /* ngx_http_seadragon_admin.c */
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* ngx_http_seadragon_health.c */
+char *ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_seadragon_health_access(ngx_http_request_t *r,
+    ngx_http_seadragon_loc_conf_t *slcf);
 
 /* ngx_http_seadragon_classify.c */
 ngx_http_seadragon_ctx_t *ngx_http_seadragon_get_ctx(ngx_http_request_t *r);

@@ -1,0 +1,496 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * Health and metrics of a zone.
+ *
+ * Health asks Ollama itself: a subrequest to a location the user proxies
+ * to Ollama's /api/tags, with that location's own timeouts, run in the
+ * access phase as auth_request runs its own.  It never waits for the gate,
+ * and a hung Ollama ends at the location's proxy_read_timeout.  The last
+ * answer is kept in the zone for the metrics.
+ *
+ * Metrics are the zone's counters in Prometheus' text exposition format.
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+
+static ngx_int_t ngx_http_seadragon_health_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_seadragon_health_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seadragon_metrics_handler(ngx_http_request_t *r);
+
+
+/* seadragon_health ZONE URI */
+
+char *
+ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_seadragon_loc_conf_t  *slcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->health_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[2].len == 0 || value[2].data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid check URI \"%V\": expected the URI of a "
+                           "location that proxies to Ollama's /api/tags, "
+                           "such as /_seadragon/tags", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->health_zone = ngx_http_seadragon_zone_get(cf, &value[1]);
+    if (slcf->health_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->health_uri = value[2];
+    slcf->json_errors = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_seadragon_health_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* seadragon_metrics ZONE */
+
+char *
+ngx_http_seadragon_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_seadragon_loc_conf_t  *slcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->metrics_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    slcf->metrics_zone = ngx_http_seadragon_zone_get(cf, &value[1]);
+    if (slcf->metrics_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->json_errors = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_seadragon_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the access-phase half: NGX_AGAIN until Ollama has answered */
+
+ngx_int_t
+ngx_http_seadragon_health_access(ngx_http_request_t *r,
+    ngx_http_seadragon_loc_conf_t *slcf)
+{
+    ngx_http_request_t          *sr;
+    ngx_http_seadragon_ctx_t    *ctx;
+    ngx_http_post_subrequest_t  *ps;
+
+    ctx = ngx_http_seadragon_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->health_done) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->health_request) {
+        return NGX_AGAIN;
+    }
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_http_seadragon_health_done;
+    ps->data = ctx;
+
+    ctx->health_started = ngx_current_msec;
+
+    if (ngx_http_subrequest(r, &slcf->health_uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* no request body to send, and Ollama's list of models is not ours */
+
+    sr->request_body = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (sr->request_body == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->header_only = 1;
+
+    ctx->health_request = sr;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_health_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_seadragon_ctx_t  *ctx = data;
+
+    ctx->health_done = 1;
+    ctx->health_status = r->headers_out.status;
+
+    if (ctx->health_status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->health_status = rc;
+    }
+
+    ctx->health_time = ngx_current_msec - ctx->health_started;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_health_handler(ngx_http_request_t *r)
+{
+    u_char                         *p, *start, reason[96];
+    size_t                          len;
+    ngx_int_t                       rc;
+    ngx_uint_t                      healthy, status, waiting, running;
+    ngx_uint_t                      capacity, gate;
+    ngx_http_seadragon_ctx_t       *ctx;
+    ngx_http_seadragon_zone_t      *zone;
+    ngx_http_seadragon_loc_conf_t  *slcf;
+
+    static char  *states[] = { "open", "paused", "draining" };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+    zone = slcf->health_zone;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+    if (ctx == NULL || !ctx->health_done) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = ctx->health_status;
+    healthy = (status >= NGX_HTTP_OK && status < NGX_HTTP_SPECIAL_RESPONSE);
+
+    if (healthy) {
+        p = reason;
+
+    } else if (status == NGX_HTTP_GATEWAY_TIME_OUT) {
+        p = ngx_sprintf(reason, "Ollama did not answer within %Mms",
+                        ctx->health_time);
+
+    } else if (status == NGX_HTTP_BAD_GATEWAY || status == 0) {
+        p = ngx_sprintf(reason, "Ollama is not reachable");
+
+    } else {
+        p = ngx_sprintf(reason, "Ollama answered HTTP %ui", status);
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    zone->sh->health = healthy ? 1 : 2;
+    zone->sh->health_checked = ngx_time();
+
+    waiting = zone->sh->nwaiting;
+    running = zone->sh->nrunning;
+    capacity = zone->sh->capacity;
+    gate = zone->sh->gate_state;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    len = sizeof("{\"status\":\"unhealthy\",\"reason\":\"\",\"ollama\":"
+                 "{\"status\":,\"time\":},\"gate\":\"draining\",\"capacity\":"
+                 ",\"processing\":,\"queue_length\":}") + (p - reason)
+          + 5 * NGX_INT_T_LEN + NGX_INT64_LEN + 8;
+
+    start = ngx_pnalloc(r->pool, len);
+    if (start == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (healthy) {
+        p = ngx_sprintf(start, "{\"status\":\"healthy\"");
+
+    } else {
+        p = ngx_sprintf(start, "{\"status\":\"unhealthy\",\"reason\":\"%*s\"",
+                        (size_t) (p - reason), reason);
+    }
+
+    p = ngx_sprintf(p, ",\"ollama\":{\"status\":%ui,\"time\":%M.%03M}"
+                    ",\"gate\":\"%s\",\"capacity\":%ui,\"processing\":%ui"
+                    ",\"queue_length\":%ui}",
+                    status, ctx->health_time / 1000, ctx->health_time % 1000,
+                    states[gate], capacity, running, waiting);
+
+    return ngx_http_seadragon_send_json(r,
+                                        healthy ? NGX_HTTP_OK
+                                                : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        start, p - start);
+}
+
+
+/*
+ * Prometheus' text format, version 0.0.4.  The zone is copied under its
+ * lock into stack memory; the text is written after.
+ */
+
+#define NGX_HTTP_SEADRAGON_METRIC_LINE  (NGX_HTTP_SEADRAGON_NAME_LEN * 2 + 128)
+
+static ngx_int_t
+ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                           *p, *start;
+    size_t                            len;
+    ngx_int_t                         rc;
+    ngx_buf_t                        *b;
+    uint64_t                          cumulative;
+    ngx_str_t                        *zn;
+    ngx_uint_t                        i, j, nsources, waiting, running;
+    ngx_uint_t                        capacity, gate, health;
+    ngx_chain_t                       out;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_counters_t    *c;
+    ngx_http_seadragon_loc_conf_t    *slcf;
+    ngx_http_seadragon_shm_source_t  *src, *sources;
+
+    static char  *reasons[] = {
+        "key", "whitelist", "invalid", "queue_full", "wait_timeout",
+        "draining", "unavailable"
+    };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+    zone = slcf->metrics_zone;
+    zn = &zone->name;
+
+    sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
+                                  * sizeof(ngx_http_seadragon_shm_source_t));
+    if (sources == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    nsources = zone->sh->nsources;
+    ngx_memcpy(sources, zone->sh->sources,
+               nsources * sizeof(ngx_http_seadragon_shm_source_t));
+    waiting = zone->sh->nwaiting;
+    running = zone->sh->nrunning;
+    capacity = zone->sh->capacity;
+    gate = zone->sh->gate_state;
+    health = zone->sh->health;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    len = 4096 + nsources * (40 + NGX_HTTP_SEADRAGON_BUCKETS)
+                 * NGX_HTTP_SEADRAGON_METRIC_LINE;
+
+    start = ngx_pnalloc(r->pool, len);
+    if (start == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = start;
+
+#define ngx_http_seadragon_metric_head(metric, type, help)                    \
+    p = ngx_sprintf(p, "# HELP " metric " " help "\n# TYPE " metric " " type   \
+                    "\n")
+
+#define ngx_http_seadragon_each_source(metric, value)                         \
+    for (i = 0; i < nsources; i++) {                                          \
+        src = &sources[i];                                                    \
+        p = ngx_sprintf(p, metric "{zone=\"%V\",source=\"%*s\"} %uL\n", zn,    \
+                        src->name_len, src->name, (uint64_t) (value));        \
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_requests_received_total",
+        "counter", "Requests that reached a queue location.");
+    ngx_http_seadragon_each_source("seadragon_requests_received_total",
+                                   src->counters.received);
+
+    ngx_http_seadragon_metric_head("seadragon_requests_served_total",
+        "counter", "Requests answered in full after the gate let them in.");
+    ngx_http_seadragon_each_source("seadragon_requests_served_total",
+                                   src->counters.served);
+
+    ngx_http_seadragon_metric_head("seadragon_requests_upstream_errors_total",
+        "counter", "Requests that Ollama failed (5xx or no answer).");
+    ngx_http_seadragon_each_source("seadragon_requests_upstream_errors_total",
+                                   src->counters.upstream_errors);
+
+    ngx_http_seadragon_metric_head("seadragon_requests_rejected_total",
+        "counter", "Requests refused by the gateway, by reason.");
+
+    for (i = 0; i < nsources; i++) {
+        src = &sources[i];
+        c = &src->counters;
+
+        for (j = 0; j < sizeof(reasons) / sizeof(reasons[0]); j++) {
+            p = ngx_sprintf(p, "seadragon_requests_rejected_total{zone=\"%V\","
+                            "source=\"%*s\",reason=\"%s\"} %uA\n", zn,
+                            src->name_len, src->name, reasons[j],
+                            j == 0 ? c->rejected_key
+                            : j == 1 ? c->rejected_whitelist
+                            : j == 2 ? c->rejected_invalid
+                            : j == 3 ? c->rejected_queue_full
+                            : j == 4 ? c->rejected_wait_timeout
+                            : j == 5 ? c->rejected_draining
+                            : c->rejected_unavailable);
+        }
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_requests_aborted_total",
+        "counter", "Requests whose client left, while parked or streaming.");
+
+    for (i = 0; i < nsources; i++) {
+        src = &sources[i];
+
+        p = ngx_sprintf(p, "seadragon_requests_aborted_total{zone=\"%V\","
+                        "source=\"%*s\",when=\"parked\"} %uA\n"
+                        "seadragon_requests_aborted_total{zone=\"%V\","
+                        "source=\"%*s\",when=\"streaming\"} %uA\n",
+                        zn, src->name_len, src->name,
+                        src->counters.aborted_parked,
+                        zn, src->name_len, src->name,
+                        src->counters.aborted_streaming);
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_queue_wait_seconds",
+        "histogram", "Time requests waited for the gate before it let "
+        "them in.");
+
+    for (i = 0; i < nsources; i++) {
+        src = &sources[i];
+        c = &src->counters;
+        cumulative = 0;
+
+        for (j = 0; j < NGX_HTTP_SEADRAGON_BUCKETS; j++) {
+            cumulative += c->wait_buckets[j];
+
+            p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket{zone=\"%V\","
+                            "source=\"%*s\",le=\"%M.%03M\"} %uL\n",
+                            zn, src->name_len, src->name,
+                            ngx_http_seadragon_wait_buckets[j] / 1000,
+                            ngx_http_seadragon_wait_buckets[j] % 1000,
+                            cumulative);
+        }
+
+        p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket{zone=\"%V\","
+                        "source=\"%*s\",le=\"+Inf\"} %uL\n"
+                        "seadragon_queue_wait_seconds_sum{zone=\"%V\","
+                        "source=\"%*s\"} %uL.%03uL\n"
+                        "seadragon_queue_wait_seconds_count{zone=\"%V\","
+                        "source=\"%*s\"} %uL\n",
+                        zn, src->name_len, src->name, c->waited,
+                        zn, src->name_len, src->name,
+                        c->wait_total_ms / 1000, c->wait_total_ms % 1000,
+                        zn, src->name_len, src->name, c->waited);
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_queue_waiting", "gauge",
+        "Requests waiting for the gate now.");
+    ngx_http_seadragon_each_source("seadragon_queue_waiting", src->nwaiting);
+
+    ngx_http_seadragon_metric_head("seadragon_queue_length", "gauge",
+        "Requests waiting for the gate now, all sources.");
+    p = ngx_sprintf(p, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
+                    waiting);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_busy", "gauge",
+        "Requests holding a slot of the gate now.");
+    p = ngx_sprintf(p, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn, running);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_capacity", "gauge",
+        "Slots of the gate: requests it lets through at once.");
+    p = ngx_sprintf(p, "seadragon_gate_capacity{zone=\"%V\"} %ui\n", zn,
+                    capacity);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_state", "gauge",
+        "1 for the gate's current state (open, paused, draining).");
+    p = ngx_sprintf(p, "seadragon_gate_state{zone=\"%V\",state=\"open\"} %d\n"
+                    "seadragon_gate_state{zone=\"%V\",state=\"paused\"} %d\n"
+                    "seadragon_gate_state{zone=\"%V\",state=\"draining\"} %d\n",
+                    zn, gate == NGX_HTTP_SEADRAGON_GATE_OPEN,
+                    zn, gate == NGX_HTTP_SEADRAGON_GATE_PAUSED,
+                    zn, gate == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+
+    ngx_http_seadragon_metric_head("seadragon_upstream_up", "gauge",
+        "1 when the last health check found Ollama answering, 0 when it "
+        "did not, -1 before any check.");
+    p = ngx_sprintf(p, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
+                    (ngx_int_t) (health == 1 ? 1 : health == 2 ? 0 : -1));
+
+#undef ngx_http_seadragon_metric_head
+#undef ngx_http_seadragon_each_source
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = p - start;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = sizeof("text/plain") - 1;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = start;
+    b->last = p;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
