@@ -47,6 +47,8 @@ static ngx_int_t ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone);
 static ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, char *message);
+static ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
+    char *allow, char *message);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     yajl_gen gen);
 static yajl_gen ngx_http_seadragon_json_gen(void);
@@ -184,7 +186,6 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
     ngx_int_t                         rc;
     ngx_str_t                         route;
     ngx_uint_t                        state;
-    ngx_table_elt_t                  *h;
     ngx_http_seadragon_loc_conf_t    *slcf;
     ngx_http_seadragon_admin_conf_t  *acf;
 
@@ -242,17 +243,9 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
         }
 
         if (r->method != NGX_HTTP_POST) {
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            h->hash = 1;
-            ngx_str_set(&h->key, "Allow");
-            ngx_str_set(&h->value, "POST");
-
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                  "gate controls take POST");
+            return ngx_http_seadragon_admin_not_allowed(r, "POST",
+                                                     "gate controls take "
+                                                     "POST");
         }
 
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
@@ -270,6 +263,18 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 
 not_allowed_read:
 
+    return ngx_http_seadragon_admin_not_allowed(r, "GET, HEAD",
+                                             "this endpoint only reads: "
+                                             "use GET");
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
+    char *message)
+{
+    ngx_table_elt_t  *h;
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -277,10 +282,10 @@ not_allowed_read:
 
     h->hash = 1;
     ngx_str_set(&h->key, "Allow");
-    ngx_str_set(&h->value, "GET, HEAD");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
 
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "this endpoint only reads: use GET");
+    return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_ALLOWED, message);
 }
 
 

@@ -272,16 +272,17 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     u_char                           *p, *start;
     size_t                            len;
     ngx_int_t                         rc;
-    ngx_buf_t                        *b;
     uint64_t                          cumulative;
     ngx_str_t                        *zn;
     ngx_uint_t                        i, j, nsources, waiting, running;
     ngx_uint_t                        capacity, gate, health;
-    ngx_chain_t                       out;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_counters_t    *c;
     ngx_http_seadragon_loc_conf_t    *slcf;
     ngx_http_seadragon_shm_source_t  *src, *sources;
+
+    static ngx_str_t  type =
+        ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
     static char  *reasons[] = {
         "key", "whitelist", "invalid", "queue_full", "wait_timeout",
@@ -461,36 +462,5 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 #undef ngx_http_seadragon_metric_head
 #undef ngx_http_seadragon_each_source
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - start;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = start;
-    b->last = p;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_seadragon_send(r, NGX_HTTP_OK, &type, start, p - start);
 }

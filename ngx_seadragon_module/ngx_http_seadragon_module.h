@@ -344,6 +344,8 @@ ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_seadragon_fail(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_uint_t status, char *message,
     time_t retry_after);
+ngx_int_t ngx_http_seadragon_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
 

@@ -120,9 +120,11 @@ ngx_http_seadragon_fail(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
 }
 
 
+/* a whole response from memory the request owns: JSON, metrics */
+
 ngx_int_t
-ngx_http_seadragon_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *data, size_t len)
+ngx_http_seadragon_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, u_char *data, size_t len)
 {
     ngx_int_t     rc;
     ngx_buf_t    *b;
@@ -130,8 +132,8 @@ ngx_http_seadragon_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = sizeof("application/json") - 1;
+    r->headers_out.content_type = *content_type;
+    r->headers_out.content_type_len = content_type->len;
     r->headers_out.content_type_lowcase = NULL;
 
     if (r->method == NGX_HTTP_HEAD || len == 0) {
@@ -159,6 +161,16 @@ ngx_http_seadragon_send_json(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_seadragon_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len)
+{
+    static ngx_str_t  json = ngx_string("application/json");
+
+    return ngx_http_seadragon_send(r, status, &json, data, len);
 }
 
 
