@@ -108,3 +108,34 @@ __DATA__
     my $r = request('GET /admin.php', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
     "$r->{status} $r->{headers}{'content-type'} $r->{body}";
 --- client_output: 404 application/json {"error":"not found"}
+
+
+
+=== TEST 7: the reference design's health URL asks Ollama
+--- client
+    my $r = request('GET /api/ollama/health', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    my @tags = grep { $_->{path} eq '/api/tags' } @{ standin_requests() };
+    "$r->{status} " . ($r->{body} =~ /^\{"status":"healthy"/ ? 'healthy' : $r->{body})
+        . " asked=" . scalar(@tags);
+--- client_output: 200 healthy asked=1
+
+
+
+=== TEST 8: the reference design's admin queue wants an admin key
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my $refused = request('GET /api/admin/queue', port => $p);
+    my $key = tool('key create ops --source admin');
+    my $r = request('GET /api/admin/queue', port => $p,
+        headers => { Authorization => "Bearer $key" });
+    my $q = json_decode($r->{body});
+    "$refused->{status} $r->{status} gate=$q->{gate} length=$q->{queue_length}";
+--- client_output: 401 200 gate=open length=0
+
+
+
+=== TEST 9: metrics answer this machine
+--- client
+    my $r = request('GET /metrics', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    "$r->{status} " . ($r->{body} =~ /^seadragon_gate_capacity\{zone="ollama"\} 1$/m ? 'capacity' : 'none');
+--- client_output: 200 capacity
