@@ -16,6 +16,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 
@@ -533,4 +536,193 @@ seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     record->source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
 
     return 0;
+}
+
+
+int
+seadragon_name_valid(const char *text, size_t len, size_t max,
+    const char *extra)
+{
+    size_t  i;
+    char    c;
+
+    if (len == 0 || len > max) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = text[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || (c != '\0' && strchr(extra, c))))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+seadragon_key_generate(char *key)
+{
+    size_t   i, len;
+    uint8_t  random[SEADRAGON_KEY_RANDOM_LEN];
+    char     text[4 * ((SEADRAGON_KEY_RANDOM_LEN + 2) / 3) + 1];
+
+    if (RAND_bytes(random, sizeof(random)) != 1) {
+        return -1;
+    }
+
+    EVP_EncodeBlock((unsigned char *) text, random, sizeof(random));
+    OPENSSL_cleanse(random, sizeof(random));
+
+    len = sizeof(SEADRAGON_KEY_PREFIX) - 1;
+    memcpy(key, SEADRAGON_KEY_PREFIX, len);
+
+    /* base64url, and the padding "=" left out */
+
+    for (i = 0; len < SEADRAGON_KEY_TEXT_LEN; i++, len++) {
+        key[len] = text[i] == '+' ? '-' : text[i] == '/' ? '_' : text[i];
+    }
+
+    key[len] = '\0';
+
+    OPENSSL_cleanse(text, sizeof(text));
+
+    return 0;
+}
+
+
+int
+seadragon_key_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *key, size_t len, const seadragon_key_record_t *record)
+{
+    int      rc;
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val  k, v;
+
+    seadragon_key_hash((const uint8_t *) key, len, hash);
+
+    k.mv_data = (void *) record->name;
+    k.mv_size = strlen(record->name);
+    v.mv_data = hash;
+    v.mv_size = sizeof(hash);
+
+    rc = mdb_put(txn, dbs->key_names, &k, &v, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+    v.mv_data = (void *) record;
+    v.mv_size = sizeof(seadragon_key_record_t);
+
+    /* MDB_KEYEXIST here would be a collision of SHA-256 */
+
+    return mdb_put(txn, dbs->keys, &k, &v, MDB_NOOVERWRITE);
+}
+
+
+int
+seadragon_key_hash_of_name(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, uint8_t hash[SEADRAGON_KEY_HASH_LEN])
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = (void *) name;
+    k.mv_size = len;
+
+    rc = mdb_get(txn, dbs->key_names, &k, &v);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (v.mv_size != SEADRAGON_KEY_HASH_LEN) {
+        return MDB_CORRUPTED;
+    }
+
+    memcpy(hash, v.mv_data, SEADRAGON_KEY_HASH_LEN);
+
+    return MDB_SUCCESS;
+}
+
+
+int
+seadragon_key_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len)
+{
+    int      rc;
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val  k;
+
+    rc = seadragon_key_hash_of_name(txn, dbs, name, len, hash);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+
+    rc = mdb_del(txn, dbs->keys, &k, NULL);
+
+    /* a name without its record is removed all the same */
+
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = len;
+
+    return mdb_del(txn, dbs->key_names, &k, NULL);
+}
+
+
+int
+seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, int disabled, int *changed,
+    seadragon_key_record_t *record)
+{
+    int      rc;
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val  k, v;
+
+    rc = seadragon_key_hash_of_name(txn, dbs, name, len, hash);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    rc = seadragon_key_find_hash(txn, dbs, hash, record);
+
+    if (rc == MDB_NOTFOUND) {
+        return MDB_CORRUPTED;       /* a name whose record is gone */
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    *changed = !(record->flags & SEADRAGON_KEY_DISABLED) != !disabled;
+
+    if (!*changed) {
+        return MDB_SUCCESS;
+    }
+
+    if (disabled) {
+        record->flags |= SEADRAGON_KEY_DISABLED;
+
+    } else {
+        record->flags &= ~SEADRAGON_KEY_DISABLED;
+    }
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+    v.mv_data = record;
+    v.mv_size = sizeof(seadragon_key_record_t);
+
+    return mdb_put(txn, dbs->keys, &k, &v, 0);
 }

@@ -47,6 +47,10 @@
 
 #define SEADRAGON_KEY_DISABLED          0x01
 
+/* "sd-" and the base64url of 32 random bytes, without padding */
+#define SEADRAGON_KEY_RANDOM_LEN        32
+#define SEADRAGON_KEY_TEXT_LEN          (sizeof(SEADRAGON_KEY_PREFIX) - 1 + 43)
+
 
 typedef struct {
     uint8_t     family;             /* 4 or 6 */
@@ -145,6 +149,36 @@ int seadragon_key_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 /* the same, by the key's hash (as "key_names" holds it) */
 int seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const uint8_t hash[SEADRAGON_KEY_HASH_LEN],
+    seadragon_key_record_t *record);
+
+
+/*
+ * 1 when text (len bytes) has 1 to max letters, digits and characters of
+ * extra: key names use "_-.@", source names "_-".
+ */
+int seadragon_name_valid(const char *text, size_t len, size_t max,
+    const char *extra);
+
+/* a new key, SEADRAGON_KEY_TEXT_LEN characters and a NUL; 0, or -1 when
+ * the system gives no random bytes */
+int seadragon_key_generate(char *key);
+
+/* stores record for key, and its name; MDB_KEYEXIST: the name is taken */
+int seadragon_key_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *key, size_t len, const seadragon_key_record_t *record);
+
+/* the hash a name stands for; MDB_NOTFOUND: no key has that name */
+int seadragon_key_hash_of_name(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, uint8_t hash[SEADRAGON_KEY_HASH_LEN]);
+
+/* deletes a key by name; MDB_NOTFOUND: no key has that name */
+int seadragon_key_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len);
+
+/* disables or enables a key by name; *changed says whether it was not
+ * already so; the record as it now is goes to *record */
+int seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, int disabled, int *changed,
     seadragon_key_record_t *record);
 
 

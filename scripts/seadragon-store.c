@@ -40,8 +40,6 @@
 
 #define SEADRAGON_TOOL_MAX_OPTIONS      2
 #define SEADRAGON_TOOL_NOTE_LEN         63
-#define SEADRAGON_TOOL_KEY_RANDOM_LEN   32
-#define SEADRAGON_TOOL_KEY_TEXT_LEN     43      /* base64url of 32 bytes */
 #define SEADRAGON_TOOL_TIME_LEN         sizeof("2027-01-31T12:00:00Z")
 
 
@@ -944,30 +942,13 @@ seadragon_tool_parse_net(seadragon_tool_ctx_t *ctx, const char *text,
 }
 
 
-/* 1 to max characters: letters, digits and those of extra */
+/* 1 to max characters: letters, digits and those of extra (the codec's
+ * rule, which the module applies too) */
 
 static int
 seadragon_tool_check_name(const char *text, size_t max, const char *extra)
 {
-    size_t  len;
-
-    len = strlen(text);
-
-    if (len == 0 || len > max) {
-        return -1;
-    }
-
-    for ( /* void */ ; *text; text++) {
-        if ((*text >= 'a' && *text <= 'z') || (*text >= 'A' && *text <= 'Z')
-            || (*text >= '0' && *text <= '9') || strchr(extra, *text))
-        {
-            continue;
-        }
-
-        return -1;
-    }
-
-    return 0;
+    return seadragon_name_valid(text, strlen(text), max, extra) ? 0 : -1;
 }
 
 
@@ -1578,12 +1559,8 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
 {
     int                     rc;
     char                    when[SEADRAGON_TOOL_TIME_LEN];
-    char                    key[sizeof(SEADRAGON_KEY_PREFIX) + 44];
+    char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
     time_t                  now;
-    size_t                  i, len;
-    uint8_t                 random[SEADRAGON_TOOL_KEY_RANDOM_LEN];
-    uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
-    MDB_val                 k, v;
     const char             *name, *source;
     seadragon_key_record_t  record;
 
@@ -1650,34 +1627,11 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
         }
     }
 
-    if (RAND_bytes(random, sizeof(random)) != 1) {
+    if (seadragon_key_generate(key) != 0) {
         seadragon_tool_error("cannot make a key: OpenSSL's RAND_bytes() "
                              "failed");
         return SEADRAGON_TOOL_STORE;
     }
-
-    /* "sd-" and base64url without padding: 43 characters */
-
-    len = sizeof(SEADRAGON_KEY_PREFIX) - 1;
-    memcpy(key, SEADRAGON_KEY_PREFIX, len);
-
-    EVP_EncodeBlock((unsigned char *) key + len, random, sizeof(random));
-
-    for (i = len; i < len + SEADRAGON_TOOL_KEY_TEXT_LEN; i++) {
-        if (key[i] == '+') {
-            key[i] = '-';
-
-        } else if (key[i] == '/') {
-            key[i] = '_';
-        }
-    }
-
-    len += SEADRAGON_TOOL_KEY_TEXT_LEN;
-    key[len] = '\0';
-
-    seadragon_key_hash((uint8_t *) key, len, hash);
-
-    OPENSSL_cleanse(random, sizeof(random));
 
     rc = seadragon_tool_store_open(&ctx->store, 0);
     if (rc != SEADRAGON_TOOL_DONE) {
@@ -1685,31 +1639,14 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
         return rc;
     }
 
-    k.mv_data = (void *) name;
-    k.mv_size = strlen(name);
-    v.mv_data = hash;
-    v.mv_size = sizeof(hash);
-
-    rc = mdb_put(ctx->store.txn, ctx->store.dbs.key_names, &k, &v,
-                 MDB_NOOVERWRITE);
+    rc = seadragon_key_add(ctx->store.txn, &ctx->store.dbs, key,
+                           SEADRAGON_KEY_TEXT_LEN, &record);
 
     if (rc == MDB_KEYEXIST) {
         OPENSSL_cleanse(key, sizeof(key));
         seadragon_tool_error("a key named \"%s\" already exists; revoke it "
                              "first or choose another name", name);
         return SEADRAGON_TOOL_USAGE;
-    }
-
-    if (rc == MDB_SUCCESS) {
-        k.mv_data = hash;
-        k.mv_size = sizeof(hash);
-        v.mv_data = &record;
-        v.mv_size = sizeof(seadragon_key_record_t);
-
-        /* MDB_KEYEXIST here would be a collision of SHA-256 */
-
-        rc = mdb_put(ctx->store.txn, ctx->store.dbs.keys, &k, &v,
-                     MDB_NOOVERWRITE);
     }
 
     if (rc == MDB_SUCCESS) {
@@ -1757,12 +1694,9 @@ seadragon_tool_key_hash_of(seadragon_tool_store_t *store, const char *name,
     uint8_t hash[SEADRAGON_KEY_HASH_LEN])
 {
     int      rc;
-    MDB_val  k, v;
 
-    k.mv_data = (void *) name;
-    k.mv_size = strlen(name);
-
-    rc = mdb_get(store->txn, store->dbs.key_names, &k, &v);
+    rc = seadragon_key_hash_of_name(store->txn, &store->dbs, name,
+                                    strlen(name), hash);
 
     if (rc == MDB_NOTFOUND) {
         seadragon_tool_error("there is no key named \"%s\" (see \"key "
@@ -1770,16 +1704,10 @@ seadragon_tool_key_hash_of(seadragon_tool_store_t *store, const char *name,
         return SEADRAGON_TOOL_USAGE;
     }
 
-    if (rc == MDB_SUCCESS && v.mv_size != SEADRAGON_KEY_HASH_LEN) {
-        rc = MDB_CORRUPTED;
-    }
-
     if (rc != MDB_SUCCESS) {
         return seadragon_tool_store_error(store, "read", "finding the key",
                                           rc);
     }
-
-    memcpy(hash, v.mv_data, SEADRAGON_KEY_HASH_LEN);
 
     return SEADRAGON_TOOL_DONE;
 }
@@ -1790,7 +1718,6 @@ seadragon_tool_key_revoke(seadragon_tool_ctx_t *ctx)
 {
     int      rc;
     uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
-    MDB_val  k;
 
     rc = seadragon_tool_store_open(&ctx->store, 0);
     if (rc != SEADRAGON_TOOL_DONE) {
@@ -1802,19 +1729,8 @@ seadragon_tool_key_revoke(seadragon_tool_ctx_t *ctx)
         return rc;
     }
 
-    k.mv_data = hash;
-    k.mv_size = sizeof(hash);
-
-    rc = mdb_del(ctx->store.txn, ctx->store.dbs.keys, &k, NULL);
-
-    /* a name without its record is revoked all the same */
-
-    if (rc == MDB_SUCCESS || rc == MDB_NOTFOUND) {
-        k.mv_data = ctx->arg;
-        k.mv_size = strlen(ctx->arg);
-
-        rc = mdb_del(ctx->store.txn, ctx->store.dbs.key_names, &k, NULL);
-    }
+    rc = seadragon_key_remove(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                              strlen(ctx->arg));
 
     if (rc != MDB_SUCCESS) {
         return seadragon_tool_store_error(&ctx->store, "write",
@@ -1849,10 +1765,9 @@ seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx)
 static int
 seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx, int disabled)
 {
-    int                     rc;
+    int                     rc, changed;
     char                    when[SEADRAGON_TOOL_TIME_LEN];
     uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
-    MDB_val                 k, v;
     const char             *state;
     seadragon_key_record_t  record;
 
@@ -1868,39 +1783,17 @@ seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx, int disabled)
         return rc;
     }
 
-    rc = seadragon_key_find_hash(ctx->store.txn, &ctx->store.dbs, hash,
-                                 &record);
-
-    if (rc == MDB_NOTFOUND) {
-        rc = MDB_CORRUPTED;     /* a name whose record is gone */
-    }
-
-    if (rc != MDB_SUCCESS) {
-        return seadragon_tool_store_error(&ctx->store, "read",
-                                          "reading the key", rc);
-    }
-
-    if (!(record.flags & SEADRAGON_KEY_DISABLED) == !disabled) {
-        printf("the key \"%s\" is already %s\n", ctx->arg, state);
-        return SEADRAGON_TOOL_DONE;
-    }
-
-    if (disabled) {
-        record.flags |= SEADRAGON_KEY_DISABLED;
-
-    } else {
-        record.flags &= ~SEADRAGON_KEY_DISABLED;
-    }
-
-    k.mv_data = hash;
-    k.mv_size = sizeof(hash);
-    v.mv_data = &record;
-    v.mv_size = sizeof(seadragon_key_record_t);
-
-    rc = mdb_put(ctx->store.txn, ctx->store.dbs.keys, &k, &v, 0);
+    rc = seadragon_key_set_disabled(ctx->store.txn, &ctx->store.dbs,
+                                    ctx->arg, strlen(ctx->arg), disabled,
+                                    &changed, &record);
     if (rc != MDB_SUCCESS) {
         return seadragon_tool_store_error(&ctx->store, "write",
                                           "changing the key", rc);
+    }
+
+    if (!changed) {
+        printf("the key \"%s\" is already %s\n", ctx->arg, state);
+        return SEADRAGON_TOOL_DONE;
     }
 
     rc = seadragon_tool_store_commit(&ctx->store);
