@@ -14,6 +14,10 @@
 #include "ngx_http_seadragon_module.h"
 
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+
+#define NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX  65536
 
 
 typedef struct {
@@ -49,6 +53,22 @@ static ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, char *message);
 static ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
     char *allow, char *message);
+static ngx_int_t ngx_http_seadragon_admin_store(ngx_http_request_t *r,
+    ngx_str_t *route);
+static void ngx_http_seadragon_admin_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seadragon_admin_whitelist_list(
+    ngx_http_request_t *r, ngx_http_seadragon_store_t *store);
+static ngx_int_t ngx_http_seadragon_admin_whitelist_change(
+    ngx_http_request_t *r, ngx_http_seadragon_store_t *store, ngx_str_t *text,
+    ngx_str_t *note, ngx_uint_t add);
+static ngx_int_t ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store);
+static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, yajl_val body);
+static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
+static ngx_int_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     yajl_gen gen);
 static yajl_gen ngx_http_seadragon_json_gen(void);
@@ -197,12 +217,19 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     ngx_http_seadragon_admin_route(r, &route);
+
+    /* only adding to the whitelist and creating a key read a body */
+
+    if (!(r->method == NGX_HTTP_POST
+          && ((route.len == 9 && ngx_strncmp(route.data, "whitelist", 9) == 0)
+              || (route.len == 4 && ngx_strncmp(route.data, "keys", 4) == 0))))
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (route.len == 0
         || (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0)
@@ -257,9 +284,18 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
         return ngx_http_seadragon_admin_queue(r, acf->zone);
     }
 
+    if ((route.len >= 9 && ngx_strncmp(route.data, "whitelist", 9) == 0
+         && (route.len == 9 || route.data[9] == '/'))
+        || (route.len >= 4 && ngx_strncmp(route.data, "keys", 4) == 0
+            && (route.len == 4 || route.data[4] == '/')))
+    {
+        return ngx_http_seadragon_admin_store(r, &route);
+    }
+
     return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                           "no such admin endpoint: use queue, "
-                                          "stats or gate/pause|resume|drain");
+                                          "stats, gate/pause|resume|drain, "
+                                          "whitelist or keys");
 
 not_allowed_read:
 
@@ -782,4 +818,717 @@ ngx_http_seadragon_json_seconds(yajl_gen gen, char *key, ngx_msec_t ms)
     p = ngx_sprintf(buf, "%M.%03M", ms / 1000, ms % 1000);
 
     yajl_gen_number(gen, (const char *) buf, p - buf);
+}
+
+
+/*
+ * The store through the admin API, with the tool's rules and wording:
+ *
+ *   GET    whitelist                 list
+ *   POST   whitelist                 {"address":"10.0.0.0/8","note":"..."}
+ *   DELETE whitelist/ADDR[/PREFIX]
+ *   GET    keys                      list (names, sources, states; no keys)
+ *   POST   keys                      {"name":..,"source":..,"expires_in":s}
+ *   DELETE keys/NAME                 revoke
+ *   POST   keys/NAME/disable | keys/NAME/enable
+ */
+
+enum {
+    NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE = 1,
+    NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
+    NGX_HTTP_SEADRAGON_ADMIN_KEY_ENABLE
+};
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_store(ngx_http_request_t *r, ngx_str_t *route)
+{
+    u_char                          *slash;
+    ngx_int_t                        rc;
+    ngx_str_t                        arg, name;
+    ngx_uint_t                       whitelist, action;
+    ngx_http_seadragon_ctx_t        *ctx;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+
+    if (smcf->store == NULL) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "no seadragon_store is "
+                                              "configured");
+    }
+
+    whitelist = (route->data[0] == 'w');
+
+    arg.len = route->len - (whitelist ? 9 : 4);
+    arg.data = route->data + (whitelist ? 9 : 4);
+
+    if (arg.len) {
+        arg.data++;
+        arg.len--;
+    }
+
+    if (arg.len == 0) {
+
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            return whitelist
+                   ? ngx_http_seadragon_admin_whitelist_list(r, smcf->store)
+                   : ngx_http_seadragon_admin_keys_list(r, smcf->store);
+        }
+
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_seadragon_admin_not_allowed(r, "GET, HEAD, POST",
+                                                     "list with GET, add "
+                                                     "with POST");
+        }
+
+        ctx = ngx_http_seadragon_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->admin_keys = !whitelist;
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                             ngx_http_seadragon_admin_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    if (whitelist) {
+        if (r->method != NGX_HTTP_DELETE) {
+            return ngx_http_seadragon_admin_not_allowed(r, "DELETE",
+                                                     "remove an entry with "
+                                                     "DELETE");
+        }
+
+        return ngx_http_seadragon_admin_whitelist_change(r, smcf->store, &arg,
+                                                         NULL, 0);
+    }
+
+    /* keys/NAME or keys/NAME/disable|enable */
+
+    name = arg;
+    action = NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE;
+
+    slash = ngx_strlchr(arg.data, arg.data + arg.len, '/');
+
+    if (slash) {
+        name.len = slash - arg.data;
+        arg.data = slash + 1;
+        arg.len -= name.len + 1;
+
+        if (arg.len == 7 && ngx_strncmp(arg.data, "disable", 7) == 0) {
+            action = NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE;
+
+        } else if (arg.len == 6 && ngx_strncmp(arg.data, "enable", 6) == 0) {
+            action = NGX_HTTP_SEADRAGON_ADMIN_KEY_ENABLE;
+
+        } else {
+            return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                                  "use keys/NAME/disable or "
+                                                  "keys/NAME/enable");
+        }
+
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_seadragon_admin_not_allowed(r, "POST",
+                                                     "key controls take "
+                                                     "POST");
+        }
+
+    } else if (r->method != NGX_HTTP_DELETE) {
+        return ngx_http_seadragon_admin_not_allowed(r, "DELETE",
+                                                 "revoke a key with DELETE");
+    }
+
+    return ngx_http_seadragon_admin_key_change(r, smcf->store, &name, action);
+}
+
+
+static void
+ngx_http_seadragon_admin_body(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_str_t                        address, note;
+    yajl_val                         body, v;
+    ngx_chain_t                     *cl;
+    ngx_http_seadragon_ctx_t        *ctx;
+    ngx_http_seadragon_main_conf_t  *smcf;
+    char                             error[128];
+
+    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl; cl = cl->next) {
+        if (cl->buf->in_file) {
+            len = NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX + 1;
+            break;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    if (len > NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX) {
+        ngx_http_finalize_request(r,
+            ngx_http_seadragon_admin_error(r,
+                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                           "the body is too large for an "
+                                           "admin request"));
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    *p = '\0';
+    p -= len;
+
+    body = yajl_tree_parse((const char *) p, error, sizeof(error));
+
+    if (body == NULL || !YAJL_IS_OBJECT(body)) {
+        if (body) {
+            yajl_tree_free(body);
+        }
+
+        ngx_http_finalize_request(r,
+            ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "Invalid JSON: expected an "
+                                           "object"));
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+
+    if (ctx->admin_keys) {
+        rc = ngx_http_seadragon_admin_key_create(r, smcf->store, body);
+
+    } else {
+        {
+            const char  *path[] = { "address", NULL };
+            const char  *npath[] = { "note", NULL };
+
+            v = yajl_tree_get(body, path, yajl_t_string);
+
+            if (v == NULL) {
+                rc = ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                    "\"address\" is missing: "
+                                                    "an address or CIDR "
+                                                    "range");
+                goto done;
+            }
+
+            address.data = (u_char *) YAJL_GET_STRING(v);
+            address.len = ngx_strlen(address.data);
+
+            v = yajl_tree_get(body, npath, yajl_t_string);
+            note.data = v ? (u_char *) YAJL_GET_STRING(v) : NULL;
+            note.len = v ? ngx_strlen(note.data) : 0;
+        }
+
+        rc = ngx_http_seadragon_admin_whitelist_change(r, smcf->store,
+                                                       &address, &note, 1);
+    }
+
+done:
+
+    yajl_tree_free(body);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store)
+{
+    int                           rc;
+    char                          text[SEADRAGON_NET_TEXT_LEN];
+    yajl_gen                      gen;
+    MDB_val                       k, v;
+    MDB_cursor                   *cursor;
+    seadragon_net_t               net;
+    seadragon_whitelist_entry_t   entry;
+
+    if (store->txn == NULL || mdb_txn_renew(store->txn) != MDB_SUCCESS) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read");
+    }
+
+    gen = ngx_http_seadragon_json_gen();
+    if (gen == NULL) {
+        mdb_txn_reset(store->txn);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    yajl_gen_map_open(gen);
+    ngx_http_seadragon_json_str(gen, "whitelist");
+    yajl_gen_array_open(gen);
+
+    rc = mdb_cursor_open(store->txn, store->dbs.whitelist, &cursor);
+
+    if (rc == MDB_SUCCESS) {
+        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
+
+            if (seadragon_net_from_key(k.mv_data, k.mv_size, &net) != 0) {
+                continue;
+            }
+
+            ngx_memzero(&entry, sizeof(entry));
+
+            if (v.mv_size == sizeof(entry)) {
+                ngx_memcpy(&entry, v.mv_data, sizeof(entry));
+                entry.note[sizeof(entry.note) - 1] = '\0';
+            }
+
+            seadragon_net_format(&net, text, sizeof(text));
+
+            yajl_gen_map_open(gen);
+            ngx_http_seadragon_json_field(gen, "address", (u_char *) text,
+                                          ngx_strlen(text));
+            ngx_http_seadragon_json_int(gen, "created",
+                                        (long long) entry.created);
+            ngx_http_seadragon_json_field(gen, "note", (u_char *) entry.note,
+                                          ngx_strlen(entry.note));
+            yajl_gen_map_close(gen);
+        }
+
+        mdb_cursor_close(cursor);
+    }
+
+    mdb_txn_reset(store->txn);
+
+    yajl_gen_array_close(gen);
+    yajl_gen_map_close(gen);
+
+    if (rc != MDB_SUCCESS) {
+        yajl_gen_free(gen);
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read");
+    }
+
+    return ngx_http_seadragon_admin_send(r, gen);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, ngx_str_t *text, ngx_str_t *note,
+    ngx_uint_t add)
+{
+    int                          rc;
+    u_char                      *p;
+    char                         formatted[SEADRAGON_NET_TEXT_LEN];
+    const char                  *error;
+    MDB_txn                     *txn;
+    ngx_int_t                    n;
+    seadragon_net_t              net;
+    seadragon_whitelist_entry_t  entry;
+
+    if (seadragon_net_parse((const char *) text->data, text->len, &net,
+                            &error)
+        != 0)
+    {
+        p = ngx_pnalloc(r->pool, text->len + 128);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_sprintf(p, "invalid address \"%*s\": %s%Z",
+                    ngx_min(text->len, 64), text->data, error);
+
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              (char *) p);
+    }
+
+    if (note && note->len >= sizeof(entry.note)) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "the note is longer than 63 "
+                                              "bytes");
+    }
+
+    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+
+    if (n != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              n == NGX_DECLINED
+                                              ? "the store is read-only for "
+                                                "nginx workers: change it "
+                                                "with seadragon-store"
+                                              : "the store cannot be written");
+    }
+
+    if (add) {
+        ngx_memzero(&entry, sizeof(entry));
+        entry.created = (int64_t) ngx_time();
+
+        if (note && note->len) {
+            ngx_memcpy(entry.note, note->data, note->len);
+        }
+
+        rc = seadragon_whitelist_add(txn, &store->dbs, &net, &entry);
+
+    } else {
+        rc = seadragon_whitelist_remove(txn, &store->dbs, &net);
+    }
+
+    seadragon_net_format(&net, formatted, sizeof(formatted));
+
+    if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+
+        p = ngx_pnalloc(r->pool, SEADRAGON_NET_TEXT_LEN + 64);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_sprintf(p, "%s is %s%Z", formatted,
+                    rc == MDB_KEYEXIST ? "already whitelisted"
+                                       : "not whitelisted");
+
+        return ngx_http_seadragon_admin_error(r,
+                                              rc == MDB_KEYEXIST
+                                              ? NGX_HTTP_CONFLICT
+                                              : NGX_HTTP_NOT_FOUND,
+                                              (char *) p);
+    }
+
+    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "seadragon admin %s %s the whitelist",
+                  add ? "added" : "removed", formatted);
+
+    p = ngx_pnalloc(r->pool, SEADRAGON_NET_TEXT_LEN + 32);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_sprintf(p, "{\"%s\":\"%s\"}", add ? "whitelisted" : "removed",
+                    formatted) - p;
+
+    return ngx_http_seadragon_send_json(r,
+                                        add ? NGX_HTTP_CREATED : NGX_HTTP_OK,
+                                        p, n);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store)
+{
+    int                     rc;
+    time_t                  now;
+    yajl_gen                gen;
+    MDB_val                 k, v;
+    MDB_cursor             *cursor;
+    seadragon_key_record_t  record;
+
+    if (store->txn == NULL || mdb_txn_renew(store->txn) != MDB_SUCCESS) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read");
+    }
+
+    gen = ngx_http_seadragon_json_gen();
+    if (gen == NULL) {
+        mdb_txn_reset(store->txn);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    now = ngx_time();
+
+    yajl_gen_map_open(gen);
+    ngx_http_seadragon_json_str(gen, "keys");
+    yajl_gen_array_open(gen);
+
+    rc = mdb_cursor_open(store->txn, store->dbs.keys, &cursor);
+
+    if (rc == MDB_SUCCESS) {
+        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
+
+            if (v.mv_size != sizeof(record)) {
+                continue;
+            }
+
+            ngx_memcpy(&record, v.mv_data, sizeof(record));
+            record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
+            record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+
+            yajl_gen_map_open(gen);
+            ngx_http_seadragon_json_field(gen, "name", (u_char *) record.name,
+                                          ngx_strlen(record.name));
+            ngx_http_seadragon_json_field(gen, "source",
+                                          (u_char *) record.source,
+                                          ngx_strlen(record.source));
+            ngx_http_seadragon_json_str(gen, "state");
+            ngx_http_seadragon_json_str(gen,
+                (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
+                : (record.expires && record.expires <= now) ? "expired"
+                : "active");
+            ngx_http_seadragon_json_int(gen, "created",
+                                        (long long) record.created);
+            ngx_http_seadragon_json_int(gen, "expires",
+                                        (long long) record.expires);
+            yajl_gen_map_close(gen);
+        }
+
+        mdb_cursor_close(cursor);
+    }
+
+    mdb_txn_reset(store->txn);
+
+    yajl_gen_array_close(gen);
+    yajl_gen_map_close(gen);
+
+    if (rc != MDB_SUCCESS) {
+        yajl_gen_free(gen);
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read");
+    }
+
+    return ngx_http_seadragon_admin_send(r, gen);
+}
+
+
+/* the new key is in the answer, once, and nowhere else */
+
+static ngx_int_t
+ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, yajl_val body)
+{
+    int                     rc;
+    u_char                 *p;
+    char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
+    const char             *name, *source;
+    MDB_txn                *txn;
+    ngx_int_t               n;
+    yajl_val                v;
+    seadragon_key_record_t  record;
+
+    const char  *name_path[] = { "name", NULL };
+    const char  *source_path[] = { "source", NULL };
+    const char  *expires_path[] = { "expires_in", NULL };
+
+    v = yajl_tree_get(body, name_path, yajl_t_string);
+    name = v ? YAJL_GET_STRING(v) : NULL;
+
+    if (name == NULL
+        || !seadragon_name_valid(name, ngx_strlen(name),
+                                 SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
+    {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "\"name\" must have 1 to 63 "
+                                              "letters, digits, \"_\", \"-\", "
+                                              "\".\" and \"@\"");
+    }
+
+    v = yajl_tree_get(body, source_path, yajl_t_string);
+    source = v ? YAJL_GET_STRING(v) : NULL;
+
+    if (source == NULL
+        || !seadragon_name_valid(source, ngx_strlen(source),
+                                 SEADRAGON_KEY_SOURCE_LEN - 1, "_-"))
+    {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "\"source\" must be a source "
+                                              "name: 1 to 31 letters, "
+                                              "digits, \"_\" and \"-\"");
+    }
+
+    ngx_memzero(&record, sizeof(record));
+    record.version = 1;
+    record.created = (int64_t) ngx_time();
+    ngx_memcpy(record.name, name, ngx_strlen(name));
+    ngx_memcpy(record.source, source, ngx_strlen(source));
+
+    v = yajl_tree_get(body, expires_path, yajl_t_any);
+
+    if (v) {
+        if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) <= 0) {
+            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                  "\"expires_in\" must be a "
+                                                  "number of seconds, at "
+                                                  "least 1");
+        }
+
+        record.expires = record.created + YAJL_GET_INTEGER(v);
+    }
+
+    if (seadragon_key_generate(key) != 0) {
+        return ngx_http_seadragon_admin_error(r,
+                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                              "no random bytes for a key");
+    }
+
+    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+
+    if (n != NGX_OK) {
+        ngx_explicit_memzero(key, sizeof(key));
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              n == NGX_DECLINED
+                                              ? "the store is read-only for "
+                                                "nginx workers: change it "
+                                                "with seadragon-store"
+                                              : "the store cannot be written");
+    }
+
+    rc = seadragon_key_add(txn, &store->dbs, key, SEADRAGON_KEY_TEXT_LEN,
+                           &record);
+
+    if (rc == MDB_KEYEXIST) {
+        mdb_txn_abort(txn);
+        ngx_explicit_memzero(key, sizeof(key));
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_CONFLICT,
+                                              "a key with this name already "
+                                              "exists; revoke it first or "
+                                              "choose another name");
+    }
+
+    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
+    if (rc != NGX_OK) {
+        ngx_explicit_memzero(key, sizeof(key));
+        return rc;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "seadragon admin created the key \"%s\" for the source "
+                  "\"%s\"", record.name, record.source);
+
+    p = ngx_pnalloc(r->pool, sizeof(key) + SEADRAGON_KEY_NAME_LEN
+                             + SEADRAGON_KEY_SOURCE_LEN + NGX_INT64_LEN + 64);
+    if (p == NULL) {
+        ngx_explicit_memzero(key, sizeof(key));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_sprintf(p, "{\"name\":\"%s\",\"source\":\"%s\",\"expires\":%L,"
+                    "\"key\":\"%s\"}", record.name, record.source,
+                    (int64_t) record.expires, key) - p;
+
+    ngx_explicit_memzero(key, sizeof(key));
+
+    return ngx_http_seadragon_send_json(r, NGX_HTTP_CREATED, p, n);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action)
+{
+    int                     rc, changed;
+    u_char                 *p;
+    MDB_txn                *txn;
+    ngx_int_t               n;
+    seadragon_key_record_t  record;
+
+    static char  *done[] = { "", "revoked", "disabled", "enabled" };
+
+    if (!seadragon_name_valid((const char *) name->data, name->len,
+                              SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
+    {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "there is no key with this "
+                                              "name");
+    }
+
+    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+
+    if (n != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              n == NGX_DECLINED
+                                              ? "the store is read-only for "
+                                                "nginx workers: change it "
+                                                "with seadragon-store"
+                                              : "the store cannot be written");
+    }
+
+    changed = 1;
+
+    if (action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
+        rc = seadragon_key_remove(txn, &store->dbs, (const char *) name->data,
+                                  name->len);
+
+    } else {
+        rc = seadragon_key_set_disabled(txn, &store->dbs,
+                                        (const char *) name->data, name->len,
+                                        action
+                                        == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
+                                        &changed, &record);
+    }
+
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "there is no key with this "
+                                              "name");
+    }
+
+    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (changed) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "seadragon admin %s the key \"%V\"", done[action], name);
+    }
+
+    p = ngx_pnalloc(r->pool, name->len + 32);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_sprintf(p, "{\"%s\":\"%V\"}", done[action], name) - p;
+
+    return ngx_http_seadragon_send_json(r, NGX_HTTP_OK, p, n);
+}
+
+
+/* commits, or aborts on an earlier error; NGX_OK or the answer's status */
+
+static ngx_int_t
+ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc)
+{
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_txn_commit(txn);
+
+    } else {
+        mdb_txn_abort(txn);
+    }
+
+    if (rc == MDB_SUCCESS) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "seadragon_store \"%V\": a change failed: %s",
+                  &store->path, mdb_strerror(rc));
+
+    return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          rc == MDB_MAP_FULL
+                                          ? "the store is full: grow it with "
+                                            "seadragon-store init --map-size"
+                                          : "the store cannot be written");
 }

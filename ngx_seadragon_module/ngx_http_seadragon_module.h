@@ -140,6 +140,7 @@ typedef struct {
     MDB_env                         *env;
     MDB_txn                         *txn;             /* reset between uses */
     seadragon_store_dbs_t            dbs;
+    ngx_uint_t                       read_only;
 } ngx_http_seadragon_store_t;
 
 
@@ -233,6 +234,7 @@ typedef struct {
 
     unsigned                         classified:1;
     unsigned                         health_done:1;
+    unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
     unsigned                         queued:1;
     unsigned                         stream:1;
@@ -301,6 +303,8 @@ ngx_int_t ngx_http_seadragon_store_whitelisted(
     ngx_http_seadragon_store_t *store, ngx_connection_t *c);
 ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
+ngx_int_t ngx_http_seadragon_store_write_begin(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, MDB_txn **txn);
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,

@@ -100,16 +100,20 @@ ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Runs in the master, as root when workers run as another user: readers of
- * an LMDB environment write its lock file, so the workers' user must own
- * it, as nginx gives its temporary directories to that user.
+ * an LMDB environment write its lock file, and the admin API writes its
+ * data, so the workers' user must own both, as nginx gives its temporary
+ * directories to that user.
  */
 
 ngx_int_t
 ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle)
 {
     u_char                          *path;
+    ngx_uint_t                       i;
     ngx_core_conf_t                 *ccf;
     ngx_http_seadragon_main_conf_t  *smcf;
+
+    static char  *files[] = { "lock.mdb", "data.mdb" };
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
 
@@ -129,15 +133,17 @@ ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    ngx_sprintf(path, "%V/lock.mdb%Z", &smcf->store->path);
+    for (i = 0; i < 2; i++) {
+        ngx_sprintf(path, "%V/%s%Z", &smcf->store->path, files[i]);
 
-    if (chown((char *) path, ccf->user, (gid_t) -1) == -1
-        && ngx_errno != NGX_ENOENT)
-    {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
-                      "seadragon_store: chown(\"%s\") failed; nginx workers "
-                      "must be able to write the store's lock file", path);
-        return NGX_ERROR;
+        if (chown((char *) path, ccf->user, (gid_t) -1) == -1
+            && ngx_errno != NGX_ENOENT)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "seadragon_store: chown(\"%s\") failed; nginx "
+                          "workers must be able to write the store", path);
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -215,7 +221,32 @@ ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
 
     what = "mdb_env_open()";
 
-    rc = mdb_env_open(store->env, (char *) store->path.data, MDB_RDONLY, 0644);
+    /*
+     * Read-write when the files allow it, so that the admin API can change
+     * the store; read-only otherwise, where only the tool writes.
+     */
+
+    store->read_only = 0;
+
+    rc = mdb_env_open(store->env, (char *) store->path.data, 0, 0644);
+
+    if (rc == EACCES || rc == EROFS) {
+        mdb_env_close(store->env);
+
+        rc = mdb_env_create(&store->env);
+        if (rc != MDB_SUCCESS) {
+            store->env = NULL;
+            goto failed;
+        }
+
+        (void) mdb_env_set_maxdbs(store->env, SEADRAGON_STORE_MAXDBS);
+        (void) mdb_env_set_mapsize(store->env, store->map_size);
+
+        store->read_only = 1;
+        rc = mdb_env_open(store->env, (char *) store->path.data, MDB_RDONLY,
+                          0644);
+    }
+
     if (rc != MDB_SUCCESS) {
         goto failed;
     }
@@ -428,4 +459,43 @@ ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
                   &store->path, mdb_strerror(rc));
 
     return NGX_ERROR;
+}
+
+
+/*
+ * A write transaction for the admin API, for the length of one change;
+ * it waits only for a write of the tool, which is as short.
+ */
+
+ngx_int_t
+ngx_http_seadragon_store_write_begin(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_txn **txn)
+{
+    int  rc;
+
+    if (store->env == NULL || store->read_only) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "seadragon_store \"%V\" is read-only for nginx "
+                      "workers", &store->path);
+        return NGX_DECLINED;
+    }
+
+    rc = mdb_txn_begin(store->env, NULL, 0, txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+        rc = mdb_env_set_mapsize(store->env, 0);
+
+        if (rc == MDB_SUCCESS) {
+            rc = mdb_txn_begin(store->env, NULL, 0, txn);
+        }
+    }
+
+    if (rc != MDB_SUCCESS) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "seadragon_store \"%V\": a write transaction failed: "
+                      "%s", &store->path, mdb_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -49,9 +49,10 @@ open my $fh, '>', "$store-corrupt/data.mdb" or die $!;
 print $fh "this is not an LMDB file\n" x 512;
 close $fh;
 
-# a store that root can open at start-up and the workers (nobody) cannot
+# a store that root can open at start-up and the workers (nobody) cannot:
+# its directory is closed to them
 system("'$tool' --store '$store-private' init >/dev/null 2>&1") == 0 or die;
-chmod 0600, "$store-private/data.mdb" or die $!;
+chmod 0700, "$store-private" or die $!;
 
 our $http_config = <<'_EOC_';
     seadragon_store $TEST_NGINX_STORE;

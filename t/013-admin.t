@@ -259,7 +259,7 @@ POST queue: 405 GET, HEAD application/json {"error":"this endpoint only reads: u
 DELETE stats: 405 GET, HEAD application/json {"error":"this endpoint only reads: use GET"}
 GET gate/pause: 405 POST application/json {"error":"gate controls take POST"}
 POST gate/open: 404 - application/json {"error":"no such gate control: use pause, resume or drain"}
-GET nothing: 404 - application/json {"error":"no such admin endpoint: use queue, stats or gate/pause|resume|drain"}
+GET nothing: 404 - application/json {"error":"no such admin endpoint: use queue, stats, gate/pause|resume|drain, whitelist or keys"}
 
 
 
@@ -279,7 +279,88 @@ Content-Type: application/json
 
 
 
-=== TEST 9: admin keys need a store, unless auth=nginx
+=== TEST 9: the whitelist through the admin API, with the tool's rules, seen by the tool
+--- client
+    my @out;
+    my $add = sub {
+        my ($body) = @_;
+        my $r = request('POST /api/admin/whitelist', body => $body,
+            headers => { Authorization => "Bearer $admin" });
+        push @out, "add $body: $r->{status} $r->{body}";
+    };
+    $add->('{"address":"10.9.0.0/16","note":"lab"}');
+    $add->('{"address":"10.9.0.0/16"}');
+    $add->('{"address":"10.9.0.1/16"}');
+    $add->('{"address":"not-an-ip"}');
+    $add->('{"note":"nothing"}');
+    $add->('[1]');
+    my $list = admin('whitelist');
+    push @out, "listed: " . join(",", map { "$_->{address}($_->{note})" }
+                                      grep { $_->{address} ne '127.0.0.1' } @{ $list->{whitelist} });
+    push @out, "tool: " . tool('whitelist check 10.9.4.4');
+    my $del = admin('whitelist/10.9.0.0/16', method => 'DELETE');
+    push @out, "delete: " . json_encode($del);
+    my $again = admin('whitelist/10.9.0.0/16', method => 'DELETE');
+    push @out, "again: $again->{status} $again->{body}";
+    join "\n", @out;
+--- client_output
+add {"address":"10.9.0.0/16","note":"lab"}: 201 {"whitelisted":"10.9.0.0/16"}
+add {"address":"10.9.0.0/16"}: 409 {"error":"10.9.0.0/16 is already whitelisted"}
+add {"address":"10.9.0.1/16"}: 400 {"error":"invalid address \"10.9.0.1/16\": the address has host bits set beyond its prefix length"}
+add {"address":"not-an-ip"}: 400 {"error":"invalid address \"not-an-ip\": not an IP address or CIDR range"}
+add {"note":"nothing"}: 400 {"error":"\"address\" is missing: an address or CIDR range"}
+add [1]: 400 {"error":"Invalid JSON: expected an object"}
+listed: 10.9.0.0/16(lab)
+tool: 10.9.4.4 is whitelisted (by 10.9.0.0/16)
+delete: {"removed":"10.9.0.0/16"}
+again: 404 {"error":"10.9.0.0/16 is not whitelisted"}
+
+
+
+=== TEST 10: keys through the admin API: created once, listed without secrets, disabled, revoked
+--- client
+    my $post = sub {
+        my ($path, $body) = @_;
+        request("POST /api/admin/$path", body => $body // '',
+            headers => { Authorization => "Bearer $admin" });
+    };
+    my $c = $post->('keys', '{"name":"bob","source":"coding","expires_in":3600}');
+    my $k = json_decode($c->{body});
+    my $dup = $post->('keys', '{"name":"bob","source":"coding"}');
+    my $bad = $post->('keys', '{"name":"b o b","source":"coding"}');
+    my $ok1 = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[],"stream":false}',
+        headers => { Authorization => "Bearer $k->{key}", 'X-Standin-Tokens' => 1 });
+    my $list = admin('keys');
+    my ($bob) = grep { $_->{name} eq 'bob' } @{ $list->{keys} };
+    my $dis = $post->('keys/bob/disable');
+    my $refused = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[]}',
+        headers => { Authorization => "Bearer $k->{key}" });
+    my $rev = admin('keys/bob', method => 'DELETE');
+    my $gone = admin('keys/bob', method => 'DELETE');
+    my $tool_list = tool('key list');
+    join "\n", "$c->{status} $k->{name} $k->{source} " . ($k->{key} =~ /^sd-[A-Za-z0-9_-]{43}$/ ? 'key' : 'no-key')
+            . " expires=" . ($k->{expires} - time() > 3500 ? 'set' : 'unset'),
+        "dup: $dup->{status} $dup->{body}", "bad: $bad->{status}",
+        "used: $ok1->{status}",
+        "listed: $bob->{source} $bob->{state} " . (json_encode($list) =~ /sd-/ ? 'LEAKS' : 'no-secret'),
+        "disable: $dis->{status} $dis->{body}", "refused: $refused->{status} $refused->{body}",
+        "revoke: " . json_encode($rev), "again: $gone->{status} $gone->{body}",
+        "tool sees: " . ($tool_list =~ /^bob\t/m ? 'bob' : 'no bob');
+--- client_output
+201 bob coding key expires=set
+dup: 409 {"error":"a key with this name already exists; revoke it first or choose another name"}
+bad: 400
+used: 200
+listed: coding active no-secret
+disable: 200 {"disabled":"bob"}
+refused: 401 {"error":"API key disabled"}
+revoke: {"revoked":"bob"}
+again: 404 {"error":"there is no key with this name"}
+tool sees: no bob
+
+
+
+=== TEST 11: admin keys need a store, unless auth=nginx
 --- http_config
     seadragon_zone ollama:1m;
 --- config
@@ -290,7 +371,7 @@ Content-Type: application/json
 
 
 
-=== TEST 10: seadragon_admin names its parameters
+=== TEST 12: seadragon_admin names its parameters
 --- config
     location /api/admin/ { seadragon_admin ollama auth=password; }
 --- must_die
