@@ -1068,14 +1068,14 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
     seadragon_net_t               net;
     seadragon_whitelist_entry_t   entry;
 
-    if (store->txn == NULL || mdb_txn_renew(store->txn) != MDB_SUCCESS) {
+    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
     }
 
     gen = ngx_http_seadragon_json_gen();
     if (gen == NULL) {
-        mdb_txn_reset(store->txn);
+        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1114,7 +1114,7 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
         mdb_cursor_close(cursor);
     }
 
-    mdb_txn_reset(store->txn);
+    ngx_http_seadragon_store_end(store);
 
     yajl_gen_array_close(gen);
     yajl_gen_map_close(gen);
@@ -1140,6 +1140,7 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     const char                  *error;
     MDB_txn                     *txn;
     ngx_int_t                    n;
+    ngx_uint_t                   i;
     seadragon_net_t              net;
     seadragon_whitelist_entry_t  entry;
 
@@ -1163,6 +1164,16 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                               "the note is longer than 63 "
                                               "bytes");
+    }
+
+    /* as the tool: a tab or a newline would break its list */
+
+    for (i = 0; note && i < note->len; i++) {
+        if (note->data[i] < 0x20 || note->data[i] == 0x7f) {
+            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                  "the note may not contain "
+                                                  "control characters");
+        }
     }
 
     n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
@@ -1245,14 +1256,14 @@ ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
     MDB_cursor             *cursor;
     seadragon_key_record_t  record;
 
-    if (store->txn == NULL || mdb_txn_renew(store->txn) != MDB_SUCCESS) {
+    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
     }
 
     gen = ngx_http_seadragon_json_gen();
     if (gen == NULL) {
-        mdb_txn_reset(store->txn);
+        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1296,7 +1307,7 @@ ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
         mdb_cursor_close(cursor);
     }
 
-    mdb_txn_reset(store->txn);
+    ngx_http_seadragon_store_end(store);
 
     yajl_gen_array_close(gen);
     yajl_gen_map_close(gen);

@@ -303,6 +303,9 @@ ngx_int_t ngx_http_seadragon_store_whitelisted(
     ngx_http_seadragon_store_t *store, ngx_connection_t *c);
 ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
+ngx_int_t ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log);
+void ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store);
 ngx_int_t ngx_http_seadragon_store_write_begin(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, MDB_txn **txn);
 

@@ -20,9 +20,6 @@
 static ngx_int_t ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, ngx_uint_t level);
 static void ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store);
-static ngx_int_t ngx_http_seadragon_store_begin(
-    ngx_http_seadragon_store_t *store, ngx_log_t *log);
-static void ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store);
 
 
 /* seadragon_store PATH [map_size=SIZE] */
@@ -345,7 +342,7 @@ ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
     ngx_log_t *log)
 {
@@ -385,7 +382,7 @@ ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
 }
 
 
-static void
+void
 ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store)
 {
     mdb_txn_reset(store->txn);

@@ -294,6 +294,7 @@ Content-Type: application/json
     $add->('{"address":"not-an-ip"}');
     $add->('{"note":"nothing"}');
     $add->('[1]');
+    $add->('{"address":"10.8.0.0/16","note":"a\\tb"}');
     my $list = admin('whitelist');
     push @out, "listed: " . join(",", map { "$_->{address}($_->{note})" }
                                       grep { $_->{address} ne '127.0.0.1' } @{ $list->{whitelist} });
@@ -310,6 +311,7 @@ add {"address":"10.9.0.1/16"}: 400 {"error":"invalid address \"10.9.0.1/16\": th
 add {"address":"not-an-ip"}: 400 {"error":"invalid address \"not-an-ip\": not an IP address or CIDR range"}
 add {"note":"nothing"}: 400 {"error":"\"address\" is missing: an address or CIDR range"}
 add [1]: 400 {"error":"Invalid JSON: expected an object"}
+add {"address":"10.8.0.0/16","note":"a\tb"}: 400 {"error":"the note may not contain control characters"}
 listed: 10.9.0.0/16(lab)
 tool: 10.9.4.4 is whitelisted (by 10.9.0.0/16)
 delete: {"removed":"10.9.0.0/16"}
