@@ -67,6 +67,8 @@ static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body);
 static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
+static ngx_int_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn **txn);
 static ngx_int_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
@@ -1176,15 +1178,10 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
         }
     }
 
-    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
 
     if (n != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              n == NGX_DECLINED
-                                              ? "the store is read-only for "
-                                                "nginx workers: change it "
-                                                "with seadragon-store"
-                                              : "the store cannot be written");
+        return n;
     }
 
     if (add) {
@@ -1392,16 +1389,11 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                                               "no random bytes for a key");
     }
 
-    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
 
     if (n != NGX_OK) {
         ngx_explicit_memzero(key, sizeof(key));
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              n == NGX_DECLINED
-                                              ? "the store is read-only for "
-                                                "nginx workers: change it "
-                                                "with seadragon-store"
-                                              : "the store cannot be written");
+        return n;
     }
 
     rc = seadragon_key_add(txn, &store->dbs, key, SEADRAGON_KEY_TEXT_LEN,
@@ -1463,15 +1455,10 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
                                               "name");
     }
 
-    n = ngx_http_seadragon_store_write_begin(store, r->connection->log, &txn);
+    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
 
     if (n != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              n == NGX_DECLINED
-                                              ? "the store is read-only for "
-                                                "nginx workers: change it "
-                                                "with seadragon-store"
-                                              : "the store cannot be written");
+        return n;
     }
 
     changed = 1;
@@ -1513,6 +1500,29 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     n = ngx_sprintf(p, "{\"%s\":\"%V\"}", done[action], name) - p;
 
     return ngx_http_seadragon_send_json(r, NGX_HTTP_OK, p, n);
+}
+
+
+/* NGX_OK and a write transaction, or the answer's status */
+
+static ngx_int_t
+ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn **txn)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_seadragon_store_write_begin(store, r->connection->log, txn);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          rc == NGX_DECLINED
+                                          ? "the store is read-only for nginx "
+                                            "workers: change it with "
+                                            "seadragon-store"
+                                          : "the store cannot be written");
 }
 
 
