@@ -15,6 +15,8 @@ $example =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_
 $example =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
 $example =~ s{/var/lib/seadragon/store}{\$TEST_NGINX_STORE}
     or die "no store in the example";
+$example =~ s{/usr/share/seadragon/html/}{\$TEST_NGINX_REPO/conf/html/}
+    or die "no admin page in the example";
 
 # its store, with loopback whitelisted as make run does
 our $tool = "$FindBin::Bin/../build/seadragon-store";
@@ -139,3 +141,12 @@ __DATA__
     my $r = request('GET /metrics', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
     "$r->{status} " . ($r->{body} =~ /^seadragon_gate_capacity\{zone="ollama"\} 1$/m ? 'capacity' : 'none');
 --- client_output: 200 capacity
+
+
+
+=== TEST 10: the admin page is served next to the admin API
+--- client
+    my $r = request('GET /api/admin/page', port => $ENV{TEST_NGINX_EXAMPLE_PORT});
+    join " ", $r->{status}, $r->{headers}{'content-type'},
+        ($r->{body} =~ m{<title>Seadragon: gate and queue</title>} ? 'page' : 'no page');
+--- client_output: 200 text/html page
