@@ -42,11 +42,6 @@ sub chat {
                      %headers });
 }
 
-# How many requests the zone has taken in (debug log of every worker).
-sub queued {
-    my @m = error_log_text() =~ /seadragon queued #\d+/g;
-    return scalar @m;
-}
 
 sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
 
@@ -64,7 +59,7 @@ __DATA__
     for my $tag (qw(api1 chat1 coding1 api2 coding2 chat2 coding3 api3 chat3)) {
         push @burst, chat($tag);
         $n++;
-        wait_until(sub { queued() == $n }, "$tag to queue");
+        wait_until(sub { queued_count() == $n }, "$tag to queue");
     }
     standin_release();
     my @res = wait_all($hold, @burst);
@@ -105,9 +100,9 @@ $c
     my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 50);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $leaver = chat('coding1');
-    wait_until(sub { queued() == 2 }, 'coding1 to queue');
+    wait_until(sub { queued_count() == 2 }, 'coding1 to queue');
     my $next = chat('api1');
-    wait_until(sub { queued() == 3 }, 'api1 to queue');
+    wait_until(sub { queued_count() == 3 }, 'api1 to queue');
     abort_request($leaver);
     wait_until(sub { error_log_text() =~ /seadragon release #2, left the line/ },
                'coding1 to leave the line');
@@ -125,7 +120,7 @@ client prematurely closed connection
     wait_until(sub { my $r = standin_requests()->[0]; $r && $r->{tokens_sent} >= 2 },
                'api1 to stream');
     my $next = chat('api2');
-    wait_until(sub { queued() == 2 }, 'api2 to queue');
+    wait_until(sub { queued_count() == 2 }, 'api2 to queue');
     abort_request($streaming);
     my $n = wait_request($next);
     wait_until(sub { standin_requests()->[0]{end} }, 'Ollama to notice');

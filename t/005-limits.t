@@ -27,10 +27,6 @@ sub chat {
                      %headers });
 }
 
-sub queued {
-    my @m = error_log_text() =~ /seadragon queued #\d+/g;
-    return scalar @m;
-}
 
 run_tests();
 
@@ -43,9 +39,9 @@ __DATA__
     my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my @waiting = (chat('api1'));
-    wait_until(sub { queued() == 2 }, 'api1 to queue');
+    wait_until(sub { queued_count() == 2 }, 'api1 to queue');
     push @waiting, chat('api2');
-    wait_until(sub { queued() == 3 }, 'api2 to queue');
+    wait_until(sub { queued_count() == 3 }, 'api2 to queue');
     my $over = wait_request(chat('api3'));
     standin_release();
     my @rest = wait_all($hold, @waiting);
@@ -73,10 +69,10 @@ seadragon queue of zone "ollama" is full for source "default"
     my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $api1 = chat('api1');
-    wait_until(sub { queued() == 2 }, 'api1 to queue');
+    wait_until(sub { queued_count() == 2 }, 'api1 to queue');
     my $api2 = wait_request(chat('api2'));
     my $coding1 = chat('coding1');
-    wait_until(sub { queued() == 3 }, 'coding1 to queue');   # api2 never queued
+    wait_until(sub { queued_count() == 3 }, 'coding1 to queue');   # api2 never queued
     standin_release();
     my @rest = wait_all($hold, $api1, $coding1);
     join " ", $api2->{status}, map({ $_->{status} } @rest),
@@ -133,10 +129,10 @@ qr/seadragon request #2 waited \d+ms in zone "ollama", longer than max_wait/
     my $hold = chat('hold', 'X-Standin-Hold' => 1);
     wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
     my $first = chat('coding1');
-    wait_until(sub { queued() == 2 }, 'coding1 to queue');
+    wait_until(sub { queued_count() == 2 }, 'coding1 to queue');
     select undef, undef, undef, 0.4;
     my $second = chat('api1');
-    wait_until(sub { queued() == 3 }, 'api1 to queue');
+    wait_until(sub { queued_count() == 3 }, 'api1 to queue');
     my $f = wait_request($first);
     standin_release();
     my @r = wait_all($hold, $second);

@@ -45,11 +45,6 @@ sub chat {
                      %headers });
 }
 
-# How many requests the zone has taken in (debug log of every worker).
-sub queued {
-    my @m = error_log_text() =~ /seadragon queued #\d+/g;
-    return scalar @m;
-}
 
 sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
 
@@ -87,7 +82,7 @@ _EOC_
             headers => { 'X-Standin-Tag' => "$src$i", "X-$src" => 1,
                          'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0 });
     }
-    wait_until(sub { queued() == 201 }, 'the burst to queue', 30);
+    wait_until(sub { queued_count() == 201 }, 'the burst to queue', 30);
     standin_release();
     my @res = wait_all($hold, @h);
     my @bad = grep { $_->{status} != 200 } @res;

@@ -74,10 +74,6 @@ sub admin {
     return $r->{status} == 200 ? json_decode($r->{body}) : $r;
 }
 
-sub queued {
-    my @m = error_log_text() =~ /seadragon queued #\d+/g;
-    return scalar @m;
-}
 
 run_tests();
 
@@ -92,7 +88,7 @@ __DATA__
     for my $tag (qw(api1 coding1 chat1 coding2)) {
         push @h, chat($tag);
         $n++;
-        wait_until(sub { queued() == $n }, "$tag to queue");
+        wait_until(sub { queued_count() == $n }, "$tag to queue");
     }
     my $q1 = admin('queue');
     select undef, undef, undef, 0.3;

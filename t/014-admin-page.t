@@ -82,10 +82,6 @@ sub chat {
                      'X-Standin-Tokens' => 1, %headers });
 }
 
-sub queued {
-    my @m = error_log_text() =~ /seadragon queued #\d+/g;
-    return scalar @m;
-}
 
 run_tests();
 
@@ -121,7 +117,7 @@ __DATA__
     for my $tag (qw(api1 chat1 coding1)) {
         push @h, chat($tag);
         $n++;
-        wait_until(sub { queued() == $n }, "$tag to queue");
+        wait_until(sub { queued_count() == $n }, "$tag to queue");
     }
 
     my $first = page();

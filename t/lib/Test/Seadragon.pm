@@ -343,6 +343,8 @@ every block it gets C<POST /_standin/reset>.
     standin_stats()      hashref of GET /_standin/stats
     standin_reset()
     standin_release()    POST /_standin/release (answers X-Standin-Hold requests)
+    queued_count()       how many requests the zone has taken in (counts the
+                         module's "seadragon queued #N" debug lines)
     standin_script()     the script's path
 
 =head2 Other helpers
@@ -403,6 +405,7 @@ our @EXPORT = (
     # client code
     qw(request start_request wait_request wait_all abort_request
        standin_requests standin_stats standin_reset standin_release standin_script
+       queued_count
        wait_until json_encode json_decode),
 );
 
@@ -1024,6 +1027,14 @@ sub standin_requests { standin_call('GET /_standin/requests') }
 sub standin_stats    { standin_call('GET /_standin/stats') }
 sub standin_reset    { standin_call('POST /_standin/reset'); return }
 sub standin_release  { standin_call('POST /_standin/release'); return }
+
+# How many requests the zone has taken in, from the module's debug lines
+# ("seadragon queued #N"), in every worker: a test waits on it to know
+# that a request it sent is in line before it sends the next.
+sub queued_count {
+    my @m = error_log_text() =~ /seadragon queued #\d+/g;
+    return scalar @m;
+}
 
 
 # The HTTP client.
