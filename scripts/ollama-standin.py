@@ -361,6 +361,7 @@ class Entry:
         self.generation = generation
         self.epoch = epoch
         self.outcome = "failed"  # "served" or "aborted" once known
+        self.released = False  # no longer counted as in flight
 
 
 class Recorder:
@@ -392,12 +393,24 @@ class Recorder:
         with self.lock:
             entry.data.update(fields)
 
+    def release(self, entry):
+        """The request stops counting as in flight: called just before its
+        last bytes go out, so that a client that starts another request the
+        moment this one ends never sees both active."""
+        with self.lock:
+            self._release(entry)
+
+    def _release(self, entry):
+        if entry.generation and not entry.released:
+            entry.released = True
+            self.active -= 1
+
     def finish(self, entry):
         with self.lock:
+            self._release(entry)
             entry.data["end"] = round(time.time(), 6)
             entry.data["aborted"] = entry.outcome == "aborted"
             if entry.generation:
-                self.active -= 1
                 if entry.epoch == self.epoch:
                     if entry.outcome == "aborted":
                         self.aborted += 1
@@ -715,7 +728,13 @@ class Handler(BaseHTTPRequestHandler):
             if self.write(body[:len(body) // 2]):
                 self.stall() if mid == "stall-mid" else self.hang_up()
             return False
+        self.release()
         return self.write(body)
+
+    def release(self):
+        """Stop counting this request as in flight: its last bytes follow."""
+        if self.ex is not None:
+            self.server.recorder.release(self.ex.entry)
 
     def send_json(self, value, status=200, allow_mid=False):
         if self.ex is not None and self.ex.v1:
@@ -976,6 +995,7 @@ class Handler(BaseHTTPRequestHandler):
         if mid == "close-mid":
             return self.hang_up()
         pieces = [generation.error_piece()] if mid else generation.final_pieces()
+        self.release()
         for piece in pieces:
             if not send(piece):
                 return
