@@ -728,10 +728,10 @@ class Handler(BaseHTTPRequestHandler):
             if self.write(body[:len(body) // 2]):
                 self.stall() if mid == "stall-mid" else self.hang_up()
             return False
-        self.release()
+        self.stop_counting()
         return self.write(body)
 
-    def release(self):
+    def stop_counting(self):
         """Stop counting this request as in flight: its last bytes follow."""
         if self.ex is not None:
             self.server.recorder.release(self.ex.entry)
@@ -995,7 +995,7 @@ class Handler(BaseHTTPRequestHandler):
         if mid == "close-mid":
             return self.hang_up()
         pieces = [generation.error_piece()] if mid else generation.final_pieces()
-        self.release()
+        self.stop_counting()
         for piece in pieces:
             if not send(piece):
                 return

@@ -641,6 +641,9 @@ class StandinTest(unittest.TestCase):
                                "X-Standin-Tag": "held"})
         self.assertTrue(raw.silent_for(0.3))
         self.assertEqual(self.stats()["active"], 1)
+        # only a release lets it go, not another request that ends
+        self.post("/api/chat", dict(CHAT, stream=False), X_Standin_Tokens=1)
+        self.assertTrue(raw.silent_for(0.3))
         status, _, _ = self.request("POST", "/_standin/release", b"")
         self.assertEqual(status, 200)
         raw.read_head()
