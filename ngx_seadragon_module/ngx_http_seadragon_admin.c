@@ -23,6 +23,7 @@
 typedef struct {
     ngx_http_seadragon_entry_t   entry;
     ngx_uint_t                   position;
+    ngx_uint_t                   effective;    /* priority, aged */
 } ngx_http_seadragon_snapshot_entry_t;
 
 
@@ -466,7 +467,9 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
              q = ngx_queue_next(q))
         {
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
-            copy[n++].entry = *e;
+            copy[n].entry = *e;
+            copy[n++].effective = ngx_http_seadragon_queue_effective(sh, e,
+                                                          ngx_current_msec);
             count[i]++;
         }
     }
@@ -484,7 +487,7 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    /* merge the FIFOs by (priority, arrival): the order of dispatch */
+    /* merge the FIFOs by (aged priority, arrival): the order of dispatch */
 
     snap->waiting = ngx_palloc(r->pool,
                                (n + 1)
@@ -502,10 +505,10 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
             }
 
             if (best == NGX_HTTP_SEADRAGON_MAX_SOURCES
-                || start[i][next[i]].entry.priority
-                   < start[best][next[best]].entry.priority
-                || (start[i][next[i]].entry.priority
-                    == start[best][next[best]].entry.priority
+                || start[i][next[i]].effective
+                   < start[best][next[best]].effective
+                || (start[i][next[i]].effective
+                    == start[best][next[best]].effective
                     && start[i][next[i]].entry.id
                        < start[best][next[best]].entry.id))
             {
@@ -526,7 +529,7 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
 static void
 ngx_http_seadragon_admin_entry(yajl_gen gen,
     ngx_http_seadragon_snapshot_t *snap, ngx_http_seadragon_entry_t *e,
-    ngx_uint_t position, ngx_msec_t since)
+    ngx_uint_t position, ngx_msec_t since, ngx_uint_t effective)
 {
     ngx_http_seadragon_shm_source_t  *src;
 
@@ -536,6 +539,12 @@ ngx_http_seadragon_admin_entry(yajl_gen gen,
     ngx_http_seadragon_json_int(gen, "id", (long long) e->id);
     ngx_http_seadragon_json_field(gen, "source", src->name, src->name_len);
     ngx_http_seadragon_json_int(gen, "priority", (long long) e->priority);
+
+    if (position) {
+        ngx_http_seadragon_json_int(gen, "effective_priority",
+                                    (long long) effective);
+    }
+
     ngx_http_seadragon_json_field(gen, "model", e->model, e->model_len);
     ngx_http_seadragon_json_field(gen, "client", e->addr, e->addr_len);
 
@@ -551,6 +560,7 @@ ngx_http_seadragon_admin_entry(yajl_gen gen,
 
     ngx_http_seadragon_json_int(gen, "enqueued_at",
                                 (long long) e->enqueued_sec);
+    ngx_http_seadragon_json_int(gen, "worker", (long long) e->owner_pid);
     yajl_gen_map_close(gen);
 }
 
@@ -601,7 +611,8 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
 
     for (i = 0; i < snap->nrunning; i++) {
         e = &snap->running[i].entry;
-        ngx_http_seadragon_admin_entry(gen, snap, e, 0, e->granted);
+        ngx_http_seadragon_admin_entry(gen, snap, e, 0, e->granted,
+                                       e->priority);
     }
 
     yajl_gen_array_close(gen);
@@ -612,7 +623,8 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
     for (i = 0; i < snap->nwaiting; i++) {
         e = &snap->waiting[i].entry;
         ngx_http_seadragon_admin_entry(gen, snap, e, snap->waiting[i].position,
-                                       e->enqueued);
+                                       e->enqueued,
+                                       snap->waiting[i].effective);
     }
 
     yajl_gen_array_close(gen);
@@ -678,6 +690,7 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
         ngx_http_seadragon_json_int(gen, "draining", c->rejected_draining);
         ngx_http_seadragon_json_int(gen, "unavailable",
                                     c->rejected_unavailable);
+        ngx_http_seadragon_json_int(gen, "endpoint", c->rejected_endpoint);
         yajl_gen_map_close(gen);
 
         ngx_http_seadragon_json_str(gen, "aborted");

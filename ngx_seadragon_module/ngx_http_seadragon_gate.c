@@ -191,7 +191,8 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
     ctx->entry = entry;
     ctx->id = entry->id;
-    ctx->position = ngx_http_seadragon_queue_position(sh, entry);
+    ctx->position = ngx_http_seadragon_queue_position(sh, entry,
+                                                      ngx_current_msec);
     ctx->enqueued = entry->enqueued;
     ctx->queued = 1;
     ctx->state = NGX_HTTP_SEADRAGON_PARKED;
@@ -285,7 +286,7 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
     while (sh->nrunning < sh->capacity && n < NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
 
-        e = ngx_http_seadragon_queue_head(sh);
+        e = ngx_http_seadragon_queue_head(sh, ngx_current_msec);
 
         if (e == NULL
             || e->owner_pid != ngx_pid

@@ -286,7 +286,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     static char  *reasons[] = {
         "key", "whitelist", "invalid", "queue_full", "wait_timeout",
-        "draining", "unavailable"
+        "draining", "unavailable", "endpoint"
     };
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -374,7 +374,8 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
                             : j == 3 ? c->rejected_queue_full
                             : j == 4 ? c->rejected_wait_timeout
                             : j == 5 ? c->rejected_draining
-                            : c->rejected_unavailable);
+                            : j == 6 ? c->rejected_unavailable
+                            : c->rejected_endpoint);
         }
     }
 

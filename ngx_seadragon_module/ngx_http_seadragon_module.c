@@ -30,6 +30,8 @@ static char *ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_seadragon_queue(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_seadragon_parse_aging(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_msec_t *aging);
 static ngx_int_t ngx_http_seadragon_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_seadragon_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_seadragon_init_process(ngx_cycle_t *cycle);
@@ -147,7 +149,8 @@ enum {
     NGX_HTTP_SEADRAGON_VAR_QUEUE_ID,
     NGX_HTTP_SEADRAGON_VAR_MODEL,
     NGX_HTTP_SEADRAGON_VAR_STREAM,
-    NGX_HTTP_SEADRAGON_VAR_KEY_NAME
+    NGX_HTTP_SEADRAGON_VAR_KEY_NAME,
+    NGX_HTTP_SEADRAGON_VAR_ENDPOINT
 };
 
 
@@ -177,6 +180,9 @@ static ngx_http_variable_t  ngx_http_seadragon_vars[] = {
 
     { ngx_string("seadragon_key_name"), NULL, ngx_http_seadragon_variable,
       NGX_HTTP_SEADRAGON_VAR_KEY_NAME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_endpoint"), NULL, ngx_http_seadragon_variable,
+      NGX_HTTP_SEADRAGON_VAR_ENDPOINT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -250,6 +256,8 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     ctx->zone = slcf->zone;
 
+    ngx_http_seadragon_endpoint_find(r, ctx);
+
     rc = ngx_http_seadragon_classify(r, ctx);
     if (rc != NGX_OK) {
         return rc;
@@ -271,9 +279,19 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* what reads and does not generate never waits for the model */
+    rc = ngx_http_seadragon_endpoint_check(r, ctx);
+    if (rc != NGX_OK) {
+        ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+        ngx_http_seadragon_gate_count(ctx,
+            ngx_http_seadragon_counter(rejected_endpoint));
+        return rc;
+    }
 
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_OPTIONS)) {
+    /* what does not generate never waits for the model */
+
+    if (ctx->endpoint->kind != NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
+        || (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_OPTIONS)))
+    {
         ctx->state = NGX_HTTP_SEADRAGON_BYPASSED;
         return NGX_DECLINED;
     }
@@ -382,6 +400,27 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
 
         v->len = ctx->model.len;
         v->data = ctx->model.data;
+        return NGX_OK;
+
+    case NGX_HTTP_SEADRAGON_VAR_ENDPOINT:
+        ngx_http_seadragon_endpoint_find(r->main, ctx);
+
+        if (ctx->endpoint == NULL) {
+            break;
+        }
+
+        /* as Ollama knows it: "/api/chat", "/v1/models/" for a model */
+
+        p = ngx_pnalloc(r->pool, ctx->endpoint->name.len + 4);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        p = ngx_cpymem(p, ctx->endpoint->api == NGX_HTTP_SEADRAGON_API_OPENAI
+                          ? "/v1/" : "/api/", ctx->endpoint->api ? 4 : 5);
+        p = ngx_cpymem(p, ctx->endpoint->name.data, ctx->endpoint->name.len);
+        v->len = p - v->data;
         return NGX_OK;
 
     case NGX_HTTP_SEADRAGON_VAR_KEY_NAME:
@@ -515,7 +554,11 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     for (i = 0; i < smcf->sources.nelts; i++) {
         slot = ngx_http_seadragon_queue_source_slot(zone->sh, &source[i].name,
                                                     source[i].priority,
-                                                    source[i].max_queued);
+                                                    source[i].max_queued,
+                                                    source[i].aging
+                                                    == NGX_CONF_UNSET_MSEC
+                                                    ? zone->aging
+                                                    : source[i].aging);
         if (slot == NGX_ERROR) {
             break;
         }
@@ -637,6 +680,9 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_memzero(source, sizeof(ngx_http_seadragon_source_t));
         source->name = ngx_http_seadragon_default_source;
         source->priority = 1;
+        source->aging = NGX_CONF_UNSET_MSEC;
+        source->endpoints = NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
+                            |NGX_HTTP_SEADRAGON_ENDPOINT_INFO;
         smcf->default_source = 0;
     }
 
@@ -645,6 +691,50 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
                       "no default seadragon source: one \"seadragon_source\" "
                       "must have neither \"if=\" nor \"key\"");
         return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Admin keys belong to the source "admin": unless it is configured,
+     * it exists with the right to what manages models and nothing that
+     * generates, and it never waits in a queue.
+     */
+
+    if (smcf->store) {
+        source = smcf->sources.elts;
+
+        for (i = 0; i < smcf->sources.nelts; i++) {
+            if (source[i].name.len == sizeof(NGX_HTTP_SEADRAGON_ADMIN_SOURCE)
+                                      - 1
+                && ngx_strncmp(source[i].name.data,
+                               NGX_HTTP_SEADRAGON_ADMIN_SOURCE,
+                               source[i].name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == smcf->sources.nelts) {
+
+            if (smcf->sources.nelts == NGX_HTTP_SEADRAGON_MAX_SOURCES) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "too many seadragon sources: at most %d, and "
+                              "the source \"admin\" of admin keys is one",
+                              NGX_HTTP_SEADRAGON_MAX_SOURCES - 1);
+                return NGX_CONF_ERROR;
+            }
+
+            source = ngx_array_push(&smcf->sources);
+            if (source == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(source, sizeof(ngx_http_seadragon_source_t));
+            ngx_str_set(&source->name, NGX_HTTP_SEADRAGON_ADMIN_SOURCE);
+            source->require_key = 1;
+            source->aging = NGX_CONF_UNSET_MSEC;
+            source->endpoints = NGX_HTTP_SEADRAGON_ENDPOINT_INFO
+                                |NGX_HTTP_SEADRAGON_ENDPOINT_MANAGE;
+        }
     }
 
     source = smcf->sources.elts;
@@ -768,7 +858,7 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /* seadragon_zone NAME:SIZE [capacity=N] [tick=TIME] [max_queued=N]
- *                [max_wait=TIME] */
+ *                [max_wait=TIME] [aging=TIME|off] */
 
 static char *
 ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -892,9 +982,25 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "aging=", 6) == 0) {
+
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (ngx_http_seadragon_parse_aging(cf, &value[i], &s,
+                                               &zone->aging)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected capacity=, "
-                           "tick=, max_queued= or max_wait=", &value[i]);
+                           "tick=, max_queued=, max_wait= or aging=",
+                           &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -919,7 +1025,7 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N] [key]
- *                  [whitelist] */
+ *                  [whitelist] [aging=TIME|off] [endpoints=KIND,...] */
 
 static char *
 ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -983,6 +1089,9 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_memzero(source, sizeof(ngx_http_seadragon_source_t));
     source->name = value[1];
+    source->aging = NGX_CONF_UNSET_MSEC;
+    source->endpoints = NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
+                        |NGX_HTTP_SEADRAGON_ENDPOINT_INFO;
     priority_set = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -1027,6 +1136,35 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "aging=", 6) == 0) {
+
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (ngx_http_seadragon_parse_aging(cf, &value[i], &s,
+                                               &source->aging)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "endpoints=", 10) == 0) {
+
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            if (ngx_http_seadragon_endpoint_parse(cf, &s, &source->endpoints)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "if=", 3) == 0) {
 
             s.data = value[i].data + 3;
@@ -1060,7 +1198,8 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected priority=, "
-                           "if=, max_queued=, key or whitelist", &value[i]);
+                           "if=, max_queued=, key, whitelist, aging= or "
+                           "endpoints=", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -1086,6 +1225,35 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         smcf->default_source = smcf->sources.nelts - 1;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* aging=TIME: how long a wait makes a request one step more urgent */
+
+static char *
+ngx_http_seadragon_parse_aging(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_msec_t *aging)
+{
+    ngx_int_t  n;
+
+    if (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0) {
+        *aging = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_parse_time(value, 0);
+
+    if (n == NGX_ERROR || n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": aging must be a time, such as "
+                           "30s (each 30s waited is one step of priority), "
+                           "or off", param);
+        return NGX_CONF_ERROR;
+    }
+
+    *aging = n;
 
     return NGX_CONF_OK;
 }

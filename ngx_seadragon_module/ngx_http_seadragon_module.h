@@ -29,6 +29,16 @@
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
 #define NGX_HTTP_SEADRAGON_GATE_DRAINING   2
 
+/* what an endpoint of Ollama's API does, as bits of a source's allowance */
+#define NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE  0x01
+#define NGX_HTTP_SEADRAGON_ENDPOINT_INFO      0x02
+#define NGX_HTTP_SEADRAGON_ENDPOINT_MANAGE    0x04
+#define NGX_HTTP_SEADRAGON_ENDPOINT_ALL       0x07
+
+/* the API a request speaks, which decides the shape of its errors */
+#define NGX_HTTP_SEADRAGON_API_OLLAMA      0
+#define NGX_HTTP_SEADRAGON_API_OPENAI      1
+
 #define ngx_http_seadragon_counter(name)                                     \
     offsetof(ngx_http_seadragon_counters_t, name)
 
@@ -51,6 +61,7 @@ typedef struct {
     ngx_atomic_uint_t                rejected_key;
     ngx_atomic_uint_t                rejected_whitelist;
     ngx_atomic_uint_t                rejected_draining;
+    ngx_atomic_uint_t                rejected_endpoint;
     uint64_t                         wait_total_ms;
     uint64_t                         wait_max_ms;
     uint64_t                         waited;          /* admissions */
@@ -65,6 +76,7 @@ typedef struct {
     size_t                           name_len;
     ngx_uint_t                       priority;
     ngx_uint_t                       max_queued;      /* 0: no own limit */
+    ngx_msec_t                       aging;           /* 0: strict priority */
     ngx_queue_t                      waiting;         /* FIFO of entries */
     ngx_uint_t                       nwaiting;
     ngx_uint_t                       nrunning;
@@ -126,6 +138,8 @@ typedef struct {
     ngx_str_t                        name;
     ngx_uint_t                       priority;
     ngx_uint_t                       max_queued;
+    ngx_msec_t                       aging;           /* unset: the zone's */
+    ngx_uint_t                       endpoints;       /* ENDPOINT_* bits */
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
     unsigned                         require_key:1;
     unsigned                         require_whitelist:1;
@@ -157,6 +171,7 @@ typedef struct {
     ngx_msec_t                       tick;
     ngx_uint_t                       max_queued;
     ngx_msec_t                       max_wait;
+    ngx_msec_t                       aging;           /* 0: off */
     ngx_uint_t                      *slot;            /* source -> zone slot */
     ngx_uint_t                       nparked;         /* in this worker */
     u_char                          *conf_file;
@@ -199,6 +214,16 @@ typedef struct {
 } ngx_http_seadragon_loc_conf_t;
 
 
+/* an endpoint of Ollama's native API or of its OpenAI-compatible one */
+
+typedef struct {
+    ngx_str_t                        name;       /* after /api/ or /v1/ */
+    ngx_uint_t                       api;
+    ngx_uint_t                       kind;       /* one ENDPOINT_* bit */
+    ngx_uint_t                       prefix;     /* "blobs/" + a digest */
+} ngx_http_seadragon_endpoint_t;
+
+
 typedef enum {
     NGX_HTTP_SEADRAGON_NEW = 0,
     NGX_HTTP_SEADRAGON_READING_BODY,
@@ -217,6 +242,8 @@ typedef struct {
     ngx_event_t                      wake;       /* admission or max wait */
     ngx_uint_t                       state;
     ngx_uint_t                       source;     /* index in main conf */
+    ngx_http_seadragon_endpoint_t   *endpoint;   /* NULL: unknown */
+    ngx_uint_t                       api;        /* API_OLLAMA, ... */
     ngx_str_t                        model;
     ngx_str_t                        key;        /* as the client sent it */
     ngx_str_t                        key_name;   /* of a valid key */
@@ -233,6 +260,8 @@ typedef struct {
     ngx_msec_t                       health_time;
 
     unsigned                         classified:1;
+    unsigned                         endpoint_found:1;
+    unsigned                         manage_like:1;
     unsigned                         health_done:1;
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
@@ -266,6 +295,10 @@ typedef enum {
 } ngx_http_seadragon_access_e;
 
 
+/* the implicit source of admin keys, unless one is configured */
+#define NGX_HTTP_SEADRAGON_ADMIN_SOURCE  "admin"
+
+
 /* ngx_http_seadragon_module.c */
 ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
     ngx_str_t *name);
@@ -293,6 +326,14 @@ ngx_int_t ngx_http_seadragon_access_check(ngx_http_request_t *r,
 void ngx_http_seadragon_key_take(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 
+/* ngx_http_seadragon_endpoint.c */
+void ngx_http_seadragon_endpoint_find(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+char *ngx_http_seadragon_endpoint_parse(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t *endpoints);
+
 /* ngx_http_seadragon_store.c */
 char *ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -313,13 +354,16 @@ ngx_int_t ngx_http_seadragon_store_write_begin(
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,
     time_t now);
 ngx_int_t ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
-    ngx_str_t *name, ngx_uint_t priority, ngx_uint_t max_queued);
+    ngx_str_t *name, ngx_uint_t priority, ngx_uint_t max_queued,
+    ngx_msec_t aging);
+ngx_uint_t ngx_http_seadragon_queue_effective(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
 void ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 ngx_uint_t ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
-    ngx_http_seadragon_entry_t *entry);
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
 ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_head(
-    ngx_http_seadragon_shctx_t *sh);
+    ngx_http_seadragon_shctx_t *sh, ngx_msec_t now);
 void ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,

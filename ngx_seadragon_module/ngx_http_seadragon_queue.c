@@ -9,8 +9,11 @@
  *
  * Dispatch order is the lowest priority number first and, among equal
  * priorities, the earliest arrival (the entry id is an arrival ticket).
- * The head of each FIFO is its oldest entry, so finding the next entry
- * costs one look at each source: O(number of sources).
+ * With aging, the priority compared is the effective one: one step more
+ * urgent for every "aging" milliseconds waited, down to 0.  All entries
+ * of a FIFO age at the same rate and its head is its oldest, so the head
+ * is still its most urgent entry, and finding the next entry costs one
+ * look at each source: O(number of sources).
  */
 
 
@@ -37,7 +40,8 @@ ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh, time_t now)
 
 ngx_int_t
 ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
-    ngx_str_t *name, ngx_uint_t priority, ngx_uint_t max_queued)
+    ngx_str_t *name, ngx_uint_t priority, ngx_uint_t max_queued,
+    ngx_msec_t aging)
 {
     ngx_uint_t                        i;
     ngx_http_seadragon_shm_source_t  *src;
@@ -50,6 +54,7 @@ ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
         {
             src->priority = priority;
             src->max_queued = max_queued;
+            src->aging = aging;
             return i;
         }
     }
@@ -66,6 +71,7 @@ ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
     src->name_len = name->len;
     src->priority = priority;
     src->max_queued = max_queued;
+    src->aging = aging;
     ngx_queue_init(&src->waiting);
 
     return sh->nsources++;
@@ -91,16 +97,53 @@ ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
 }
 
 
+/* the priority an entry competes with now */
+
+ngx_uint_t
+ngx_http_seadragon_queue_effective(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now)
+{
+    ngx_msec_t   aging;
+    ngx_uint_t   steps;
+
+    aging = sh->sources[entry->source].aging;
+
+    if (aging == 0) {
+        return entry->priority;
+    }
+
+    steps = (ngx_msec_int_t) (now - entry->enqueued) > 0
+            ? (now - entry->enqueued) / aging : 0;
+
+    return entry->priority > steps ? entry->priority - steps : 0;
+}
+
+
+/* whether a goes before b */
+
+static ngx_uint_t
+ngx_http_seadragon_queue_before(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *a, ngx_http_seadragon_entry_t *b,
+    ngx_msec_t now)
+{
+    ngx_uint_t  pa, pb;
+
+    pa = ngx_http_seadragon_queue_effective(sh, a, now);
+    pb = ngx_http_seadragon_queue_effective(sh, b, now);
+
+    return pa < pb || (pa == pb && a->id < b->id);
+}
+
+
 /*
- * The 1-based place of a waiting entry in dispatch order: the entries of
- * more urgent sources, plus those of equally urgent sources that arrived
- * earlier.  Within a FIFO, ids grow from head to tail, so the count stops
- * at the first younger entry.
+ * The 1-based place of a waiting entry in dispatch order, as of now.
+ * Along a FIFO, from head to tail, entries are ever later in dispatch
+ * order, so the count in each stops at the first that is not ahead.
  */
 
 ngx_uint_t
 ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
-    ngx_http_seadragon_entry_t *entry)
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now)
 {
     ngx_uint_t                        i, ahead;
     ngx_queue_t                      *q;
@@ -112,22 +155,15 @@ ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
     for (i = 0; i < sh->nsources; i++) {
         src = &sh->sources[i];
 
-        if (src->nwaiting == 0 || src->priority > entry->priority) {
-            continue;
-        }
-
-        if (src->priority < entry->priority) {
-            ahead += src->nwaiting;
-            continue;
-        }
-
         for (q = ngx_queue_head(&src->waiting);
              q != ngx_queue_sentinel(&src->waiting);
              q = ngx_queue_next(q))
         {
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
 
-            if (e->id >= entry->id) {
+            if (e == entry
+                || !ngx_http_seadragon_queue_before(sh, e, entry, now))
+            {
                 break;
             }
 
@@ -140,7 +176,7 @@ ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
 
 
 ngx_http_seadragon_entry_t *
-ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh)
+ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh, ngx_msec_t now)
 {
     ngx_uint_t                        i;
     ngx_http_seadragon_entry_t       *e, *best;
@@ -159,8 +195,7 @@ ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh)
                            ngx_http_seadragon_entry_t, link);
 
         if (best == NULL
-            || src->priority < best->priority
-            || (src->priority == best->priority && e->id < best->id))
+            || ngx_http_seadragon_queue_before(sh, e, best, now))
         {
             best = e;
         }

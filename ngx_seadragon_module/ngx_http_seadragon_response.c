@@ -22,7 +22,8 @@ static ngx_int_t ngx_http_seadragon_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_seadragon_json_error(ngx_http_request_t *r,
-    ngx_str_t *message, ngx_str_t *out, ngx_uint_t format);
+    ngx_str_t *message, ngx_str_t *out, ngx_uint_t format,
+    ngx_uint_t status);
 static ngx_chain_t *ngx_http_seadragon_stream_error(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_stream_cleanup(void *data);
@@ -33,6 +34,7 @@ static ngx_uint_t ngx_http_seadragon_json_errors_enabled(
 enum {
     NGX_HTTP_SEADRAGON_FORMAT_JSON = 0,
     NGX_HTTP_SEADRAGON_FORMAT_NDJSON,
+    NGX_HTTP_SEADRAGON_FORMAT_OPENAI,
     NGX_HTTP_SEADRAGON_FORMAT_SSE
 };
 
@@ -222,6 +224,8 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
             return NGX_ERROR;
         }
 
+        ngx_http_seadragon_endpoint_find(r, ctx);
+
         message = ctx->error;
 
         if (message.len == 0) {
@@ -237,7 +241,10 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
         }
 
         if (ngx_http_seadragon_json_error(r, &message, &ctx->error_body,
-                                          NGX_HTTP_SEADRAGON_FORMAT_JSON)
+                                          ctx->api == NGX_HTTP_SEADRAGON_API_OPENAI
+                                          ? NGX_HTTP_SEADRAGON_FORMAT_OPENAI
+                                          : NGX_HTTP_SEADRAGON_FORMAT_JSON,
+                                          r->err_status)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -404,7 +411,8 @@ ngx_http_seadragon_stream_error(ngx_http_request_t *r,
     if (ngx_http_seadragon_json_error(r, &ngx_http_seadragon_stream_broken,
                                       &line,
                                       ctx->sse ? NGX_HTTP_SEADRAGON_FORMAT_SSE
-                                             : NGX_HTTP_SEADRAGON_FORMAT_NDJSON)
+                                             : NGX_HTTP_SEADRAGON_FORMAT_NDJSON,
+                                      NGX_HTTP_BAD_GATEWAY)
         != NGX_OK)
     {
         return NULL;
@@ -471,14 +479,16 @@ ngx_http_seadragon_stream_cleanup(void *data)
 
 
 /*
- * {"error":"..."} as a body, an NDJSON line, or an SSE event in OpenAI's
- * error shape.
+ * {"error":"..."} as a body or an NDJSON line; on the OpenAI-compatible
+ * routes, OpenAI's {"error":{"message":...,"type":...}} as a body or an
+ * SSE event, with the types Ollama's own /v1 errors use.
  */
 
 static ngx_int_t
 ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
-    ngx_str_t *out, ngx_uint_t format)
+    ngx_str_t *out, ngx_uint_t format, ngx_uint_t status)
 {
+    char    *type;
     size_t   len, escaped;
     u_char  *p;
 
@@ -486,7 +496,8 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
                                              message->len);
 
     len = sizeof("data: {\"error\":{\"message\":\"\",\"type\":"
-                 "\"server_error\"}}\n\n") + escaped;
+                 "\"invalid_request_error\",\"param\":null,"
+                 "\"code\":null}}\n\n") + escaped;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -495,12 +506,41 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
 
     out->data = p;
 
-    if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
-        p = ngx_cpymem(p, "data: {\"error\":{\"message\":\"",
-                       sizeof("data: {\"error\":{\"message\":\"") - 1);
+    if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE
+        || format == NGX_HTTP_SEADRAGON_FORMAT_OPENAI)
+    {
+        switch (status) {
+        case NGX_HTTP_UNAUTHORIZED:
+            type = "authentication_error";
+            break;
+        case NGX_HTTP_FORBIDDEN:
+            type = "permission_error";
+            break;
+        case NGX_HTTP_NOT_FOUND:
+            type = "not_found_error";
+            break;
+        case NGX_HTTP_TOO_MANY_REQUESTS:
+            type = "rate_limit_error";
+            break;
+        default:
+            type = status < NGX_HTTP_INTERNAL_SERVER_ERROR
+                   ? "invalid_request_error" : "api_error";
+        }
+
+        if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
+            p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
+        }
+
+        p = ngx_cpymem(p, "{\"error\":{\"message\":\"",
+                       sizeof("{\"error\":{\"message\":\"") - 1);
         p = (u_char *) ngx_escape_json(p, message->data, message->len);
-        p = ngx_cpymem(p, "\",\"type\":\"server_error\"}}\n\n",
-                       sizeof("\",\"type\":\"server_error\"}}\n\n") - 1);
+        p = ngx_sprintf(p, "\",\"type\":\"%s\",\"param\":null,"
+                           "\"code\":null}}", type);
+
+        if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
+            *p++ = '\n';
+            *p++ = '\n';
+        }
 
     } else {
         p = ngx_cpymem(p, "{\"error\":\"", sizeof("{\"error\":\"") - 1);

@@ -96,7 +96,7 @@ invalid "max_queued=-1": max_queued must be a whole number, at least 1
 --- config
 --- must_die
 --- error_log
-invalid parameter "speed=fast": expected capacity=, tick=, max_queued= or max_wait=
+invalid parameter "speed=fast": expected capacity=, tick=, max_queued=, max_wait= or aging=
 
 
 
@@ -255,7 +255,7 @@ empty condition in "if=": expected if=$variable
 --- config
 --- must_die
 --- error_log
-invalid parameter "weight=3": expected priority=, if=, max_queued=, key or whitelist
+invalid parameter "weight=3": expected priority=, if=, max_queued=, key, whitelist, aging= or endpoints=
 
 
 
@@ -286,3 +286,72 @@ invalid value "maybe" in "seadragon_json_errors" directive, it must be "on" or "
 --- must_die
 --- error_log
 invalid source name "abcdefghijklmnopqrstuvwxyz012345": it must have 1 to 31 characters
+
+
+
+=== TEST 28: aging takes a time or off, on a zone and on a source
+--- http_config
+    seadragon_zone ollama:1m aging=30s;
+    seadragon_source coding priority=1 if=$http_x_coding aging=off;
+    seadragon_source api priority=2 aging=5s;
+--- config
+    location /api/ { seadragon_queue ollama; return 200 "ok"; }
+--- request
+GET /api/tags
+--- error_code: 200
+
+
+
+=== TEST 29: a zone's aging must be a time
+--- http_config
+    seadragon_zone ollama:1m aging=soon;
+--- config
+--- must_die
+--- error_log
+invalid "aging=soon": aging must be a time, such as 30s (each 30s waited is one step of priority), or off
+
+
+
+=== TEST 30: a source's aging must not be zero
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source api priority=2 aging=0;
+--- config
+--- must_die
+--- error_log
+invalid "aging=0": aging must be a time
+
+
+
+=== TEST 31: endpoints= takes kinds separated by commas
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source ops priority=1 if=$http_x_ops endpoints=info,manage;
+    seadragon_source api priority=2 endpoints=all;
+--- config
+    location /api/ { seadragon_queue ollama; return 200 "ok"; }
+--- request
+GET /api/version
+--- error_code: 200
+
+
+
+=== TEST 32: an unknown endpoint kind is named
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source api priority=2 endpoints=generate,delete;
+--- config
+--- must_die
+--- error_log
+invalid endpoint kind "delete" in "endpoints=generate,delete": expected generate, info, manage or all, separated by commas
+
+
+
+=== TEST 33: endpoints= cannot be empty
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source api priority=2 endpoints=;
+--- config
+--- must_die
+--- error_log
+empty "endpoints=": expected generate, info, manage or all

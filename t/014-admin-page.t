@@ -152,9 +152,9 @@ __DATA__
 ready=1 gate=open busy=1/1
 running: 1
 queue: 1:coding#4 2:chat#3 3:api#2
-counters: api=2/0 chat=1/0 coding=1/0
+counters: admin=0/0 api=2/0 chat=1/0 coding=1/0
 waits tick: yes
 paused: paused
 wrong key: error error shown
-after: empty=1 busy=0 counters: api=2/2 chat=1/1 coding=1/1
+after: empty=1 busy=0 counters: admin=0/0 api=2/2 chat=1/1 coding=1/1
 screenshot: kept

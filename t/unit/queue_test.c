@@ -30,6 +30,7 @@ static int  tests, failures;
 
 
 static ngx_http_seadragon_shctx_t  sh;
+static ngx_msec_t                  now;
 static ngx_http_seadragon_entry_t  entries[64];
 static ngx_uint_t                  nentries;
 
@@ -44,6 +45,7 @@ push(ngx_uint_t source, ngx_pid_t pid)
     e->source = source;
     e->owner_pid = pid;
     e->owner_token = 7;
+    e->enqueued = now;
 
     ngx_http_seadragon_queue_push(&sh, e);
 
@@ -59,7 +61,7 @@ slot(char *name, ngx_uint_t priority)
     s.data = (u_char *) name;
     s.len = strlen(name);
 
-    return ngx_http_seadragon_queue_source_slot(&sh, &s, priority, 0);
+    return ngx_http_seadragon_queue_source_slot(&sh, &s, priority, 0, 0);
 }
 
 
@@ -74,7 +76,7 @@ drain(char *out, size_t size)
     p = out;
     *p = '\0';
 
-    while ((e = ngx_http_seadragon_queue_head(&sh)) != NULL) {
+    while ((e = ngx_http_seadragon_queue_head(&sh, now)) != NULL) {
         ngx_http_seadragon_queue_grant(&sh, e, 0);
         p += snprintf(p, size - (p - out), "%s%d", p == out ? "" : ",",
                       (int) e->id);
@@ -105,31 +107,31 @@ main(void)
        "a known source keeps its slot and takes the new priority");
     slot("chat", 2);
 
-    ok(ngx_http_seadragon_queue_head(&sh) == NULL, "an empty queue has no head");
+    ok(ngx_http_seadragon_queue_head(&sh, now) == NULL, "an empty queue has no head");
 
     /* arrival: api, chat, coding, chat2, api, coding */
 
     e1 = push(api, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e1) == 1,
+    ok(ngx_http_seadragon_queue_position(&sh, e1, now) == 1,
        "the first arrival is first in line");
     e2 = push(chat, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e2) == 1,
+    ok(ngx_http_seadragon_queue_position(&sh, e2, now) == 1,
        "a more urgent arrival goes ahead of a less urgent one");
     e3 = push(coding, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e3) == 1,
+    ok(ngx_http_seadragon_queue_position(&sh, e3, now) == 1,
        "the most urgent arrival is first");
     e4 = push(chat2, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e4) == 3,
+    ok(ngx_http_seadragon_queue_position(&sh, e4, now) == 3,
        "an equally urgent source queues behind earlier arrivals (got %d)",
-       (int) ngx_http_seadragon_queue_position(&sh, e4));
+       (int) ngx_http_seadragon_queue_position(&sh, e4, now));
     e5 = push(api, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e5) == 5,
+    ok(ngx_http_seadragon_queue_position(&sh, e5, now) == 5,
        "the least urgent arrival is last (got %d)",
-       (int) ngx_http_seadragon_queue_position(&sh, e5));
+       (int) ngx_http_seadragon_queue_position(&sh, e5, now));
     e6 = push(coding, 1);
-    ok(ngx_http_seadragon_queue_position(&sh, e6) == 2,
+    ok(ngx_http_seadragon_queue_position(&sh, e6, now) == 2,
        "FIFO within a source (got %d)",
-       (int) ngx_http_seadragon_queue_position(&sh, e6));
+       (int) ngx_http_seadragon_queue_position(&sh, e6, now));
 
     ok(sh.nwaiting == 6 && sh.sources[api].nwaiting == 2,
        "waiting counts per zone and per source");
@@ -158,7 +160,7 @@ main(void)
     e2 = push(api, 1);
     e3 = push(api, 1);
     ngx_http_seadragon_queue_remove(&sh, e2);
-    ok(ngx_http_seadragon_queue_position(&sh, e3) == 2,
+    ok(ngx_http_seadragon_queue_position(&sh, e3, now) == 2,
        "an entry that leaves the line moves the others up");
     drain(order, sizeof(order));
     (void) e1;
@@ -188,6 +190,54 @@ main(void)
     i = ngx_http_seadragon_queue_purge(&sh, 0, 100, 8, &dead);
     ok(i == 2 && sh.nwaiting == 0,
        "entries of an earlier process with our pid are purged");
+
+    /*
+     * Aging: with aging=100 on api (priority 3), each 100 ms waited makes
+     * an entry one step more urgent, down to 0, where arrival decides.
+     */
+
+    now = 1000;
+    sh.sources[api].aging = 100;
+
+    e1 = push(api, 1);
+    now = 1150;
+    e2 = push(coding, 1);
+    e3 = push(chat, 1);
+
+    ok(ngx_http_seadragon_queue_effective(&sh, e1, now) == 2,
+       "150 ms of aging=100 is one step (priority 3 is now 2, got %d)",
+       (int) ngx_http_seadragon_queue_effective(&sh, e1, now));
+    ok(ngx_http_seadragon_queue_head(&sh, now) == e2,
+       "one step is not enough to pass the most urgent source");
+    ok(ngx_http_seadragon_queue_position(&sh, e1, now) == 2,
+       "an aged entry goes ahead of a newer one of equal priority (%d)",
+       (int) ngx_http_seadragon_queue_position(&sh, e1, now));
+
+    now = 1300;
+    ok(ngx_http_seadragon_queue_effective(&sh, e1, now) == 0
+       && ngx_http_seadragon_queue_head(&sh, now) == e1,
+       "300 ms in, the aged entry is first: it arrived before the others");
+    ok(ngx_http_seadragon_queue_effective(&sh, e2, now) == 1,
+       "sources without aging keep their priority");
+
+    now = 100000;
+    ok(ngx_http_seadragon_queue_effective(&sh, e1, now) == 0,
+       "aging stops at priority 0");
+
+    drain(order, sizeof(order));
+    snprintf(order + 128, 64, "%d,%d,%d", (int) e1->id, (int) e2->id,
+             (int) e3->id);
+    ok(strcmp(order, order + 128) == 0,
+       "aged dispatch: %s", order);
+
+    sh.sources[api].aging = 0;
+    now = 1000;
+    e1 = push(api, 1);
+    now = 1000000;
+    e2 = push(coding, 1);
+    ok(ngx_http_seadragon_queue_head(&sh, now) == e2,
+       "without aging, a wait never changes the order");
+    drain(order, sizeof(order));
 
     /* slots are bounded */
 
