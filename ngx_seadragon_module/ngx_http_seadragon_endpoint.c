@@ -32,6 +32,8 @@ static ngx_http_seadragon_endpoint_t *ngx_http_seadragon_endpoint_lookup(
     ngx_uint_t api, u_char *tail, size_t len);
 static ngx_uint_t ngx_http_seadragon_endpoint_manage_like(u_char *tail,
     size_t len);
+static ngx_uint_t ngx_http_seadragon_endpoint_ends(ngx_str_t *s,
+    char *suffix);
 
 
 static ngx_http_seadragon_endpoint_t  ngx_http_seadragon_endpoints[] = {
@@ -132,6 +134,7 @@ ngx_http_seadragon_endpoint_find(ngx_http_request_t *r,
     tail = r->uri.data;
     len = r->uri.len;
     api = NGX_HTTP_SEADRAGON_API_OLLAMA;
+    strict = 0;
 
     if (clcf->name.len > 1
         && !clcf->exact_match
@@ -145,11 +148,14 @@ ngx_http_seadragon_endpoint_find(ngx_http_request_t *r,
         tail += clcf->name.len;
         len -= clcf->name.len;
 
-        if (clcf->name.len >= 3
-            && ngx_strncmp(clcf->name.data + clcf->name.len - 3, "v1/", 3)
-               == 0)
-        {
+        /* "location /v1/" and "location /api/" say which API it is */
+
+        if (ngx_http_seadragon_endpoint_ends(&clcf->name, "/v1/")) {
             api = NGX_HTTP_SEADRAGON_API_OPENAI;
+            strict = 1;
+
+        } else if (ngx_http_seadragon_endpoint_ends(&clcf->name, "/api/")) {
+            strict = 1;
         }
 
     } else if (len && tail[0] == '/') {
@@ -157,24 +163,23 @@ ngx_http_seadragon_endpoint_find(ngx_http_request_t *r,
         len--;
     }
 
-    strict = 1;
-
     if (len >= 4 && ngx_strncmp(tail, "api/", 4) == 0) {
         tail += 4;
         len -= 4;
         api = NGX_HTTP_SEADRAGON_API_OLLAMA;
+        strict = 1;
 
     } else if (len >= 3 && ngx_strncmp(tail, "v1/", 3) == 0) {
         tail += 3;
         len -= 3;
         api = NGX_HTTP_SEADRAGON_API_OPENAI;
-
-    } else {
-        strict = 0;
+        strict = 1;
     }
 
     ctx->api = api;
     ctx->endpoint = ngx_http_seadragon_endpoint_lookup(api, tail, len);
+
+    /* a location of another name ("/llm/") may front either API */
 
     if (ctx->endpoint == NULL && !strict) {
         ctx->endpoint = ngx_http_seadragon_endpoint_lookup(!api, tail, len);
@@ -220,6 +225,18 @@ ngx_http_seadragon_endpoint_lookup(ngx_uint_t api, u_char *tail, size_t len)
     }
 
     return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_seadragon_endpoint_ends(ngx_str_t *s, char *suffix)
+{
+    size_t  n;
+
+    n = ngx_strlen(suffix);
+
+    return s->len >= n
+           && ngx_strncmp(s->data + s->len - n, suffix, n) == 0;
 }
 
 
@@ -293,9 +310,10 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
                    kind == NGX_HTTP_SEADRAGON_MANAGE
                    ? "model management needs an admin key"
                    : kind == NGX_HTTP_SEADRAGON_GENERATE
-                     ? "this key may not generate: its source has no "
-                       "\"generate\" endpoints"
-                     : "this endpoint is not allowed for your source", 0);
+                     ? "this client may not generate: its source allows "
+                       "no \"generate\" endpoints"
+                     : "this client may not read model information: its "
+                       "source allows no \"info\" endpoints", 0);
     }
 
     /* an exact name is needed to reach Ollama, whoever asks */

@@ -411,14 +411,20 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
 
         /* as Ollama knows it: "/api/chat", "/v1/models/" for a model */
 
-        p = ngx_pnalloc(r->pool, ctx->endpoint->name.len + 4);
+        p = ngx_pnalloc(r->pool, sizeof("/api/") - 1
+                                 + ctx->endpoint->name.len);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         v->data = p;
-        p = ngx_cpymem(p, ctx->endpoint->api == NGX_HTTP_SEADRAGON_API_OPENAI
-                          ? "/v1/" : "/api/", ctx->endpoint->api ? 4 : 5);
+        if (ctx->endpoint->api == NGX_HTTP_SEADRAGON_API_OPENAI) {
+            p = ngx_cpymem(p, "/v1/", sizeof("/v1/") - 1);
+
+        } else {
+            p = ngx_cpymem(p, "/api/", sizeof("/api/") - 1);
+        }
+
         p = ngx_cpymem(p, ctx->endpoint->name.data, ctx->endpoint->name.len);
         v->len = p - v->data;
         return NGX_OK;

@@ -32,6 +32,11 @@ Ollama's endpoints
     POST /v1/chat/completions   SSE with "stream":true (data: ... data: [DONE]), else JSON
     POST /v1/completions        likewise, for text_completion
     POST /v1/embeddings         float vectors, or base64 with "encoding_format":"base64"
+    POST /api/pull, /api/push, /api/create   NDJSON progress ending {"status":"success"}
+                                (one object with "stream":false)
+    POST /api/copy, DELETE /api/delete       200 with no body (404 for an unknown model)
+    HEAD /api/blobs/{digest}    404 (no blob is ever present); POST: 201
+    The model-management endpoints answer as Ollama does and change nothing.
 options.num_predict (max_tokens on /v1) sets the number of tokens. Errors are
 Ollama's {"error":"..."} (OpenAI's {"error":{"message",...}} on /v1/*) with a
 truthful status; an unknown path is 404 "404 page not found", a wrong method 405.
@@ -130,7 +135,13 @@ ROUTES = {
     "/v1/completions": {"POST": "v1_completions"},
     "/v1/embeddings": {"POST": "v1_embeddings"},
     "/v1/models": {"GET": "v1_models"},
+    "/api/pull": {"POST": "pull"},
+    "/api/push": {"POST": "push"},
+    "/api/create": {"POST": "create"},
+    "/api/copy": {"POST": "copy"},
+    "/api/delete": {"DELETE": "delete"},
 }
+BLOB_ROUTE = re.compile(r"^/api/blobs/([^/]+)$")  # gin's /api/blobs/:digest
 V1_MODEL_ROUTE = re.compile(r"^/v1/models/([^/]+)$")  # gin's /v1/models/:model
 
 FAILURES = {  # X-Standin-Fail status codes and Ollama's words for them
@@ -154,6 +165,11 @@ REQUEST_TYPES = {
     "embeddings": ("api.EmbeddingRequest", {"model": "string", "prompt": "string",
                                             "options": "object"}),
     "show": ("api.ShowRequest", {"model": "string", "name": "string"}),
+    "pull": ("api.PullRequest", {"model": "string", "name": "string", "stream": "bool"}),
+    "push": ("api.PushRequest", {"model": "string", "name": "string", "stream": "bool"}),
+    "create": ("api.CreateRequest", {"model": "string", "from": "string", "stream": "bool"}),
+    "copy": ("api.CopyRequest", {"source": "string", "destination": "string"}),
+    "delete": ("api.DeleteRequest", {"model": "string", "name": "string"}),
     "v1_chat": ("openai.ChatCompletionRequest", {"model": "string", "stream": "bool",
                                                  "messages": "[]openai.Message",
                                                  "max_tokens": "int"}),
@@ -777,6 +793,9 @@ class Handler(BaseHTTPRequestHandler):
         path_model = urllib.parse.unquote(match.group(1)) if match else None
         if match:
             route = {"GET": "v1_model"}
+        blob = BLOB_ROUTE.match(path)
+        if blob:
+            route = {"HEAD": "blob_head", "POST": "blob_post"}
         model = path_model
         if isinstance(parsed, dict):
             named = parsed.get("model") or parsed.get("name")
@@ -829,7 +848,9 @@ class Handler(BaseHTTPRequestHandler):
         name = route[self.command]
         handler = getattr(self, "api_" + name)
         try:
-            if self.command == "POST":
+            if name in ("blob_head", "blob_post"):
+                return handler()
+            if self.command == "POST" or name == "delete":
                 return handler(self.decode(name, raw, parsed, parse_error))
             if path_model is not None:
                 return handler(path_model)
@@ -1061,6 +1082,60 @@ class Handler(BaseHTTPRequestHandler):
             "model_info": info["model_info"], "capabilities": info["capabilities"],
             "modified_at": info["modified_at"],
         })
+
+    # model management: the answers Ollama gives, with nothing changed
+
+    def progress(self, statuses, body):
+        """NDJSON status lines ending with success, or one object."""
+        if body.get("stream") is False:
+            if self.send_json({"status": "success"}):
+                self.ex.entry.outcome = "served"
+            return
+        lines = b"".join(go_json({"status": s}).encode() + b"\n"
+                         for s in statuses + ["success"])
+        if self.send_body(200, lines, "application/x-ndjson"):
+            self.ex.entry.outcome = "served"
+
+    def api_pull(self, body):
+        name = body.get("model") or body.get("name") or ""
+        if not name:
+            raise RequestError(400, "model is required")
+        return self.progress(["pulling manifest", "verifying sha256 digest",
+                              "writing manifest"], body)
+
+    def api_push(self, body):
+        self.installed(body)
+        return self.progress(["retrieving manifest", "pushing manifest"], body)
+
+    def api_create(self, body):
+        if not body.get("model"):
+            raise RequestError(400, "model is required")
+        return self.progress(["using existing layer", "writing manifest"], body)
+
+    def api_copy(self, body):
+        source = body.get("source") or ""
+        if not source or not body.get("destination"):
+            raise RequestError(400, "source and destination are required")
+        if canonical_model(source) not in self.server.catalog:
+            raise RequestError(404, f'model "{source}" not found')
+        if self.send_body(200, b"", None):
+            self.ex.entry.outcome = "served"
+
+    def api_delete(self, body):
+        name = body.get("model") or body.get("name") or ""
+        if not name:
+            raise RequestError(400, "model is required")
+        if canonical_model(name) not in self.server.catalog:
+            raise RequestError(404, f'model "{name}" not found')
+        if self.send_body(200, b"", None):
+            self.ex.entry.outcome = "served"
+
+    def api_blob_head(self):
+        return self.send_body(404, b"", None)
+
+    def api_blob_post(self):
+        if self.send_body(201, b"", None):
+            self.ex.entry.outcome = "served"
 
     def api_generate(self, body):
         name, _ = self.installed(body, "completion", "generate")

@@ -282,6 +282,34 @@ class StandinTest(unittest.TestCase):
                          {"error": 'model "nope:1b" not found, try pulling it first'})
         self.assertEqual(self.json_of("/api/show", {}, 400), {"error": "model is required"})
 
+    def test_model_management(self):
+        code, head, data = self.post("/api/pull", {"model": MODEL})
+        self.assertEqual((code, head["content-type"]), (200, "application/x-ndjson"))
+        lines = [json.loads(line) for line in data.splitlines()]
+        self.assertEqual(lines[0], {"status": "pulling manifest"})
+        self.assertEqual(lines[-1], {"status": "success"})
+        self.assertEqual(self.json_of("/api/pull", {"model": MODEL, "stream": False}),
+                         {"status": "success"})
+        self.assertEqual(self.json_of("/api/pull", {}, 400), {"error": "model is required"})
+        self.assertEqual(self.json_of("/api/push", {"model": "nope:1b"}, 404)["error"],
+                         'model "nope:1b" not found, try pulling it first')
+        self.assertEqual(self.json_of("/api/create", {"model": "mine", "stream": False}),
+                         {"status": "success"})
+        self.assertEqual(self.post("/api/copy", {"source": MODEL, "destination": "b"})[0], 200)
+        self.assertEqual(self.json_of("/api/copy", {"source": "nope", "destination": "b"},
+                                      404), {"error": 'model "nope" not found'})
+        code, _, data = self.request("DELETE", "/api/delete", {"model": MODEL})
+        self.assertEqual((code, data), (200, b""))
+        code, _, data = self.request("DELETE", "/api/delete", {"model": "nope"})
+        self.assertEqual((code, json.loads(data)), (404, {"error": 'model "nope" not found'}))
+        self.assertEqual(self.request("POST", "/api/delete", {"model": MODEL})[0], 405)
+        self.assertEqual(self.request("HEAD", "/api/blobs/sha256-00")[0], 404)
+        self.assertEqual(self.request("POST", "/api/blobs/sha256-00", "x")[0], 201)
+        # nothing changed: the catalog is the same
+        names = [m["name"] for m in self.json_of("/api/tags")["models"]]
+        self.assertIn(MODEL, names)
+        self.assertEqual([r["path"] for r in self.records()][:2], ["/api/pull", "/api/pull"])
+
     # ------------------------------------------------------------ generation
 
     def test_generate_streams_one_line_a_chunk(self):
