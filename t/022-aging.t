@@ -1,0 +1,146 @@
+# Aging: a waiting request's effective priority rises with its wait, so a
+# low-priority request is served while high-priority traffic never stops.
+# Off by default: strict priority starves it for as long as that traffic
+# lasts.  Order, not time, is what the blocks assert: the sleeps only make
+# sure a request has waited at least its bound.
+use lib 't/lib';
+use Test::Seadragon;
+use Time::HiRes ();
+
+$ENV{TEST_NGINX_AGING} = 'aging=off';
+
+our $http_config = <<'_EOC_';
+    seadragon_zone ollama:1m capacity=1 $TEST_NGINX_AGING;
+    seadragon_source coding priority=0 if=$http_x_coding;
+    seadragon_source api    priority=2;
+_EOC_
+
+our $config = <<'_EOC_';
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+    location /api/admin/ { seadragon_admin ollama auth=nginx; }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config) unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+sub chat {
+    my ($tag, %headers) = @_;
+    my ($source) = $tag =~ /^([a-z]+)/;
+    return start_request('POST /api/chat',
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+        headers => { 'X-Standin-Tag' => $tag, ($source eq 'coding' ? ('X-Coding' => 1) : ()),
+                     'X-Standin-Tokens' => 1, %headers });
+}
+
+sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+
+# The gate is held; api1 queues, then five coding requests; the hold is
+# released after api1 has waited more than its two steps of aging.
+sub held_burst {
+    my $hold = chat('coding0', 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my @h = (chat('api1'));
+    wait_until(sub { queued_count() == 2 }, 'api1 to queue');
+    Time::HiRes::sleep(0.5);
+    for my $i (1 .. 5) {
+        push @h, chat("coding$i");
+        wait_until(sub { queued_count() == 2 + $i }, "coding$i to queue");
+    }
+    my $queue = json_decode(request('GET /api/admin/queue')->{body});
+    my $effective = join ",", map { "$_->{source}:$_->{priority}>$_->{effective_priority}" }
+                              @{ $queue->{entries} };
+    standin_release();
+    wait_all($hold, @h);
+    return (served_tags(), $effective);
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: without aging, strict priority: the api request waits for every coding one
+--- client
+    my ($order, $effective) = held_burst();
+    "$order\n$effective";
+--- client_output
+coding0,coding1,coding2,coding3,coding4,coding5,api1
+coding:0>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0,api:2>2
+
+
+
+=== TEST 2: with aging=100ms, two steps of waiting take api from 2 to 0, and its arrival wins
+--- http_config eval
+(my $c = $::http_config) =~ s/\$TEST_NGINX_AGING/aging=100ms/;
+$c
+--- client
+    my ($order, $effective) = held_burst();
+    "$order\n$effective";
+--- client_output
+coding0,api1,coding1,coding2,coding3,coding4,coding5
+api:2>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0
+
+
+
+=== TEST 3: aging set on a source applies to it alone; aging=off on a source overrides the zone
+--- http_config
+    seadragon_zone ollama:1m capacity=1 aging=100ms;
+    seadragon_source coding priority=0 if=$http_x_coding;
+    seadragon_source chat   priority=2 if=$http_x_chat aging=off;
+    seadragon_source api    priority=2;
+--- client
+    my $hold = chat('coding0', 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my @h = (chat('chat1', 'X-Chat' => 1));
+    wait_until(sub { queued_count() == 2 }, 'chat1 to queue');
+    push @h, chat('api1');
+    wait_until(sub { queued_count() == 3 }, 'api1 to queue');
+    Time::HiRes::sleep(0.5);
+    push @h, chat('coding1');
+    wait_until(sub { queued_count() == 4 }, 'coding1 to queue');
+    standin_release();
+    wait_all($hold, @h);
+    served_tags();
+--- client_output: coding0,api1,coding1,chat1
+
+
+
+=== TEST 4: under coding traffic that never stops, an aged api request is let in ahead of it
+--- http_config eval
+(my $c = $::http_config) =~ s/\$TEST_NGINX_AGING/aging=50ms/;
+$c
+--- client
+    # three coding requests are always in flight: each one that ends is
+    # replaced at once; api1 holds the gate when it reaches Ollama, so the
+    # line can be read at that moment
+    my @h = map { chat("coding$_", 'X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2) } 1 .. 3;
+    wait_until(sub { standin_stats()->{total} >= 1 }, 'coding traffic to start');
+    push @h, chat('api1', 'X-Standin-Hold' => 1);
+    my ($n, %replaced) = (3);
+    until (grep { ($_->{tag} // '') eq 'api1' } @{ standin_requests() }) {
+        for my $r (@{ standin_requests() }) {
+            next unless $r->{tag} =~ /^coding/ && $r->{end} && !$replaced{$r->{tag}}++;
+            push @h, chat('coding' . ++$n, 'X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2);
+        }
+        die "api1 starved: $n coding requests went first" if $n > 500;
+        Time::HiRes::sleep(0.005);
+    }
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the coding request before api1 to end');
+    wait_until(sub { queued_count() == @h }, 'every coding request to queue');
+    my $queue = json_decode(request('GET /api/admin/queue')->{body});
+    my $behind = grep { $_->{source} eq 'coding' } @{ $queue->{entries} };
+    standin_release();
+    my @res = wait_all(@h);
+    my @tags = map { $_->{tag} } @{ standin_requests() };
+    sprintf "api1 let in while coding requests waited: %s; all served: %s",
+        ($behind >= 1 ? 'yes' : "no (@tags)"),
+        ((grep { $_->{status} != 200 } @res) ? 'no' : 'yes');
+--- client_output: api1 let in while coding requests waited: yes; all served: yes
