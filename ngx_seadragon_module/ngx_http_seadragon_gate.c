@@ -21,6 +21,7 @@
 #define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
 #define NGX_HTTP_SEADRAGON_MAX_OWNERS   16
 #define NGX_HTTP_SEADRAGON_FOREVER      86400000
+#define NGX_HTTP_SEADRAGON_REAP_ALL     500
 
 
 static ngx_uint_t ngx_http_seadragon_gate_dispatch_locked(
@@ -501,7 +502,8 @@ ngx_http_seadragon_gate_cleanup(void *data)
             counter = ngx_http_seadragon_counter(aborted_streaming);
 
         } else if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
-                   || r->headers_out.status == 0)
+                   || r->headers_out.status == 0
+                   || ctx->stream_broken)
         {
             counter = ngx_http_seadragon_counter(upstream_errors);
 
@@ -574,18 +576,29 @@ ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
 /*
  * A worker killed by a signal runs no cleanup: its entries would block
  * the head of their source or keep a slot forever.  The candidates are
- * gathered under the lock, checked with kill(pid, 0) outside it.
+ * gathered under the lock, checked with kill(pid, 0) outside it: on every
+ * tick the owners of what runs and of each line's head, and once a
+ * second the owners of every entry, so that the dead worker's place
+ * deeper in the line is freed within a second too.
  */
 
 static void
 ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone)
 {
-    ngx_uint_t  i, n;
+    ngx_uint_t  i, n, all;
     ngx_pid_t   pids[NGX_HTTP_SEADRAGON_MAX_OWNERS];
+
+    all = (ngx_msec_int_t) (ngx_current_msec - zone->reaped_all)
+          >= NGX_HTTP_SEADRAGON_REAP_ALL;
+
+    if (all) {
+        zone->reaped_all = ngx_current_msec;
+    }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
     n = ngx_http_seadragon_queue_foreign_owners(zone->sh, ngx_pid, pids,
-                                                NGX_HTTP_SEADRAGON_MAX_OWNERS);
+                                                NGX_HTTP_SEADRAGON_MAX_OWNERS,
+                                                all);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     for (i = 0; i < n; i++) {

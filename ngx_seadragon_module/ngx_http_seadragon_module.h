@@ -174,6 +174,7 @@ typedef struct {
     ngx_msec_t                       aging;           /* 0: off */
     ngx_uint_t                      *slot;            /* source -> zone slot */
     ngx_uint_t                       nparked;         /* in this worker */
+    ngx_msec_t                       reaped_all;      /* last full check */
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
 } ngx_http_seadragon_zone_t;
@@ -275,6 +276,7 @@ typedef struct {
     unsigned                         last_sent:1;
     unsigned                         response_started:1;
     unsigned                         sse:1;
+    unsigned                         stream_broken:1;
 } ngx_http_seadragon_ctx_t;
 
 
@@ -370,7 +372,7 @@ void ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
 ngx_uint_t ngx_http_seadragon_queue_foreign_owners(
     ngx_http_seadragon_shctx_t *sh, ngx_pid_t self, ngx_pid_t *pids,
-    ngx_uint_t max);
+    ngx_uint_t max, ngx_uint_t all);
 ngx_uint_t ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh,
     ngx_pid_t pid, ngx_pid_t self, uint64_t token, ngx_queue_t *out);
 

@@ -272,7 +272,7 @@ ngx_http_seadragon_queue_note_owner(ngx_pid_t pid, ngx_pid_t self,
 
 ngx_uint_t
 ngx_http_seadragon_queue_foreign_owners(ngx_http_seadragon_shctx_t *sh,
-    ngx_pid_t self, ngx_pid_t *pids, ngx_uint_t max)
+    ngx_pid_t self, ngx_pid_t *pids, ngx_uint_t max, ngx_uint_t all)
 {
     ngx_uint_t                   i, n;
     ngx_queue_t                 *q;
@@ -281,14 +281,19 @@ ngx_http_seadragon_queue_foreign_owners(ngx_http_seadragon_shctx_t *sh,
     n = 0;
 
     for (i = 0; i < sh->nsources; i++) {
-        if (sh->sources[i].nwaiting == 0) {
-            continue;
+
+        for (q = ngx_queue_head(&sh->sources[i].waiting);
+             q != ngx_queue_sentinel(&sh->sources[i].waiting);
+             q = ngx_queue_next(q))
+        {
+            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
+
+            ngx_http_seadragon_queue_note_owner(e->owner_pid, self, pids, &n,
+                                                max);
+            if (!all) {
+                break;
+            }
         }
-
-        e = ngx_queue_data(ngx_queue_head(&sh->sources[i].waiting),
-                           ngx_http_seadragon_entry_t, link);
-
-        ngx_http_seadragon_queue_note_owner(e->owner_pid, self, pids, &n, max);
     }
 
     for (q = ngx_queue_head(&sh->running);

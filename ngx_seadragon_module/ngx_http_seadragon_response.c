@@ -438,6 +438,7 @@ ngx_http_seadragon_stream_error(ngx_http_request_t *r,
     cl->next = NULL;
 
     ctx->last_sent = 1;
+    ctx->stream_broken = 1;
     r->keepalive = 0;
 
     return cl;

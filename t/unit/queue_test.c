@@ -172,12 +172,22 @@ main(void)
     e3 = push(chat, 300);
     ngx_http_seadragon_queue_grant(&sh, e3, 0);
     e4 = push(coding, 100);
+    e5 = push(api, 400);
 
-    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4);
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0);
     ok(i == 2 && ((pids[0] == 200 && pids[1] == 300)
                   || (pids[0] == 300 && pids[1] == 200)),
        "foreign owners are the heads' and the running entries' (%d)",
        (int) i);
+
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 1);
+    ok(i == 3 && (pids[0] == 400 || pids[1] == 400 || pids[2] == 400),
+       "a full check finds the owners of entries deeper in a line (%d)",
+       (int) i);
+
+    ngx_queue_init(&dead);
+    ok(ngx_http_seadragon_queue_purge(&sh, 400, 100, 7, &dead) == 1,
+       "a dead owner's entry is purged from the middle of a line");
 
     ngx_queue_init(&dead);
     i = ngx_http_seadragon_queue_purge(&sh, 200, 100, 7, &dead);
