@@ -633,12 +633,21 @@ ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    if (n) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "seadragon reclaimed %ui entries of zone \"%V\" left "
-                      "by the worker process %P, which is gone",
-                      n, &zone->name, pid);
+    if (n == 0) {
+        return;
     }
+
+    if (pid == ngx_pid) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "seadragon gave back %ui entries of zone \"%V\" as "
+                      "the worker exits", n, &zone->name);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "seadragon reclaimed %ui entries of zone \"%V\" left "
+                  "by the worker process %P, which is gone",
+                  n, &zone->name, pid);
 }
 
 

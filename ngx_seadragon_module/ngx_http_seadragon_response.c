@@ -40,7 +40,8 @@ enum {
 
 
 static ngx_http_seadragon_status_message_t  ngx_http_seadragon_messages[] = {
-    { NGX_HTTP_BAD_REQUEST, "bad request" },
+    { NGX_HTTP_BAD_REQUEST,
+      "bad request: malformed, or its headers are too large" },
     { NGX_HTTP_UNAUTHORIZED, "unauthorized" },
     { NGX_HTTP_FORBIDDEN, "forbidden" },
     { NGX_HTTP_NOT_FOUND, "not found" },
