@@ -5,6 +5,7 @@
 #   make test     build, then run every suite in t/ with prove
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
+#   make soak     a bounded soak (SOAK_SECONDS, default 300, at most 540)
 
 SHELL := /bin/bash
 
@@ -29,7 +30,7 @@ TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl prometheus chromium
 
-.PHONY: all deps deps-build test unit check-memory run stop clean
+.PHONY: all deps deps-build test unit check-memory soak run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -90,6 +91,12 @@ check-memory: deps all
 	@scripts/install-deps valgrind
 	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
 	  t/001-queue.t t/009-standin.t t/011-store-tool.t, $(wildcard t/0*.t))
+
+SOAK_SECONDS ?= 300
+
+# loopback only, stops by itself; prints its figures, fails on a lost request
+soak: deps all
+	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --json $(BUILD)/soak.json
 
 run: deps all
 	@scripts/seadragon-run start
