@@ -5,6 +5,7 @@
 #   make test     build, then run every suite in t/ with prove
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
+#   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 
 SHELL := /bin/bash
 
@@ -28,8 +29,27 @@ BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl prometheus chromium
+FUZZ_PACKAGES  := clang libclang-rt-14-dev
 
-.PHONY: all deps deps-build test unit check-memory run stop clean
+# the harnesses of t/fuzz/ (fuzz_NAME.c), what each is linked with, and how
+# long `make fuzz` runs each
+FUZZERS        := json net store
+FUZZ_TIME      ?= 60
+FUZZ_CC        ?= clang
+FUZZ_DIR       := $(BUILD)/fuzz
+FUZZ_CFLAGS    := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
+                  -I ngx_seadragon_module -I t/fuzz
+FUZZ_SANITIZE  := address,undefined -fno-sanitize-recover=all
+CODEC_SRCS     := ngx_seadragon_module/ngx_http_seadragon_store_codec.c
+FUZZ_json_SRCS  := ngx_seadragon_module/ngx_http_seadragon_json.c
+FUZZ_json_LIBS  := -lyajl
+FUZZ_net_SRCS   := $(CODEC_SRCS)
+FUZZ_net_LIBS   := -llmdb -lcrypto
+FUZZ_store_SRCS := $(CODEC_SRCS)
+FUZZ_store_LIBS := -llmdb -lcrypto
+
+.PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
+        fuzz-build fuzz-replay run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -82,7 +102,36 @@ $(BUILD)/queue-test: t/unit/queue_test.c \
 
 unit: $(BUILD)/queue-test
 
-test: deps all unit $(BUILD)/seadragon-store
+# Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
+# and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
+define FUZZ_RULES
+$(FUZZ_DIR)/fuzz-$(1): t/fuzz/fuzz_$(1).c t/fuzz/fuzz.h $(FUZZ_$(1)_SRCS) \
+                       $(wildcard ngx_seadragon_module/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SANITIZE) -o $$@ \
+	  t/fuzz/fuzz_$(1).c $(FUZZ_$(1)_SRCS) $(FUZZ_$(1)_LIBS)
+
+$(FUZZ_DIR)/replay-$(1): t/fuzz/fuzz_$(1).c t/fuzz/replay.c t/fuzz/fuzz.h \
+                         $(FUZZ_$(1)_SRCS) $(wildcard ngx_seadragon_module/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SANITIZE) -o $$@ \
+	  t/fuzz/fuzz_$(1).c t/fuzz/replay.c $(FUZZ_$(1)_SRCS) $(FUZZ_$(1)_LIBS)
+endef
+
+$(foreach f,$(FUZZERS),$(eval $(call FUZZ_RULES,$(f))))
+
+deps-fuzz:
+	@scripts/install-deps $(BUILD_PACKAGES) $(FUZZ_PACKAGES)
+
+fuzz-build: deps-fuzz $(FUZZERS:%=$(FUZZ_DIR)/fuzz-%)
+
+fuzz-replay: $(FUZZERS:%=$(FUZZ_DIR)/replay-%)
+
+# every harness for FUZZ_TIME seconds, one after the other
+fuzz: fuzz-build
+	t/fuzz/run $(FUZZ_DIR) $(FUZZ_TIME) $(FUZZERS)
+
+test: deps all unit fuzz-replay $(BUILD)/seadragon-store
 	$(PROVE) $(PROVE_ARGS) -I t/lib t/
 
 # every nginx suite with nginx under valgrind's memcheck: any report fails
