@@ -6,6 +6,7 @@
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
 #   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
+#   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
 
 SHELL := /bin/bash
 
@@ -48,8 +49,24 @@ FUZZ_net_LIBS   := -llmdb -lcrypto
 FUZZ_store_SRCS := $(CODEC_SRCS)
 FUZZ_store_LIBS := -llmdb -lcrypto
 
+# make install: where (see scripts/seadragon-install); every path is
+# without DESTDIR, a staging root
+DESTDIR                 ?=
+PREFIX                  ?= /usr
+NGINX_MODULES_DIR       ?= $(PREFIX)/lib/nginx/modules
+NGINX_MODULES_AVAILABLE ?= $(PREFIX)/share/nginx/modules-available
+NGINX_CONF_DIR          ?= /etc/nginx
+SBINDIR                 ?= $(PREFIX)/sbin
+DATADIR                 ?= $(PREFIX)/share/seadragon
+STORE_DIR               ?= /var/lib/seadragon/store
+INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
+               NGINX_MODULES_DIR='$(NGINX_MODULES_DIR)' \
+               NGINX_MODULES_AVAILABLE='$(NGINX_MODULES_AVAILABLE)' \
+               NGINX_CONF_DIR='$(NGINX_CONF_DIR)' SBINDIR='$(SBINDIR)' \
+               DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
+
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
-        fuzz-build fuzz-replay run stop clean
+        fuzz-build fuzz-replay install uninstall run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -139,6 +156,12 @@ check-memory: deps all
 	@scripts/install-deps valgrind
 	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
 	  t/001-queue.t t/009-standin.t t/011-store-tool.t, $(wildcard t/0*.t))
+
+install: all
+	@$(INSTALL_ENV) scripts/seadragon-install install
+
+uninstall:
+	@$(INSTALL_ENV) scripts/seadragon-install uninstall
 
 run: deps all
 	@scripts/seadragon-run start
