@@ -8,7 +8,8 @@
  * program of operations in one write transaction, aborted at its end:
  * whitelist add, remove and lookup; prefix counts overwritten with any
  * bytes (a damaged or foreign store); key records of any bytes; key add,
- * revoke, disable and enable by name.
+ * revoke, disable and enable by name; a format marker of any bytes; a
+ * key's record deleted behind its name.
  *
  *  - every result is the one the model predicts (MDB_KEYEXIST for a
  *    duplicate, MDB_NOTFOUND for what is not there, MDB_CORRUPTED for
@@ -17,6 +18,9 @@
  *    prefix count is not zero contains it, bit by bit;
  *  - a key record of the wrong size is refused, one of the right size
  *    comes back with its name and source ending inside their fields;
+ *  - the format check passes exactly for "seadragon-store 1"; a name whose
+ *    record is gone is not found as a key, cannot be disabled (the store
+ *    is corrupt) and can be revoked;
  *  - names are valid exactly when they are 1 to max letters, digits and
  *    the extra characters; a generated key is "sd-" and 43 base64url
  *    characters;
@@ -43,6 +47,7 @@ typedef struct {
     char                    key[64];
     size_t                  key_len;
     seadragon_key_record_t  record;
+    int                     orphan;     /* its record deleted behind it */
 } fuzz_store_key_t;
 
 
@@ -551,6 +556,11 @@ fuzz_store_key_check(MDB_txn *txn, const fuzz_store_key_t *k)
     rc = seadragon_key_find(txn, &fuzz_dbs, (const uint8_t *) k->key,
                             k->key_len, &record);
 
+    if (k->orphan) {
+        fuzz_check(rc == MDB_NOTFOUND, "a key without its record: %d", rc);
+        return;
+    }
+
     fuzz_check(rc == 0, "a key added is not found: %d", rc);
     fuzz_check(record.version == k->record.version
                && record.flags == k->record.flags
@@ -632,6 +642,7 @@ fuzz_store_key_add(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
 
     memcpy(k->name, name, nlen + 1);
     k->record = record;
+    k->orphan = 0;
     m->nkeys++;
 
     fuzz_store_key_check(txn, k);
@@ -695,6 +706,12 @@ fuzz_store_key_disable(MDB_txn *txn, fuzz_input_t *in,
         return;
     }
 
+    if (m->keys[i].orphan) {
+        fuzz_check(rc == MDB_CORRUPTED, "disabling a name without its "
+                   "record: %d", rc);
+        return;
+    }
+
     fuzz_check(rc == 0, "disable: %s", mdb_strerror(rc));
 
     was = (m->keys[i].record.flags & SEADRAGON_KEY_DISABLED) != 0;
@@ -712,6 +729,98 @@ fuzz_store_key_disable(MDB_txn *txn, fuzz_input_t *in,
     }
 
     fuzz_store_key_check(txn, &m->keys[i]);
+}
+
+
+/* a format marker of any bytes, or none */
+
+static void
+fuzz_store_format(MDB_txn *txn, fuzz_input_t *in)
+{
+    int       rc, expected;
+    char      marker[32];
+    size_t    len, at;
+    uint8_t   b;
+    MDB_val   k, v;
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    b = fuzz_byte(in);
+
+    if (b & 0x80) {
+        rc = mdb_del(txn, fuzz_dbs.meta, &k, NULL);
+        fuzz_check(rc == 0 || rc == MDB_NOTFOUND, "del: %s",
+                   mdb_strerror(rc));
+        expected = MDB_NOTFOUND;
+
+    } else {
+        if (b & 0x40) {
+            len = fuzz_bytes(in, (uint8_t *) marker, b % sizeof(marker));
+
+        } else {
+            /* the marker, a byte of the input in it or after it */
+            len = sizeof(SEADRAGON_STORE_FORMAT) - 1;
+            memcpy(marker, SEADRAGON_STORE_FORMAT, len);
+
+            if (b & 0x20) {
+                at = b % (len + 1);
+                marker[at] = (char) fuzz_byte(in);
+                len += at == len;
+            }
+        }
+
+        v.mv_data = marker;
+        v.mv_size = len;
+
+        if (len == 0) {
+            return;         /* LMDB stores no empty value under a key */
+        }
+
+        rc = mdb_put(txn, fuzz_dbs.meta, &k, &v, 0);
+        fuzz_check(rc == 0, "put: %s", mdb_strerror(rc));
+
+        expected = (len == sizeof(SEADRAGON_STORE_FORMAT) - 1
+                    && memcmp(marker, SEADRAGON_STORE_FORMAT, len) == 0)
+                   ? MDB_SUCCESS : MDB_NOTFOUND;
+    }
+
+    rc = seadragon_store_check_format(txn, &fuzz_dbs);
+    fuzz_check(rc == expected, "format check %d, expected %d", rc, expected);
+}
+
+
+/* a key's record deleted, its name left behind */
+
+static void
+fuzz_store_orphan(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
+{
+    int                rc;
+    uint8_t            hash[SHA256_DIGEST_LENGTH];
+    MDB_val            k;
+    fuzz_store_key_t  *key;
+
+    if (m->nkeys == 0) {
+        return;
+    }
+
+    key = &m->keys[fuzz_byte(in) % m->nkeys];
+
+    if (key->orphan) {
+        return;
+    }
+
+    SHA256((const uint8_t *) key->key, key->key_len, hash);
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+
+    rc = mdb_del(txn, fuzz_dbs.keys, &k, NULL);
+    fuzz_check(rc == 0, "del: %s", mdb_strerror(rc));
+
+    key->orphan = 1;
+
+    fuzz_store_key_check(txn, key);
 }
 
 
@@ -811,7 +920,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         rc = 0;
 
-        switch (fuzz_byte(&in) % 9) {
+        switch (fuzz_byte(&in) % 11) {
 
         case 0:
             rc = fuzz_store_whitelist_add(txn, &in, m);
@@ -835,8 +944,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 7:
             fuzz_store_key_remove(txn, &in, m);
             break;
-        default:
+        case 8:
             fuzz_store_key_disable(txn, &in, m);
+            break;
+        case 9:
+            fuzz_store_format(txn, &in);
+            break;
+        default:
+            fuzz_store_orphan(txn, &in, m);
             break;
         }
 
