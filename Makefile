@@ -6,6 +6,8 @@
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
 #   make soak     a bounded soak (SOAK_SECONDS, default 300, at most 540)
+#   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
+#   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
 
 SHELL := /bin/bash
 
@@ -29,8 +31,43 @@ BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl prometheus chromium
+FUZZ_PACKAGES  := clang libclang-rt-14-dev
 
-.PHONY: all deps deps-build test unit check-memory soak run stop clean
+# the harnesses of t/fuzz/ (fuzz_NAME.c), what each is linked with, and how
+# long `make fuzz` runs each
+FUZZERS        := json net store
+FUZZ_TIME      ?= 60
+FUZZ_CC        ?= clang
+FUZZ_DIR       := $(BUILD)/fuzz
+FUZZ_CFLAGS    := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
+                  -I ngx_seadragon_module -I t/fuzz
+FUZZ_SANITIZE  := address,undefined -fno-sanitize-recover=all
+CODEC_SRCS     := ngx_seadragon_module/ngx_http_seadragon_store_codec.c
+FUZZ_json_SRCS  := ngx_seadragon_module/ngx_http_seadragon_json.c
+FUZZ_json_LIBS  := -lyajl
+FUZZ_net_SRCS   := $(CODEC_SRCS)
+FUZZ_net_LIBS   := -llmdb -lcrypto
+FUZZ_store_SRCS := $(CODEC_SRCS)
+FUZZ_store_LIBS := -llmdb -lcrypto
+
+# make install: where (see scripts/seadragon-install); every path is
+# without DESTDIR, a staging root
+DESTDIR                 ?=
+PREFIX                  ?= /usr
+NGINX_MODULES_DIR       ?= $(PREFIX)/lib/nginx/modules
+NGINX_MODULES_AVAILABLE ?= $(PREFIX)/share/nginx/modules-available
+NGINX_CONF_DIR          ?= /etc/nginx
+SBINDIR                 ?= $(PREFIX)/sbin
+DATADIR                 ?= $(PREFIX)/share/seadragon
+STORE_DIR               ?= /var/lib/seadragon/store
+INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
+               NGINX_MODULES_DIR='$(NGINX_MODULES_DIR)' \
+               NGINX_MODULES_AVAILABLE='$(NGINX_MODULES_AVAILABLE)' \
+               NGINX_CONF_DIR='$(NGINX_CONF_DIR)' SBINDIR='$(SBINDIR)' \
+               DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
+
+.PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
+        fuzz-build fuzz-replay install uninstall soak run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -83,20 +120,55 @@ $(BUILD)/queue-test: t/unit/queue_test.c \
 
 unit: $(BUILD)/queue-test
 
-test: deps all unit $(BUILD)/seadragon-store
+# Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
+# and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
+define FUZZ_RULES
+$(FUZZ_DIR)/fuzz-$(1): t/fuzz/fuzz_$(1).c t/fuzz/fuzz.h $(FUZZ_$(1)_SRCS) \
+                       $(wildcard ngx_seadragon_module/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SANITIZE) -o $$@ \
+	  t/fuzz/fuzz_$(1).c $(FUZZ_$(1)_SRCS) $(FUZZ_$(1)_LIBS)
+
+$(FUZZ_DIR)/replay-$(1): t/fuzz/fuzz_$(1).c t/fuzz/replay.c t/fuzz/fuzz.h \
+                         $(FUZZ_$(1)_SRCS) $(wildcard ngx_seadragon_module/*.h)
+	@mkdir -p $(FUZZ_DIR)
+	$(CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SANITIZE) -o $$@ \
+	  t/fuzz/fuzz_$(1).c t/fuzz/replay.c $(FUZZ_$(1)_SRCS) $(FUZZ_$(1)_LIBS)
+endef
+
+$(foreach f,$(FUZZERS),$(eval $(call FUZZ_RULES,$(f))))
+
+deps-fuzz:
+	@scripts/install-deps $(BUILD_PACKAGES) $(FUZZ_PACKAGES)
+
+fuzz-build: deps-fuzz $(FUZZERS:%=$(FUZZ_DIR)/fuzz-%)
+
+fuzz-replay: $(FUZZERS:%=$(FUZZ_DIR)/replay-%)
+
+# every harness for FUZZ_TIME seconds, one after the other
+fuzz: fuzz-build
+	t/fuzz/run $(FUZZ_DIR) $(FUZZ_TIME) $(FUZZERS)
+
+test: deps all unit fuzz-replay $(BUILD)/seadragon-store
 	$(PROVE) $(PROVE_ARGS) -I t/lib t/
 
 # every nginx suite with nginx under valgrind's memcheck: any report fails
 check-memory: deps all
 	@scripts/install-deps valgrind
 	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/009-standin.t t/011-store-tool.t, $(wildcard t/0*.t))
+	  t/001-queue.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/025-soak.t t/026-ollama-setup.t, $(wildcard t/0*.t))
 
 SOAK_SECONDS ?= 300
 
 # loopback only, stops by itself; prints its figures, fails on a lost request
 soak: deps all
 	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --json $(BUILD)/soak.json
+install: all
+	@$(INSTALL_ENV) scripts/seadragon-install install
+
+uninstall:
+	@$(INSTALL_ENV) scripts/seadragon-install uninstall
 
 run: deps all
 	@scripts/seadragon-run start

@@ -3,64 +3,19 @@
  * Copyright (C) The Seadragon authors
  *
  * Who is asking, and for what: the request context, the choice of a
- * source from the configured conditions, and the validation of the JSON
- * body with yajl (which also yields the model and the stream flag).
+ * source from the configured conditions, and the JSON body read from
+ * memory or its temporary file and checked by ngx_http_seadragon_json.c
+ * (which also yields the model and the stream flag).
  */
 
 
 #include "ngx_http_seadragon_module.h"
-
-#include <yajl/yajl_parse.h>
-
-
-typedef struct {
-    ngx_http_request_t        *request;
-    ngx_http_seadragon_ctx_t  *ctx;
-    ngx_uint_t                 depth;
-    ngx_uint_t                 values;     /* top-level values seen */
-    ngx_uint_t                 key;        /* the last top-level key */
-    unsigned                   not_object:1;
-    unsigned                   too_deep:1;
-    unsigned                   no_memory:1;
-} ngx_http_seadragon_json_t;
-
-
-enum {
-    NGX_HTTP_SEADRAGON_KEY_OTHER = 0,
-    NGX_HTTP_SEADRAGON_KEY_MODEL,
-    NGX_HTTP_SEADRAGON_KEY_STREAM
-};
+#include "ngx_http_seadragon_json.h"
 
 
 static ngx_int_t ngx_http_seadragon_json_feed(ngx_http_request_t *r,
-    yajl_handle parser);
-static ngx_int_t ngx_http_seadragon_json_value(ngx_http_seadragon_json_t *js);
-static int ngx_http_seadragon_json_null(void *data);
-static int ngx_http_seadragon_json_boolean(void *data, int value);
-static int ngx_http_seadragon_json_number(void *data, const char *s,
-    size_t len);
-static int ngx_http_seadragon_json_string(void *data,
-    const unsigned char *s, size_t len);
-static int ngx_http_seadragon_json_start_map(void *data);
-static int ngx_http_seadragon_json_start_array(void *data);
-static int ngx_http_seadragon_json_map_key(void *data,
-    const unsigned char *s, size_t len);
-static int ngx_http_seadragon_json_end(void *data);
-
-
-static yajl_callbacks  ngx_http_seadragon_json_callbacks = {
-    ngx_http_seadragon_json_null,
-    ngx_http_seadragon_json_boolean,
-    NULL,
-    NULL,
-    ngx_http_seadragon_json_number,
-    ngx_http_seadragon_json_string,
-    ngx_http_seadragon_json_start_map,
-    ngx_http_seadragon_json_map_key,
-    ngx_http_seadragon_json_end,
-    ngx_http_seadragon_json_start_array,
-    ngx_http_seadragon_json_end
-};
+    seadragon_json_t *js);
+static void *ngx_http_seadragon_json_alloc(void *data, size_t size);
 
 
 ngx_http_seadragon_ctx_t *
@@ -405,18 +360,18 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
 
 /*
  * Validates the request body as one JSON object, in memory or in the
- * temporary file nginx wrote it to, without copying it.  A failure sets
- * the message the client will read and returns the status.
+ * temporary file nginx wrote it to, without copying it (the checks are
+ * ngx_http_seadragon_json.c's).  A failure sets the message the client
+ * will read and returns the status.
  */
 
 ngx_int_t
 ngx_http_seadragon_body_parse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_int_t                   rc;
-    yajl_handle                 parser;
-    yajl_status                 status;
-    ngx_http_seadragon_json_t   js;
+    ngx_int_t                 rc;
+    seadragon_json_t          js;
+    seadragon_json_verdict_e  verdict;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL
         || r->headers_in.content_length_n == 0)
@@ -425,64 +380,68 @@ ngx_http_seadragon_body_parse(ngx_http_request_t *r,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    ngx_memzero(&js, sizeof(ngx_http_seadragon_json_t));
-    js.request = r;
-    js.ctx = ctx;
-
-    parser = yajl_alloc(&ngx_http_seadragon_json_callbacks, NULL, &js);
-    if (parser == NULL) {
+    if (seadragon_json_init(&js, NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH,
+                            ngx_http_seadragon_json_alloc, r->pool)
+        != 0)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_seadragon_json_feed(r, parser);
+    rc = ngx_http_seadragon_json_feed(r, &js);
 
     if (rc == NGX_OK) {
-        status = yajl_complete_parse(parser);
-        if (status != yajl_status_ok) {
-            rc = NGX_DECLINED;
-        }
+        verdict = seadragon_json_finish(&js);
+
+    } else {
+        seadragon_json_free(&js);
+        verdict = SEADRAGON_JSON_NO_MEMORY;
     }
 
-    yajl_free(parser);
+    /* what was read, for the variables, even of a refused body */
 
-    if (js.no_memory) {
+    if (js.model_len) {
+        ctx->model.data = js.model;
+        ctx->model.len = js.model_len;
+    }
+
+    if (js.stream_set) {
+        ctx->stream = js.stream;
+        ctx->stream_set = 1;
+    }
+
+    switch (verdict) {
+
+    case SEADRAGON_JSON_OK:
+        return NGX_OK;
+
+    case SEADRAGON_JSON_NO_MEMORY:    /* or the file could not be read */
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (js.too_deep) {
+    case SEADRAGON_JSON_TOO_DEEP:
         ngx_str_set(&ctx->error, "Invalid JSON: nested too deeply");
         return NGX_HTTP_BAD_REQUEST;
-    }
 
-    if (js.not_object) {
+    case SEADRAGON_JSON_NOT_OBJECT:
         ngx_str_set(&ctx->error,
                     "Invalid JSON: the request body must be a JSON object");
         return NGX_HTTP_BAD_REQUEST;
-    }
 
-    if (rc == NGX_DECLINED || js.values == 0) {
+    default: /* SEADRAGON_JSON_INVALID, SEADRAGON_JSON_EMPTY */
         ngx_str_set(&ctx->error, "Invalid JSON");
         return NGX_HTTP_BAD_REQUEST;
     }
-
-    return NGX_OK;
 }
 
 
-/* NGX_OK: all fed; NGX_DECLINED: not JSON; NGX_ERROR: could not read */
+/* NGX_OK: fed until the end or a verdict; NGX_ERROR: could not read */
 
 static ngx_int_t
-ngx_http_seadragon_json_feed(ngx_http_request_t *r, yajl_handle parser)
+ngx_http_seadragon_json_feed(ngx_http_request_t *r, seadragon_json_t *js)
 {
     off_t         offset;
     size_t        size;
     ssize_t       n;
     ngx_buf_t    *b;
-    yajl_status   status;
     ngx_chain_t  *cl;
     u_char        buf[4096];
 
@@ -491,9 +450,8 @@ ngx_http_seadragon_json_feed(ngx_http_request_t *r, yajl_handle parser)
 
         if (!b->in_file) {
             if (b->last > b->pos) {
-                status = yajl_parse(parser, b->pos, b->last - b->pos);
-                if (status != yajl_status_ok) {
-                    return NGX_DECLINED;
+                if (seadragon_json_feed(js, b->pos, b->last - b->pos) != 0) {
+                    return NGX_OK;
                 }
             }
 
@@ -513,9 +471,8 @@ ngx_http_seadragon_json_feed(ngx_http_request_t *r, yajl_handle parser)
                 return NGX_ERROR;
             }
 
-            status = yajl_parse(parser, buf, n);
-            if (status != yajl_status_ok) {
-                return NGX_DECLINED;
+            if (seadragon_json_feed(js, buf, n) != 0) {
+                return NGX_OK;
             }
         }
     }
@@ -524,146 +481,10 @@ ngx_http_seadragon_json_feed(ngx_http_request_t *r, yajl_handle parser)
 }
 
 
-/* a scalar or the start of a container: 0 cancels the parse */
-
-static ngx_int_t
-ngx_http_seadragon_json_value(ngx_http_seadragon_json_t *js)
+static void *
+ngx_http_seadragon_json_alloc(void *data, size_t size)
 {
-    if (js->depth == 0) {
-        js->values++;
-        js->not_object = 1;
-        return 0;
-    }
+    ngx_pool_t  *pool = data;
 
-    return 1;
-}
-
-
-static int
-ngx_http_seadragon_json_null(void *data)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    return ngx_http_seadragon_json_value(js);
-}
-
-
-static int
-ngx_http_seadragon_json_boolean(void *data, int value)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    if (js->depth == 1 && js->key == NGX_HTTP_SEADRAGON_KEY_STREAM) {
-        js->ctx->stream = value ? 1 : 0;
-        js->ctx->stream_set = 1;
-    }
-
-    return ngx_http_seadragon_json_value(js);
-}
-
-
-static int
-ngx_http_seadragon_json_number(void *data, const char *s, size_t len)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    return ngx_http_seadragon_json_value(js);
-}
-
-
-static int
-ngx_http_seadragon_json_string(void *data, const unsigned char *s,
-    size_t len)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    u_char  *p;
-
-    if (js->depth == 1 && js->key == NGX_HTTP_SEADRAGON_KEY_MODEL
-        && len > 0)
-    {
-        p = ngx_pnalloc(js->request->pool, len);
-        if (p == NULL) {
-            js->no_memory = 1;
-            return 0;
-        }
-
-        ngx_memcpy(p, s, len);
-
-        js->ctx->model.data = p;
-        js->ctx->model.len = len;
-    }
-
-    return ngx_http_seadragon_json_value(js);
-}
-
-
-static int
-ngx_http_seadragon_json_start_map(void *data)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    if (js->depth == 0) {
-        js->values++;
-    }
-
-    if (++js->depth > NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH) {
-        js->too_deep = 1;
-        return 0;
-    }
-
-    return 1;
-}
-
-
-static int
-ngx_http_seadragon_json_start_array(void *data)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    if (ngx_http_seadragon_json_value(js) == 0) {
-        return 0;
-    }
-
-    if (++js->depth > NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH) {
-        js->too_deep = 1;
-        return 0;
-    }
-
-    return 1;
-}
-
-
-static int
-ngx_http_seadragon_json_map_key(void *data, const unsigned char *s,
-    size_t len)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    if (js->depth != 1) {
-        return 1;
-    }
-
-    if (len == 5 && ngx_strncmp(s, "model", 5) == 0) {
-        js->key = NGX_HTTP_SEADRAGON_KEY_MODEL;
-
-    } else if (len == 6 && ngx_strncmp(s, "stream", 6) == 0) {
-        js->key = NGX_HTTP_SEADRAGON_KEY_STREAM;
-
-    } else {
-        js->key = NGX_HTTP_SEADRAGON_KEY_OTHER;
-    }
-
-    return 1;
-}
-
-
-static int
-ngx_http_seadragon_json_end(void *data)
-{
-    ngx_http_seadragon_json_t  *js = data;
-
-    js->depth--;
-
-    return 1;
+    return ngx_pnalloc(pool, size);
 }

@@ -62,7 +62,9 @@ seadragon_net_parse(const char *text, size_t len, seadragon_net_t *net,
     unsigned long  prefix;
     seadragon_net_t  masked;
 
-    if (len == 0 || len >= sizeof(buf)) {
+    /* a NUL would end the text early: "10.0.0.1\0junk" is not an address */
+
+    if (len == 0 || len >= sizeof(buf) || memchr(text, '\0', len) != NULL) {
         *error = "not an IP address or CIDR range";
         return -1;
     }
@@ -632,6 +634,12 @@ seadragon_key_hash_of_name(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 {
     int      rc;
     MDB_val  k, v;
+
+    /* no key has an empty name, and LMDB refuses an empty key */
+
+    if (len == 0) {
+        return MDB_NOTFOUND;
+    }
 
     k.mv_data = (void *) name;
     k.mv_size = len;

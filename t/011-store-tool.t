@@ -1004,6 +1004,13 @@ subtest 'key disable and enable flip the flag the module reads' => sub {
 
     result_is(sd($store, qw(key disable ALICE)), 2, '', qr/no key named "ALICE"/,
               'names are case-sensitive');
+
+    # found by t/fuzz/fuzz_store.c: an empty name was a store error (3)
+    for my $verb (qw(disable enable revoke)) {
+        result_is(sd($store, 'key', $verb, ''), 2, '',
+                  "seadragon-store: there is no key named \"\" (see \"key list\")\n",
+                  "$verb an empty name");
+    }
 };
 
 

@@ -1,0 +1,283 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * A request body checked with yajl's callbacks as it is fed: the first
+ * value must open an object, no container may nest deeper than the
+ * limit, and the top level's "model" and "stream" are kept.  yajl checks
+ * the rest (UTF-8, one value and nothing after it).  See the header.
+ */
+
+
+#include "ngx_http_seadragon_json.h"
+
+#include <string.h>
+
+
+enum {
+    SEADRAGON_JSON_KEY_OTHER = 0,
+    SEADRAGON_JSON_KEY_MODEL,
+    SEADRAGON_JSON_KEY_STREAM
+};
+
+
+static int seadragon_json_value(seadragon_json_t *js);
+static int seadragon_json_null(void *data);
+static int seadragon_json_boolean(void *data, int value);
+static int seadragon_json_number(void *data, const char *s, size_t len);
+static int seadragon_json_string(void *data, const unsigned char *s,
+    size_t len);
+static int seadragon_json_start_map(void *data);
+static int seadragon_json_start_array(void *data);
+static int seadragon_json_map_key(void *data, const unsigned char *s,
+    size_t len);
+static int seadragon_json_end(void *data);
+
+
+static yajl_callbacks  seadragon_json_callbacks = {
+    seadragon_json_null,
+    seadragon_json_boolean,
+    NULL,
+    NULL,
+    seadragon_json_number,
+    seadragon_json_string,
+    seadragon_json_start_map,
+    seadragon_json_map_key,
+    seadragon_json_end,
+    seadragon_json_start_array,
+    seadragon_json_end
+};
+
+
+int
+seadragon_json_init(seadragon_json_t *js, size_t max_depth,
+    seadragon_json_alloc_pt alloc, void *alloc_data)
+{
+    memset(js, 0, sizeof(seadragon_json_t));
+
+    js->alloc = alloc;
+    js->alloc_data = alloc_data;
+    js->max_depth = max_depth;
+
+    js->parser = yajl_alloc(&seadragon_json_callbacks, NULL, js);
+    if (js->parser == NULL) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+seadragon_json_feed(seadragon_json_t *js, const unsigned char *buf,
+    size_t len)
+{
+    if (js->failed || js->parser == NULL) {
+        return -1;
+    }
+
+    if (len == 0) {
+        return 0;
+    }
+
+    if (yajl_parse(js->parser, buf, len) != yajl_status_ok) {
+        js->failed = 1;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+seadragon_json_verdict_e
+seadragon_json_finish(seadragon_json_t *js)
+{
+    if (js->parser == NULL) {
+        js->no_memory = 1;
+
+    } else if (!js->failed
+               && yajl_complete_parse(js->parser) != yajl_status_ok)
+    {
+        js->failed = 1;
+    }
+
+    seadragon_json_free(js);
+
+    /* a callback's own reason first: it is why yajl stopped */
+
+    if (js->no_memory) {
+        return SEADRAGON_JSON_NO_MEMORY;
+    }
+
+    if (js->too_deep) {
+        return SEADRAGON_JSON_TOO_DEEP;
+    }
+
+    if (js->not_object) {
+        return SEADRAGON_JSON_NOT_OBJECT;
+    }
+
+    if (js->failed) {
+        return SEADRAGON_JSON_INVALID;
+    }
+
+    if (js->values == 0) {
+        return SEADRAGON_JSON_EMPTY;
+    }
+
+    return SEADRAGON_JSON_OK;
+}
+
+
+void
+seadragon_json_free(seadragon_json_t *js)
+{
+    if (js->parser) {
+        yajl_free(js->parser);
+        js->parser = NULL;
+    }
+}
+
+
+/* a scalar or the start of an array: 0 cancels the parse */
+
+static int
+seadragon_json_value(seadragon_json_t *js)
+{
+    if (js->depth == 0) {
+        js->values++;
+        js->not_object = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+seadragon_json_null(void *data)
+{
+    seadragon_json_t  *js = data;
+
+    return seadragon_json_value(js);
+}
+
+
+static int
+seadragon_json_boolean(void *data, int value)
+{
+    seadragon_json_t  *js = data;
+
+    if (js->depth == 1 && js->key == SEADRAGON_JSON_KEY_STREAM) {
+        js->stream = value ? 1 : 0;
+        js->stream_set = 1;
+    }
+
+    return seadragon_json_value(js);
+}
+
+
+static int
+seadragon_json_number(void *data, const char *s, size_t len)
+{
+    seadragon_json_t  *js = data;
+
+    (void) s;
+    (void) len;
+
+    return seadragon_json_value(js);
+}
+
+
+static int
+seadragon_json_string(void *data, const unsigned char *s, size_t len)
+{
+    seadragon_json_t  *js = data;
+
+    unsigned char  *p;
+
+    if (js->depth == 1 && js->key == SEADRAGON_JSON_KEY_MODEL && len > 0) {
+        p = js->alloc(js->alloc_data, len);
+        if (p == NULL) {
+            js->no_memory = 1;
+            return 0;
+        }
+
+        memcpy(p, s, len);
+
+        js->model = p;
+        js->model_len = len;
+    }
+
+    return seadragon_json_value(js);
+}
+
+
+static int
+seadragon_json_start_map(void *data)
+{
+    seadragon_json_t  *js = data;
+
+    if (js->depth == 0) {
+        js->values++;
+    }
+
+    if (++js->depth > js->max_depth) {
+        js->too_deep = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+seadragon_json_start_array(void *data)
+{
+    seadragon_json_t  *js = data;
+
+    if (seadragon_json_value(js) == 0) {
+        return 0;
+    }
+
+    if (++js->depth > js->max_depth) {
+        js->too_deep = 1;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+seadragon_json_map_key(void *data, const unsigned char *s, size_t len)
+{
+    seadragon_json_t  *js = data;
+
+    if (js->depth != 1) {
+        return 1;
+    }
+
+    if (len == 5 && memcmp(s, "model", 5) == 0) {
+        js->key = SEADRAGON_JSON_KEY_MODEL;
+
+    } else if (len == 6 && memcmp(s, "stream", 6) == 0) {
+        js->key = SEADRAGON_JSON_KEY_STREAM;
+
+    } else {
+        js->key = SEADRAGON_JSON_KEY_OTHER;
+    }
+
+    return 1;
+}
+
+
+static int
+seadragon_json_end(void *data)
+{
+    seadragon_json_t  *js = data;
+
+    js->depth--;
+
+    return 1;
+}
