@@ -324,7 +324,7 @@ fuzz_net_sockaddr(const uint8_t *data, size_t size)
 
     if (memcmp(&sin6.sin6_addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
         fuzz_check(net.family == 4 && net.prefix == 32
-                   && memcmp(net.addr, (uint8_t *) &sin6.sin6_addr + 12, 4) == 0,
+                   && memcmp(net.addr, sin6.sin6_addr.s6_addr + 12, 4) == 0,
                    "an IPv4-mapped client is not its IPv4 address");
 
     } else {
