@@ -32,6 +32,7 @@ static int seadragon_json_start_array(void *data);
 static int seadragon_json_map_key(void *data, const unsigned char *s,
     size_t len);
 static int seadragon_json_end(void *data);
+static int seadragon_json_utf8(const unsigned char *s, size_t len);
 
 
 static yajl_callbacks  seadragon_json_callbacks = {
@@ -196,6 +197,10 @@ seadragon_json_string(void *data, const unsigned char *s, size_t len)
 
     unsigned char  *p;
 
+    if (!seadragon_json_utf8(s, len)) {
+        return 0;
+    }
+
     if (js->depth == 1 && js->key == SEADRAGON_JSON_KEY_MODEL && len > 0) {
         p = js->alloc(js->alloc_data, len);
         if (p == NULL) {
@@ -254,6 +259,10 @@ seadragon_json_map_key(void *data, const unsigned char *s, size_t len)
 {
     seadragon_json_t  *js = data;
 
+    if (!seadragon_json_utf8(s, len)) {
+        return 0;
+    }
+
     if (js->depth != 1) {
         return 1;
     }
@@ -278,6 +287,70 @@ seadragon_json_end(void *data)
     seadragon_json_t  *js = data;
 
     js->depth--;
+
+    return 1;
+}
+
+
+/*
+ * Well-formed UTF-8 as RFC 3629 has it, but for UTF-16 surrogates.  yajl
+ * checks only the shape of multi-byte sequences, so overlong forms
+ * ("\xc0\xaf" for "/") and code points past U+10FFFF would get through;
+ * they are refused like any other invalid UTF-8.  Surrogates pass: a
+ * string arrives here decoded, and yajl decodes a lone "\udc00" escape,
+ * which is valid JSON (Ollama reads it as U+FFFD), into the very bytes a
+ * raw surrogate would be.
+ */
+
+static int
+seadragon_json_utf8(const unsigned char *s, size_t len)
+{
+    size_t         i, k, n;
+    unsigned int   c, min;
+
+    for (i = 0; i < len; i += n) {
+        c = s[i];
+
+        if (c < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+            c &= 0x1f;
+            min = 0x80;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            c &= 0x0f;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            c &= 0x07;
+            min = 0x10000;
+
+        } else {
+            return 0;
+        }
+
+        if (len - i < n) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            c = (c << 6) | (s[i + k] & 0x3f);
+        }
+
+        if (c < min || c > 0x10ffff) {
+            return 0;
+        }
+    }
 
     return 1;
 }

@@ -103,22 +103,28 @@ ollama saw 1
 
 
 
-=== TEST 4: invalid UTF-8 in a key or a value, NUL bytes, a BOM, two objects, a string
+=== TEST 4: invalid UTF-8 (a bad byte, an overlong "/", past U+10FFFF), NUL bytes, a BOM, two objects, a string
 --- client
-    join "\n", map { said(request('POST /api/chat', body => $_)) }
+    join "\n", (map { said(request('POST /api/chat', body => $_)) }
         qq({"mo\xffdel":"llama3:70b"}),
         qq({"model":"llama3:70b","messages":[],"x":"\xe2\x28\xa1"}),
+        qq({"model":"llama3:70b","messages":[],"x":"\xc0\xaf"}),
+        qq({"model":"llama3:70b","messages":[],"x":"\xf4\x90\x80\x80"}),
         qq({"model":"llama3:70b",\x00"messages":[]}),
         qq(\xef\xbb\xbf{"model":"llama3:70b"}),
         qq({"model":"llama3:70b"} {"model":"x"}),
-        qq("just a string");
+        qq("just a string")),
+        "valid: " . said(request('POST /api/chat', body => qq({"model":"llama3:70b","messages":[],"stream":false,"x":"\xc3\xa9\xe2\x82\xac\xf0\x9f\x90\x89 \\ud800 \\udc00"}))) =~ s/ .*//r;
 --- client_output
 400 {"error":"Invalid JSON"}
 400 {"error":"Invalid JSON"}
 400 {"error":"Invalid JSON"}
 400 {"error":"Invalid JSON"}
 400 {"error":"Invalid JSON"}
+400 {"error":"Invalid JSON"}
+400 {"error":"Invalid JSON"}
 400 {"error":"Invalid JSON: the request body must be a JSON object"}
+valid: 200
 
 
 
