@@ -318,3 +318,45 @@ console.log("chat");
     my $r = curl('GET', 'https://api.example.com/api/tags', ca => '');
     ($r->{error} // '') =~ /certificate|SSL/ ? 'refused' : "accepted: $r->{status}";
 --- client_output: refused
+
+
+
+=== TEST 11: on one HTTP/2 connection, streams parked in the queue hold up no other stream, and leave in priority order
+--- client
+    use IPC::Open2 ();
+    local $ENV{NODE_EXTRA_CA_CERTS} = tls_certificates()->{ca};
+    my $pid = IPC::Open2::open2(my $out, my $in, 'node', '--require',
+        "$ENV{TEST_NGINX_REPO}/t/node/example-hosts.cjs", "$ENV{TEST_NGINX_REPO}/t/node/h2-session.cjs",
+        "https://api.example.com:$ENV{TEST_NGINX_TLS_PORT}");
+    $in->autoflush(1);
+    my $send = sub { print $in json_encode({ @_ }), "\n" };
+    my $line = sub {
+        my $sel = IO::Select->new($out);
+        $sel->can_read(10) or die "no answer from the HTTP/2 client";
+        my $l = <$out> // die "the HTTP/2 client ended";
+        json_decode($l);
+    };
+    my $hold = hold();
+    $send->(id => 'api', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'));
+    wait_until(sub { queued_count() == 2 }, 'api to queue');
+    $send->(id => 'chat', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'),
+            headers => { origin => 'https://chat.example.com' });
+    wait_until(sub { queued_count() == 3 }, 'chat to queue');
+    $send->(id => 'tags', method => 'GET', path => '/api/tags');
+    my $first = $line->();
+    my $reached = join ',', map { $_->{path} } @{ standin_requests() };
+    standin_release();
+    my @rest = ($line->(), $line->());
+    $send->(close => 1);
+    my $sessions = $line->();
+    close $in;
+    waitpid $pid, 0;
+    wait_all($hold);
+    join "\n", (map { "$_->{id} $_->{status} stream $_->{stream}" . ($_->{body} =~ /"done":true|"models"/ ? ' ok' : " $_->{body}") } $first, @rest),
+        "while parked, Ollama had seen: $reached", "connections: $sessions->{sessions}";
+--- client_output
+tags 200 stream 5 ok
+chat 200 stream 3 ok
+api 200 stream 1 ok
+while parked, Ollama had seen: /api/chat,/api/tags
+connections: 1
