@@ -27,7 +27,8 @@ BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
                   liblmdb-dev lmdb-utils libyajl-dev
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
-                  libipc-run3-perl python3 curl prometheus chromium
+                  libipc-run3-perl python3 curl openssl nodejs prometheus \
+                  chromium
 
 .PHONY: all deps deps-build test unit check-memory run stop clean
 
