@@ -161,7 +161,9 @@ served: 11, by each: yes"
 
 === TEST 3: a dead server: its first request fails over to the live one in its place, holding its slot; no request is lost and no more than 2 run
 --- http_config eval
-(my $c = $::http_config) =~ s/\$TEST_NGINX_SECOND_PORT/\$TEST_NGINX_DEAD_PORT/;
+# nginx leaves a failed server out for fail_timeout; 60 s outlasts the block
+(my $c = $::http_config) =~ s/\$TEST_NGINX_SECOND_PORT;/\$TEST_NGINX_DEAD_PORT fail_timeout=60s;/
+    or die "no second server";
 $c
 --- client
     my @holds = hold_both(sub { standin_stats()->{active} == $_[0] });
