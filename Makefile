@@ -30,7 +30,8 @@ BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
                   liblmdb-dev lmdb-utils libyajl-dev
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
-                  libipc-run3-perl python3 curl prometheus chromium
+                  libipc-run3-perl python3 curl openssl nodejs prometheus \
+                  chromium
 FUZZ_PACKAGES  := clang libclang-rt-14-dev
 
 # the harnesses of t/fuzz/ (fuzz_NAME.c), what each is linked with, and how

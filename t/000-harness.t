@@ -544,8 +544,11 @@ $::standin
         start_request('POST /api/chat',
             body => json_encode({ model => 'llama3:70b', messages => [] }),
             headers => { 'X-Standin-Tag' => "r$_", 'X-Standin-Tokens' => 3,
-                         'X-Standin-Delay-Ms' => 100 })
+                         'X-Standin-Delay-Ms' => 10, 'X-Standin-Hold' => 1 })
     } 1 .. 4;
+    # all four at once, however slowly the machine starts them
+    wait_until(sub { standin_stats()->{active} == 4 }, 'all four to start');
+    standin_release();
     my @r = wait_all(@h);
     my $s = standin_requests();
     my $peak = standin_stats()->{peak};

@@ -76,11 +76,7 @@ sub histogram_samples {
 sub parsed_metrics {
     my ($text) = @_;
     my $dir = "$ENV{TEST_NGINX_REPO}/build/node";
-    unless (-d "$dir/node_modules/parse-prometheus-text-format") {
-        system("npm install --silent --no-audit --no-fund --prefix '$dir' "
-               . "parse-prometheus-text-format\@1 >/dev/null 2>&1") == 0
-            or die "npm could not install parse-prometheus-text-format";
-    }
+    node_modules();                 # t/package.json's, in $dir
     my $file = metrics_file($text);
     my $json = `cd '$dir' && node -e '
         const parse = require("parse-prometheus-text-format");

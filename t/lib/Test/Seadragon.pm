@@ -347,6 +347,28 @@ every block it gets C<POST /_standin/reset>.
                          module's "seadragon queued #N" debug lines)
     standin_script()     the script's path
 
+Each of the four C<standin_*> calls above also takes a port, for a stand-in
+started with C<standin_start_another>: C<standin_requests($port)>.  A test of
+several Ollama servers starts the others itself:
+
+    my $port = standin_start_another('--tokens 4');   # its own options; returns
+                                         # its port (log: SERVROOT/standin-N.log)
+    standin_stop_another($port)          # end it (a dead server from now on)
+
+They run until they are stopped or the file ends; the harness does not
+reset them before a block.
+
+=head2 npm packages
+
+    my $dir = node_modules();   # build/node/node_modules
+
+F<t/package.json> pins the npm packages the suites use.  C<node_modules()>
+installs them into F<build/node> (ignored by git) when one is missing or
+at another version, under a lock, as suites run in parallel; later runs
+find them there and install nothing.  It dies with npm's output when the
+install fails.  Node finds them with C<NODE_PATH> set to the returned
+folder, or from a script written under F<build/node>.
+
 =head2 Other helpers
 
     wait_until(sub { ... }, 'what', $timeout)   poll every 20 ms; die with
@@ -372,6 +394,7 @@ every block it gets C<POST /_standin/reset>.
 
 use Cwd ();
 use Errno ();
+use Fcntl ();
 use File::Basename ();
 use File::Path ();
 use File::Spec ();
@@ -405,6 +428,7 @@ our @EXPORT = (
     # client code
     qw(request start_request wait_request wait_all abort_request
        standin_requests standin_stats standin_reset standin_release standin_script
+       standin_start_another standin_stop_another node_modules
        queued_count
        wait_until json_encode json_decode),
 );
@@ -433,6 +457,8 @@ my $MainPid = $$;
 my ($Repo, $ServRoot, $NginxBinary, $Valgrind, $Spec, $ClientPackage);
 my ($NginxPid, %Running);           # the nginx of the block and its setup
 my %Standin;                        # pid, port, log
+my %OtherStandins;                  # port => { pid, port, log }
+my $OtherStandinSeq = 0;
 my $DeadPort;
 my %Children;                       # pid => handle of start_request()
 my $ChildSeq = 0;
@@ -965,24 +991,29 @@ sub standin_script {
 }
 
 sub standin_start {
+    File::Path::make_path($ServRoot);
+    %Standin = standin_spawn("$ServRoot/standin.log", $StandinOptions);
+}
+
+# Starts a stand-in with these options on a free port; returns its pid,
+# port and log once it listens.
+sub standin_spawn {
+    my ($log, $options) = @_;
     my $script = standin_script();
     die "the stand-in Ollama $script does not exist\n" unless -f $script;
 
-    File::Path::make_path($ServRoot);
-    my $log = "$ServRoot/standin.log";
     write_file($log, '');
 
     local $ENV{PYTHONUNBUFFERED} = 1;
     my @cmd = ('python3', $script, '--port', '0',
-               Text::ParseWords::shellwords($StandinOptions));
+               Text::ParseWords::shellwords($options // ''));
     my $pid = spawn($log, @cmd);
 
     my $deadline = Time::HiRes::time() + 10;
     while (1) {
         my $out = read_file($log) // '';
         if ($out =~ /^listening on [\d.]+:(\d+)/m) {
-            %Standin = (pid => $pid, port => $1, log => $log);
-            return;
+            return (pid => $pid, port => $1, log => $log);
         }
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
             die "the stand-in Ollama exited: @cmd\n" . tail_lines($out, 20);
@@ -1006,27 +1037,78 @@ sub standin_running {
 }
 
 sub standin_stop {
+    standin_stop_another($_) for keys %OtherStandins;
     return unless $Standin{pid};
     end_process($Standin{pid}, 'TERM', 2);
     %Standin = ();
 }
 
+# Calls a control endpoint of the stand-in, or of the one on $port.
 sub standin_call {
-    my ($line) = @_;
+    my ($line, $port) = @_;
     die "the stand-in Ollama is not running (no section of this block mentions "
         . "\$TEST_NGINX_OLLAMA_PORT: call use_standin())\n"
-        unless $Standin{port};
-    my $r = request($line, port => $Standin{port}, timeout => 10, body =>
+        unless $port || $Standin{port};
+    my $r = request($line, port => $port || $Standin{port}, timeout => 10, body =>
                     $line =~ /^POST/ ? '' : undef);
     die "stand-in $line: " . ($r->{error} // "status $r->{status}") . "\n"
         if $r->{error} || $r->{status} != 200;
     return json_decode($r->{body});
 }
 
-sub standin_requests { standin_call('GET /_standin/requests') }
-sub standin_stats    { standin_call('GET /_standin/stats') }
-sub standin_reset    { standin_call('POST /_standin/reset'); return }
-sub standin_release  { standin_call('POST /_standin/release'); return }
+sub standin_requests { standin_call('GET /_standin/requests', $_[0]) }
+sub standin_stats    { standin_call('GET /_standin/stats', $_[0]) }
+sub standin_reset    { standin_call('POST /_standin/reset', $_[0]); return }
+sub standin_release  { standin_call('POST /_standin/release', $_[0]); return }
+
+# Another stand-in, for a test of several Ollama servers.
+sub standin_start_another {
+    my ($options) = @_;
+    File::Path::make_path($ServRoot);
+    my %s = standin_spawn("$ServRoot/standin-" . ++$OtherStandinSeq . ".log", $options);
+    $OtherStandins{ $s{port} } = \%s;
+    return $s{port};
+}
+
+sub standin_stop_another {
+    my ($port) = @_;
+    my $s = delete $OtherStandins{$port}
+        or die "standin_stop_another: no stand-in of this test on port $port\n";
+    end_process($s->{pid}, 'TERM', 2);
+    return;
+}
+
+
+# npm packages of t/package.json, in build/node.
+
+sub node_modules {
+    my $dir = "$Repo/build/node";
+    my $manifest = read_file("$Repo/t/package.json")
+        // die "cannot read $Repo/t/package.json: $!\n";
+    my $wanted = $JSON->decode($manifest)->{dependencies} || {};
+    my $installed = sub {
+        for my $name (sort keys %$wanted) {
+            my $meta = read_file("$dir/node_modules/$name/package.json") // return 0;
+            my $version = eval { $JSON->decode($meta)->{version} } // return 0;
+            return 0 if $version ne $wanted->{$name};
+        }
+        return 1;
+    };
+    return "$dir/node_modules" if $installed->();
+
+    File::Path::make_path($dir);
+    open my $lock, '>>', "$dir/.install.lock" or die "cannot open $dir/.install.lock: $!\n";
+    flock $lock, Fcntl::LOCK_EX() or die "cannot lock $dir/.install.lock: $!\n";
+    if (!$installed->()) {
+        write_file("$dir/package.json", $manifest);
+        my ($status, $out) = run_capture('npm', 'install', '--prefix', $dir,
+                                         '--no-audit', '--no-fund', '--loglevel=error');
+        die "npm install in $dir failed:\n" . tail_lines($out, 30)
+            if $status != 0 || !$installed->();
+    }
+    close $lock;
+    return "$dir/node_modules";
+}
 
 # How many requests the zone has taken in, from the module's debug lines
 # ("seadragon queued #N"), in every worker: a test waits on it to know

@@ -1,0 +1,362 @@
+# The production example, conf/seadragon-tls.conf, over TLS with a
+# throwaway CA: HTTP/1.1 and HTTP/2, the redirect from plain HTTP, CORS for
+# the allowed origins only, preflights answered by nginx alone, and the
+# admin and chat hosts.  Only ports, paths and certificates are the test's.
+use lib 't/lib';
+use Test::Seadragon;
+use Test::Seadragon::TLS;
+use FindBin;
+use File::Temp ();
+
+# its store, with loopback whitelisted (the api source needs it)
+our $tool = "$FindBin::Bin/../build/seadragon-store";
+our $dir = File::Temp->newdir();
+$ENV{TEST_NGINX_STORE} = "$dir/store";
+sub tool {
+    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
+    die "seadragon-store @_ failed: " . `cat '$dir/tool.err'` if $?;
+    chomp $out;
+    return $out;
+}
+tool('init');
+tool('whitelist add 127.0.0.1');
+
+# The harness's own server shares the example's zone and upstream: a
+# request sent there with X-Standin-Hold holds the gate.
+our $config = <<'_EOC_';
+    location /api/ {
+        seadragon_queue  ollama;
+        proxy_pass       http://ollama;
+        proxy_set_header Host localhost;
+        proxy_buffering  off;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    tls_certificates();
+    $block->set_value(http_config => tls_example_conf())
+        unless defined $block->http_config;
+    $block->set_value(config => $config) unless defined $block->config;
+});
+
+sub hold {
+    my $h = start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
+        body => '{"model":"llama3:70b","messages":[],"stream":false}');
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    return $h;
+}
+
+sub chat_body { '{"model":"llama3:70b","messages":[{"role":"user","content":"Why is the sky blue?"}]' . ($_[0] // '') . '}' }
+
+# "status version" and the CORS headers of an answer, one a line
+sub cors {
+    my ($r) = @_;
+    join "\n", "$r->{status} HTTP/$r->{http_version}" . ($r->{error} ? " $r->{error}" : ''),
+        map { defined $r->{headers}{$_} ? "$_: $r->{headers}{$_}" : () }
+        qw(access-control-allow-origin access-control-allow-methods
+           access-control-allow-headers access-control-max-age
+           access-control-expose-headers vary);
+}
+
+# The example shares the store, the sources and the queue of
+# conf/seadragon.conf, and its upstreams are on loopback.
+{
+    my $read = sub { open my $fh, '<', "$FindBin::Bin/../conf/$_[0]" or die $!; local $/; <$fh> };
+    my $pick = sub {
+        my $text = shift;
+        join "\n", grep { /^\s*(seadragon_(store|zone|source)\b|map\b|"|default\b)/ }
+                   split /\n/, ($text =~ /\A(.*?)^log_format/ms)[0];
+    };
+    my $tls = $read->('seadragon-tls.conf');
+    is($pick->($tls), $pick->($read->('seadragon.conf')),
+       'seadragon-tls.conf classifies and queues as seadragon.conf does');
+    my @servers = $tls =~ /^upstream\s+\w+\s*\{(.*?)^\}/gms;
+    my @addresses = map { /^\s*server\s+(\S+)/gm } @servers;
+    ok(@addresses && !grep({ !/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+;?$/ } @addresses),
+       "Ollama is on loopback in seadragon-tls.conf (@addresses)");
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a chat streams over TLS with HTTP/1.1, through the queue, with HSTS
+--- client
+    my $r = curl('POST', 'https://api.example.com/api/chat', body => chat_body(),
+                 headers => { 'X-Standin-Tokens' => 5 }, http => '1.1');
+    die "curl: $r->{error}" if $r->{error};
+    my @lines = map { json_decode($_) } split /\n/, $r->{body};
+    my $s = standin_requests()->[0];
+    join "\n", "$r->{status} HTTP/$r->{http_version} $r->{headers}{'content-type'}",
+        "tokens: " . join('', map { $_->{message}{content} } @lines),
+        "done: $lines[-1]{done}",
+        "queued at $r->{headers}{'x-queue-position'} waited $r->{headers}{'x-queue-wait-time'}",
+        "hsts: $r->{headers}{'strict-transport-security'}",
+        "ollama saw $s->{method} $s->{path} Host=$s->{headers}{host}";
+--- client_output
+200 HTTP/1.1 application/x-ndjson
+tokens: tok1 tok2 tok3 tok4 tok5 
+done: 1
+queued at 1 waited 0
+hsts: max-age=31536000
+ollama saw POST /api/chat Host=localhost
+
+
+
+=== TEST 2: HTTP/2: a streamed chat, an OpenAI stream and the models list
+--- client
+    my $chat = curl('POST', 'https://api.example.com/api/chat', body => chat_body(),
+                    headers => { 'X-Standin-Tokens' => 3 }, http => '2');
+    my $sse = curl('POST', 'https://api.example.com/v1/chat/completions',
+                   body => chat_body(',"stream":true'),
+                   headers => { 'X-Standin-Tokens' => 3 }, http => '2');
+    my $models = curl('GET', 'https://api.example.com/v1/models', http => '2');
+    my @events = grep { /^data: / } split /\n/, $sse->{body};
+    join "\n",
+        "chat $chat->{status} HTTP/$chat->{http_version} lines=" . scalar(split /\n/, $chat->{body})
+            . " last=" . ((split /\n/, $chat->{body})[-1] =~ /"done":true/ ? 'done' : 'cut'),
+        "sse $sse->{status} HTTP/$sse->{http_version} events=" . scalar(@events) . " last=$events[-1]",
+        "models $models->{status} HTTP/$models->{http_version} "
+            . join(',', map { $_->{id} } @{ json_decode($models->{body})->{data} }),
+        "ollama saw " . join(' ', map { $_->{path} } @{ standin_requests() });
+--- client_output
+chat 200 HTTP/2 lines=4 last=done
+sse 200 HTTP/2 events=5 last=data: [DONE]
+models 200 HTTP/2 llama3:70b,nomic-embed-text:latest
+ollama saw /api/chat /v1/chat/completions /v1/models
+
+
+
+=== TEST 3: plain HTTP redirects to HTTPS for each host name, and never reaches Ollama
+--- client
+    join "\n", (map {
+        my $r = curl('GET', "http://$_/api/tags?verbose=1");
+        "$r->{status} $r->{headers}{location}";
+    } example_hosts()), "ollama saw " . scalar(@{ standin_requests() });
+--- client_output
+301 https://api.example.com/api/tags?verbose=1
+301 https://admin.example.com/api/tags?verbose=1
+301 https://chat.example.com/api/tags?verbose=1
+ollama saw 0
+
+
+
+=== TEST 4: plain HTTP still serves Let's Encrypt's challenges
+--- user_files
+>>> acme/.well-known/acme-challenge/token-123
+the-key-authorization
+--- client
+    my $r = curl('GET', 'http://api.example.com/.well-known/acme-challenge/token-123');
+    "$r->{status} $r->{body}";
+--- client_output
+200 the-key-authorization
+
+
+
+=== TEST 5: a preflight from each allowed origin is answered at once while the gate is held, without queueing or reaching Ollama
+--- client
+    my $hold = hold();
+    my @out;
+    for my $origin ('https://chat.example.com', 'https://admin.example.com', 'http://localhost:3000') {
+        my $r = curl('OPTIONS', 'https://api.example.com/api/chat', http => '2',
+            headers => { Origin => $origin, 'Access-Control-Request-Method' => 'POST',
+                         'Access-Control-Request-Headers' => 'authorization,content-type,x-stainless-os' });
+        push @out, cors($r);
+    }
+    my $reached = scalar @{ standin_requests() };
+    my $queued = queued_count();
+    standin_release();
+    wait_all($hold);
+    join "\n", @out, "ollama saw $reached (the hold), the zone queued $queued (the hold)";
+--- client_output
+204 HTTP/2
+access-control-allow-origin: https://chat.example.com
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-allow-headers: authorization,content-type,x-stainless-os
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+204 HTTP/2
+access-control-allow-origin: https://admin.example.com
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-allow-headers: authorization,content-type,x-stainless-os
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+204 HTTP/2
+access-control-allow-origin: http://localhost:3000
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-allow-headers: authorization,content-type,x-stainless-os
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+ollama saw 1 (the hold), the zone queued 1 (the hold)
+
+
+
+=== TEST 6: a preflight from any other origin gets no allow header, and no Ollama either
+--- client
+    my @out;
+    for my $origin ('https://evil.example.net', 'https://chat.example.com.evil.example.net',
+                    'http://chat.example.com', 'null') {
+        my $r = curl('OPTIONS', 'https://api.example.com/v1/chat/completions',
+            headers => { Origin => $origin, 'Access-Control-Request-Method' => 'POST',
+                         'Access-Control-Request-Headers' => 'authorization' });
+        push @out, "$origin: " . cors($r);
+    }
+    join "\n", @out, "ollama saw " . scalar(@{ standin_requests() });
+--- client_output
+https://evil.example.net: 204 HTTP/2
+vary: Origin
+https://chat.example.com.evil.example.net: 204 HTTP/2
+vary: Origin
+http://chat.example.com: 204 HTTP/2
+vary: Origin
+null: 204 HTTP/2
+vary: Origin
+ollama saw 0
+
+
+
+=== TEST 7: real answers carry the CORS headers for an allowed origin, errors too; other origins get none
+--- client
+    my $chat = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
+        headers => { Origin => 'https://chat.example.com' });
+    my $bad = curl('POST', 'https://api.example.com/api/chat', body => '{"model":',
+        headers => { Origin => 'http://localhost:3000' });
+    my $tags = curl('GET', 'https://api.example.com/api/tags',
+        headers => { Origin => 'https://admin.example.com' });
+    my $evil = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
+        headers => { Origin => 'https://evil.example.net' });
+    my @log = grep { m{"POST /api/chat } } split /\n/, access_log_text('seadragon.access.log');
+    join "\n", cors($chat), cors($bad), "body: $bad->{body}", cors($tags), cors($evil),
+        map { m{" (\d+) .*source=(\S+)} ? "logged $1 source=$2" : $_ } @log;
+--- client_output
+200 HTTP/2
+access-control-allow-origin: https://chat.example.com
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+400 HTTP/2
+access-control-allow-origin: http://localhost:3000
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+body: {"error":"Invalid JSON"}
+200 HTTP/2
+access-control-allow-origin: https://admin.example.com
+access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
+access-control-max-age: 7200
+access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
+vary: Origin
+200 HTTP/2
+vary: Origin
+logged 200 source=chat
+logged 400 source=chat
+logged 200 source=api
+
+
+
+=== TEST 8: the admin host serves the admin page and the admin API over HTTP/2, with CORS
+--- client
+    my $key = tool('key create ops-tls --source admin');
+    my $root = curl('GET', 'https://admin.example.com/');
+    my $page = curl('GET', 'https://admin.example.com/api/admin/page');
+    my $queue = curl('GET', 'https://admin.example.com/api/admin/queue',
+        headers => { Authorization => "Bearer $key", Origin => 'https://admin.example.com' });
+    my $nokey = curl('GET', 'https://admin.example.com/api/admin/queue');
+    my $pre = curl('OPTIONS', 'https://admin.example.com/api/admin/gate/pause',
+        headers => { Origin => 'https://admin.example.com', 'Access-Control-Request-Method' => 'POST' });
+    my $metrics = curl('GET', 'https://admin.example.com/metrics');
+    die "queue: " . json_encode($queue) unless $queue->{status} == 200;
+    my $q = json_decode($queue->{body});
+    (my $location = $root->{headers}{location}) =~ s/:$ENV{TEST_NGINX_TLS_PORT}\b/:PORT/;
+    join "\n", "root $root->{status} $location",
+        "page $page->{status} HTTP/$page->{http_version} $page->{headers}{'content-type'}",
+        "queue $queue->{status} gate=$q->{gate} allow-origin=$queue->{headers}{'access-control-allow-origin'}",
+        "no key $nokey->{status} $nokey->{body}",
+        "preflight $pre->{status} allow-origin=$pre->{headers}{'access-control-allow-origin'}",
+        "metrics $metrics->{status} " . ($metrics->{body} =~ /^seadragon_gate_capacity\{zone="ollama"\} 1$/m ? 'capacity' : 'none'),
+        "ollama saw " . scalar(@{ standin_requests() });
+--- client_output
+root 302 https://admin.example.com:PORT/api/admin/page
+page 200 HTTP/2 text/html
+queue 200 gate=open allow-origin=https://admin.example.com
+no key 401 {"error":"admin key required"}
+preflight 204 allow-origin=https://admin.example.com
+metrics 200 capacity
+ollama saw 0
+
+
+
+=== TEST 9: the chat host serves the frontend's files, any route falling back to its index
+--- user_files
+>>> chat/index.html
+<title>chat</title>
+>>> chat/app.js
+console.log("chat");
+--- client
+    join "\n", map {
+        my $r = curl('GET', "https://chat.example.com$_");
+        "$_ $r->{status} HTTP/$r->{http_version} $r->{headers}{'content-type'} " . ($r->{body} =~ s/\n\z//r);
+    } qw(/ /app.js /c/42);
+--- client_output
+/ 200 HTTP/2 text/html <title>chat</title>
+/app.js 200 HTTP/2 application/javascript console.log("chat");
+/c/42 200 HTTP/2 text/html <title>chat</title>
+--- http_config eval
+::tls_certificates();
+::tls_example_conf() . "    types { text/html html; application/javascript js; }\n";
+
+
+
+=== TEST 10: the certificate is checked: a client that does not trust the CA is refused
+--- client
+    my $r = curl('GET', 'https://api.example.com/api/tags', ca => '');
+    ($r->{error} // '') =~ /certificate|SSL/ ? 'refused' : "accepted: $r->{status}";
+--- client_output: refused
+
+
+
+=== TEST 11: on one HTTP/2 connection, streams parked in the queue hold up no other stream, and leave in priority order
+--- client
+    use IPC::Open2 ();
+    local $ENV{NODE_EXTRA_CA_CERTS} = tls_certificates()->{ca};
+    my $pid = IPC::Open2::open2(my $out, my $in, 'node', '--require',
+        "$ENV{TEST_NGINX_REPO}/t/node/example-hosts.cjs", "$ENV{TEST_NGINX_REPO}/t/node/h2-session.cjs",
+        "https://api.example.com:$ENV{TEST_NGINX_TLS_PORT}");
+    $in->autoflush(1);
+    my $send = sub { print $in json_encode({ @_ }), "\n" };
+    my $line = sub {
+        my $sel = IO::Select->new($out);
+        $sel->can_read(10) or die "no answer from the HTTP/2 client";
+        my $l = <$out> // die "the HTTP/2 client ended";
+        json_decode($l);
+    };
+    my $hold = hold();
+    $send->(id => 'api', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'));
+    wait_until(sub { queued_count() == 2 }, 'api to queue');
+    $send->(id => 'chat', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'),
+            headers => { origin => 'https://chat.example.com' });
+    wait_until(sub { queued_count() == 3 }, 'chat to queue');
+    $send->(id => 'tags', method => 'GET', path => '/api/tags');
+    my $first = $line->();
+    my $reached = join ',', map { $_->{path} } @{ standin_requests() };
+    standin_release();
+    my @rest = ($line->(), $line->());
+    $send->(close => 1);
+    my $sessions = $line->();
+    close $in;
+    waitpid $pid, 0;
+    wait_all($hold);
+    join "\n", (map { "$_->{id} $_->{status} stream $_->{stream}" . ($_->{body} =~ /"done":true|"models"/ ? ' ok' : " $_->{body}") } $first, @rest),
+        "while parked, Ollama had seen: $reached", "connections: $sessions->{sessions}";
+--- client_output
+tags 200 stream 5 ok
+chat 200 stream 3 ok
+api 200 stream 1 ok
+while parked, Ollama had seen: /api/chat,/api/tags
+connections: 1
