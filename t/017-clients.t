@@ -237,13 +237,14 @@ served=6 peak=1
     my $m = client('openai-models', key => 'sd-not-a-key');
     join "\n",
         "ollama: $o->{error}{name} $o->{error}{status} $o->{error}{message}",
-        "openai: $a->{error}{name} $a->{error}{status} " . ($a->{error}{message} =~ /invalid API key/ ? 'invalid API key' : $a->{error}{message}),
-        "openai models: $m->{error}{name} $m->{error}{status}",
+        "openai: $a->{error}{name} $a->{error}{status} " . ($a->{error}{message} =~ /invalid API key/ ? 'invalid API key' : $a->{error}{message})
+            . " type=" . ($a->{error}{type} // 'none'),
+        "openai models: $m->{error}{name} $m->{error}{status} type=" . ($m->{error}{type} // 'none'),
         "ollama saw " . scalar(@{ standin_requests() });
 --- client_output
 ollama: ResponseError 401 invalid API key
-openai: AuthenticationError 401 invalid API key
-openai models: AuthenticationError 401
+openai: AuthenticationError 401 invalid API key type=authentication_error
+openai models: AuthenticationError 401 type=authentication_error
 ollama saw 0
 
 

@@ -110,7 +110,7 @@ async function main() {
         out = await calls[call]();
     } catch (err) {
         out = { error: { name: err.constructor.name, status: err.status ?? err.status_code ?? null,
-                         message: err.message } };
+                         message: err.message, type: err.type ?? null } };
     }
     process.stdout.write(JSON.stringify(out) + '\n');
 }
