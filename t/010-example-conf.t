@@ -6,17 +6,7 @@ use FindBin;
 use File::Temp ();
 
 # the example, with placeholders the harness fills in for each block
-open my $fh, '<', "$FindBin::Bin/../conf/seadragon.conf" or die $!;
-our $example = do { local $/; <$fh> };
-$example =~ s/127\.0\.0\.1:11434/127.0.0.1:\$TEST_NGINX_OLLAMA_PORT/g
-    or die "no Ollama address in the example";
-$example =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_PORT;/
-    or die "no listen line in the example";
-$example =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
-$example =~ s{/var/lib/seadragon/store}{\$TEST_NGINX_STORE}
-    or die "no store in the example";
-$example =~ s{/usr/share/seadragon/html/}{\$TEST_NGINX_REPO/conf/html/}
-    or die "no admin page in the example";
+our $example = example_conf();
 
 # its store, with loopback whitelisted as make run does
 our $tool = "$FindBin::Bin/../build/seadragon-store";

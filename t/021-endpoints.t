@@ -7,13 +7,7 @@ use Test::Seadragon;
 use FindBin;
 use File::Temp ();
 
-open my $fh, '<', "$FindBin::Bin/../conf/seadragon.conf" or die $!;
-our $example = do { local $/; <$fh> };
-$example =~ s/127\.0\.0\.1:11434/127.0.0.1:\$TEST_NGINX_OLLAMA_PORT/g or die;
-$example =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_PORT;/ or die;
-$example =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
-$example =~ s{/var/lib/seadragon/store}{\$TEST_NGINX_STORE} or die;
-$example =~ s{/usr/share/seadragon/html/}{\$TEST_NGINX_REPO/conf/html/} or die;
+our $example = example_conf();
 
 our $tool = "$FindBin::Bin/../build/seadragon-store";
 our $dir = File::Temp->newdir();

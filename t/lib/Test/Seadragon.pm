@@ -374,6 +374,10 @@ folder, or from a script written under F<build/node>.
     wait_until(sub { ... }, 'what', $timeout)   poll every 20 ms; die with
         "timed out waiting for what" after $timeout s (default 10)
     json_encode($data), json_decode($bytes)     JSON::PP, canonical, UTF-8
+    example_conf()      conf/seadragon.conf with its addresses and paths
+        moved to the test's own: $TEST_NGINX_OLLAMA_PORT for Ollama,
+        $TEST_NGINX_EXAMPLE_PORT for its listen, $TEST_NGINX_STORE for the
+        store, the servroot's logs, the repository's admin page
 
 =head1 ENVIRONMENT
 
@@ -429,7 +433,7 @@ our @EXPORT = (
     qw(request start_request wait_request wait_all abort_request
        standin_requests standin_stats standin_reset standin_release standin_script
        standin_start_another standin_stop_another node_modules
-       queued_count
+       queued_count example_conf
        wait_until json_encode json_decode),
 );
 
@@ -985,6 +989,23 @@ sub access_log_text { read_log("$ServRoot/logs/" . ($_[0] // 'access.log')) }
 
 
 # The stand-in Ollama.
+
+sub example_conf {
+    my $repo = File::Basename::dirname(Cwd::abs_path(__FILE__));
+    $repo = File::Basename::dirname($repo) for 1 .. 3;   # Test, lib, t
+    open my $fh, '<', "$repo/conf/seadragon.conf" or die "conf/seadragon.conf: $!";
+    my $conf = do { local $/; <$fh> };
+    $conf =~ s/127\.0\.0\.1:11434/127.0.0.1:\$TEST_NGINX_OLLAMA_PORT/g
+        or die "no Ollama address in the example";
+    $conf =~ s/listen\s+127\.0\.0\.1:8080;/listen 127.0.0.1:\$TEST_NGINX_EXAMPLE_PORT;/
+        or die "no listen line in the example";
+    $conf =~ s{/var/log/nginx/}{\$TEST_NGINX_SERVROOT/logs/}g;
+    $conf =~ s{/var/lib/seadragon/store}{\$TEST_NGINX_STORE}
+        or die "no store in the example";
+    $conf =~ s{/usr/share/seadragon/html/}{\$TEST_NGINX_REPO/conf/html/}
+        or die "no admin page in the example";
+    return $conf;
+}
 
 sub standin_script {
     return $ENV{TEST_NGINX_STANDIN} || "$Repo/scripts/ollama-standin.py";
