@@ -7,15 +7,20 @@
  * in line and a slot of the gate is free.  Its slot is given back by a
  * request-pool cleanup, so it is freed however the request ends.
  *
- * Only the worker that parked a request (its owner) may admit it: there is
- * no way for one worker to wake a request of another.  A worker admits its
- * own requests at once when a slot frees in that worker, and otherwise on
- * the tick of its gate timer, which runs only while it has requests
- * parked.  The tick also reclaims what a worker that died left behind.
+ * Only the worker that parked a request (its owner) may admit it.  A
+ * worker admits its own requests at once when a slot frees in that worker.
+ * When the next in line belongs to another worker, it wakes that worker
+ * through a pipe: the master makes one per worker before it forks them,
+ * so every worker of a generation holds the write ends of all of them.
+ * The tick of the gate timer, which runs only while a worker has requests
+ * parked, is the backstop (across generations during a reload, say), and
+ * it reclaims what a worker that died left behind.
  */
 
 
 #include "ngx_http_seadragon_module.h"
+
+#include <ngx_channel.h>
 
 
 #define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
@@ -25,7 +30,11 @@
 
 
 static ngx_uint_t ngx_http_seadragon_gate_dispatch_locked(
-    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t **admitted);
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t **admitted,
+    ngx_int_t *wake);
+static void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
+static void ngx_http_seadragon_gate_wake_read(ngx_event_t *ev);
+static void ngx_http_seadragon_gate_wake_close(void *data);
 static void ngx_http_seadragon_gate_dispatch(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *self);
 static void ngx_http_seadragon_gate_admit(ngx_http_seadragon_ctx_t *ctx,
@@ -49,6 +58,11 @@ ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS] = {
 
 
 static uint64_t      ngx_http_seadragon_worker_token;
+
+/* the wake-up pipes of this generation of workers: [2 * i] reads, +1 writes */
+static ngx_fd_t     *ngx_http_seadragon_wake_fds;
+static ngx_uint_t    ngx_http_seadragon_wake_n;
+static uint64_t      ngx_http_seadragon_generation;
 static ngx_event_t   ngx_http_seadragon_tick;
 static ngx_array_t  *ngx_http_seadragon_zones;
 static ngx_msec_t    ngx_http_seadragon_tick_interval;
@@ -97,6 +111,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     size_t                            model_len, addr_len;
+    ngx_int_t                         wake;
     ngx_uint_t                        i, n, full, draining, admitted_self;
     ngx_msec_t                        max_wait;
     ngx_connection_t                 *c;
@@ -179,6 +194,8 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
     entry->owner_pid = ngx_pid;
     entry->owner_token = ngx_http_seadragon_worker_token;
+    entry->owner_generation = ngx_http_seadragon_generation;
+    entry->owner_worker = ngx_worker;
     entry->data = ctx;
     entry->enqueued = ngx_current_msec;
     entry->enqueued_sec = ngx_time();
@@ -198,9 +215,11 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ctx->queued = 1;
     ctx->state = NGX_HTTP_SEADRAGON_PARKED;
 
-    n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted);
+    n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted, &wake);
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_http_seadragon_gate_wake_worker(wake);
 
     admitted_self = 0;
 
@@ -263,12 +282,13 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
 /*
  * Admits what is first in line while slots are free, stopping at an entry
- * of another worker: order is never broken to fill a slot sooner.
+ * of another worker: order is never broken to fill a slot sooner.  That
+ * worker is then to be woken ("wake", else -1) once the lock is released.
  */
 
 static ngx_uint_t
 ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
-    ngx_http_seadragon_ctx_t **admitted)
+    ngx_http_seadragon_ctx_t **admitted, ngx_int_t *wake)
 {
     ngx_uint_t                        n, b;
     ngx_msec_t                        wait;
@@ -278,6 +298,7 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
     sh = zone->sh;
     n = 0;
+    *wake = -1;
 
     /* paused or draining: what runs finishes, nothing new starts */
 
@@ -289,10 +310,19 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
         e = ngx_http_seadragon_queue_head(sh, ngx_current_msec);
 
-        if (e == NULL
-            || e->owner_pid != ngx_pid
+        if (e == NULL) {
+            break;
+        }
+
+        if (e->owner_pid != ngx_pid
             || e->owner_token != ngx_http_seadragon_worker_token)
         {
+            if (e->owner_generation == ngx_http_seadragon_generation
+                && e->owner_worker < ngx_http_seadragon_wake_n)
+            {
+                *wake = e->owner_worker;
+            }
+
             break;
         }
 
@@ -326,13 +356,16 @@ static void
 ngx_http_seadragon_gate_dispatch(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *self)
 {
+    ngx_int_t                  wake;
     ngx_uint_t                 i, n;
     ngx_http_seadragon_ctx_t  *admitted[NGX_HTTP_SEADRAGON_ADMIT_BATCH];
 
     do {
         ngx_shmtx_lock(&zone->shpool->mutex);
-        n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted);
+        n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted, &wake);
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_http_seadragon_gate_wake_worker(wake);
 
         for (i = 0; i < n; i++) {
             ngx_http_seadragon_gate_admit(admitted[i], self);
@@ -652,6 +685,161 @@ ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
 
 
 /*
+ * One byte down the pipe of another worker of this generation: its read
+ * handler runs a dispatch there.  A full pipe already holds a wake-up.
+ */
+
+static void
+ngx_http_seadragon_gate_wake_worker(ngx_int_t worker)
+{
+    ssize_t  n;
+
+    if (worker < 0
+        || (ngx_uint_t) worker == ngx_worker
+        || ngx_http_seadragon_wake_fds == NULL)
+    {
+        return;
+    }
+
+    n = write(ngx_http_seadragon_wake_fds[2 * worker + 1], "!", 1);
+
+    if (n == -1 && ngx_errno != NGX_EAGAIN) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      "seadragon could not wake worker %i", worker);
+    }
+}
+
+
+static void
+ngx_http_seadragon_gate_wake_read(ngx_event_t *ev)
+{
+    u_char                       buf[64];
+    ngx_uint_t                   i;
+    ngx_connection_t            *c;
+    ngx_http_seadragon_zone_t  **zones;
+
+    c = ev->data;
+
+    while (read(c->fd, buf, sizeof(buf)) > 0) {
+        /* void */
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "seadragon woken by another worker");
+
+    if (ngx_http_seadragon_zones == NULL) {
+        return;
+    }
+
+    zones = ngx_http_seadragon_zones->elts;
+
+    for (i = 0; i < ngx_http_seadragon_zones->nelts; i++) {
+        if (zones[i]->nparked) {
+            ngx_http_seadragon_gate_dispatch(zones[i], NULL);
+        }
+    }
+}
+
+
+/* fds[-1] holds how many descriptors follow: a reload may change it */
+
+static void
+ngx_http_seadragon_gate_wake_close(void *data)
+{
+    ngx_fd_t   *fds = data;
+
+    ngx_int_t  i;
+
+    for (i = 0; i < fds[-1]; i++) {
+        if (fds[i] != NGX_INVALID_FILE) {
+            (void) close(fds[i]);
+        }
+    }
+
+    if (fds == ngx_http_seadragon_wake_fds) {
+        ngx_http_seadragon_wake_fds = NULL;
+        ngx_http_seadragon_wake_n = 0;
+    }
+}
+
+
+/*
+ * In the master, before the workers of this configuration are forked: one
+ * non-blocking pipe per worker, closed with the cycle.  Each generation has
+ * its own, and an entry records the generation of its owner.
+ */
+
+ngx_int_t
+ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle)
+{
+    int                              fd[2];
+    ngx_uint_t                       i, n;
+    ngx_fd_t                        *fds;
+    ngx_core_conf_t                 *ccf;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
+
+    if (smcf == NULL || smcf->zones.nelts == 0 || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    n = (ccf->master && ccf->worker_processes > 0) ? ccf->worker_processes
+                                                    : 1;
+
+    fds = ngx_palloc(cycle->pool, (2 * n + 1) * sizeof(ngx_fd_t));
+    if (fds == NULL) {
+        return NGX_ERROR;
+    }
+
+    *fds++ = (ngx_fd_t) (2 * n);
+
+    for (i = 0; i < 2 * n; i++) {
+        fds[i] = NGX_INVALID_FILE;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_seadragon_gate_wake_close;
+    cln->data = fds;
+
+    for (i = 0; i < n; i++) {
+        if (pipe(fd) == -1) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "seadragon: pipe() failed");
+            return NGX_ERROR;
+        }
+
+        fds[2 * i] = fd[0];
+        fds[2 * i + 1] = fd[1];
+
+        if (ngx_nonblocking(fd[0]) == -1 || ngx_nonblocking(fd[1]) == -1
+            || fcntl(fd[0], F_SETFD, FD_CLOEXEC) == -1
+            || fcntl(fd[1], F_SETFD, FD_CLOEXEC) == -1)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "seadragon: could not set up a wake-up pipe");
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_seadragon_wake_fds = fds;
+    ngx_http_seadragon_wake_n = n;
+    ngx_http_seadragon_generation = ((uint64_t) ngx_time() << 24)
+                                    ^ (uint64_t) ngx_random()
+                                    ^ ((uint64_t) ngx_pid << 40);
+
+    return NGX_OK;
+}
+
+
+/*
  * Pausing and draining take effect in every worker at once: admission
  * reads the state under the zone's lock.  Resuming admits in this worker
  * right away; other workers admit on their next tick.
@@ -696,6 +884,21 @@ ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle)
     ngx_http_seadragon_tick.log = cycle->log;
     ngx_http_seadragon_tick.data = smcf;
     ngx_http_seadragon_tick.cancelable = 1;
+
+    /* this worker's wake-up pipe; without it, the tick alone admits */
+
+    if (ngx_http_seadragon_wake_fds && ngx_worker < ngx_http_seadragon_wake_n
+        && ngx_add_channel_event(cycle,
+                                 ngx_http_seadragon_wake_fds[2 * ngx_worker],
+                                 NGX_READ_EVENT,
+                                 ngx_http_seadragon_gate_wake_read)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "seadragon could not watch its wake-up pipe; "
+                      "other workers' slots reach it on its tick only");
+        ngx_http_seadragon_generation = 0;
+    }
 
     /* an earlier process with our pid died: what it left is not ours */
 

@@ -34,6 +34,7 @@ static char *ngx_http_seadragon_parse_aging(ngx_conf_t *cf, ngx_str_t *param,
     ngx_str_t *value, ngx_msec_t *aging);
 static ngx_int_t ngx_http_seadragon_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_seadragon_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_seadragon_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_seadragon_init_process(ngx_cycle_t *cycle);
 static void ngx_http_seadragon_exit_process(ngx_cycle_t *cycle);
 
@@ -131,7 +132,7 @@ ngx_module_t  ngx_seadragon_module = {
     ngx_http_seadragon_commands,           /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    ngx_http_seadragon_store_init_module,  /* init module */
+    ngx_http_seadragon_init_module,        /* init module */
     ngx_http_seadragon_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -1345,6 +1346,17 @@ ngx_http_seadragon_postconfiguration(ngx_conf_t *cf)
     first[0] = ngx_http_seadragon_access_handler;
 
     return ngx_http_seadragon_response_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_init_module(ngx_cycle_t *cycle)
+{
+    if (ngx_http_seadragon_store_init_module(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_seadragon_gate_init_module(cycle);
 }
 
 

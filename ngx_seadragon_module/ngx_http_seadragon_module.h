@@ -101,6 +101,8 @@ typedef struct {
     uint64_t                         id;
     ngx_pid_t                        owner_pid;
     uint64_t                         owner_token;
+    uint64_t                         owner_generation; /* its wake-up pipes */
+    ngx_uint_t                       owner_worker;     /* ngx_worker */
     void                            *data;
     ngx_msec_t                       enqueued;        /* monotonic ms */
     ngx_msec_t                       granted;         /* monotonic ms */
@@ -387,6 +389,7 @@ void ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx,
     size_t counter);
 ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);

@@ -275,3 +275,31 @@ served=10 upstream_errors=6 received=16 running=0
     my $after = stats();
     "before: $before->{received}/$before->{served}; after one more: $after->{received}/$after->{served}";
 --- client_output: before: 3/3; after one more: 4/4
+
+
+
+=== TEST 6: a slot freed in one worker wakes the worker that owns the next request at once, not on its tick
+--- http_config eval
+(my $c = $::http_config) =~ s/max_queued=10000;/max_queued=10000 tick=10s;/;
+$c
+--- timeout: 30
+--- client
+    # with a tick of 10 s, only the wake-up can admit a request of the other
+    # worker while each request's client waits at most 10 s
+    my $hold = chat('hold', 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $holder = queue()->{running}[0]{worker};
+    my ($n, @h, $other) = (0);
+    until ($other) {
+        push @h, chat('api' . ++$n);
+        wait_until(sub { queue()->{queue_length} == $n }, "api$n to park");
+        ($other) = grep { $_->{worker} != $holder } @{ queue()->{entries} };
+        die "no connection reached the other worker" if $n > 40;
+    }
+    standin_release();
+    my @res = wait_all($hold, @h);
+    my $woken = () = error_log_text() =~ /seadragon woken by another worker/g;
+    join " ", (grep { $_->{status} != 200 } @res) ? 'not all served' : 'all served',
+        "in order: " . in_order(map { $_->{tag} } @h),
+        "woken: " . ($woken ? 'yes' : 'no');
+--- client_output: all served in order: yes woken: yes
