@@ -5,6 +5,7 @@
 #   make test     build, then run every suite in t/ with prove
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
+#   make bench    the benchmarks against HAProxy and plain nginx (BENCHMARKS.md)
 
 SHELL := /bin/bash
 
@@ -28,8 +29,9 @@ BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl prometheus chromium
+BENCH_PACKAGES := python3 haproxy wrk
 
-.PHONY: all deps deps-build test unit check-memory run stop clean
+.PHONY: all deps deps-build test unit check-memory bench run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -90,6 +92,11 @@ check-memory: deps all
 	@scripts/install-deps valgrind
 	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
 	  t/001-queue.t t/009-standin.t t/011-store-tool.t, $(wildcard t/0*.t))
+
+# timings, never part of `make test`: about 4 minutes, writes BENCHMARKS.md
+bench: all
+	@scripts/install-deps $(BENCH_PACKAGES)
+	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --output BENCHMARKS.md
 
 run: deps all
 	@scripts/seadragon-run start
