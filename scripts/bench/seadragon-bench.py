@@ -639,21 +639,26 @@ backend ollama
 
     # ------------------------------------------------------------ 3, 4: wrk
 
-    def wrk(self, port, path, connections, post):
+    def wrk(self, port, path, connections, post, gateway=None):
+        """One wrk run; with gateway, also its CPU time per request."""
         argv = [WRK, "-t1", f"-c{connections}", f"-d{self.args.duration}s", "--latency",
                 "-H", "Host: localhost"]
         if post:
             argv += ["-s", CHAT_LUA]
         argv.append(f"http://127.0.0.1:{port}{path}")
         self.serial += 1
+        cpu = gateway.cpu_seconds() if gateway else None
         proc = self.procs.spawn(f"wrk-{self.serial}", argv, stdout=subprocess.PIPE)
         try:
             out, _ = proc.communicate(timeout=self.args.duration + 60)
         finally:
             self.procs.stop(proc)
+        if gateway:
+            cpu = gateway.cpu_seconds() - cpu
         text = out.decode()
         rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
-        if proc.returncode != 0 or not rate:
+        count = re.search(r"(\d+) requests in", text)
+        if proc.returncode != 0 or not rate or not count:
             raise BenchError(f"wrk failed:\n{text}")
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
         sockets = re.search(r"Socket errors: (.*)", text)
@@ -664,19 +669,27 @@ backend ollama
         for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$",
                                            text, re.M):
             latency[int(pct)] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-        return {"rps": float(rate.group(1)), "p50": latency[50], "p99": latency[99]}
+        return {"rps": float(rate.group(1)), "p50": latency[50], "p99": latency[99],
+                "cpu_us": cpu / int(count.group(1)) * 1e6 if gateway else None}
 
     def rounds(self, targets, path, post):
-        """wrk on each target in turn, --rounds times over, so that the
-        machine's other work falls on all of them alike; per target the
-        median of its rounds. targets: name -> (port, connections)."""
+        """wrk on each target in turn, --rounds times over and in the
+        reverse order every other round, so that the machine's other work
+        falls on all of them alike; per target the median of its rounds.
+        targets: name -> (port, connections, gateway or None)."""
         runs = {name: [] for name in targets}
-        for _ in range(self.args.rounds):
-            for name, (port, connections) in targets.items():
-                runs[name].append(self.wrk(port, path, connections, post))
-        return {name: {key: statistics.median(run[key] for run in rs)
-                       for key in ("rps", "p50", "p99")}
-                for name, rs in runs.items()}
+        order = list(targets)
+        for i in range(self.args.rounds):
+            for name in (order if i % 2 == 0 else reversed(order)):
+                port, connections, gateway = targets[name]
+                runs[name].append(self.wrk(port, path, connections, post, gateway))
+        out = {}
+        for name, rs in runs.items():
+            out[name] = {key: statistics.median(run[key] for run in rs)
+                         for key in ("rps", "p50", "p99")}
+            out[name]["cpu_us"] = (statistics.median(run["cpu_us"] for run in rs)
+                                   if targets[name][2] else None)
+        return out
 
     def instant_upstream(self):
         """An nginx that answers at once with the stand-in's own bytes."""
@@ -705,8 +718,9 @@ backend ollama
                 try:
                     for key in GATES:
                         gates[key] = self.gate(key, port, suffix="throughput")
-                    targets = {"direct": (port, 1)}
-                    targets.update((key, (g.port, WRK_CONNECTIONS)) for key, g in gates.items())
+                    targets = {"direct": (port, 1, None)}
+                    targets.update((key, (g.port, WRK_CONNECTIONS, g))
+                                   for key, g in gates.items())
                     out[upstream] = row = self.rounds(targets, "/api/chat", True)
                 finally:
                     for g in gates.values():
@@ -726,9 +740,9 @@ backend ollama
                                        capacity=4 * WRK_CONNECTIONS)
                 plain = self.nginx(f"pass-{upstream}-nginx", port, module=False)
                 try:
-                    targets = {"direct": (port, WRK_CONNECTIONS),
-                               "nginx": (plain.port, WRK_CONNECTIONS),
-                               "seadragon": (seadragon.port, WRK_CONNECTIONS)}
+                    targets = {"direct": (port, WRK_CONNECTIONS, None),
+                               "nginx": (plain.port, WRK_CONNECTIONS, plain),
+                               "seadragon": (seadragon.port, WRK_CONNECTIONS, seadragon)}
                     for what, path, post in (("tags", "/api/tags", False),
                                              ("post", "/api/chat", True)):
                         out[f"{upstream}-{what}"] = row = self.rounds(targets, path, post)
@@ -852,6 +866,8 @@ backend ollama
         self.elapsed = time.time() - self.started
 
     def cleanup(self, keep):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C: still stop them all
         self.procs.stop_all()
         if keep:
             log(f"logs and configurations kept in {self.workdir}")
@@ -935,12 +951,14 @@ def report(bench):
             t = r["throughput"][upstream]
             for key in SEADRAGONS:
                 s, h = t[key], t[GATES[key]["peer"]]
-                rows.append((f"3. Gate throughput, req/s, capacity 1, {label} — "
-                             f"{WORKERS[key]}",
-                             f"{s['rps']:.0f}", f"{h['rps']:.0f}", "",
+                rows.append((f"3. Gate throughput, capacity 1, {label}: req/s; "
+                             f"gateway CPU µs/req — {WORKERS[key]}",
+                             f"{s['rps']:.0f}; {s['cpu_us']:.0f}",
+                             f"{h['rps']:.0f}; {h['cpu_us']:.0f}", "",
                              f"{t['direct']['rps']:.0f} (one at a time)",
-                             f"{ratio(s['rps'], h['rps'])}; "
-                             f"{ratio(s['rps'], t['direct']['rps'])} of direct"))
+                             f"req/s {ratio(s['rps'], h['rps'])}, "
+                             f"{ratio(s['rps'], t['direct']['rps'])} of direct; "
+                             f"CPU {ratio(s['cpu_us'], h['cpu_us'])}"))
 
     if "passthrough" in r:
         for key, label in (("standin-tags", "GET /api/tags, stand-in"),
@@ -949,12 +967,15 @@ def report(bench):
                            ("instant-post", "short POST, instant upstream")):
             p = r["passthrough"][key]
             def cell(x):
-                return f"{x['rps']:.0f}; {ms(x['p50'])} / {ms(x['p99'])}"
+                return (f"{x['rps']:.0f}; {ms(x['p50'])} / {ms(x['p99'])}"
+                        + (f"; {x['cpu_us']:.1f}" if x["cpu_us"] is not None else ""))
             s, n = p["seadragon"], p["nginx"]
-            rows.append((f"4. Pass-through, {label}: req/s; latency ms, p50 / p99",
+            rows.append((f"4. Pass-through, {label}: req/s; latency ms, p50 / p99; "
+                         "gateway CPU µs/req",
                          cell(s), "", cell(n), cell(p["direct"]),
-                         f"req/s {ratio(s['rps'], n['rps'])} nginx's; "
-                         f"p50 {ratio(s['p50'], n['p50'])}, p99 {ratio(s['p99'], n['p99'])}"))
+                         f"req/s {ratio(s['rps'], n['rps'])}; "
+                         f"p50 {ratio(s['p50'], n['p50'])}, p99 {ratio(s['p99'], n['p99'])}; "
+                         f"CPU {ratio(s['cpu_us'], n['cpu_us'])}"))
 
     if "ttft" in r:
         t = r["ttft"]
@@ -1007,7 +1028,7 @@ for its figure. Regenerate this file with `make bench`.
 | HAProxy | {m['haproxy']} |
 | wrk | {m['wrk']} |
 | Python | {m['python']} |
-| load average, before / after | {bench.load_before[0]:.2f} / {bench.load_after[0]:.2f} |
+| load average, before / after (a shared machine) | {bench.load_before[0]:.2f} / {bench.load_after[0]:.2f} |
 
 {table}
 
@@ -1132,8 +1153,8 @@ def main(argv=None):
 
     def stop(signum, frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)  # SIGINT too: a shell may start us ignoring it
 
     bench = Bench(args)
     failed = True
