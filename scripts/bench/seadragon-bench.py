@@ -518,10 +518,15 @@ class Bench:
                                                 "-e", f"{conf_dir}/logs/error.log"],
                        port, conf_dir)
 
-    def haproxy(self, name, upstream_port, threads=1, maxconn=1024):
+    def haproxy(self, name, upstream_port, threads=1, maxconn=1024, abortonclose=False):
         port = free_port()
         conf_dir = os.path.join(self.workdir, name)
         os.makedirs(conf_dir, exist_ok=True)
+        # a client that leaves while queued leaves the queue, as with
+        # Seadragon; only where clients leave (figure 6): elsewhere the
+        # default, for with it and 2 threads HAProxy 2.6.12's queue stalled
+        # for good in our runs once wrk closed its connections
+        abort = "    option abortonclose\n" if abortonclose else ""
         classes = "\n".join(
             f"    http-request set-priority-class int({prio}) if {{ req.hdr(x-source) -m str {src} }}"
             for src, prio in SOURCES.items() if src != "api")
@@ -545,9 +550,7 @@ defaults
     timeout http-request 60s
     # keep upstream connections for any request, as nginx's keepalive does
     http-reuse always
-    # a client that leaves while queued leaves the queue, as with Seadragon
-    option abortonclose
-
+{abort}
 frontend gate
     bind 127.0.0.1:{port} backlog 4096
     http-request set-priority-class int({SOURCES['api']})
@@ -669,8 +672,12 @@ backend ollama
         for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$",
                                            text, re.M):
             latency[int(pct)] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        requests = int(count.group(1))
+        if requests == 0:  # a gateway that stalled: no latency either
+            log(f"wrk {path} on {port}: no answer in {self.args.duration} s")
+            return {"rps": 0.0, "p50": None, "p99": None, "cpu_us": None}
         return {"rps": float(rate.group(1)), "p50": latency[50], "p99": latency[99],
-                "cpu_us": cpu / int(count.group(1)) * 1e6 if gateway else None}
+                "cpu_us": cpu / requests * 1e6 if gateway else None}
 
     def rounds(self, targets, path, post):
         """wrk on each target in turn, --rounds times over and in the
@@ -685,10 +692,10 @@ backend ollama
                 runs[name].append(self.wrk(port, path, connections, post, gateway))
         out = {}
         for name, rs in runs.items():
-            out[name] = {key: statistics.median(run[key] for run in rs)
-                         for key in ("rps", "p50", "p99")}
-            out[name]["cpu_us"] = (statistics.median(run["cpu_us"] for run in rs)
-                                   if targets[name][2] else None)
+            out[name] = {"stalled": sum(run["rps"] == 0 for run in rs)}
+            for key in ("rps", "p50", "p99", "cpu_us"):
+                values = [run[key] for run in rs if run[key] is not None]
+                out[name][key] = statistics.median(values) if values else None
         return out
 
     def instant_upstream(self):
@@ -747,7 +754,7 @@ backend ollama
                                              ("post", "/api/chat", True)):
                         out[f"{upstream}-{what}"] = row = self.rounds(targets, path, post)
                         log(f"pass-through {upstream} {what}: " + ", ".join(
-                            f"{k} {v['rps']:.0f}/s p99 {v['p99']:.2f} ms"
+                            f"{k} {v['rps']:.0f}/s p99 {ms(v['p99'])} ms"
                             for k, v in row.items()))
                 finally:
                     seadragon.stop()
@@ -838,7 +845,7 @@ backend ollama
         out = {}
         for name, key, options in (
                 ("seadragon", "seadragon-1w", dict(max_queued=count, connections=count + 1000)),
-                ("haproxy", "haproxy-1t", dict(maxconn=count + 1000))):
+                ("haproxy", "haproxy-1t", dict(maxconn=count + 1000, abortonclose=True))):
             gateway = self.gate(key, self.standin.port, suffix="parked", **options)
             try:
                 out[name] = self.parked(gateway, count)
@@ -921,6 +928,17 @@ WORKERS = {"seadragon-1w": "1 worker vs 1 thread", "seadragon-2w": "2 workers vs
            "seadragon-2w-tick1": "2 workers, tick=1ms vs 2 threads"}
 
 
+def num(value, digits=0):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def gate_cell(x):
+    cell = f"{num(x['rps'])}; {num(x['cpu_us'])}"
+    if x.get("stalled"):
+        cell += f" ({x['stalled']} of the runs stalled: no answer)"
+    return cell
+
+
 def report(bench):
     """The table, in markdown: one row a figure, the peers side by side."""
     r = bench.results
@@ -953,8 +971,7 @@ def report(bench):
                 s, h = t[key], t[GATES[key]["peer"]]
                 rows.append((f"3. Gate throughput, capacity 1, {label}: req/s; "
                              f"gateway CPU µs/req — {WORKERS[key]}",
-                             f"{s['rps']:.0f}; {s['cpu_us']:.0f}",
-                             f"{h['rps']:.0f}; {h['cpu_us']:.0f}", "",
+                             gate_cell(s), gate_cell(h), "",
                              f"{t['direct']['rps']:.0f} (one at a time)",
                              f"req/s {ratio(s['rps'], h['rps'])}, "
                              f"{ratio(s['rps'], t['direct']['rps'])} of direct; "
@@ -967,7 +984,7 @@ def report(bench):
                            ("instant-post", "short POST, instant upstream")):
             p = r["passthrough"][key]
             def cell(x):
-                return (f"{x['rps']:.0f}; {ms(x['p50'])} / {ms(x['p99'])}"
+                return (f"{num(x['rps'])}; {ms(x['p50'])} / {ms(x['p99'])}"
                         + (f"; {x['cpu_us']:.1f}" if x["cpu_us"] is not None else ""))
             s, n = p["seadragon"], p["nginx"]
             rows.append((f"4. Pass-through, {label}: req/s; latency ms, p50 / p99; "
@@ -1057,9 +1074,13 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
    off`), with `reuseport` when it has 2 workers so that both hold
    requests; the cell says how many handoffs went from one worker to the
    other. HAProxy runs `server ... maxconn 1`, `http-request
-   set-priority-class` from the same header, `http-reuse always` (it keeps
-   upstream connections for any request, as nginx's `keepalive` does) and
-   `option abortonclose` (a client that leaves leaves the queue).
+   set-priority-class` from the same header and `http-reuse always` (it
+   keeps upstream connections for any request, as nginx's `keepalive`
+   does). It runs without `option abortonclose` except in figure 6: with it
+   and 2 threads, its queue stalled for good in our runs once wrk closed
+   connections that were waiting. Without it, a client that leaves stays
+   in HAProxy's queue and its request still reaches the model; Seadragon
+   drops it.
 2. **Dispatch correctness.** Each request of the backlog is sent only once
    the gateway counts the one before it as queued (Seadragon's
    `seadragon_queue_length`, HAProxy's `show stat` `qcur`), so the order of
@@ -1084,7 +1105,8 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
    (capacity 1, nothing waiting): this is what a lone request pays.
 6. **Parked cost.** Behind a held request, {b.parked} requests wait (Seadragon: 1
    worker, `max_queued={b.parked}`, `worker_connections` raised; HAProxy: 1
-   thread, `maxconn` raised). Memory is the growth of the resident set
+   thread, `maxconn` raised, `option abortonclose` so that the clients'
+   departure empties its queue as it empties Seadragon's). Memory is the growth of the resident set
    (VmRSS) of every gateway process from the held request alone to all of
    them parked, divided by their number; the kernel's socket buffers are
    not in it. CPU is the gateway processes' time on a CPU (schedstat) over
