@@ -2,8 +2,8 @@
 """Seadragon's benchmarks, side by side with HAProxy 2.6 and plain nginx.
 
     python3 scripts/bench/seadragon-bench.py [--build build] [--output BENCHMARKS.md]
-                                             [--duration 4] [--backlog 300]
-                                             [--parked 10000] [--only 1,3,...]
+                                             [--duration 1] [--rounds 5] [--backlog 300]
+                                             [--parked 10000] [--idle 5] [--only 1,3,...]
 
 `make bench` runs it after `make all`. Everything runs on loopback, on free
 ports, in a temporary directory under build/bench/, in front of one
@@ -17,7 +17,8 @@ The figures (section numbers are issue 6's):
    answer and the start of the next request (its records' last_byte and
    start), while a backlog of --backlog requests of three priorities drains
    through a gate of capacity 1: Seadragon with 1 and 2 workers (and 2
-   workers with tick=1ms), HAProxy with `server ... maxconn 1`.
+   workers with tick=1ms), HAProxy with `server ... maxconn 1` and 1 or 2
+   threads.
 2. Dispatch correctness under that load: each request is sent only once
    the gateway counts the one before it as queued (Seadragon's metrics,
    HAProxy's `show stat`), so arrival order is known exactly; then a
@@ -28,7 +29,8 @@ The figures (section numbers are issue 6's):
    in front of the stand-in and in front of an upstream that answers at
    once (an nginx `return 200` with the stand-in's own bytes: C, not
    Python), beside that upstream reached directly one request at a time,
-   which is the most any capacity-1 gate can do.
+   which is the most any capacity-1 gate can do; and the gateway's CPU
+   time per request.
 4. Pass-through: wrk, 16 connections, GET /api/tags and short POSTs
    through Seadragon (a zone wide enough never to hold a request) and
    through plain nginx (the same binary, no load_module), with the upstream
@@ -42,7 +44,6 @@ The figures (section numbers are issue 6's):
 
 import argparse
 import datetime
-import errno
 import http.client
 import json
 import os
@@ -398,8 +399,7 @@ class Gateway:
         self.procs.stop(self.proc)
 
     def pids(self):
-        if self.kind == "haproxy":
-            return [self.proc.pid] + children_of(self.proc.pid)
+        """nginx's master and workers; HAProxy's one process."""
         return [self.proc.pid] + children_of(self.proc.pid)
 
     def rss_kib(self):
@@ -1144,8 +1144,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--output", help="write the report (markdown) here")
-    parser.add_argument("--duration", type=int, default=2, help="seconds of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--duration", type=int, default=1, help="seconds of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5,
                         help="wrk runs of each target, in turns; the median counts")
     parser.add_argument("--backlog", type=int, default=300)
     parser.add_argument("--parked", type=int, default=10000)
