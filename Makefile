@@ -8,6 +8,7 @@
 #   make soak     a bounded soak (SOAK_SECONDS, default 300, at most 540)
 #   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 #   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
+#   make bench    the benchmarks against HAProxy and plain nginx (BENCHMARKS.md)
 
 SHELL := /bin/bash
 
@@ -33,6 +34,7 @@ TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   libipc-run3-perl python3 curl openssl nodejs prometheus \
                   chromium
 FUZZ_PACKAGES  := clang libclang-rt-14-dev
+BENCH_PACKAGES := python3 haproxy wrk
 
 # the harnesses of t/fuzz/ (fuzz_NAME.c), what each is linked with, and how
 # long `make fuzz` runs each
@@ -68,7 +70,7 @@ INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
                DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
 
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
-        fuzz-build fuzz-replay install uninstall soak run stop clean
+        fuzz-build fuzz-replay install uninstall soak bench run stop clean
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -170,6 +172,11 @@ install: all
 
 uninstall:
 	@$(INSTALL_ENV) scripts/seadragon-install uninstall
+
+# timings, never part of `make test`: about 4 minutes, writes BENCHMARKS.md
+bench: all
+	@scripts/install-deps $(BENCH_PACKAGES)
+	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --output BENCHMARKS.md
 
 run: deps all
 	@scripts/seadragon-run start

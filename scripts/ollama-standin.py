@@ -76,10 +76,15 @@ Control endpoints (no Host check, not recorded)
 
 Records: seq, method, path (with query), headers (lower-cased names), body
 (the JSON if it parsed, else the raw text; null when empty), model, stream,
-tag, start / first_byte / end (time.time() seconds), status (null when nothing
-was sent), tokens_sent, aborted (the client left before the response ended),
+tag, start / first_byte / last_byte / end (time.time() seconds), status (null
+when nothing was sent), tokens_sent, aborted (the client left before the response ended),
 active_at_start (generation requests in flight, this one included, when it
-started). A record is listed as soon as its request starts and is updated as
+started). start is taken once the request (head and body) has been read;
+last_byte just before the last bytes of a complete answer are written (null
+when none was: aborted, closed or stalled), so a request that a client sends
+after reading a whole answer always starts after that answer's last_byte (the
+benchmarks measure the upstream's idle time as start minus the last_byte
+before it); end once the request is over, after the last write. A record is listed as soon as its request starts and is updated as
 it goes. Generation requests are the POSTs to /api/generate, /api/chat,
 /api/embed, /api/embeddings, /v1/chat/completions, /v1/completions and
 /v1/embeddings; the stats count only them: active and peak (since the last
@@ -399,7 +404,7 @@ class Recorder:
                 self.total += 1
                 self.peak = max(self.peak, self.active)
             data = {"seq": self.seq, **fields, "start": round(time.time(), 6),
-                    "first_byte": None, "end": None, "status": None, "tokens_sent": 0,
+                    "first_byte": None, "last_byte": None, "end": None, "status": None, "tokens_sent": 0,
                     "aborted": False, "active_at_start": self.active}
             entry = Entry(data, generation, self.epoch)
             self.records.append(entry)
@@ -415,6 +420,8 @@ class Recorder:
         moment this one ends never sees both active."""
         with self.lock:
             self._release(entry)
+            if entry.data["last_byte"] is None:
+                entry.data["last_byte"] = round(time.time(), 6)
 
     def _release(self, entry):
         if entry.generation and not entry.released:
@@ -623,6 +630,10 @@ class Exchange:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as Go's net package sets on every TCP connection: without
+    # it a keep-alive client waits out its delayed ACK (40 ms) on each answer
+    # written in two pieces (the head, then the body)
+    disable_nagle_algorithm = True
     server: "StandinServer"
 
     # every method reaches the router, which answers 404/405 like gin
@@ -738,6 +749,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self.begin_response(status, headers):
             return False
         if self.command == "HEAD":
+            self.stop_counting()  # the head was the whole answer
             return True
         mid = self.ex.fail if allow_mid and self.ex is not None else None
         if mid in ("stall-mid", "close-mid"):

@@ -10,6 +10,7 @@ timing, connections closed or held open).
 
 import base64
 import http.client
+import importlib.util
 import json
 import os
 import select
@@ -791,6 +792,44 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(self.stats()["active"], 1)
         raw.read_chunks()
         self.assertEqual(self.ended()["tokens_sent"], 10)
+
+    def test_last_byte_precedes_the_next_start(self):
+        # the benchmarks' handoff gap is a start minus the last_byte before
+        # it: a request sent once a whole answer has arrived starts after it
+        raw = self.raw().send("POST", "/api/chat", CHAT,
+                              {"X-Standin-Tokens": 3, "X-Standin-Delay-Ms": 0})
+        raw.read_head()
+        self.assertEqual(len(raw.read_chunks()), 4)
+        self.post("/api/chat", dict(CHAT, stream=False), X_Standin_Tokens=1)
+        self.request("GET", "/api/tags")
+        self.request("HEAD", "/api/version")
+        raw = self.raw().send("POST", "/api/chat", CHAT,
+                              {"X-Standin-Fail": "close-mid", "X-Standin-Tokens": 5})
+        raw.read_head()
+        raw.read_to_eof()
+        self.ended(5)
+        records = self.records()
+        for record in records[:4]:
+            self.assertLessEqual(record["start"], record["first_byte"])
+            self.assertLessEqual(record["first_byte"], record["last_byte"])
+            self.assertLessEqual(record["last_byte"], record["end"])
+        for before, after in zip(records[:4], records[1:5]):
+            self.assertLessEqual(before["last_byte"], after["start"])
+        self.assertIsNone(records[4]["last_byte"])  # its answer never completed
+
+    def test_no_delay(self):
+        # Go sets TCP_NODELAY on every connection; so must the stand-in, or a
+        # keep-alive client waits for its delayed ACK on each answer
+        raw = self.raw()
+        for _ in range(3):  # the same connection, several answers
+            raw.send("GET", "/api/version")
+            status, headers = raw.read_head()
+            self.assertEqual(json.loads(raw.read_exact(int(headers["content-length"]))),
+                             {"version": "0.6.8"})
+        spec = importlib.util.spec_from_file_location("ollama_standin", SCRIPT)
+        standin = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(standin)
+        self.assertTrue(standin.Handler.disable_nagle_algorithm)
 
     def test_peak_of_three_concurrent(self):
         raws = [self.raw().send("POST", "/api/chat", CHAT,
