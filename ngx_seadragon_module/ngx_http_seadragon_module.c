@@ -919,7 +919,7 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     zone->capacity = 1;
-    zone->tick = 20;
+    zone->tick = 100;
     zone->max_queued = 512;
     zone->max_wait = 600000;
 
