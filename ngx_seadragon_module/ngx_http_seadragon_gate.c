@@ -608,11 +608,12 @@ ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
 
 /*
  * A worker killed by a signal runs no cleanup: its entries would block
- * the head of their source or keep a slot forever.  The candidates are
- * gathered under the lock, checked with kill(pid, 0) outside it: on every
- * tick the owners of what runs and of each line's head, and once a
- * second the owners of every entry, so that the dead worker's place
- * deeper in the line is freed within a second too.
+ * the head of their source or keep a slot forever.  The candidates, every
+ * other worker with entries in the zone (from its table of owners), are
+ * gathered under the lock and checked with kill(pid, 0) outside it, on
+ * every tick.  Should that table ever have filled up, a tick looks at the
+ * owners of what runs and of each line's head, and twice a second at the
+ * owner of every entry.
  */
 
 static void

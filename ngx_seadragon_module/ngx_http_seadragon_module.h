@@ -24,6 +24,7 @@
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
+#define NGX_HTTP_SEADRAGON_OWNERS          128
 
 #define NGX_HTTP_SEADRAGON_GATE_OPEN       0
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
@@ -117,6 +118,14 @@ typedef struct {
 } ngx_http_seadragon_entry_t;
 
 
+/* a worker process with entries in the zone, and how many */
+
+typedef struct {
+    ngx_pid_t                        pid;
+    ngx_uint_t                       entries;
+} ngx_http_seadragon_owner_t;
+
+
 typedef struct {
     ngx_queue_t                      running;         /* entries in the gate */
     ngx_uint_t                       nrunning;
@@ -131,6 +140,9 @@ typedef struct {
     time_t                           started;
     ngx_uint_t                       nsources;
     ngx_http_seadragon_shm_source_t  sources[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_uint_t                       nowners;
+    ngx_uint_t                       owners_overflow; /* table was full */
+    ngx_http_seadragon_owner_t       owners[NGX_HTTP_SEADRAGON_OWNERS];
 } ngx_http_seadragon_shctx_t;
 
 

@@ -78,6 +78,74 @@ ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
 }
 
 
+/*
+ * The zone keeps a count of entries per owner, so that the reaper looks at
+ * each worker once, however long the line.  Should the table ever fill
+ * (more than NGX_HTTP_SEADRAGON_OWNERS processes with entries at once),
+ * the reaper walks the entries instead from then on.
+ */
+
+static void
+ngx_http_seadragon_queue_owner_count(ngx_http_seadragon_shctx_t *sh,
+    ngx_pid_t pid, ngx_int_t delta)
+{
+    ngx_uint_t                   i, free;
+    ngx_http_seadragon_owner_t  *o;
+
+    free = NGX_HTTP_SEADRAGON_OWNERS;
+
+    for (i = 0; i < sh->nowners; i++) {
+        o = &sh->owners[i];
+
+        if (o->entries && o->pid == pid) {
+            o->entries += delta;
+            return;
+        }
+
+        if (o->entries == 0 && free == NGX_HTTP_SEADRAGON_OWNERS) {
+            free = i;
+        }
+    }
+
+    if (delta < 0) {
+        return;         /* counted while the table was full */
+    }
+
+    if (free == NGX_HTTP_SEADRAGON_OWNERS) {
+        if (sh->nowners == NGX_HTTP_SEADRAGON_OWNERS) {
+            sh->owners_overflow = 1;
+            return;
+        }
+
+        free = sh->nowners++;
+    }
+
+    sh->owners[free].pid = pid;
+    sh->owners[free].entries = delta;
+}
+
+
+static void
+ngx_http_seadragon_queue_unlink(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry)
+{
+    ngx_http_seadragon_shm_source_t  *src;
+
+    src = &sh->sources[entry->source];
+
+    ngx_queue_remove(&entry->link);
+
+    if (entry->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING) {
+        src->nwaiting--;
+        sh->nwaiting--;
+
+    } else {
+        src->nrunning--;
+        sh->nrunning--;
+    }
+}
+
+
 void
 ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)
@@ -94,6 +162,8 @@ ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
 
     src->nwaiting++;
     sh->nwaiting++;
+
+    ngx_http_seadragon_queue_owner_count(sh, entry->owner_pid, 1);
 }
 
 
@@ -209,20 +279,8 @@ void
 ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)
 {
-    ngx_http_seadragon_shm_source_t  *src;
-
-    src = &sh->sources[entry->source];
-
-    ngx_queue_remove(&entry->link);
-
-    if (entry->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING) {
-        src->nwaiting--;
-        sh->nwaiting--;
-
-    } else {
-        src->nrunning--;
-        sh->nrunning--;
-    }
+    ngx_http_seadragon_queue_unlink(sh, entry);
+    ngx_http_seadragon_queue_owner_count(sh, entry->owner_pid, -1);
 }
 
 
@@ -230,7 +288,7 @@ void
 ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now)
 {
-    ngx_http_seadragon_queue_remove(sh, entry);
+    ngx_http_seadragon_queue_unlink(sh, entry);
 
     entry->state = NGX_HTTP_SEADRAGON_ENTRY_RUNNING;
     entry->granted = now;
@@ -279,6 +337,17 @@ ngx_http_seadragon_queue_foreign_owners(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t  *e;
 
     n = 0;
+
+    if (!sh->owners_overflow) {
+        for (i = 0; i < sh->nowners; i++) {
+            if (sh->owners[i].entries) {
+                ngx_http_seadragon_queue_note_owner(sh->owners[i].pid, self,
+                                                    pids, &n, max);
+            }
+        }
+
+        return n;
+    }
 
     for (i = 0; i < sh->nsources; i++) {
 

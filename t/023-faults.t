@@ -269,10 +269,13 @@ served=10 upstream_errors=6 received=16 running=0
         my $r = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[],"stream":false}');
         die "status $r->{status}" unless $r->{status} == 200;
     }
-    my $before = stats();
+    # a request is counted when nginx frees it, just after its last byte
+    my $before;
+    wait_until(sub { $before = stats(); $before->{served} == 3 }, 'three to be counted');
     nginx_reload();
     my $r = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[],"stream":false}');
-    my $after = stats();
+    my $after;
+    wait_until(sub { $after = stats(); $after->{served} == 4 }, 'the fourth to be counted');
     "before: $before->{received}/$before->{served}; after one more: $after->{received}/$after->{served}";
 --- client_output: before: 3/3; after one more: 4/4
 

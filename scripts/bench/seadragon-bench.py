@@ -1118,18 +1118,19 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
   and the same worker admits the next request in line at once, through a
   posted event.
 * With 2 workers, only the worker that parked a request can resume it. A
-  slot freed in one worker goes to a request parked in the other at that
-  worker's next `tick` (20 ms by default), so every handoff between
-  workers waits up to a tick: that is the 2-worker handoff gap and
-  throughput. `tick=1ms` shortens the wait, at the cost of a worker waking
-  1000 times a second while it has requests parked. HAProxy with 2 threads
-  also slows down when the next stream in its queue lives on the other
-  thread.
+  slot freed in one worker goes to a request parked in the other through
+  that worker's wake-up pipe (one byte, written after the zone's lock is
+  released): a handoff across workers costs a write, an epoll wake-up and
+  a dispatch, not a tick. `tick=1ms` makes no difference any more, so the
+  row with it shows the noise between two runs of the same thing. HAProxy
+  with 2 threads slows down when the next stream in its queue lives on the
+  other thread.
 * A parked request costs one connection and one request (nginx's request
   pool, header buffer and the body, which the gate has already read) and
-  an entry in the shared zone; a worker with requests parked wakes once a
-  tick (`tick=20ms`: 50 wake-ups a second) to look at the zone, however
-  many requests wait. HAProxy's queue has no timer of its own.
+  an entry in the shared zone; a worker with requests parked still wakes
+  once a tick (100 ms by default: 10 wake-ups a second), the backstop that
+  reaps what a killed worker left, however many requests wait. HAProxy's
+  queue has no timer of its own.
 * In front of the stand-in, every gateway waits on the same Python server:
   the figures there show mainly the stand-in, which is why the instant
   upstream rows exist.

@@ -175,19 +175,34 @@ main(void)
     e5 = push(api, 400);
 
     i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0);
+    ok(i == 3 && (pids[0] == 400 || pids[1] == 400 || pids[2] == 400),
+       "the owners table names every other worker with entries, however "
+       "deep in a line (%d)", (int) i);
+
+    ok(sh.nowners == 4 && sh.owners[0].pid == 100 && sh.owners[0].entries == 2,
+       "entries are counted per owner (%d owners, %d of pid 100)",
+       (int) sh.nowners, (int) sh.owners[0].entries);
+
+    sh.owners_overflow = 1;
+
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0);
     ok(i == 2 && ((pids[0] == 200 && pids[1] == 300)
                   || (pids[0] == 300 && pids[1] == 200)),
-       "foreign owners are the heads' and the running entries' (%d)",
+       "past a full table, a tick looks at the heads and the running (%d)",
        (int) i);
 
     i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 1);
     ok(i == 3 && (pids[0] == 400 || pids[1] == 400 || pids[2] == 400),
-       "a full check finds the owners of entries deeper in a line (%d)",
-       (int) i);
+       "and a full check at every entry (%d)", (int) i);
+
+    sh.owners_overflow = 0;
 
     ngx_queue_init(&dead);
     ok(ngx_http_seadragon_queue_purge(&sh, 400, 100, 7, &dead) == 1,
        "a dead owner's entry is purged from the middle of a line");
+    ok(sh.owners[3].entries == 0
+       && ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0) == 2,
+       "a purged owner leaves the table");
 
     ngx_queue_init(&dead);
     i = ngx_http_seadragon_queue_purge(&sh, 200, 100, 7, &dead);
