@@ -131,12 +131,12 @@ connect() failed (111: Connection refused)
 (my $c = $::config) =~ s{proxy_read_timeout 5s;}{proxy_read_timeout 1s; proxy_set_header X-Standin-Fail stall;};
 $c
 --- client
-    my $t0 = Time::HiRes::time();
+    # the stand-in stalls forever: an answer at all is the timeout's doing
     my $r = request('GET /health', timeout => 10);
-    my $took = Time::HiRes::time() - $t0;
-    join " ", $r->{status}, ($r->{body} =~ /"reason":"Ollama did not answer within \d+ms"/ ? 'reason' : $r->{body}),
-        ($took < 4 ? 'bounded' : "took $took s");
---- client_output: 503 reason bounded
+    join " ", $r->{status}, ($r->{body} =~ /"reason":"Ollama did not answer within \d+ms"/ ? 'reason' : $r->{body});
+--- client_output: 503 reason
+--- error_log
+upstream timed out
 
 
 
