@@ -37,7 +37,8 @@ typedef struct {
     time_t                                gate_changed;
     time_t                                started;
     ngx_uint_t                            nsources;
-    ngx_http_seadragon_shm_source_t       sources[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_http_seadragon_shm_source_t
+                                 sources[NGX_HTTP_SEADRAGON_MAX_SOURCES];
 } ngx_http_seadragon_snapshot_t;
 
 
@@ -431,7 +432,8 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_queue_t                          *q;
     ngx_http_seadragon_shctx_t           *sh;
     ngx_http_seadragon_entry_t           *e;
-    ngx_http_seadragon_snapshot_entry_t  *copy, *start[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_http_seadragon_snapshot_entry_t  *copy;
+    ngx_http_seadragon_snapshot_entry_t  *start[NGX_HTTP_SEADRAGON_MAX_SOURCES];
     ngx_uint_t                            count[NGX_HTTP_SEADRAGON_MAX_SOURCES];
 
     sh = zone->sh;
@@ -596,8 +598,8 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
     ngx_http_seadragon_json_field(gen, "zone", zone->name.data,
                                   zone->name.len);
     ngx_http_seadragon_json_str(gen, "gate");
-    ngx_http_seadragon_json_str(gen,
-                                ngx_http_seadragon_gate_states[snap->gate_state]);
+    ngx_http_seadragon_json_str(gen, ngx_http_seadragon_gate_states[
+                                         snap->gate_state]);
     ngx_http_seadragon_json_int(gen, "gate_changed_at",
                                 (long long) snap->gate_changed);
     ngx_http_seadragon_json_int(gen, "capacity", (long long) snap->capacity);
@@ -983,7 +985,9 @@ ngx_http_seadragon_admin_body(ngx_http_request_t *r)
 
     len = 0;
 
-    for (cl = r->request_body ? r->request_body->bufs : NULL; cl; cl = cl->next) {
+    cl = r->request_body ? r->request_body->bufs : NULL;
+
+    for ( /* void */ ; cl; cl = cl->next) {
         if (cl->buf->in_file) {
             len = NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX + 1;
             break;
@@ -1009,7 +1013,9 @@ ngx_http_seadragon_admin_body(ngx_http_request_t *r)
 
     len = 0;
 
-    for (cl = r->request_body ? r->request_body->bufs : NULL; cl; cl = cl->next) {
+    cl = r->request_body ? r->request_body->bufs : NULL;
+
+    for ( /* void */ ; cl; cl = cl->next) {
         p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
         len += cl->buf->last - cl->buf->pos;
     }

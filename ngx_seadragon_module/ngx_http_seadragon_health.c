@@ -407,8 +407,9 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         for (j = 0; j < NGX_HTTP_SEADRAGON_BUCKETS; j++) {
             cumulative += c->wait_buckets[j];
 
-            p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket{zone=\"%V\","
-                            "source=\"%*s\",le=\"%M.%03M\"} %uL\n",
+            p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket"
+                            "{zone=\"%V\",source=\"%*s\",le=\"%M.%03M\"} "
+                            "%uL\n",
                             zn, src->name_len, src->name,
                             ngx_http_seadragon_wait_buckets[j] / 1000,
                             ngx_http_seadragon_wait_buckets[j] % 1000,

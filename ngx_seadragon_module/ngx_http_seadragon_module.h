@@ -195,8 +195,8 @@ typedef struct {
 
 
 struct ngx_http_seadragon_main_conf_s {
-    ngx_array_t                      sources;   /* ngx_http_seadragon_source_t */
-    ngx_array_t                      zones;     /* ngx_http_seadragon_zone_t * */
+    ngx_array_t                      sources;   /* of ..._source_t */
+    ngx_array_t                      zones;     /* of ..._zone_t * */
     ngx_http_seadragon_store_t      *store;
     ngx_uint_t                       default_source;
     ngx_msec_t                       min_tick;

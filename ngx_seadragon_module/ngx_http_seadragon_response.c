@@ -195,7 +195,7 @@ ngx_http_seadragon_json_errors_enabled(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_seadragon_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                            i;
+    ngx_uint_t                            i, format;
     ngx_str_t                             message;
     ngx_http_cleanup_t                   *cln;
     ngx_http_seadragon_ctx_t             *ctx;
@@ -241,11 +241,12 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
             }
         }
 
+        format = (ctx->api == NGX_HTTP_SEADRAGON_API_OPENAI)
+                 ? NGX_HTTP_SEADRAGON_FORMAT_OPENAI
+                 : NGX_HTTP_SEADRAGON_FORMAT_JSON;
+
         if (ngx_http_seadragon_json_error(r, &message, &ctx->error_body,
-                                          ctx->api == NGX_HTTP_SEADRAGON_API_OPENAI
-                                          ? NGX_HTTP_SEADRAGON_FORMAT_OPENAI
-                                          : NGX_HTTP_SEADRAGON_FORMAT_JSON,
-                                          r->err_status)
+                                          format, r->err_status)
             != NGX_OK)
         {
             return NGX_ERROR;

@@ -17,8 +17,8 @@
 #include "ngx_http_seadragon_module.h"
 
 
-static ngx_int_t ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log, ngx_uint_t level);
+static ngx_int_t ngx_http_seadragon_store_open(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, ngx_uint_t level);
 static void ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store);
 
 
