@@ -76,6 +76,8 @@ all: $(MODULE) $(BUILD)/seadragon-store
 
 deps: deps-build
 	@scripts/install-deps $(TEST_PACKAGES)
+	@# Debian's nodejs comes without npm; NodeSource's has its own
+	@command -v npm >/dev/null || scripts/install-deps npm
 
 deps-build:
 	@scripts/install-deps $(BUILD_PACKAGES)
