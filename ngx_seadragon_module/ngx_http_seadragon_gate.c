@@ -558,11 +558,37 @@ ngx_http_seadragon_gate_cleanup(void *data)
         return;
     }
 
-    ctx->entry = NULL;
-
     if (ctx->state == NGX_HTTP_SEADRAGON_PARKED) {
         zone->nparked--;
     }
+
+    ngx_http_seadragon_gate_release(ctx);
+}
+
+
+/*
+ * Takes the request's entry out of the zone: out of the line, or out of
+ * the gate, letting the next one in.  The cleanup above does it however
+ * the request ends; the body filter does it as soon as the last byte of
+ * the answer has passed, since the model is free from then on, while the
+ * request itself may live on for seconds (a lingering close, a slow
+ * client reading the end of the answer).
+ */
+
+void
+ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_http_seadragon_zone_t   *zone;
+    ngx_http_seadragon_entry_t  *entry;
+
+    zone = ctx->zone;
+    entry = ctx->entry;
+
+    if (entry == NULL) {
+        return;
+    }
+
+    ctx->entry = NULL;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "seadragon release #%uL, %s", ctx->id,

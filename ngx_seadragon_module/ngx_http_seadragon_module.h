@@ -399,6 +399,7 @@ ngx_int_t ngx_http_seadragon_gate_track(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 void ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx,
     size_t counter);
+void ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle);

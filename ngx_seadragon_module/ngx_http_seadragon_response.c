@@ -21,6 +21,8 @@ typedef struct {
 static ngx_int_t ngx_http_seadragon_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
+    ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
 static ngx_int_t ngx_http_seadragon_json_error(ngx_http_request_t *r,
     ngx_str_t *message, ngx_str_t *out, ngx_uint_t format,
     ngx_uint_t status);
@@ -306,12 +308,18 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
 }
 
 
+/*
+ * Once the last buffer of the answer has gone down the chain, Ollama is
+ * done with the request: its slot of the gate is given back there and
+ * then, not when nginx frees the request.
+ */
+
 static ngx_int_t
 ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_buf_t                 *b;
-    ngx_uint_t                 flush;
-    ngx_chain_t               *cl, out, *out_chain, **ll;
+    ngx_int_t                  rc;
+    ngx_uint_t                 last;
+    ngx_chain_t               *cl;
     ngx_http_seadragon_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
@@ -319,6 +327,32 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     if (ctx == NULL || r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+    }
+
+    rc = ngx_http_seadragon_body_replace(r, in, ctx);
+
+    if ((last || ctx->last_sent) && ctx->holds_slot && rc != NGX_ERROR) {
+        ngx_http_seadragon_gate_release(ctx);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_body_replace(ngx_http_request_t *r, ngx_chain_t *in,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_buf_t                 *b;
+    ngx_uint_t                 flush;
+    ngx_chain_t               *cl, out, *out_chain, **ll;
 
     if (!ctx->replace_error) {
 

@@ -2,6 +2,7 @@
 # a client leaving does to the line.
 use lib 't/lib';
 use Test::Seadragon;
+use IO::Socket::INET ();
 
 our $http_config = <<'_EOC_';
     seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
@@ -140,3 +141,43 @@ client prematurely closed connection
     my ($f, $n) = wait_all($fail, $next);
     served_tags() . " $f->{status} $n->{status}";
 --- client_output: api1,api2 500 200
+
+
+
+=== TEST 7: the slot is given back at the answer's last byte, not when nginx frees the request (a lingering close)
+--- config
+    access_log logs/gate.log gate;
+    lingering_close always;
+    lingering_time 60s;
+    lingering_timeout 30s;
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- client
+    # api1 asks nginx to close after its answer and then keeps its end open:
+    # nginx lingers on the connection for up to 30 s before it frees the
+    # request.  api2, queued behind it, must not wait for that.
+    my $body = '{"model":"llama3:70b","messages":[],"stream":false}';
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $ENV{TEST_NGINX_SERVER_PORT}) or die $!;
+    print $sock "POST /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        . "X-Standin-Tag: api1\r\nX-Standin-Hold: 1\r\nContent-Length: " . length($body)
+        . "\r\n\r\n$body";
+    wait_until(sub { standin_stats()->{active} == 1 }, 'api1 to reach Ollama');
+    my $next = chat('api2');
+    wait_until(sub { queued_count() == 2 }, 'api2 to queue');
+    standin_release();
+    local $/;
+    my $answer = <$sock>;                # up to nginx's end of the answer
+    my $n = wait_request($next);
+    # nginx logs a request when it frees it: api2 is logged, api1 is not yet
+    wait_until(sub { access_log_text('gate.log') =~ /^api2 /m }, 'api2 to be logged');
+    my $lingering = access_log_text('gate.log') =~ /^api1 /m ? 'freed' : 'lingering';
+    close $sock;
+    wait_until(sub { access_log_text('gate.log') =~ /^api1 /m }, 'api1 to be freed');
+    join " ", ($answer =~ m{^HTTP/1\.1 (\d+)})[0], $n->{status}, served_tags(),
+        "api2 served while api1 was $lingering";
+--- client_output: 200 200 api1,api2 api2 served while api1 was lingering
