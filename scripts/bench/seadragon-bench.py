@@ -142,8 +142,8 @@ def send_chat(port, source, tag, extra=None, stream=True):
     """A chat request on a new keep-alive connection, sent whole.
 
     Keep-alive, as Ollama's clients send: with "Connection: close" nginx
-    ends the request with a lingering close, and the request (with the
-    gate's slot, which its pool cleanup gives back) lives on until the
+    may end the request with a lingering close, which keeps the request
+    (not the gate's slot, given back at the answer's last byte) until the
     client closes its end."""
     headers = {"X-Source": source, "X-Standin-Tag": tag,
                "X-Standin-Tokens": "2", "X-Standin-Delay-Ms": "0", **(extra or {})}
@@ -1134,10 +1134,11 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
 * In front of the stand-in, every gateway waits on the same Python server:
   the figures there show mainly the stand-in, which is why the instant
   upstream rows exist.
-* A client that sends `Connection: close` keeps its request alive in
-  nginx until it closes its own end (nginx's lingering close), and the
-  gate's slot with it; the benchmark's clients use keep-alive, as Ollama's
-  clients do.
+* The benchmark's clients use keep-alive, as Ollama's clients do. (A
+  client that sends `Connection: close` and keeps its end open keeps its
+  request alive in nginx for a lingering close; the gate gives its slot
+  back at the answer's last byte all the same, which this benchmark's first
+  runs showed it did not.)
 """
 
 
