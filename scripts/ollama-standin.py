@@ -729,6 +729,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.request_version == "HTTP/1.0" and not self.close_connection:
             self.send_header("Connection", "keep-alive")  # as Go does for a 1.0 keep-alive
+        elif self.close_connection and not any(n.lower() == "connection" for n, _ in headers):
+            # as Go does when it will close (an HTTP/1.0 request without
+            # keep-alive): a client must not keep the connection for another
+            self.send_header("Connection", "close")
         if self.ex is not None:
             self.server.recorder.update(self.ex.entry, status=status,
                                         first_byte=round(time.time(), 6))

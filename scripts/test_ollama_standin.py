@@ -413,6 +413,17 @@ class StandinTest(unittest.TestCase):
         lines = raw.read_to_eof().decode().splitlines()
         self.assertEqual([json.loads(line)["done"] for line in lines], [False, False, True])
 
+    def test_http10_without_keep_alive_says_close(self):
+        # Go says it will close; a proxy that kept the connection would send
+        # its next request into a socket about to be closed
+        status, headers = self.raw().send("GET", "/api/version", version="HTTP/1.0").read_head()
+        self.assertEqual((status, headers.get("connection")), (200, "close"))
+        status, headers = self.raw().send("GET", "/api/version", version="HTTP/1.0",
+                                          headers={"Connection": "keep-alive"}).read_head()
+        self.assertEqual((status, headers.get("connection")), (200, "keep-alive"))
+        status, headers = self.raw().send("GET", "/api/version").read_head()
+        self.assertEqual((status, headers.get("connection")), (200, None))
+
     def test_keep_alive(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
