@@ -118,29 +118,45 @@ api:2>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0
 (my $c = $::http_config) =~ s/\$TEST_NGINX_AGING/aging=50ms/;
 $c
 --- client
-    # three coding requests are always in flight: each one that ends is
-    # replaced at once; api1 holds the gate when it reaches Ollama, so the
-    # line can be read at that moment
-    my @h = map { chat("coding$_", 'X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2) } 1 .. 3;
-    wait_until(sub { standin_stats()->{total} >= 1 }, 'coding traffic to start');
-    push @h, chat('api1', 'X-Standin-Hold' => 1);
-    my ($n, %replaced) = (3);
+    # Six coding requests wait behind a held one, then api1, then six more:
+    # whatever the pace of the machine, coding requests are waiting behind
+    # api1 when its turn comes.  Each coding request that ends is replaced
+    # at once, so the coding traffic never stops.  api1 holds the gate when
+    # it reaches Ollama, so the line can be read at that moment.
+    my %slow = ('X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2);
+    my @h = (chat('coding0', 'X-Standin-Hold' => 1));
+    wait_until(sub { standin_stats()->{active} == 1 }, 'coding0 to reach Ollama');
+    my $n = 0;
+    my $queue = sub {
+        push @h, chat(@_);
+        wait_until(sub { queued_count() == @h }, "$_[0] to queue");
+    };
+    $queue->('coding' . ++$n, %slow) for 1 .. 6;
+    $queue->('api1', 'X-Standin-Hold' => 1);
+    $queue->('coding' . ++$n, %slow) for 1 .. 6;
+    Time::HiRes::sleep(0.3);        # api1: at least two steps of aging
+    standin_release();
+    my %replaced = (coding0 => 1);
     until (grep { ($_->{tag} // '') eq 'api1' } @{ standin_requests() }) {
         for my $r (@{ standin_requests() }) {
             next unless $r->{tag} =~ /^coding/ && $r->{end} && !$replaced{$r->{tag}}++;
-            push @h, chat('coding' . ++$n, 'X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2);
+            push @h, chat('coding' . ++$n, %slow);
         }
         die "api1 starved: $n coding requests went first" if $n > 500;
         Time::HiRes::sleep(0.005);
     }
     wait_until(sub { standin_stats()->{active} == 1 }, 'the coding request before api1 to end');
     wait_until(sub { queued_count() == @h }, 'every coding request to queue');
-    my $queue = json_decode(request('GET /api/admin/queue')->{body});
-    my $behind = grep { $_->{source} eq 'coding' } @{ $queue->{entries} };
+    # ids are arrival tickets: coding0 #1, coding1-6 #2-7, api1 #8, coding7-12
+    # #9-14, and the replacements after them.  Without aging, #9-14 would all
+    # have gone before api1; replacements prove nothing, so they do not count.
+    my $line = json_decode(request('GET /api/admin/queue')->{body});
+    my $behind = grep { $_->{source} eq 'coding' && $_->{id} >= 9 && $_->{id} <= 14 }
+                 @{ $line->{entries} };
     standin_release();
     my @res = wait_all(@h);
     my @tags = map { $_->{tag} } @{ standin_requests() };
     sprintf "api1 let in while coding requests waited: %s; all served: %s",
-        ($behind >= 1 ? 'yes' : "no (@tags)"),
+        ($behind == 6 ? 'yes' : "no ($behind of 6; @tags)"),
         ((grep { $_->{status} != 200 } @res) ? 'no' : 'yes');
 --- client_output: api1 let in while coding requests waited: yes; all served: yes
