@@ -75,6 +75,8 @@ static ngx_int_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     yajl_gen gen);
+static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, yajl_gen gen, int rc);
 static yajl_gen ngx_http_seadragon_json_gen(void);
 static void ngx_http_seadragon_json_str(yajl_gen gen, char *s);
 static void ngx_http_seadragon_json_field(yajl_gen gen, char *key,
@@ -741,6 +743,30 @@ ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * The end of a listing of the store ({"NAME":[...]}): the read transaction
+ * is over, and a cursor that failed (rc) makes it a 503.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, yajl_gen gen, int rc)
+{
+    ngx_http_seadragon_store_end(store);
+
+    yajl_gen_array_close(gen);
+    yajl_gen_map_close(gen);
+
+    if (rc != MDB_SUCCESS) {
+        yajl_gen_free(gen);
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read");
+    }
+
+    return ngx_http_seadragon_admin_send(r, gen);
+}
+
+
 /* the generator's buffer is copied to the request, then the generator freed */
 
 static ngx_int_t
@@ -1135,18 +1161,7 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
         mdb_cursor_close(cursor);
     }
 
-    ngx_http_seadragon_store_end(store);
-
-    yajl_gen_array_close(gen);
-    yajl_gen_map_close(gen);
-
-    if (rc != MDB_SUCCESS) {
-        yajl_gen_free(gen);
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
-
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_list_send(r, store, gen, rc);
 }
 
 
@@ -1323,18 +1338,7 @@ ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
         mdb_cursor_close(cursor);
     }
 
-    ngx_http_seadragon_store_end(store);
-
-    yajl_gen_array_close(gen);
-    yajl_gen_map_close(gen);
-
-    if (rc != MDB_SUCCESS) {
-        yajl_gen_free(gen);
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
-
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_list_send(r, store, gen, rc);
 }
 
 

@@ -27,6 +27,8 @@
 #define NGX_HTTP_SEADRAGON_INFO      NGX_HTTP_SEADRAGON_ENDPOINT_INFO
 #define NGX_HTTP_SEADRAGON_MANAGE    NGX_HTTP_SEADRAGON_ENDPOINT_MANAGE
 
+#define NGX_HTTP_SEADRAGON_NO_ENDPOINT  "404 page not found: no such endpoint"
+
 
 static ngx_http_seadragon_endpoint_t *ngx_http_seadragon_endpoint_lookup(
     ngx_uint_t api, u_char *tail, size_t len);
@@ -297,8 +299,7 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
                       "seadragon: \"%V\" is no endpoint of Ollama's API",
                       &r->uri);
         return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_NOT_FOUND,
-                                       "404 page not found: no such "
-                                       "endpoint", 0);
+                                       NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
     }
 
     if (!(source->endpoints & kind)) {
@@ -320,8 +321,7 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
 
     if (ctx->endpoint == NULL) {
         return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_NOT_FOUND,
-                                       "404 page not found: no such "
-                                       "endpoint", 0);
+                                       NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
     }
 
     return NGX_OK;

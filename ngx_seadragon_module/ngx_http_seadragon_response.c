@@ -328,6 +328,10 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
+    if (!ctx->holds_slot) {
+        return ngx_http_seadragon_body_replace(r, in, ctx);
+    }
+
     last = 0;
 
     for (cl = in; cl; cl = cl->next) {
@@ -338,7 +342,7 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     rc = ngx_http_seadragon_body_replace(r, in, ctx);
 
-    if ((last || ctx->last_sent) && ctx->holds_slot && rc != NGX_ERROR) {
+    if ((last || ctx->last_sent) && rc != NGX_ERROR) {
         ngx_http_seadragon_gate_release(ctx);
     }
 
