@@ -452,7 +452,10 @@ $::slow
 GET /logged?marker=1
 --- error_code: 204
 --- client
-    join " ", (access_log_text() =~ m{"GET /logged\?marker=1 HTTP/1.1" 204} ? 'access' : 'no access'),
+    # nginx writes the access log line after the answer has gone out
+    my $line = qr{"GET /logged\?marker=1 HTTP/1.1" 204};
+    eval { wait_until(sub { access_log_text() =~ $line }, 'the access log line', 5) };
+    join " ", (access_log_text() =~ $line ? 'access' : 'no access'),
         (error_log_text() =~ /http request line: "GET \/logged\?marker=1/ ? 'debug' : 'no debug'),
         servroot() eq $ENV{TEST_NGINX_SERVROOT} ? 'servroot' : 'no servroot';
 --- client_output: access debug servroot

@@ -290,7 +290,8 @@ C<client> (a variable that is not set fails the block).  The harness sets:
                               config, then SIGHUP; returns once new workers run
                               and the old ones are gone or shutting down
     error_log_text()          logs/error.log so far
-    access_log_text($file)    logs/$file, default access.log
+    access_log_text($file)    logs/$file, default access.log, once it has
+                              stayed unchanged for 100 ms
 
 =head2 HTTP client
 
@@ -985,7 +986,21 @@ sub read_log {
 }
 
 sub error_log_text  { read_log("$ServRoot/logs/error.log") }
-sub access_log_text { read_log("$ServRoot/logs/" . ($_[0] // 'access.log')) }
+# nginx writes a request's access log line after its answer has gone out, so
+# a client can read the log before the line of the request it has just seen
+# answered: read until the file stays the same for 100 ms (2 s at most)
+sub access_log_text {
+    my $path = "$ServRoot/logs/" . ($_[0] // 'access.log');
+    my $text = read_log($path);
+    my $deadline = Time::HiRes::time() + 2;
+    while (Time::HiRes::time() < $deadline) {
+        Time::HiRes::sleep(0.1);
+        my $again = read_log($path);
+        return $again if $again eq $text;
+        $text = $again;
+    }
+    return $text;
+}
 
 
 # The stand-in Ollama.
