@@ -390,6 +390,9 @@ class Recorder:
 
     def __init__(self, record_file=None):
         self.lock = threading.Lock()
+        # a request's client can see its last byte before finish() has
+        # counted it: the stats and records wait for those (finishing)
+        self.finished = threading.Condition(self.lock)
         self.record_file = record_file
         self.records = []
         self.epoch = 0  # bumped by reset; older requests no longer count
@@ -442,13 +445,24 @@ class Recorder:
             if self.record_file:
                 with open(self.record_file, "a", encoding="utf-8") as f:
                     f.write(json.dumps(entry.data, ensure_ascii=False) + "\n")
+            self.finished.notify_all()
+
+    def _wait_finishing(self):
+        """Under the lock: wait (1 s at most) until every request whose last
+        byte has gone out is counted, so that a client that has read a whole
+        answer finds it in the stats and records."""
+        self.finished.wait_for(
+            lambda: not any(e.data["last_byte"] is not None and e.data["end"] is None
+                            for e in self.records), timeout=1.0)
 
     def snapshot(self):
         with self.lock:
+            self._wait_finishing()
             return [dict(entry.data) for entry in self.records]
 
     def stats(self):
         with self.lock:
+            self._wait_finishing()
             return {"active": self.active, "peak": self.peak, "served": self.served,
                     "aborted": self.aborted, "total": self.total}
 
