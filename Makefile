@@ -3,6 +3,7 @@
 #   make          build build/ngx_seadragon_module.so against Debian's nginx
 #   make deps     install the Debian packages that are missing (as root)
 #   make test     build, then run every suite in t/ with prove
+#   make matrix   build and test against every nginx version (see below)
 #   make run      start the gateway on 127.0.0.1:8080 (make stop ends it)
 #   make check-memory   the nginx suites under valgrind
 #   make soak     a bounded soak (SOAK_SECONDS, default 300, at most 540)
@@ -13,9 +14,17 @@
 SHELL := /bin/bash
 
 NGINX_SRC ?= /usr/share/nginx/src
-NGINX     ?= /usr/sbin/nginx
+# not NGINX: nginx takes a variable of that name for inherited sockets
+NGINX_BINARY ?= /usr/sbin/nginx
 BUILD     ?= $(CURDIR)/build
 MODULE    := $(BUILD)/ngx_seadragon_module.so
+
+# the feature set: Debian's (nginx-dev's conf_flags, in its tree or, for a
+# plain upstream tree such as nginx.org's tarball, Debian 12's), plus
+# NGINX_EXTRA_FLAGS (the matrix adds --with-http_v3_module where it exists)
+NGINX_CONF_FLAGS  ?= $(firstword $(wildcard $(NGINX_SRC)/conf_flags) \
+                       /usr/share/nginx/src/conf_flags)
+NGINX_EXTRA_FLAGS ?=
 PROVE     ?= prove
 PROVE_ARGS ?= -j2
 
@@ -70,7 +79,8 @@ INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
                DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
 
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
-        fuzz-build fuzz-replay install uninstall soak bench run stop clean
+        fuzz-build fuzz-replay install uninstall soak bench run stop clean \
+        matrix nginx-binary
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -82,16 +92,22 @@ deps: deps-build
 deps-build:
 	@scripts/install-deps $(BUILD_PACKAGES)
 
+# what configure was run with: a change of tree or flags configures again
+CONFIGURE_ARGS := $(NGINX_SRC) $(NGINX_CONF_FLAGS) $(NGINX_EXTRA_FLAGS) $(CC_OPT)
+$(shell mkdir -p $(BUILD) && echo '$(CONFIGURE_ARGS)' \
+          | cmp -s - $(BUILD)/configure.args \
+          || echo '$(CONFIGURE_ARGS)' > $(BUILD)/configure.args)
+
 # nginx-dev's configure writes a Makefile into the tree it runs in, so it
 # runs in a copy of that tree inside build/
-$(BUILD)/objs/Makefile: config
+$(BUILD)/objs/Makefile: config $(BUILD)/configure.args
 	@test -x $(NGINX_SRC)/configure || scripts/install-deps $(BUILD_PACKAGES)
 	rm -rf $(BUILD)/nginx-src $(BUILD)/objs
 	mkdir -p $(BUILD)
 	cp -a $(NGINX_SRC) $(BUILD)/nginx-src
-	source $(NGINX_SRC)/conf_flags \
+	source $(NGINX_CONF_FLAGS) \
 	  && cd $(BUILD)/nginx-src \
-	  && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	  && ./configure "$${NGX_CONF_FLAGS[@]}" $(NGINX_EXTRA_FLAGS) \
 	       --with-cc-opt="$(CC_OPT)" --with-ld-opt="$(LD_OPT)" \
 	       --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/objs \
 	       > $(BUILD)/configure.log 2>&1 \
@@ -119,7 +135,8 @@ $(BUILD)/queue-test: t/unit/queue_test.c \
 	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
 	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
 	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/objs \
+	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
+	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
 	  -I ngx_seadragon_module \
 	  -o $@ t/unit/queue_test.c ngx_seadragon_module/ngx_http_seadragon_queue.c
 
@@ -154,13 +171,31 @@ fuzz-replay: $(FUZZERS:%=$(FUZZ_DIR)/replay-%)
 fuzz: fuzz-build
 	t/fuzz/run $(FUZZ_DIR) $(FUZZ_TIME) $(FUZZERS)
 
+# nginx itself, from a full source tree (NGINX_SRC with .c files), built
+# with the module's configuration so that the two fit: the matrix's binary
+$(BUILD)/objs/nginx: $(BUILD)/objs/Makefile
+	@test -f $(NGINX_SRC)/src/core/nginx.c \
+	  || { echo "$(NGINX_SRC) has no nginx.c: headers only"; exit 1; }
+	$(MAKE) -s -f $(BUILD)/objs/Makefile -C $(BUILD)/nginx-src binary
+
+nginx-binary: $(BUILD)/objs/nginx
+
+# the suites run the nginx in NGINX with the module built in BUILD
+TEST_ENV := TEST_NGINX_BINARY='$(NGINX_BINARY)' TEST_NGINX_LOAD_MODULES='$(MODULE)' \
+            SEADRAGON_BUILD='$(BUILD)' SEADRAGON_NGINX_SRC='$(NGINX_SRC)'
+
 test: deps all unit fuzz-replay $(BUILD)/seadragon-store
-	$(PROVE) $(PROVE_ARGS) -I t/lib t/
+	$(TEST_ENV) $(PROVE) $(PROVE_ARGS) -I t/lib t/
+
+# every nginx version: Debian's, the other trees in NGINX_SOURCES (default:
+# Debian 13's source and sid's nginx-dev, fetched into build/versions)
+matrix: deps
+	@scripts/nginx-matrix
 
 # every nginx suite with nginx under valgrind's memcheck: any report fails
 check-memory: deps all
 	@scripts/install-deps valgrind
-	TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
 	  t/001-queue.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t, $(wildcard t/0*.t))
 
@@ -168,7 +203,8 @@ SOAK_SECONDS ?= 300
 
 # loopback only, stops by itself; prints its figures, fails on a lost request
 soak: deps all
-	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --json $(BUILD)/soak.json
+	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --nginx $(NGINX_BINARY) \
+	  --build $(BUILD) --json $(BUILD)/soak.json
 install: all
 	@$(INSTALL_ENV) scripts/seadragon-install install
 

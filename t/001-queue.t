@@ -3,7 +3,8 @@ use strict;
 use warnings;
 use FindBin;
 
-my $bin = "$FindBin::Bin/../build/queue-test";
+# built against the nginx under test (make test passes its build folder)
+my $bin = ($ENV{SEADRAGON_BUILD} || "$FindBin::Bin/../build") . "/queue-test";
 unless (-x $bin) {
     print "1..0 # SKIP build/queue-test is not built: run make unit\n";
     exit 0;

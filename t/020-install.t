@@ -14,8 +14,13 @@ use IO::Socket::INET;
 
 my $root = "$FindBin::Bin/..";
 my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+# the module built for that nginx (make test passes its build folder, and
+# the nginx tree it was configured against)
+my $build = $ENV{SEADRAGON_BUILD} || "$root/build";
+my $make_vars = "BUILD='$build'"
+    . ($ENV{SEADRAGON_NGINX_SRC} ? " NGINX_SRC='$ENV{SEADRAGON_NGINX_SRC}'" : '');
 
-for my $built ("$root/build/ngx_seadragon_module.so", "$root/build/seadragon-store") {
+for my $built ("$build/ngx_seadragon_module.so", "$build/seadragon-store") {
     plan skip_all => "$built is not built: run make" unless -e $built;
 }
 
@@ -36,7 +41,7 @@ sub tree {
 
 sub make_target {
     my ($target, $destdir) = @_;
-    my $out = `make -s -C '$root' $target DESTDIR='$destdir' 2>&1`;
+    my $out = `make -s -C '$root' $target $make_vars DESTDIR='$destdir' 2>&1`;
     return ($? >> 8, $out);
 }
 
@@ -66,7 +71,7 @@ my $example = "$dest/etc/nginx/conf.d/seadragon.conf.example";
 my $page = "$dest/usr/share/seadragon/html/admin.html";
 my $store = "$dest/var/lib/seadragon/store";
 
-ok(-f $so && slurp($so) eq slurp("$root/build/ngx_seadragon_module.so"),
+ok(-f $so && slurp($so) eq slurp("$build/ngx_seadragon_module.so"),
    'the module is in /usr/lib/nginx/modules, as built');
 is((stat $so)[2] & 07777, 0644, 'the module is mode 644');
 is(slurp($load), "load_module modules/ngx_seadragon_module.so;\n",
@@ -167,7 +172,7 @@ like($out, qr/nothing to remove/, 'and says there is nothing to remove');
     is($status, 0, 'uninstall succeeds') or diag($out);
     like($out, qr/kept the store \S+: it holds whitelist entries or keys/,
          'a store with data is kept, and said so');
-    like(`'$root/build/seadragon-store' --store '$store2' whitelist list 2>&1`,
+    like(`'$build/seadragon-store' --store '$store2' whitelist list 2>&1`,
        qr/^192\.0\.2\.7\t/, 'its entries are intact');
     is(tree($dest2), join("\n", sort map { "$_ (" . ($_ =~ /mdb$/ ? 'file' : 'dir') . ")" }
                           qw(/var /var/lib /var/lib/seadragon /var/lib/seadragon/store

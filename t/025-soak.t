@@ -15,7 +15,9 @@ plan skip_all => 'the soak measures nginx itself, not under valgrind'
 my $root = "$FindBin::Bin/..";
 my $json = "$root/build/soak-test.json";
 unlink $json;
-my $out = `'$root/scripts/seadragon-soak' --seconds 30 --json '$json' 2>&1`;
+my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+my $build = $ENV{SEADRAGON_BUILD} || "$root/build";
+my $out = `'$root/scripts/seadragon-soak' --seconds 30 --nginx '$nginx' --build '$build' --json '$json' 2>&1`;
 my $status = $? >> 8;
 note($out);
 is($status, 0, 'the soak passes its own checks') or diag($out);
