@@ -10,8 +10,13 @@
 #   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 #   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
 #   make bench    the benchmarks against HAProxy and plain nginx (BENCHMARKS.md)
+#   make deb      build/libnginx-mod-http-seadragon_VERSION_ARCH.deb and
+#                 build/seadragon-common_VERSION_ARCH.deb, with debhelper
 
 SHELL := /bin/bash
+
+# the project's version, as the Debian packages carry it
+VERSION := 0.5.0
 
 NGINX_SRC ?= /usr/share/nginx/src
 # not NGINX: nginx takes a variable of that name for inherited sockets
@@ -44,6 +49,7 @@ TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   chromium
 FUZZ_PACKAGES  := clang libclang-rt-14-dev
 BENCH_PACKAGES := python3 haproxy wrk
+DEB_PACKAGES   := debhelper dpkg-dev
 
 # the harnesses of t/fuzz/ (fuzz_NAME.c), what each is linked with, and how
 # long `make fuzz` runs each
@@ -80,7 +86,7 @@ INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
 
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
         fuzz-build fuzz-replay install uninstall soak bench run stop clean \
-        matrix nginx-binary
+        matrix nginx-binary deb
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -205,6 +211,12 @@ SOAK_SECONDS ?= 300
 soak: deps all
 	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --nginx $(NGINX_BINARY) \
 	  --build $(BUILD) --json $(BUILD)/soak.json
+# Debian's packages, built as Debian builds its own libnginx-mod-* (about
+# 30 s): scripts/debian/ is the packaging
+deb: deps-build
+	@scripts/install-deps $(DEB_PACKAGES)
+	scripts/seadragon-deb $(VERSION) $(BUILD)
+
 install: all
 	@$(INSTALL_ENV) scripts/seadragon-install install
 
