@@ -764,11 +764,11 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("Content-Length", str(len(body)))]
         if content_type:
             headers.insert(0, ("Content-Type", content_type))
+        if self.command == "HEAD":
+            self.stop_counting()  # the head is the whole answer: it follows
+            return self.begin_response(status, headers)
         if not self.begin_response(status, headers):
             return False
-        if self.command == "HEAD":
-            self.stop_counting()  # the head was the whole answer
-            return True
         mid = self.ex.fail if allow_mid and self.ex is not None else None
         if mid in ("stall-mid", "close-mid"):
             if self.write(body[:len(body) // 2]):
