@@ -750,6 +750,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.ex is not None:
             self.server.recorder.update(self.ex.entry, status=status,
                                         first_byte=round(time.time(), 6))
+        if self.command == "HEAD":
+            self.stop_counting()  # the head is the whole answer: it follows
         try:
             self.end_headers()
             return True
@@ -765,8 +767,7 @@ class Handler(BaseHTTPRequestHandler):
         if content_type:
             headers.insert(0, ("Content-Type", content_type))
         if self.command == "HEAD":
-            self.stop_counting()  # the head is the whole answer: it follows
-            return self.begin_response(status, headers)
+            return self.begin_response(status, headers)  # the whole answer
         if not self.begin_response(status, headers):
             return False
         mid = self.ex.fail if allow_mid and self.ex is not None else None
