@@ -17,7 +17,12 @@
  *    the tree allows and the gateway does not); and an accepted body's
  *    model and stream are the last top-level "model" string that is not
  *    empty and the last top-level "stream" boolean, with the gateway's
- *    limit of 512 and with a small one.
+ *    limit of 512 and with a small one;
+ *  - a top-level "model" string longer than SEADRAGON_JSON_MODEL_MAX is
+ *    refused as such (or as too deep, whichever comes first), and that
+ *    verdict is given for nothing else;
+ *  - pieces cut anywhere take time linear in the body's size: yajl never
+ *    keeps a token for a later piece (libFuzzer's -timeout catches it).
  */
 
 
@@ -295,6 +300,28 @@ fuzz_json_tree_depth(yajl_val v)
 }
 
 
+/* whether the tree has a top-level "model" string over the limit */
+
+static int
+fuzz_json_long_model(yajl_val tree)
+{
+    size_t  i;
+
+    for (i = 0; i < tree->u.object.len; i++) {
+        yajl_val  v = tree->u.object.values[i];
+
+        if (strcmp(tree->u.object.keys[i], "model") == 0
+            && YAJL_IS_STRING(v)
+            && strlen(v->u.string) > SEADRAGON_JSON_MODEL_MAX)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* what the tree says of an object the unit accepted */
 
 static void
@@ -352,6 +379,8 @@ static void
 fuzz_json_oracle(yajl_val tree, int comment, size_t max_depth,
     const fuzz_json_result_t *res, int nul_in_strings, int loose_utf8)
 {
+    int  long_model;
+
     if (loose_utf8) {
         fuzz_check(res->verdict != SEADRAGON_JSON_OK,
                    "accepted bytes that are not well-formed UTF-8");
@@ -376,12 +405,26 @@ fuzz_json_oracle(yajl_val tree, int comment, size_t max_depth,
         return;
     }
 
+    /* the tree's strings end at a \u0000: their length is unknown then */
+
+    long_model = fuzz_json_long_model(tree);
+
+    if (res->verdict == SEADRAGON_JSON_MODEL_TOO_LONG) {
+        fuzz_check(long_model || nul_in_strings,
+                   "a model too long that the tree does not see");
+        return;
+    }
+
     if (fuzz_json_tree_depth(tree) > max_depth) {
         fuzz_check(res->verdict == SEADRAGON_JSON_TOO_DEEP,
                    "verdict %d for depth %zu over %zu", (int) res->verdict,
                    fuzz_json_tree_depth(tree), max_depth);
         return;
     }
+
+    fuzz_check(!long_model || nul_in_strings,
+               "verdict %d for a model longer than %d bytes",
+               (int) res->verdict, SEADRAGON_JSON_MODEL_MAX);
 
     fuzz_check(res->verdict == SEADRAGON_JSON_OK,
                "verdict %d for an object of depth %zu within %zu",
