@@ -134,8 +134,14 @@ seadragon_json_finish(seadragon_json_t *js)
     } else if (!js->failed
                && (js->held_len == 0
                    || seadragon_json_parse(js, js->held, js->held_len) == 0)
-               && yajl_complete_parse(js->parser) != yajl_status_ok)
+               && (yajl_complete_parse(js->parser) != yajl_status_ok
+                   || js->in_string))
     {
+        /*
+         * yajl completes '{} "' with a string that never ends, trailing
+         * garbage it does not see: no JSON text ends inside a string
+         */
+
         js->failed = 1;
     }
 
