@@ -274,17 +274,27 @@ seadragon_json_scan(seadragon_json_t *js, const unsigned char *buf,
         if (in_string) {
             if (escaped) {
                 escaped = 0;
+                continue;
+            }
 
-            } else if (buf[i] == '\\') {
-                escaped = 1;
+            /* the bulk of a body: its strings' plain bytes */
 
-            } else if (buf[i] == '"') {
-                in_string = 0;
-                last = i + 1;
-
-                if (*first == 0) {
-                    *first = last;
+            while (buf[i] != '"' && buf[i] != '\\') {
+                if (++i == len) {
+                    goto done;
                 }
+            }
+
+            if (buf[i] == '\\') {
+                escaped = 1;
+                continue;
+            }
+
+            in_string = 0;
+            last = i + 1;
+
+            if (*first == 0) {
+                *first = last;
             }
 
             continue;
@@ -309,6 +319,8 @@ seadragon_json_scan(seadragon_json_t *js, const unsigned char *buf,
             *first = last;
         }
     }
+
+done:
 
     js->in_string = in_string;
     js->escaped = escaped;
