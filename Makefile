@@ -10,6 +10,7 @@
 #   make fuzz     the libFuzzer harnesses of t/fuzz/, FUZZ_TIME seconds each
 #   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
 #   make bench    the benchmarks against HAProxy and plain nginx (BENCHMARKS.md)
+#   make bench-body     only the body check's time per MB (prints it)
 #   make deb      build/libnginx-mod-http-seadragon_VERSION_ARCH.deb and
 #                 build/seadragon-common_VERSION_ARCH.deb, with debhelper
 
@@ -85,8 +86,8 @@ INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
                DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
 
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
-        fuzz-build fuzz-replay install uninstall soak bench run stop clean \
-        matrix nginx-binary deb
+        fuzz-build fuzz-replay install uninstall soak bench bench-body run stop \
+        clean matrix nginx-binary deb
 
 all: $(MODULE) $(BUILD)/seadragon-store
 
@@ -227,6 +228,10 @@ uninstall:
 bench: all
 	@scripts/install-deps $(BENCH_PACKAGES)
 	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --output BENCHMARKS.md
+
+# figure 7 alone (the body check's time per MB), in seconds; writes nothing
+bench-body: all
+	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --only 7
 
 run: deps all
 	@scripts/seadragon-run start

@@ -426,6 +426,11 @@ ngx_http_seadragon_body_parse(ngx_http_request_t *r,
                     "Invalid JSON: the request body must be a JSON object");
         return NGX_HTTP_BAD_REQUEST;
 
+    case SEADRAGON_JSON_MODEL_TOO_LONG:
+        ngx_str_set(&ctx->error, "invalid model name: longer than "
+                    SEADRAGON_JSON_TEXT(SEADRAGON_JSON_MODEL_MAX) " bytes");
+        return NGX_HTTP_BAD_REQUEST;
+
     default: /* SEADRAGON_JSON_INVALID, SEADRAGON_JSON_EMPTY */
         ngx_str_set(&ctx->error, "Invalid JSON");
         return NGX_HTTP_BAD_REQUEST;

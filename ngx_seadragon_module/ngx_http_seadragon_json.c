@@ -11,6 +11,7 @@
 
 #include "ngx_http_seadragon_json.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -21,6 +22,12 @@ enum {
 };
 
 
+static int seadragon_json_parse(seadragon_json_t *js,
+    const unsigned char *buf, size_t len);
+static int seadragon_json_hold(seadragon_json_t *js,
+    const unsigned char *buf, size_t len);
+static size_t seadragon_json_scan(seadragon_json_t *js,
+    const unsigned char *buf, size_t len, size_t *first);
 static int seadragon_json_value(seadragon_json_t *js);
 static int seadragon_json_null(void *data);
 static int seadragon_json_boolean(void *data, int value);
@@ -73,6 +80,8 @@ int
 seadragon_json_feed(seadragon_json_t *js, const unsigned char *buf,
     size_t len)
 {
+    size_t  first, last;
+
     if (js->failed || js->parser == NULL) {
         return -1;
     }
@@ -81,8 +90,34 @@ seadragon_json_feed(seadragon_json_t *js, const unsigned char *buf,
         return 0;
     }
 
-    if (yajl_parse(js->parser, buf, len) != yajl_status_ok) {
-        js->failed = 1;
+    last = seadragon_json_scan(js, buf, len, &first);
+
+    if (last) {
+
+        /* the held token ends in this piece: it goes to yajl whole */
+
+        if (js->held_len) {
+            if (seadragon_json_hold(js, buf, first) != 0
+                || seadragon_json_parse(js, js->held, js->held_len) != 0)
+            {
+                return -1;
+            }
+
+            js->held_len = 0;
+            buf += first;
+            len -= first;
+            last -= first;
+        }
+
+        if (seadragon_json_parse(js, buf, last) != 0) {
+            return -1;
+        }
+
+        buf += last;
+        len -= last;
+    }
+
+    if (len && seadragon_json_hold(js, buf, len) != 0) {
         return -1;
     }
 
@@ -97,8 +132,16 @@ seadragon_json_finish(seadragon_json_t *js)
         js->no_memory = 1;
 
     } else if (!js->failed
-               && yajl_complete_parse(js->parser) != yajl_status_ok)
+               && (js->held_len == 0
+                   || seadragon_json_parse(js, js->held, js->held_len) == 0)
+               && (yajl_complete_parse(js->parser) != yajl_status_ok
+                   || js->in_string))
     {
+        /*
+         * yajl completes '{} "' with a string that never ends, trailing
+         * garbage it does not see: no JSON text ends inside a string
+         */
+
         js->failed = 1;
     }
 
@@ -112,6 +155,10 @@ seadragon_json_finish(seadragon_json_t *js)
 
     if (js->too_deep) {
         return SEADRAGON_JSON_TOO_DEEP;
+    }
+
+    if (js->model_too_long) {
+        return SEADRAGON_JSON_MODEL_TOO_LONG;
     }
 
     if (js->not_object) {
@@ -137,6 +184,148 @@ seadragon_json_free(seadragon_json_t *js)
         yajl_free(js->parser);
         js->parser = NULL;
     }
+
+    free(js->held);
+    js->held = NULL;
+    js->held_len = 0;
+    js->held_size = 0;
+}
+
+
+static int
+seadragon_json_parse(seadragon_json_t *js, const unsigned char *buf,
+    size_t len)
+{
+    if (len && yajl_parse(js->parser, buf, len) != yajl_status_ok) {
+        js->failed = 1;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* appends to the held bytes; each byte is copied O(1) times on average */
+
+static int
+seadragon_json_hold(seadragon_json_t *js, const unsigned char *buf,
+    size_t len)
+{
+    size_t          size;
+    unsigned char  *p;
+
+    if (len > js->held_size - js->held_len) {
+        size = js->held_len + len;
+
+        if (size < len) {                       /* it wrapped */
+            js->no_memory = 1;
+            js->failed = 1;
+            return -1;
+        }
+
+        if (size < 2 * js->held_size) {
+            size = 2 * js->held_size;
+        }
+
+        if (size < 4096) {
+            size = 4096;
+        }
+
+        p = realloc(js->held, size);
+        if (p == NULL) {
+            js->no_memory = 1;
+            js->failed = 1;
+            return -1;
+        }
+
+        js->held = p;
+        js->held_size = size;
+    }
+
+    memcpy(js->held + js->held_len, buf, len);
+    js->held_len += len;
+
+    return 0;
+}
+
+
+/*
+ * Follows strings through the piece as yajl's lexer does and returns the
+ * length of its longest prefix that ends where no token is open (0: no
+ * such point); *first is the shortest such prefix.  For a prefix of valid
+ * JSON this is where yajl has nothing of a token to keep; on anything
+ * else yajl stops at its first wrong byte whatever the scan thought.
+ */
+
+static size_t
+seadragon_json_scan(seadragon_json_t *js, const unsigned char *buf,
+    size_t len, size_t *first)
+{
+    int     in_string, escaped;
+    size_t  i, last;
+
+    in_string = js->in_string;
+    escaped = js->escaped;
+    last = 0;
+    *first = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (in_string) {
+            if (escaped) {
+                escaped = 0;
+                continue;
+            }
+
+            /* the bulk of a body: its strings' plain bytes */
+
+            while (buf[i] != '"' && buf[i] != '\\') {
+                if (++i == len) {
+                    goto done;
+                }
+            }
+
+            if (buf[i] == '\\') {
+                escaped = 1;
+                continue;
+            }
+
+            in_string = 0;
+            last = i + 1;
+
+            if (*first == 0) {
+                *first = last;
+            }
+
+            continue;
+        }
+
+        switch (buf[i]) {
+
+        case '"':
+            in_string = 1;
+            continue;
+
+        case ' ': case '\t': case '\n': case '\r':
+        case '{': case '}': case '[': case ']': case ':': case ',':
+            last = i + 1;
+            break;
+
+        default:
+            continue;
+        }
+
+        if (*first == 0) {
+            *first = last;
+        }
+    }
+
+done:
+
+    js->in_string = in_string;
+    js->escaped = escaped;
+
+    return last;
 }
 
 
@@ -202,6 +391,11 @@ seadragon_json_string(void *data, const unsigned char *s, size_t len)
     }
 
     if (js->depth == 1 && js->key == SEADRAGON_JSON_KEY_MODEL && len > 0) {
+        if (len > SEADRAGON_JSON_MODEL_MAX) {
+            js->model_too_long = 1;
+            return 0;
+        }
+
         p = js->alloc(js->alloc_data, len);
         if (p == NULL) {
             js->no_memory = 1;

@@ -16,6 +16,15 @@
  *
  * A caller that stops early for its own reasons calls
  * seadragon_json_free() instead of seadragon_json_finish().
+ *
+ * The time is linear in the body's size however it is cut.  yajl, given
+ * a piece that ends inside a token, keeps the token's start and lexes it
+ * again from its first byte with every later piece: one 8 MB string fed
+ * in 4k reads was lexed 2,000 times over.  So a piece is handed to yajl
+ * only up to its last byte after which no token can be open (white
+ * space, a bracket, a colon, a comma, a string's closing quote), and the
+ * rest waits in a buffer of its own until a later piece completes it.
+ * Where the pieces are cut changes the time only, never the verdict.
  */
 
 
@@ -28,12 +37,24 @@
 #include <yajl/yajl_parse.h>
 
 
+/*
+ * The longest "model" accepted, in bytes of UTF-8: Ollama's names are far
+ * shorter, and the name is copied, logged and shown by the admin API.
+ */
+#define SEADRAGON_JSON_MODEL_MAX  256
+
+/* a number as a string literal, for messages that name the limit */
+#define SEADRAGON_JSON_TEXT(n)    SEADRAGON_JSON_TEXT_(n)
+#define SEADRAGON_JSON_TEXT_(n)   #n
+
+
 typedef enum {
     SEADRAGON_JSON_OK = 0,
     SEADRAGON_JSON_INVALID,         /* not JSON (yajl refused it) */
     SEADRAGON_JSON_NOT_OBJECT,      /* JSON, but the top is not an object */
     SEADRAGON_JSON_TOO_DEEP,        /* nested deeper than max_depth */
     SEADRAGON_JSON_EMPTY,           /* parsed, yet no value at all */
+    SEADRAGON_JSON_MODEL_TOO_LONG,  /* "model" over SEADRAGON_JSON_MODEL_MAX */
     SEADRAGON_JSON_NO_MEMORY        /* the allocator or yajl failed */
 } seadragon_json_verdict_e;
 
@@ -52,6 +73,11 @@ typedef struct {
     size_t                    values;       /* top-level values seen */
     int                       key;          /* the last top-level key */
 
+    /* the bytes after the last point where no token was open */
+    unsigned char            *held;
+    size_t                    held_len;
+    size_t                    held_size;
+
     /* results, valid after the verdict whatever it is */
     unsigned char            *model;        /* the last non-empty string */
     size_t                    model_len;    /* of a top-level "model" */
@@ -59,9 +85,13 @@ typedef struct {
     unsigned                  stream:1;     /* the last top-level boolean */
     unsigned                  stream_set:1; /* "stream", and whether any */
 
+    unsigned                  in_string:1;  /* where the scan has come */
+    unsigned                  escaped:1;
+
     unsigned                  failed:1;     /* yajl said no */
     unsigned                  not_object:1;
     unsigned                  too_deep:1;
+    unsigned                  model_too_long:1;
     unsigned                  no_memory:1;
 } seadragon_json_t;
 

@@ -17,7 +17,12 @@
  *    the tree allows and the gateway does not); and an accepted body's
  *    model and stream are the last top-level "model" string that is not
  *    empty and the last top-level "stream" boolean, with the gateway's
- *    limit of 512 and with a small one.
+ *    limit of 512 and with a small one;
+ *  - a top-level "model" string longer than SEADRAGON_JSON_MODEL_MAX is
+ *    refused as such (or as too deep, whichever comes first), and that
+ *    verdict is given for nothing else;
+ *  - pieces cut anywhere take time linear in the body's size: yajl never
+ *    keeps a token for a later piece (libFuzzer's -timeout catches it).
  */
 
 
@@ -211,10 +216,14 @@ fuzz_json_loose_utf8(const uint8_t *d, size_t size)
 }
 
 
-/* the deepest nesting of brackets outside strings; and comments */
+/*
+ * The deepest nesting of brackets outside strings; comments; and whether
+ * the bytes end inside a string ('{} "abc', which yajl's tree accepts)
+ */
 
 static size_t
-fuzz_json_scan(const uint8_t *data, size_t size, int *comment)
+fuzz_json_scan(const uint8_t *data, size_t size, int *comment,
+    int *open_string)
 {
     int     in_string, escaped;
     size_t  i, depth, max;
@@ -262,6 +271,8 @@ fuzz_json_scan(const uint8_t *data, size_t size, int *comment)
         }
     }
 
+    *open_string = in_string;
+
     return max;
 }
 
@@ -289,6 +300,28 @@ fuzz_json_tree_depth(yajl_val v)
         }
 
         return 1 + max;
+    }
+
+    return 0;
+}
+
+
+/* whether the tree has a top-level "model" string over the limit */
+
+static int
+fuzz_json_long_model(yajl_val tree)
+{
+    size_t  i;
+
+    for (i = 0; i < tree->u.object.len; i++) {
+        yajl_val  v = tree->u.object.values[i];
+
+        if (strcmp(tree->u.object.keys[i], "model") == 0
+            && YAJL_IS_STRING(v)
+            && strlen(v->u.string) > SEADRAGON_JSON_MODEL_MAX)
+        {
+            return 1;
+        }
     }
 
     return 0;
@@ -349,17 +382,21 @@ fuzz_json_check_fields(yajl_val tree, const fuzz_json_result_t *res,
 /* the expectations from yajl's tree for a limit of max_depth */
 
 static void
-fuzz_json_oracle(yajl_val tree, int comment, size_t max_depth,
-    const fuzz_json_result_t *res, int nul_in_strings, int loose_utf8)
+fuzz_json_oracle(yajl_val tree, int comment, int open_string,
+    size_t max_depth, const fuzz_json_result_t *res, int nul_in_strings,
+    int loose_utf8)
 {
+    int  long_model;
+
     if (loose_utf8) {
         fuzz_check(res->verdict != SEADRAGON_JSON_OK,
                    "accepted bytes that are not well-formed UTF-8");
     }
 
-    if (tree == NULL) {
+    if (tree == NULL || open_string) {
         fuzz_check(res->verdict != SEADRAGON_JSON_OK,
-                   "accepted what yajl's tree refuses");
+                   "accepted what yajl's tree refuses or a string that "
+                   "never ends");
         return;
     }
 
@@ -376,12 +413,26 @@ fuzz_json_oracle(yajl_val tree, int comment, size_t max_depth,
         return;
     }
 
+    /* the tree's strings end at a \u0000: their length is unknown then */
+
+    long_model = fuzz_json_long_model(tree);
+
+    if (res->verdict == SEADRAGON_JSON_MODEL_TOO_LONG) {
+        fuzz_check(long_model || nul_in_strings,
+                   "a model too long that the tree does not see");
+        return;
+    }
+
     if (fuzz_json_tree_depth(tree) > max_depth) {
         fuzz_check(res->verdict == SEADRAGON_JSON_TOO_DEEP,
                    "verdict %d for depth %zu over %zu", (int) res->verdict,
                    fuzz_json_tree_depth(tree), max_depth);
         return;
     }
+
+    fuzz_check(!long_model || nul_in_strings,
+               "verdict %d for a model longer than %d bytes",
+               (int) res->verdict, SEADRAGON_JSON_MODEL_MAX);
 
     fuzz_check(res->verdict == SEADRAGON_JSON_OK,
                "verdict %d for an object of depth %zu within %zu",
@@ -394,7 +445,7 @@ fuzz_json_oracle(yajl_val tree, int comment, size_t max_depth,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                 comment, nul_in_strings, loose;
+    int                 comment, open_string, nul_in_strings, loose;
     char               *text, error[128];
     size_t              nesting, small;
     uint32_t            seed;
@@ -448,7 +499,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* yajl's tree, for bytes it can read as a C string */
 
-    nesting = fuzz_json_scan(data, size, &comment);
+    nesting = fuzz_json_scan(data, size, &comment, &open_string);
 
     if (memchr(data, '\0', size) == NULL && nesting <= FUZZ_JSON_TREE_NESTING)
     {
@@ -463,10 +514,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         loose = fuzz_json_loose_utf8(data, size);
 
-        fuzz_json_oracle(tree, comment, FUZZ_JSON_MAX_DEPTH, &whole,
+        fuzz_json_oracle(tree, comment, open_string, FUZZ_JSON_MAX_DEPTH,
+                         &whole, nul_in_strings, loose);
+        fuzz_json_oracle(tree, comment, open_string, small, &shallow,
                          nul_in_strings, loose);
-        fuzz_json_oracle(tree, comment, small, &shallow, nul_in_strings,
-                         loose);
 
         yajl_tree_free(tree);
         free(text);
