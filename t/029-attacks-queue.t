@@ -442,6 +442,54 @@ invalid "max_queued_per_client=many": max_queued_per_client must be a whole numb
 
 
 
+=== TEST 10: a dead worker's pid taken by another process does not keep its entries alive: the start time tells them apart
+--- timeout: 40
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND} || ! -w '/proc/sys/kernel/ns_last_pid'
+--- client
+    # an old worker, still serving what it parked, killed after a reload
+    my $hold = hold();
+    my @h = park(3, 'api');
+    my ($old) = nginx_worker_pids();
+    nginx_reload();
+    my ($new) = grep { $_ != $old } nginx_worker_pids();
+    kill 'STOP', $new;
+    kill 'KILL', $old;
+    wait_until(sub { !-e "/proc/$old" }, 'the master to reap the old worker');
+    # another process takes its pid (ns_last_pid: the next pid is the old one)
+    my $other;
+    for (1 .. 5) {
+        last if -e "/proc/$old";
+        open my $f, '>', '/proc/sys/kernel/ns_last_pid' or die "ns_last_pid: $!";
+        print $f $old - 1;
+        close $f;
+        my $pid = fork // die "fork: $!";
+        if (!$pid) { sleep 60; POSIX::_exit(0) }
+        if ($pid == $old) { $other = $pid; last }
+        kill 'KILL', $pid; waitpid $pid, 0;
+    }
+    kill 'CONT', $new;
+    my $reaped = eval {
+        wait_until(sub { queue()->{queue_length} == 0 && queue()->{processing} == 0 }, 'the ghosts to go', 10); 1
+    } ? 'yes' : 'no';
+    my $taken = -e "/proc/$old" ? 'yes' : 'no';
+    if ($other) { kill 'KILL', $other; waitpid $other, 0 }
+    wait_all($hold, @h);
+    standin_release();
+    my $next = wait_request(chat('next'));
+    join "\n",
+        "the pid taken by another process: $taken",
+        "reaped: $reaped",
+        "reclaimed: " . reclaimed($old),
+        "next: $next->{status}",
+        "adds up: " . settled();
+--- client_output
+the pid taken by another process: yes
+reaped: yes
+reclaimed: 4 entries, 4 requests
+next: 200
+adds up: yes
+
+
 === TEST 9: the shipped example: one keyless address parks 8 and no more, a coding key still finds room, and the stats say why
 --- timeout: 30
 --- http_config eval
