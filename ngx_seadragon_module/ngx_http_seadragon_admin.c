@@ -695,12 +695,15 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
         ngx_http_seadragon_json_int(gen, "unavailable",
                                     c->rejected_unavailable);
         ngx_http_seadragon_json_int(gen, "endpoint", c->rejected_endpoint);
+        ngx_http_seadragon_json_int(gen, "client_cap",
+                                    c->rejected_client_cap);
         yajl_gen_map_close(gen);
 
         ngx_http_seadragon_json_str(gen, "aborted");
         yajl_gen_map_open(gen);
         ngx_http_seadragon_json_int(gen, "parked", c->aborted_parked);
         ngx_http_seadragon_json_int(gen, "streaming", c->aborted_streaming);
+        ngx_http_seadragon_json_int(gen, "reaped", c->aborted_reaped);
         yajl_gen_map_close(gen);
 
         ngx_http_seadragon_json_seconds(gen, "wait_total",

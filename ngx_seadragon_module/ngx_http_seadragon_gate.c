@@ -12,9 +12,11 @@
  * When the next in line belongs to another worker, it wakes that worker
  * through a pipe: the master makes one per worker before it forks them,
  * so every worker of a generation holds the write ends of all of them.
- * The tick of the gate timer, which runs only while a worker has requests
- * parked, is the backstop (across generations during a reload, say), and
- * it reclaims what a worker that died left behind.
+ * The tick of the gate timer is the backstop (across generations during
+ * a reload, say), and it reclaims what a worker that died left behind: it
+ * runs every "tick" while this worker has requests parked or the zone
+ * holds entries of other workers, and once a second otherwise, so that
+ * reaping never waits for traffic.
  */
 
 
@@ -24,9 +26,9 @@
 
 
 #define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
-#define NGX_HTTP_SEADRAGON_MAX_OWNERS   16
+#define NGX_HTTP_SEADRAGON_MAX_OWNERS   64
 #define NGX_HTTP_SEADRAGON_FOREVER      86400000
-#define NGX_HTTP_SEADRAGON_REAP_ALL     500
+#define NGX_HTTP_SEADRAGON_IDLE_TICK    1000
 
 
 static ngx_uint_t ngx_http_seadragon_gate_dispatch_locked(
@@ -44,9 +46,19 @@ static void ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_gate_cleanup(void *data);
 static void ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev);
-static void ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone);
-static void ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
-    ngx_pid_t pid);
+static void ngx_http_seadragon_gate_tick_arm(ngx_msec_t interval);
+static ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
+    ngx_http_seadragon_zone_t *zone);
+static ngx_uint_t ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t *foreign);
+static ngx_uint_t ngx_http_seadragon_gate_owner_gone(
+    ngx_http_seadragon_owner_t *owner);
+static uint64_t ngx_http_seadragon_gate_process_start(ngx_pid_t pid,
+    ngx_uint_t *dead);
+static ngx_uint_t ngx_http_seadragon_gate_purge(
+    ngx_http_seadragon_zone_t *zone, ngx_pid_t pid, uint64_t token);
+static void ngx_http_seadragon_gate_free_clients_locked(
+    ngx_http_seadragon_zone_t *zone);
 
 
 /* seconds: 0.1 0.5 1 2.5 5 10 30 60 120 300 600 1800 (and +Inf) */
@@ -58,6 +70,7 @@ ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS] = {
 
 
 static uint64_t      ngx_http_seadragon_worker_token;
+static uint64_t      ngx_http_seadragon_worker_started;  /* 0: no /proc */
 
 /* the wake-up pipes of this generation of workers: [2 * i] reads, +1 writes */
 static ngx_fd_t     *ngx_http_seadragon_wake_fds;
@@ -66,6 +79,7 @@ static uint64_t      ngx_http_seadragon_generation;
 static ngx_event_t   ngx_http_seadragon_tick;
 static ngx_array_t  *ngx_http_seadragon_zones;
 static ngx_msec_t    ngx_http_seadragon_tick_interval;
+static ngx_msec_t    ngx_http_seadragon_tick_armed;      /* its interval */
 
 
 /*
@@ -93,16 +107,47 @@ ngx_http_seadragon_gate_track(ngx_http_request_t *r,
 }
 
 
+/*
+ * Counts how a request ended, or that it was received.  The worker's
+ * record in the zone keeps, per source, the requests received and not yet
+ * counted otherwise: should the worker die, whoever reaps it counts them
+ * as aborted.reaped, and received = served + errors + rejected + aborted
+ * still holds.  Only this worker writes its record, so no lock is taken.
+ */
+
 void
 ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx, size_t counter)
 {
+    ngx_uint_t                  slot;
     ngx_http_seadragon_zone_t  *zone;
 
     zone = ctx->zone;
+    slot = zone->slot[ctx->source];
 
     (void) ngx_atomic_fetch_add((ngx_atomic_uint_t *)
-        ((u_char *) &zone->sh->sources[zone->slot[ctx->source]].counters
-         + counter), 1);
+        ((u_char *) &zone->sh->sources[slot].counters + counter), 1);
+
+    if (counter != ngx_http_seadragon_counter(received)) {
+
+        if (ctx->tracked && zone->owner) {
+            zone->owner->tracked[slot]--;
+        }
+
+        ctx->tracked = 0;
+
+        return;
+    }
+
+    if (zone->owner == NULL) {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        (void) ngx_http_seadragon_gate_register_locked(zone);
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+    }
+
+    if (zone->owner) {
+        zone->owner->tracked[slot]++;
+        ctx->tracked = 1;
+    }
 }
 
 
@@ -110,14 +155,17 @@ ngx_int_t
 ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    size_t                            model_len, addr_len;
+    u_char                           *msg, name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
+    size_t                            model_len, addr_len, name_len;
     ngx_int_t                         wake;
-    ngx_uint_t                        i, n, full, draining, admitted_self;
+    ngx_uint_t                        i, n, full, capped, draining, reaped,
+                                      admitted_self, cap, foreign;
     ngx_msec_t                        max_wait;
     ngx_connection_t                 *c;
     ngx_slab_pool_t                  *shpool;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_entry_t       *entry;
+    ngx_http_seadragon_client_t      *client;
     ngx_http_seadragon_shctx_t       *sh;
     ngx_http_seadragon_shm_source_t  *src;
     ngx_http_seadragon_ctx_t         *admitted[NGX_HTTP_SEADRAGON_ADMIT_BATCH];
@@ -131,31 +179,98 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
     addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
 
-    full = 0;
-    entry = NULL;
+    /* a client is its key, if it has a valid one, else its address */
 
-    ngx_shmtx_lock(&shpool->mutex);
+    cap = zone->client_cap[ctx->source];
+    name_len = 0;
 
-    draining = (sh->gate_state == NGX_HTTP_SEADRAGON_GATE_DRAINING);
-
-    if (draining
-        || sh->nwaiting >= sh->max_queued
-        || (src->max_queued && src->nwaiting >= src->max_queued))
-    {
-        full = 1;
-
-    } else {
-        entry = ngx_slab_alloc_locked(shpool,
-                                      sizeof(ngx_http_seadragon_entry_t));
+    if (zone->client_caps) {
+        name_len = (ctx->key_name.len
+                    ? ngx_snprintf(name, sizeof(name), "key:%V",
+                                   &ctx->key_name)
+                    : ngx_snprintf(name, sizeof(name), "addr:%V",
+                                   &c->addr_text))
+                   - name;
     }
 
-    if (entry == NULL) {
+    reaped = 0;
+
+    for ( ;; ) {
+        full = 0;
+        capped = 0;
+        entry = NULL;
+        client = NULL;
+
+        ngx_shmtx_lock(&shpool->mutex);
+
+        if (zone->owner == NULL) {
+            (void) ngx_http_seadragon_gate_register_locked(zone);
+        }
+
+        draining = (sh->gate_state == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+
+        if (draining
+            || sh->nwaiting >= sh->max_queued
+            || (src->max_queued && src->nwaiting >= src->max_queued))
+        {
+            full = 1;
+
+        } else if (zone->client_caps) {
+            client = ngx_http_seadragon_queue_client_find(sh, name, name_len);
+            capped = (cap && client && client->parked >= cap);
+        }
+
+        if (!full && !capped && zone->owner) {
+            entry = ngx_slab_alloc_locked(shpool,
+                                          sizeof(ngx_http_seadragon_entry_t));
+
+            if (entry && zone->client_caps && client == NULL) {
+                client = ngx_slab_alloc_locked(shpool,
+                                          sizeof(ngx_http_seadragon_client_t));
+                if (client == NULL) {
+                    ngx_slab_free_locked(shpool, entry);
+                    entry = NULL;
+
+                } else {
+                    ngx_http_seadragon_queue_client_insert(sh, client, name,
+                                                           name_len);
+                }
+            }
+        }
+
+        if (entry) {
+            break;      /* with the lock held */
+        }
+
         ngx_shmtx_unlock(&shpool->mutex);
+
+        /*
+         * Before refusing a place as taken, whatever a dead worker left is
+         * reaped: its entries must never keep the line full.  Checking
+         * costs system calls, so at most once a tick.
+         */
+
+        if ((full && !draining) || capped) {
+
+            if (!reaped
+                && (ngx_msec_int_t) (ngx_current_msec - zone->reaped)
+                   >= (ngx_msec_int_t) zone->tick)
+            {
+                reaped = 1;
+                zone->reaped = ngx_current_msec;
+
+                if (ngx_http_seadragon_gate_reap(zone, &foreign)) {
+                    ngx_http_seadragon_gate_dispatch(zone, NULL);
+                    continue;
+                }
+            }
+        }
 
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
 
         if (draining) {
-            (void) ngx_atomic_fetch_add(&src->counters.rejected_draining, 1);
+            ngx_http_seadragon_gate_count(ctx,
+                ngx_http_seadragon_counter(rejected_draining));
 
             return ngx_http_seadragon_fail(r, ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -165,8 +280,8 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
         }
 
         if (full) {
-            (void) ngx_atomic_fetch_add(&src->counters.rejected_queue_full,
-                                        1);
+            ngx_http_seadragon_gate_count(ctx,
+                ngx_http_seadragon_counter(rejected_queue_full));
 
             ngx_log_error(NGX_LOG_WARN, c->log, 0,
                           "seadragon queue of zone \"%V\" is full for "
@@ -178,7 +293,32 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
                                            NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
         }
 
-        (void) ngx_atomic_fetch_add(&src->counters.rejected_unavailable, 1);
+        if (capped) {
+            ngx_http_seadragon_gate_count(ctx,
+                ngx_http_seadragon_counter(rejected_client_cap));
+
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "seadragon client \"%*s\" already has %ui requests "
+                          "waiting in zone \"%V\", its most "
+                          "(max_queued_per_client)",
+                          name_len, name, cap, &zone->name);
+
+            msg = ngx_pnalloc(r->pool, 128);
+            if (msg == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            (void) ngx_snprintf(msg, 128, "too many requests: this client "
+                                "already has %ui waiting in line, the most "
+                                "it may%Z", cap);
+
+            return ngx_http_seadragon_fail(r, ctx,
+                                           NGX_HTTP_TOO_MANY_REQUESTS,
+                                           (char *) msg, 5);
+        }
+
+        ngx_http_seadragon_gate_count(ctx,
+            ngx_http_seadragon_counter(rejected_unavailable));
 
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "seadragon could not allocate a queue entry in zone "
@@ -192,6 +332,8 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
     ngx_memzero(entry, sizeof(ngx_http_seadragon_entry_t));
 
+    entry->owner = zone->owner;
+    entry->client = client;
     entry->owner_pid = ngx_pid;
     entry->owner_token = ngx_http_seadragon_worker_token;
     entry->owner_generation = ngx_http_seadragon_generation;
@@ -261,10 +403,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
 
     ngx_add_timer(&ctx->wake, max_wait);
 
-    if (!ngx_http_seadragon_tick.timer_set) {
-        ngx_add_timer(&ngx_http_seadragon_tick,
-                      ngx_http_seadragon_tick_interval);
-    }
+    ngx_http_seadragon_gate_tick_arm(ngx_http_seadragon_tick_interval);
 
     if (c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
@@ -347,6 +486,8 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
         admitted[n++] = e->data;
     }
+
+    ngx_http_seadragon_gate_free_clients_locked(zone);
 
     return n;
 }
@@ -447,18 +588,18 @@ static void
 ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_http_seadragon_zone_t        *zone;
-    ngx_http_seadragon_shm_source_t  *src;
+    ngx_http_seadragon_zone_t  *zone;
 
     zone = ctx->zone;
-    src = &zone->sh->sources[ctx->entry->source];
 
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_queue_remove(zone->sh, ctx->entry);
     ngx_slab_free_locked(zone->shpool, ctx->entry);
+    ngx_http_seadragon_gate_free_clients_locked(zone);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    (void) ngx_atomic_fetch_add(&src->counters.rejected_wait_timeout, 1);
+    ngx_http_seadragon_gate_count(ctx,
+        ngx_http_seadragon_counter(rejected_wait_timeout));
 
     ctx->entry = NULL;
     ctx->wait = ngx_current_msec - ctx->enqueued;
@@ -597,6 +738,7 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_queue_remove(zone->sh, entry);
     ngx_slab_free_locked(zone->shpool, entry);
+    ngx_http_seadragon_gate_free_clients_locked(zone);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ctx->holds_slot = 0;
@@ -608,80 +750,218 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 static void
 ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
 {
-    ngx_uint_t                   i, parked;
+    ngx_uint_t                   i, parked, foreign, n;
     ngx_http_seadragon_zone_t  **zones;
 
     zones = ngx_http_seadragon_zones->elts;
     parked = 0;
+    foreign = 0;
 
     for (i = 0; i < ngx_http_seadragon_zones->nelts; i++) {
 
-        if (zones[i]->nparked == 0) {
+        if (zones[i]->sh == NULL) {
             continue;
         }
 
-        ngx_http_seadragon_gate_reap(zones[i]);
-        ngx_http_seadragon_gate_dispatch(zones[i], NULL);
+        if (ngx_http_seadragon_gate_reap(zones[i], &n) || zones[i]->nparked) {
+            ngx_http_seadragon_gate_dispatch(zones[i], NULL);
+        }
 
+        foreign += n;
         parked += zones[i]->nparked;
     }
 
-    if (parked) {
-        ngx_add_timer(ev, ngx_http_seadragon_tick_interval);
+    ngx_http_seadragon_tick_armed = 0;
+
+    ngx_http_seadragon_gate_tick_arm((parked || foreign)
+                                     ? ngx_http_seadragon_tick_interval
+                                     : NGX_HTTP_SEADRAGON_IDLE_TICK);
+}
+
+
+/* (re)arms the tick, never later than it is armed for already */
+
+static void
+ngx_http_seadragon_gate_tick_arm(ngx_msec_t interval)
+{
+    if (ngx_http_seadragon_zones == NULL) {
+        return;
     }
+
+    if (ngx_http_seadragon_tick.timer_set
+        && ngx_http_seadragon_tick_armed
+        && ngx_http_seadragon_tick_armed <= interval)
+    {
+        return;
+    }
+
+    ngx_http_seadragon_tick_armed = interval;
+    ngx_add_timer(&ngx_http_seadragon_tick, interval);
+}
+
+
+/* this worker's record in the zone, taken when it starts */
+
+static ngx_http_seadragon_owner_t *
+ngx_http_seadragon_gate_register_locked(ngx_http_seadragon_zone_t *zone)
+{
+    ngx_http_seadragon_owner_t  *o;
+
+    o = ngx_slab_calloc_locked(zone->shpool,
+                               sizeof(ngx_http_seadragon_owner_t));
+    if (o == NULL) {
+        return NULL;
+    }
+
+    o->pid = ngx_pid;
+    o->token = ngx_http_seadragon_worker_token;
+    o->started = ngx_http_seadragon_worker_started;
+
+    ngx_http_seadragon_queue_owner_add(zone->sh, o);
+
+    zone->owner = o;
+
+    return o;
 }
 
 
 /*
  * A worker killed by a signal runs no cleanup: its entries would block
- * the head of their source or keep a slot forever.  The candidates, every
- * other worker with entries in the zone (from its table of owners), are
- * gathered under the lock and checked with kill(pid, 0) outside it, on
- * every tick.  Should that table ever have filled up, a tick looks at the
- * owners of what runs and of each line's head, and twice a second at the
- * owner of every entry.
+ * the head of their source, keep a slot or fill the line forever, and its
+ * requests would never be counted as ended.  Every other worker known to
+ * the zone is gathered under the lock and checked outside it; whoever is
+ * gone is purged.  "foreign" is set to how many entries other workers
+ * hold.  Returns how many workers were reaped.
  */
 
-static void
-ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone)
+static ngx_uint_t
+ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t *foreign)
 {
-    ngx_uint_t  i, n, all;
-    ngx_pid_t   pids[NGX_HTTP_SEADRAGON_MAX_OWNERS];
-
-    all = (ngx_msec_int_t) (ngx_current_msec - zone->reaped_all)
-          >= NGX_HTTP_SEADRAGON_REAP_ALL;
-
-    if (all) {
-        zone->reaped_all = ngx_current_msec;
-    }
+    ngx_uint_t                  i, n, gone;
+    ngx_http_seadragon_owner_t  owners[NGX_HTTP_SEADRAGON_MAX_OWNERS];
 
     ngx_shmtx_lock(&zone->shpool->mutex);
-    n = ngx_http_seadragon_queue_foreign_owners(zone->sh, ngx_pid, pids,
+    n = ngx_http_seadragon_queue_foreign_owners(zone->sh,
+                                                ngx_http_seadragon_worker_token,
+                                                owners,
                                                 NGX_HTTP_SEADRAGON_MAX_OWNERS,
-                                                all);
+                                                foreign);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    gone = 0;
+
     for (i = 0; i < n; i++) {
-        if (kill(pids[i], 0) == -1 && ngx_errno == NGX_ESRCH) {
-            ngx_http_seadragon_gate_purge(zone, pids[i]);
+        if (ngx_http_seadragon_gate_owner_gone(&owners[i])) {
+            gone += ngx_http_seadragon_gate_purge(zone, owners[i].pid,
+                                                  owners[i].token);
+            *foreign -= owners[i].entries;
         }
     }
+
+    return gone;
 }
 
 
-static void
-ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
+/*
+ * Whether a worker of the zone is gone.  A pid alone does not say: once
+ * the master has reaped a dead worker, its pid may be given to another
+ * process, so the time the kernel started the process must also match.
+ * A zombie is gone too.  Where /proc cannot tell, kill(pid, 0) decides.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_gate_owner_gone(ngx_http_seadragon_owner_t *owner)
 {
-    ngx_uint_t                   n;
+    uint64_t    started;
+    ngx_uint_t  dead;
+
+    if (owner->pid == ngx_pid) {
+        return 1;       /* an earlier process that had our pid */
+    }
+
+    if (kill(owner->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+        return 1;
+    }
+
+    if (ngx_http_seadragon_worker_started == 0) {
+        return 0;
+    }
+
+    started = ngx_http_seadragon_gate_process_start(owner->pid, &dead);
+
+    return dead || (started && owner->started && started != owner->started);
+}
+
+
+/*
+ * The start time of a process (clock ticks since boot), 0: unknown; pid 0
+ * is this process, through /proc/self.  The text must name the pid asked
+ * for: a /proc of another pid namespace is not believed.
+ */
+
+static uint64_t
+ngx_http_seadragon_gate_process_start(ngx_pid_t pid, ngx_uint_t *dead)
+{
+#if (NGX_LINUX)
+    int      fd;
+    u_char   path[NGX_INT64_LEN + sizeof("/proc//stat")], buf[1024], *space;
+    ssize_t  n;
+
+    *dead = 0;
+
+    if (pid == 0) {
+        pid = ngx_pid;
+        (void) ngx_cpystrn(path, (u_char *) "/proc/self/stat", sizeof(path));
+
+    } else {
+        (void) ngx_snprintf(path, sizeof(path), "/proc/%P/stat%Z", pid);
+    }
+
+    fd = open((char *) path, O_RDONLY);
+    if (fd == -1) {
+        return 0;
+    }
+
+    n = read(fd, buf, sizeof(buf));
+
+    (void) close(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    space = ngx_strlchr(buf, buf + n, ' ');
+
+    if (space == NULL || ngx_atoi(buf, space - buf) != pid) {
+        return 0;
+    }
+
+    return ngx_http_seadragon_queue_parse_start(buf, n, dead);
+#else
+    *dead = 0;
+    return 0;
+#endif
+}
+
+
+/* purges the worker of that pid and token; returns 1 if it was known */
+
+static ngx_uint_t
+ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid,
+    uint64_t token)
+{
+    ngx_uint_t                   entries, requests;
     ngx_queue_t                  dead, *q;
+    ngx_http_seadragon_owner_t  *o;
     ngx_http_seadragon_entry_t  *e;
 
     ngx_queue_init(&dead);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    n = ngx_http_seadragon_queue_purge(zone->sh, pid, ngx_pid,
-                                       ngx_http_seadragon_worker_token, &dead);
+    o = ngx_http_seadragon_queue_purge(zone->sh, pid, token, &dead, &entries,
+                                       &requests);
 
     while (!ngx_queue_empty(&dead)) {
         q = ngx_queue_head(&dead);
@@ -691,23 +971,59 @@ ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid)
         ngx_slab_free_locked(zone->shpool, e);
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_seadragon_gate_free_clients_locked(zone);
 
-    if (n == 0) {
-        return;
+    if (o) {
+        ngx_slab_free_locked(zone->shpool, o);
     }
 
-    if (pid == ngx_pid) {
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (o == NULL) {
+        return 0;
+    }
+
+    if (o == zone->owner) {
+        zone->owner = NULL;
+    }
+
+    if (entries == 0 && requests == 0) {
+        return 1;
+    }
+
+    if (token == ngx_http_seadragon_worker_token) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "seadragon gave back %ui entries of zone \"%V\" as "
-                      "the worker exits", n, &zone->name);
-        return;
+                      "the worker exits; %ui of its requests are counted "
+                      "as aborted", entries, &zone->name, requests);
+        return 1;
     }
 
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                   "seadragon reclaimed %ui entries of zone \"%V\" left "
-                  "by the worker process %P, which is gone",
-                  n, &zone->name, pid);
+                  "by the worker process %P, which is gone; %ui of its "
+                  "requests are counted as aborted (reaped)",
+                  entries, &zone->name, pid, requests);
+
+    return 1;
+}
+
+
+/* clients whose last request left the line, under the zone's lock */
+
+static void
+ngx_http_seadragon_gate_free_clients_locked(ngx_http_seadragon_zone_t *zone)
+{
+    ngx_queue_t                  *q;
+    ngx_http_seadragon_client_t  *client;
+
+    while (!ngx_queue_empty(&zone->sh->clients_free)) {
+        q = ngx_queue_head(&zone->sh->clients_free);
+        ngx_queue_remove(q);
+
+        client = ngx_queue_data(q, ngx_http_seadragon_client_t, link);
+        ngx_slab_free_locked(zone->shpool, client);
+    }
 }
 
 
@@ -890,19 +1206,28 @@ ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
 ngx_int_t
 ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, dead, foreign, reaped;
     ngx_http_seadragon_zone_t      **zones;
     ngx_http_seadragon_main_conf_t  *smcf;
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
 
-    if (smcf == NULL || smcf->zones.nelts == 0) {
+    /* the cache manager and loader never hold a request */
+
+    if (smcf == NULL || smcf->zones.nelts == 0
+        || ngx_process == NGX_PROCESS_HELPER)
+    {
         return NGX_OK;
     }
 
     ngx_http_seadragon_worker_token = ((uint64_t) ngx_pid << 32)
                                       ^ (uint64_t) ngx_random()
                                       ^ (uint64_t) ngx_current_msec;
+
+    /* /proc is trusted only if it knows this process by its pid */
+
+    ngx_http_seadragon_worker_started =
+        ngx_http_seadragon_gate_process_start(0, &dead);
 
     ngx_http_seadragon_zones = &smcf->zones;
     ngx_http_seadragon_tick_interval = smcf->min_tick;
@@ -927,13 +1252,41 @@ ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle)
         ngx_http_seadragon_generation = 0;
     }
 
-    /* an earlier process with our pid died: what it left is not ours */
+    /*
+     * Before this worker refuses anything as full: its record in each
+     * zone, and every worker that is gone reaped, an earlier process that
+     * had our pid included.
+     */
 
     zones = smcf->zones.elts;
+    foreign = 0;
 
     for (i = 0; i < smcf->zones.nelts; i++) {
-        ngx_http_seadragon_gate_purge(zones[i], 0);
+
+        ngx_shmtx_lock(&zones[i]->shpool->mutex);
+
+        if (ngx_http_seadragon_gate_register_locked(zones[i]) == NULL) {
+            ngx_shmtx_unlock(&zones[i]->shpool->mutex);
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "seadragon zone \"%V\" is out of memory for this "
+                          "worker's record; it will try again",
+                          &zones[i]->name);
+
+        } else {
+            ngx_shmtx_unlock(&zones[i]->shpool->mutex);
+        }
+
+        reaped = ngx_http_seadragon_gate_reap(zones[i], &dead);
+        foreign += dead;
+
+        if (reaped) {
+            ngx_http_seadragon_gate_dispatch(zones[i], NULL);
+        }
     }
+
+    ngx_http_seadragon_gate_tick_arm(foreign
+                                     ? ngx_http_seadragon_tick_interval
+                                     : NGX_HTTP_SEADRAGON_IDLE_TICK);
 
     return NGX_OK;
 }
@@ -953,11 +1306,18 @@ ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&ngx_http_seadragon_tick);
     }
 
-    /* requests still open when the process ends never reach a cleanup */
+    /*
+     * Requests still open when the process ends never reach a cleanup:
+     * their entries go, and they are counted as aborted.
+     */
 
     zones = ngx_http_seadragon_zones->elts;
 
     for (i = 0; i < ngx_http_seadragon_zones->nelts; i++) {
-        ngx_http_seadragon_gate_purge(zones[i], ngx_pid);
+        while (ngx_http_seadragon_gate_purge(zones[i], ngx_pid,
+                                             ngx_http_seadragon_worker_token))
+        {
+            /* void */
+        }
     }
 }

@@ -286,7 +286,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     static char  *reasons[] = {
         "key", "whitelist", "invalid", "queue_full", "wait_timeout",
-        "draining", "unavailable", "endpoint"
+        "draining", "unavailable", "endpoint", "client_cap"
     };
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -375,12 +375,14 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
                             : j == 4 ? c->rejected_wait_timeout
                             : j == 5 ? c->rejected_draining
                             : j == 6 ? c->rejected_unavailable
-                            : c->rejected_endpoint);
+                            : j == 7 ? c->rejected_endpoint
+                            : c->rejected_client_cap);
         }
     }
 
     ngx_http_seadragon_metric_head("seadragon_requests_aborted_total",
-        "counter", "Requests whose client left, while parked or streaming.");
+        "counter", "Requests whose client left, while parked or streaming, "
+        "or whose worker died (reaped).");
 
     for (i = 0; i < nsources; i++) {
         src = &sources[i];
@@ -388,11 +390,15 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         p = ngx_sprintf(p, "seadragon_requests_aborted_total{zone=\"%V\","
                         "source=\"%*s\",when=\"parked\"} %uA\n"
                         "seadragon_requests_aborted_total{zone=\"%V\","
-                        "source=\"%*s\",when=\"streaming\"} %uA\n",
+                        "source=\"%*s\",when=\"streaming\"} %uA\n"
+                        "seadragon_requests_aborted_total{zone=\"%V\","
+                        "source=\"%*s\",when=\"reaped\"} %uA\n",
                         zn, src->name_len, src->name,
                         src->counters.aborted_parked,
                         zn, src->name_len, src->name,
-                        src->counters.aborted_streaming);
+                        src->counters.aborted_streaming,
+                        zn, src->name_len, src->name,
+                        src->counters.aborted_reaped);
     }
 
     ngx_http_seadragon_metric_head("seadragon_queue_wait_seconds",

@@ -674,7 +674,7 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_seadragon_main_conf_t  *smcf = conf;
 
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, j;
     ngx_http_seadragon_zone_t   **zones;
     ngx_http_seadragon_source_t  *source;
 
@@ -779,6 +779,26 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        /* max_queued_per_client: the source's, else the zone's */
+
+        zones[i]->client_cap = ngx_pcalloc(cf->pool,
+                                     smcf->sources.nelts * sizeof(ngx_uint_t));
+        if (zones[i]->client_cap == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (j = 0; j < smcf->sources.nelts; j++) {
+            zones[i]->client_cap[j] = source[j].per_client_off
+                                      ? 0
+                                      : source[j].max_queued_per_client
+                                        ? source[j].max_queued_per_client
+                                        : zones[i]->max_queued_per_client;
+
+            if (zones[i]->client_cap[j]) {
+                zones[i]->client_caps = 1;
+            }
+        }
+
         if (smcf->min_tick == 0 || zones[i]->tick < smcf->min_tick) {
             smcf->min_tick = zones[i]->tick;
         }
@@ -865,7 +885,8 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /* seadragon_zone NAME:SIZE [capacity=N] [tick=TIME] [max_queued=N]
- *                [max_wait=TIME] [aging=TIME|off] */
+ *                [max_queued_per_client=N] [max_wait=TIME]
+ *                [aging=TIME|off] */
 
 static char *
 ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -954,6 +975,21 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_queued_per_client=", 22) == 0) {
+
+            n = ngx_atoi(value[i].data + 22, value[i].len - 22);
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": max_queued_per_client "
+                                   "must be a whole number of requests, at "
+                                   "least 1", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            zone->max_queued_per_client = n;
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "tick=", 5) == 0) {
 
             s.data = value[i].data + 5;
@@ -1006,7 +1042,8 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected capacity=, "
-                           "tick=, max_queued=, max_wait= or aging=",
+                           "tick=, max_queued=, max_queued_per_client=, "
+                           "max_wait= or aging=",
                            &value[i]);
         return NGX_CONF_ERROR;
     }
@@ -1031,8 +1068,9 @@ ngx_http_seadragon_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N] [key]
- *                  [whitelist] [aging=TIME|off] [endpoints=KIND,...] */
+/* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N]
+ *                  [max_queued_per_client=N|off] [key] [whitelist]
+ *                  [aging=TIME|off] [endpoints=KIND,...] */
 
 static char *
 ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -1133,6 +1171,31 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_queued_per_client=", 22) == 0) {
+
+            s.data = value[i].data + 22;
+            s.len = value[i].len - 22;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                source->per_client_off = 1;
+                source->max_queued_per_client = 0;
+                continue;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+            if (n == NGX_ERROR || n == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": max_queued_per_client "
+                                   "must be a whole number of requests, at "
+                                   "least 1, or \"off\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            source->per_client_off = 0;
+            source->max_queued_per_client = n;
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "key") == 0) {
             source->require_key = 1;
             continue;
@@ -1205,8 +1268,8 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected priority=, "
-                           "if=, max_queued=, key, whitelist, aging= or "
-                           "endpoints=", &value[i]);
+                           "if=, max_queued=, max_queued_per_client=, key, "
+                           "whitelist, aging= or endpoints=", &value[i]);
         return NGX_CONF_ERROR;
     }
 

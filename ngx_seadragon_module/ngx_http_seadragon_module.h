@@ -24,7 +24,7 @@
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
-#define NGX_HTTP_SEADRAGON_OWNERS          128
+#define NGX_HTTP_SEADRAGON_CLIENT_LEN      64
 
 #define NGX_HTTP_SEADRAGON_GATE_OPEN       0
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
@@ -63,6 +63,8 @@ typedef struct {
     ngx_atomic_uint_t                rejected_whitelist;
     ngx_atomic_uint_t                rejected_draining;
     ngx_atomic_uint_t                rejected_endpoint;
+    ngx_atomic_uint_t                rejected_client_cap;
+    ngx_atomic_uint_t                aborted_reaped;  /* its worker died */
     uint64_t                         wait_total_ms;
     uint64_t                         wait_max_ms;
     uint64_t                         waited;          /* admissions */
@@ -92,6 +94,40 @@ typedef enum {
 
 
 /*
+ * A worker process that uses the zone, from its start to its end.  It is
+ * known by its pid and by when the kernel started it ("started", from
+ * /proc; 0 where that is unknown), so that a pid reused by another process
+ * does not keep a dead worker's entries alive.  "tracked" counts, per
+ * source slot, the requests it has received and not yet counted as ended:
+ * when it dies, they are counted as aborted.reaped.
+ */
+
+typedef struct {
+    ngx_queue_t                      link;            /* in sh->owners */
+    ngx_pid_t                        pid;
+    uint64_t                         token;
+    uint64_t                         started;
+    ngx_uint_t                       entries;
+    ngx_uint_t                       tracked[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+} ngx_http_seadragon_owner_t;
+
+
+/*
+ * A client with requests waiting in the zone, by key name ("key:NAME") or
+ * by address ("addr:ADDRESS"), while max_queued_per_client applies; it
+ * leaves the tree when its last request leaves the line.
+ */
+
+typedef struct {
+    ngx_rbtree_node_t                node;            /* key: crc32 of name */
+    ngx_queue_t                      link;            /* in clients_free */
+    ngx_uint_t                       parked;
+    size_t                           len;
+    u_char                           name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
+} ngx_http_seadragon_client_t;
+
+
+/*
  * One request known to the zone, waiting in its source's FIFO or holding
  * a slot of the gate.  The owner (pid and token) is the worker that parks
  * the request; only the owner dereferences "data", its request context.
@@ -100,6 +136,8 @@ typedef enum {
 typedef struct {
     ngx_queue_t                      link;
     uint64_t                         id;
+    ngx_http_seadragon_owner_t      *owner;
+    ngx_http_seadragon_client_t     *client;          /* NULL: not counted */
     ngx_pid_t                        owner_pid;
     uint64_t                         owner_token;
     uint64_t                         owner_generation; /* its wake-up pipes */
@@ -118,14 +156,6 @@ typedef struct {
 } ngx_http_seadragon_entry_t;
 
 
-/* a worker process with entries in the zone, and how many */
-
-typedef struct {
-    ngx_pid_t                        pid;
-    ngx_uint_t                       entries;
-} ngx_http_seadragon_owner_t;
-
-
 typedef struct {
     ngx_queue_t                      running;         /* entries in the gate */
     ngx_uint_t                       nrunning;
@@ -140,9 +170,12 @@ typedef struct {
     time_t                           started;
     ngx_uint_t                       nsources;
     ngx_http_seadragon_shm_source_t  sources[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_queue_t                      owners;          /* ..._owner_t */
     ngx_uint_t                       nowners;
-    ngx_uint_t                       owners_overflow; /* table was full */
-    ngx_http_seadragon_owner_t       owners[NGX_HTTP_SEADRAGON_OWNERS];
+    ngx_rbtree_t                     clients;         /* ..._client_t */
+    ngx_rbtree_node_t                clients_sentinel;
+    ngx_queue_t                      clients_free;    /* to be freed */
+    ngx_uint_t                       nclients;
 } ngx_http_seadragon_shctx_t;
 
 
@@ -152,11 +185,13 @@ typedef struct {
     ngx_str_t                        name;
     ngx_uint_t                       priority;
     ngx_uint_t                       max_queued;
+    ngx_uint_t                       max_queued_per_client; /* 0: zone's */
     ngx_msec_t                       aging;           /* unset: the zone's */
     ngx_uint_t                       endpoints;       /* ENDPOINT_* bits */
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
     unsigned                         require_key:1;
     unsigned                         require_whitelist:1;
+    unsigned                         per_client_off:1; /* not the zone's */
 } ngx_http_seadragon_source_t;
 
 
@@ -184,11 +219,15 @@ typedef struct {
     ngx_uint_t                       capacity;
     ngx_msec_t                       tick;
     ngx_uint_t                       max_queued;
+    ngx_uint_t                       max_queued_per_client; /* 0: none */
+    ngx_uint_t                       client_caps;     /* a cap applies */
     ngx_msec_t                       max_wait;
     ngx_msec_t                       aging;           /* 0: off */
     ngx_uint_t                      *slot;            /* source -> zone slot */
+    ngx_uint_t                      *client_cap;      /* source -> its cap */
     ngx_uint_t                       nparked;         /* in this worker */
-    ngx_msec_t                       reaped_all;      /* last full check */
+    ngx_http_seadragon_owner_t      *owner;           /* this worker's */
+    ngx_msec_t                       reaped;          /* last check when full */
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
 } ngx_http_seadragon_zone_t;
@@ -291,6 +330,7 @@ typedef struct {
     unsigned                         response_started:1;
     unsigned                         sse:1;
     unsigned                         stream_broken:1;
+    unsigned                         tracked:1;  /* in zone->owner */
 } ngx_http_seadragon_ctx_t;
 
 
@@ -384,11 +424,20 @@ void ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
+void ngx_http_seadragon_queue_owner_add(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_owner_t *owner);
 ngx_uint_t ngx_http_seadragon_queue_foreign_owners(
-    ngx_http_seadragon_shctx_t *sh, ngx_pid_t self, ngx_pid_t *pids,
-    ngx_uint_t max, ngx_uint_t all);
-ngx_uint_t ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh,
-    ngx_pid_t pid, ngx_pid_t self, uint64_t token, ngx_queue_t *out);
+    ngx_http_seadragon_shctx_t *sh, uint64_t token,
+    ngx_http_seadragon_owner_t *out, ngx_uint_t max, ngx_uint_t *entries);
+ngx_http_seadragon_owner_t *ngx_http_seadragon_queue_purge(
+    ngx_http_seadragon_shctx_t *sh, ngx_pid_t pid, uint64_t token,
+    ngx_queue_t *out, ngx_uint_t *entries, ngx_uint_t *requests);
+uint64_t ngx_http_seadragon_queue_parse_start(u_char *stat, size_t len,
+    ngx_uint_t *dead);
+ngx_http_seadragon_client_t *ngx_http_seadragon_queue_client_find(
+    ngx_http_seadragon_shctx_t *sh, u_char *name, size_t len);
+void ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_client_t *client, u_char *name, size_t len);
 
 /* upper bounds of the wait-time histogram, in milliseconds */
 extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];

@@ -20,12 +20,23 @@
 #include "ngx_http_seadragon_module.h"
 
 
+static void ngx_http_seadragon_queue_client_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+static void ngx_http_seadragon_queue_client_leave(
+    ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_entry_t *entry);
+
+
 void
 ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh, time_t now)
 {
     ngx_memzero(sh, sizeof(ngx_http_seadragon_shctx_t));
 
     ngx_queue_init(&sh->running);
+    ngx_queue_init(&sh->owners);
+    ngx_queue_init(&sh->clients_free);
+    ngx_rbtree_init(&sh->clients, &sh->clients_sentinel,
+                    ngx_http_seadragon_queue_client_insert_value);
     sh->next_id = 1;
     sh->started = now;
     sh->gate_changed = now;
@@ -78,53 +89,6 @@ ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
 }
 
 
-/*
- * The zone keeps a count of entries per owner, so that the reaper looks at
- * each worker once, however long the line.  Should the table ever fill
- * (more than NGX_HTTP_SEADRAGON_OWNERS processes with entries at once),
- * the reaper walks the entries instead from then on.
- */
-
-static void
-ngx_http_seadragon_queue_owner_count(ngx_http_seadragon_shctx_t *sh,
-    ngx_pid_t pid, ngx_int_t delta)
-{
-    ngx_uint_t                   i, free;
-    ngx_http_seadragon_owner_t  *o;
-
-    free = NGX_HTTP_SEADRAGON_OWNERS;
-
-    for (i = 0; i < sh->nowners; i++) {
-        o = &sh->owners[i];
-
-        if (o->entries && o->pid == pid) {
-            o->entries += delta;
-            return;
-        }
-
-        if (o->entries == 0 && free == NGX_HTTP_SEADRAGON_OWNERS) {
-            free = i;
-        }
-    }
-
-    if (delta < 0) {
-        return;         /* counted while the table was full */
-    }
-
-    if (free == NGX_HTTP_SEADRAGON_OWNERS) {
-        if (sh->nowners == NGX_HTTP_SEADRAGON_OWNERS) {
-            sh->owners_overflow = 1;
-            return;
-        }
-
-        free = sh->nowners++;
-    }
-
-    sh->owners[free].pid = pid;
-    sh->owners[free].entries = delta;
-}
-
-
 static void
 ngx_http_seadragon_queue_unlink(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)
@@ -138,6 +102,8 @@ ngx_http_seadragon_queue_unlink(ngx_http_seadragon_shctx_t *sh,
     if (entry->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING) {
         src->nwaiting--;
         sh->nwaiting--;
+
+        ngx_http_seadragon_queue_client_leave(sh, entry);
 
     } else {
         src->nrunning--;
@@ -163,7 +129,13 @@ ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
     src->nwaiting++;
     sh->nwaiting++;
 
-    ngx_http_seadragon_queue_owner_count(sh, entry->owner_pid, 1);
+    if (entry->owner) {
+        entry->owner->entries++;
+    }
+
+    if (entry->client) {
+        entry->client->parked++;
+    }
 }
 
 
@@ -280,7 +252,10 @@ ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)
 {
     ngx_http_seadragon_queue_unlink(sh, entry);
-    ngx_http_seadragon_queue_owner_count(sh, entry->owner_pid, -1);
+
+    if (entry->owner) {
+        entry->owner->entries--;
+    }
 }
 
 
@@ -301,77 +276,65 @@ ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
 
 
 /*
- * Owners that may have died: those of every FIFO head (a dead one would
- * block its source) and of every running entry (a dead one would keep its
- * slot).  Stores the distinct pids other than "self" and returns how many.
+ * The workers that use the zone.  Their records are the caller's memory;
+ * a record leaves the list with its owner, through the purge below.
  */
 
-static void
-ngx_http_seadragon_queue_note_owner(ngx_pid_t pid, ngx_pid_t self,
-    ngx_pid_t *pids, ngx_uint_t *n, ngx_uint_t max)
+void
+ngx_http_seadragon_queue_owner_add(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_owner_t *owner)
 {
-    ngx_uint_t  j;
-
-    if (pid == self) {
-        return;
-    }
-
-    for (j = 0; j < *n; j++) {
-        if (pids[j] == pid) {
-            return;
-        }
-    }
-
-    if (*n < max) {
-        pids[(*n)++] = pid;
-    }
+    ngx_queue_insert_tail(&sh->owners, &owner->link);
+    sh->nowners++;
 }
 
 
+/*
+ * Copies (pid, token, start, entries: not the counts) of up to "max"
+ * workers other than the one of "token" into "out", for the caller to
+ * check outside the lock whether they live; "entries" is set to how many
+ * entries they hold in all.
+ */
+
 ngx_uint_t
 ngx_http_seadragon_queue_foreign_owners(ngx_http_seadragon_shctx_t *sh,
-    ngx_pid_t self, ngx_pid_t *pids, ngx_uint_t max, ngx_uint_t all)
+    uint64_t token, ngx_http_seadragon_owner_t *out, ngx_uint_t max,
+    ngx_uint_t *entries)
 {
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   n;
     ngx_queue_t                 *q;
-    ngx_http_seadragon_entry_t  *e;
+    ngx_http_seadragon_owner_t  *o;
 
     n = 0;
+    *entries = 0;
 
-    if (!sh->owners_overflow) {
-        for (i = 0; i < sh->nowners; i++) {
-            if (sh->owners[i].entries) {
-                ngx_http_seadragon_queue_note_owner(sh->owners[i].pid, self,
-                                                    pids, &n, max);
-            }
-        }
-
-        return n;
-    }
-
-    for (i = 0; i < sh->nsources; i++) {
-
-        for (q = ngx_queue_head(&sh->sources[i].waiting);
-             q != ngx_queue_sentinel(&sh->sources[i].waiting);
-             q = ngx_queue_next(q))
-        {
-            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
-
-            ngx_http_seadragon_queue_note_owner(e->owner_pid, self, pids, &n,
-                                                max);
-            if (!all) {
-                break;
-            }
-        }
-    }
-
-    for (q = ngx_queue_head(&sh->running);
-         q != ngx_queue_sentinel(&sh->running);
+    for (q = ngx_queue_head(&sh->owners);
+         q != ngx_queue_sentinel(&sh->owners);
          q = ngx_queue_next(q))
     {
-        e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
+        o = ngx_queue_data(q, ngx_http_seadragon_owner_t, link);
 
-        ngx_http_seadragon_queue_note_owner(e->owner_pid, self, pids, &n, max);
+        if (o->token == token) {
+            continue;
+        }
+
+        *entries += o->entries;
+
+        if (n < max) {
+            out[n].pid = o->pid;
+            out[n].token = o->token;
+            out[n].started = o->started;
+            out[n].entries = o->entries;
+            n++;
+        }
+    }
+
+    /* more than "max": the next call starts with those left out */
+
+    if (n == max && sh->nowners > max + 1) {
+        q = ngx_queue_head(&sh->owners);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&sh->owners, q);
     }
 
     return n;
@@ -379,23 +342,42 @@ ngx_http_seadragon_queue_foreign_owners(ngx_http_seadragon_shctx_t *sh,
 
 
 /*
- * Unlinks every entry of a worker that is gone (pid "pid", any token) or
- * of an earlier process that had our pid (pid "self" with a token other
- * than "token").  Unlinked entries are chained through "link" into "out"
- * for the caller to free.
+ * A worker is gone: unlinks its entries, waiting or holding a slot, and
+ * chains them through "link" into "out" for the caller to free; counts
+ * the requests it had received and not yet ended as aborted.reaped.
+ * Returns its record, out of the list, for the caller to free (NULL if
+ * no worker of that pid and token is known: another one reaped it).
  */
 
-ngx_uint_t
+ngx_http_seadragon_owner_t *
 ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh, ngx_pid_t pid,
-    ngx_pid_t self, uint64_t token, ngx_queue_t *out)
+    uint64_t token, ngx_queue_t *out, ngx_uint_t *entries,
+    ngx_uint_t *requests)
 {
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   i;
     ngx_queue_t                 *q, *next, *list;
+    ngx_http_seadragon_owner_t  *o;
     ngx_http_seadragon_entry_t  *e;
 
-    n = 0;
+    *entries = 0;
+    *requests = 0;
 
-    for (i = 0; i <= sh->nsources; i++) {
+    for (q = ngx_queue_head(&sh->owners);
+         q != ngx_queue_sentinel(&sh->owners);
+         q = ngx_queue_next(q))
+    {
+        o = ngx_queue_data(q, ngx_http_seadragon_owner_t, link);
+
+        if (o->pid == pid && o->token == token) {
+            goto found;
+        }
+    }
+
+    return NULL;
+
+found:
+
+    for (i = 0; i <= sh->nsources && o->entries; i++) {
 
         list = (i < sh->nsources) ? &sh->sources[i].waiting : &sh->running;
 
@@ -406,15 +388,243 @@ ngx_http_seadragon_queue_purge(ngx_http_seadragon_shctx_t *sh, ngx_pid_t pid,
             next = ngx_queue_next(q);
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
 
-            if (e->owner_pid == pid
-                || (e->owner_pid == self && e->owner_token != token))
-            {
+            if (e->owner == o) {
                 ngx_http_seadragon_queue_remove(sh, e);
                 ngx_queue_insert_tail(out, &e->link);
-                n++;
+                (*entries)++;
             }
         }
     }
 
-    return n;
+    for (i = 0; i < sh->nsources; i++) {
+        sh->sources[i].counters.aborted_reaped += o->tracked[i];
+        *requests += o->tracked[i];
+        o->tracked[i] = 0;
+    }
+
+    ngx_queue_remove(&o->link);
+    sh->nowners--;
+
+    return o;
+}
+
+
+/*
+ * When the kernel started a process, from the text of /proc/PID/stat:
+ * its 22nd field, after the command name in parentheses (which may hold
+ * spaces and parentheses itself).  "dead" is set for a zombie, which will
+ * never run again.  Returns 0 when the text is not understood.
+ */
+
+uint64_t
+ngx_http_seadragon_queue_parse_start(u_char *stat, size_t len,
+    ngx_uint_t *dead)
+{
+    u_char      *p, *last;
+    uint64_t     v;
+    ngx_uint_t   field;
+
+    *dead = 0;
+    last = stat + len;
+
+    for (p = last; p > stat && p[-1] != ')'; p--) { /* void */ }
+
+    if (p == stat) {
+        return 0;
+    }
+
+    /* p is past ')': the state (field 3) and the others follow */
+
+    for (field = 3; /* void */; field++) {
+
+        while (p < last && *p == ' ') {
+            p++;
+        }
+
+        if (p == last) {
+            return 0;
+        }
+
+        if (field == 3 && (*p == 'Z' || *p == 'X' || *p == 'x')) {
+            *dead = 1;
+        }
+
+        if (field == 22) {
+            break;
+        }
+
+        while (p < last && *p != ' ') {
+            p++;
+        }
+    }
+
+    v = 0;
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        v = v * 10 + (*p++ - '0');
+    }
+
+    return v;
+}
+
+
+/*
+ * The clients of max_queued_per_client, by name in a red-black tree whose
+ * key is a hash of the name (FNV-1a).  The tree's insert function is set
+ * before each insertion rather than kept from when the zone was made: a
+ * reload may load the module at another address.
+ */
+
+static ngx_rbtree_key_t
+ngx_http_seadragon_queue_client_hash(u_char *name, size_t len)
+{
+    uint32_t  h;
+
+    h = 2166136261u;
+
+    while (len--) {
+        h = (h ^ *name++) * 16777619u;
+    }
+
+    return h;
+}
+
+
+/* an order of names: by length, then bytes (any order will do) */
+
+static ngx_int_t
+ngx_http_seadragon_queue_client_cmp(u_char *a, size_t alen, u_char *b,
+    size_t blen)
+{
+    if (alen != blen) {
+        return alen < blen ? -1 : 1;
+    }
+
+    return ngx_memcmp(a, b, alen);
+}
+
+
+static void
+ngx_http_seadragon_queue_client_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t            **p;
+    ngx_http_seadragon_client_t   *c, *ct;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            c = (ngx_http_seadragon_client_t *) node;
+            ct = (ngx_http_seadragon_client_t *) temp;
+
+            p = (ngx_http_seadragon_queue_client_cmp(c->name, c->len,
+                                                     ct->name, ct->len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+ngx_http_seadragon_client_t *
+ngx_http_seadragon_queue_client_find(ngx_http_seadragon_shctx_t *sh,
+    u_char *name, size_t len)
+{
+    ngx_int_t                     rc;
+    ngx_rbtree_key_t              hash;
+    ngx_rbtree_node_t            *node, *sentinel;
+    ngx_http_seadragon_client_t  *c;
+
+    len = ngx_min(len, NGX_HTTP_SEADRAGON_CLIENT_LEN);
+    hash = ngx_http_seadragon_queue_client_hash(name, len);
+
+    node = sh->clients.root;
+    sentinel = sh->clients.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        c = (ngx_http_seadragon_client_t *) node;
+
+        rc = ngx_http_seadragon_queue_client_cmp(name, len, c->name, c->len);
+
+        if (rc == 0) {
+            return c;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* "client" is the caller's memory; it is handed back through clients_free */
+
+void
+ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_client_t *client, u_char *name, size_t len)
+{
+    len = ngx_min(len, NGX_HTTP_SEADRAGON_CLIENT_LEN);
+
+    ngx_memzero(client, sizeof(ngx_http_seadragon_client_t));
+    ngx_memcpy(client->name, name, len);
+    client->len = len;
+    client->node.key = ngx_http_seadragon_queue_client_hash(name, len);
+
+    sh->clients.insert = ngx_http_seadragon_queue_client_insert_value;
+    ngx_rbtree_insert(&sh->clients, &client->node);
+    sh->nclients++;
+}
+
+
+/* a waiting entry leaves the line: its client has one fewer parked */
+
+static void
+ngx_http_seadragon_queue_client_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry)
+{
+    ngx_http_seadragon_client_t  *c;
+
+    c = entry->client;
+
+    if (c == NULL) {
+        return;
+    }
+
+    entry->client = NULL;
+
+    if (--c->parked) {
+        return;
+    }
+
+    ngx_rbtree_delete(&sh->clients, &c->node);
+    ngx_queue_insert_tail(&sh->clients_free, &c->link);
+    sh->nclients--;
 }

@@ -96,7 +96,7 @@ invalid "max_queued=-1": max_queued must be a whole number, at least 1
 --- config
 --- must_die
 --- error_log
-invalid parameter "speed=fast": expected capacity=, tick=, max_queued=, max_wait= or aging=
+invalid parameter "speed=fast": expected capacity=, tick=, max_queued=, max_queued_per_client=, max_wait= or aging=
 
 
 
@@ -255,7 +255,7 @@ empty condition in "if=": expected if=$variable
 --- config
 --- must_die
 --- error_log
-invalid parameter "weight=3": expected priority=, if=, max_queued=, key, whitelist, aging= or endpoints=
+invalid parameter "weight=3": expected priority=, if=, max_queued=, max_queued_per_client=, key, whitelist, aging= or endpoints=
 
 
 

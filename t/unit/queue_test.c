@@ -3,8 +3,8 @@
  * Copyright (C) The Seadragon authors
  *
  * Unit tests of the zone's queue (ngx_http_seadragon_queue.c) on plain
- * memory: dispatch order, positions, source slots, dead owners.  Prints
- * TAP for prove (t/001-queue.t runs it).
+ * memory: dispatch order, positions, source slots, dead owners, clients
+ * of max_queued_per_client.  Prints TAP for prove (t/001-queue.t runs it).
  */
 
 
@@ -29,27 +29,154 @@ static int  tests, failures;
     } while (0)
 
 
-static ngx_http_seadragon_shctx_t  sh;
-static ngx_msec_t                  now;
-static ngx_http_seadragon_entry_t  entries[64];
-static ngx_uint_t                  nentries;
+static ngx_http_seadragon_shctx_t   sh;
+static ngx_msec_t                   now;
+static ngx_http_seadragon_entry_t   entries[64];
+static ngx_uint_t                   nentries;
+static ngx_http_seadragon_owner_t   owners[16];
+static ngx_uint_t                   nowners;
+static ngx_http_seadragon_client_t  clients[16];
+
+
+/*
+ * nginx's red-black tree lives in ngx_rbtree.c, which nginx-dev does not
+ * ship: a plain binary search tree with the same interface stands in, as
+ * the module's code sees only the interface.
+ */
+
+void
+ngx_rbtree_insert(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    if (tree->root == tree->sentinel) {
+        node->parent = NULL;
+        node->left = tree->sentinel;
+        node->right = tree->sentinel;
+        ngx_rbt_black(node);
+        tree->root = node;
+        return;
+    }
+
+    tree->insert(tree->root, node, tree->sentinel);
+}
+
+
+static void
+transplant(ngx_rbtree_t *tree, ngx_rbtree_node_t *u, ngx_rbtree_node_t *v)
+{
+    if (u->parent == NULL) {
+        tree->root = v;
+
+    } else if (u == u->parent->left) {
+        u->parent->left = v;
+
+    } else {
+        u->parent->right = v;
+    }
+
+    if (v != tree->sentinel) {
+        v->parent = u->parent;
+    }
+}
+
+
+void
+ngx_rbtree_delete(ngx_rbtree_t *tree, ngx_rbtree_node_t *z)
+{
+    ngx_rbtree_node_t  *y, *s;
+
+    s = tree->sentinel;
+
+    if (z->left == s) {
+        transplant(tree, z, z->right);
+
+    } else if (z->right == s) {
+        transplant(tree, z, z->left);
+
+    } else {
+        for (y = z->right; y->left != s; y = y->left) { /* void */ }
+
+        if (y->parent != z) {
+            transplant(tree, y, y->right);
+            y->right = z->right;
+            y->right->parent = y;
+        }
+
+        transplant(tree, z, y);
+        y->left = z->left;
+        y->left->parent = y;
+    }
+}
+
+
+/* the record of a worker, made on first use; token 7 unless told */
+
+static ngx_http_seadragon_owner_t *
+owner_of(ngx_pid_t pid, uint64_t token)
+{
+    ngx_uint_t                   i;
+    ngx_http_seadragon_owner_t  *o;
+
+    for (i = 0; i < nowners; i++) {
+        if (owners[i].pid == pid && owners[i].token == token) {
+            return &owners[i];
+        }
+    }
+
+    o = &owners[nowners++];
+    ngx_memzero(o, sizeof(*o));
+    o->pid = pid;
+    o->token = token;
+    ngx_http_seadragon_queue_owner_add(&sh, o);
+
+    return o;
+}
 
 
 static ngx_http_seadragon_entry_t *
-push(ngx_uint_t source, ngx_pid_t pid)
+push_client(ngx_uint_t source, ngx_pid_t pid, uint64_t token,
+    ngx_http_seadragon_client_t *client)
 {
     ngx_http_seadragon_entry_t  *e;
 
-    e = &entries[nentries++];
+    e = &entries[nentries++ % 64];
     ngx_memzero(e, sizeof(*e));
     e->source = source;
+    e->owner = owner_of(pid, token);
+    e->client = client;
     e->owner_pid = pid;
-    e->owner_token = 7;
+    e->owner_token = token;
     e->enqueued = now;
 
     ngx_http_seadragon_queue_push(&sh, e);
 
     return e;
+}
+
+
+static ngx_http_seadragon_entry_t *
+push(ngx_uint_t source, ngx_pid_t pid)
+{
+    return push_client(source, pid, 7, NULL);
+}
+
+
+static ngx_http_seadragon_client_t *
+client(char *name)
+{
+    ngx_uint_t                    i;
+    ngx_http_seadragon_client_t  *c;
+
+    c = ngx_http_seadragon_queue_client_find(&sh, (u_char *) name,
+                                             strlen(name));
+    if (c) {
+        return c;
+    }
+
+    for (i = 0; clients[i].len; i++) { /* void */ }
+
+    ngx_http_seadragon_queue_client_insert(&sh, &clients[i], (u_char *) name,
+                                           strlen(name));
+    return &clients[i];
 }
 
 
@@ -89,10 +216,11 @@ int
 main(void)
 {
     char                         order[256];
-    ngx_uint_t                   coding, chat, api, chat2, i;
-    ngx_pid_t                    pids[4];
-    ngx_queue_t                  dead;
-    ngx_http_seadragon_entry_t  *e1, *e2, *e3, *e4, *e5, *e6;
+    ngx_uint_t                    coding, chat, api, chat2, i, j, n, requests;
+    ngx_queue_t                   dead;
+    ngx_http_seadragon_owner_t    found[8], *o, *p;
+    ngx_http_seadragon_entry_t   *e1, *e2, *e3, *e4, *e5, *e6;
+    ngx_http_seadragon_client_t  *c1, *c2;
 
     ngx_http_seadragon_queue_init(&sh, 0);
 
@@ -174,47 +302,129 @@ main(void)
     e4 = push(coding, 100);
     e5 = push(api, 400);
 
-    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0);
-    ok(i == 3 && (pids[0] == 400 || pids[1] == 400 || pids[2] == 400),
-       "the owners table names every other worker with entries, however "
-       "deep in a line (%d)", (int) i);
-
-    ok(sh.nowners == 4 && sh.owners[0].pid == 100 && sh.owners[0].entries == 2,
-       "entries are counted per owner (%d owners, %d of pid 100)",
-       (int) sh.nowners, (int) sh.owners[0].entries);
-
-    sh.owners_overflow = 1;
-
-    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0);
-    ok(i == 2 && ((pids[0] == 200 && pids[1] == 300)
-                  || (pids[0] == 300 && pids[1] == 200)),
-       "past a full table, a tick looks at the heads and the running (%d)",
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 7, found, 8, &n);
+    ok(i == 0 && n == 0, "workers of our token are never foreign (%d)",
        (int) i);
 
-    i = ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 1);
-    ok(i == 3 && (pids[0] == 400 || pids[1] == 400 || pids[2] == 400),
-       "and a full check at every entry (%d)", (int) i);
+    /* pid 100 is us now (token 8): the others had tokens 7 */
 
-    sh.owners_overflow = 0;
+    o = owner_of(100, 8);
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 8, found, 8, &n);
+    ok(i == 5 && n == 5,
+       "every other worker is named, with how many entries they hold, "
+       "however deep in a line (%d workers, %d entries)", (int) i, (int) n);
+
+    ok(owner_of(100, 7)->entries == 2 && o->entries == 0,
+       "entries are counted per worker, not per pid (%d)",
+       (int) owner_of(100, 7)->entries);
+
+    i = ngx_http_seadragon_queue_foreign_owners(&sh, 8, found, 2, &n);
+    j = ngx_http_seadragon_queue_foreign_owners(&sh, 8, found + 2, 2, &n);
+    ok(i == 2 && j == 2 && found[0].pid != found[2].pid,
+       "past \"max\" workers, the next call starts with others "
+       "(%d then %d)", (int) found[0].pid, (int) found[2].pid);
+
+    /* pid 300 holds the slot and had one more request on its way */
+
+    owner_of(300, 7)->tracked[chat] = 2;
+    owner_of(400, 7)->tracked[api] = 1;
+    owner_of(200, 7)->tracked[coding] = 1;
 
     ngx_queue_init(&dead);
-    ok(ngx_http_seadragon_queue_purge(&sh, 400, 100, 7, &dead) == 1,
-       "a dead owner's entry is purged from the middle of a line");
-    ok(sh.owners[3].entries == 0
-       && ngx_http_seadragon_queue_foreign_owners(&sh, 100, pids, 4, 0) == 2,
-       "a purged owner leaves the table");
+    p = ngx_http_seadragon_queue_purge(&sh, 400, 7, &dead, &n, &requests);
+    ok(p && n == 1
+       && requests == 1 && sh.sources[api].counters.aborted_reaped == 1,
+       "a dead worker's entry is purged from the middle of a line, and "
+       "its request is counted as reaped");
+    ok(sh.nowners == 5
+       && ngx_http_seadragon_queue_purge(&sh, 400, 7, &dead, &n, &requests)
+          == NULL,
+       "a purged worker leaves the list: whoever comes second finds none");
 
     ngx_queue_init(&dead);
-    i = ngx_http_seadragon_queue_purge(&sh, 200, 100, 7, &dead);
-    ok(i == 1 && sh.nwaiting == 2,
+    p = ngx_http_seadragon_queue_purge(&sh, 200, 7, &dead, &n, &requests);
+    ok(p && n == 1 && sh.nwaiting == 2,
        "purging a dead worker unlinks its entries only");
     ngx_queue_init(&dead);
-    i = ngx_http_seadragon_queue_purge(&sh, 300, 100, 7, &dead);
-    ok(i == 1 && sh.nrunning == 0, "a dead worker's slot is freed");
+    p = ngx_http_seadragon_queue_purge(&sh, 300, 7, &dead, &n, &requests);
+    ok(p && n == 1 && requests == 2 && sh.nrunning == 0
+       && sh.sources[chat].counters.aborted_reaped == 2,
+       "a dead worker's slot is freed and all it had received is counted");
     ngx_queue_init(&dead);
-    i = ngx_http_seadragon_queue_purge(&sh, 0, 100, 8, &dead);
-    ok(i == 2 && sh.nwaiting == 0,
-       "entries of an earlier process with our pid are purged");
+    p = ngx_http_seadragon_queue_purge(&sh, 100, 7, &dead, &n, &requests);
+    ok(p && n == 2 && sh.nwaiting == 0 && sh.nowners == 2,
+       "entries of an earlier process with our pid are purged, ours stay");
+    (void) e5;
+
+    /* the clients of max_queued_per_client */
+
+    c1 = client("addr:10.0.0.1");
+    c2 = client("key:alice");
+    ok(sh.nclients == 2 && client("addr:10.0.0.1") == c1
+       && ngx_http_seadragon_queue_client_find(&sh, (u_char *) "key:bob", 7)
+          == NULL,
+       "clients are found by name");
+
+    e1 = push_client(api, 1, 7, c1);
+    e2 = push_client(chat, 1, 7, c1);
+    e3 = push_client(api, 1, 7, c2);
+    ok(c1->parked == 2 && c2->parked == 1,
+       "a client counts its requests in line, whatever their source");
+
+    ngx_http_seadragon_queue_grant(&sh, e2, 0);
+    ok(c1->parked == 1 && e2->client == NULL,
+       "a request that gets a slot no longer counts as waiting");
+    ngx_http_seadragon_queue_remove(&sh, e2);
+    ok(c1->parked == 1, "and leaving the gate changes nothing");
+
+    ngx_http_seadragon_queue_remove(&sh, e1);
+    ok(c1->parked == 0 && sh.nclients == 1
+       && ngx_http_seadragon_queue_client_find(&sh, (u_char *) "addr:10.0.0.1",
+                                               13) == NULL
+       && ngx_queue_head(&sh.clients_free) == &c1->link,
+       "a client without requests in line leaves the tree, to be freed");
+    ngx_queue_remove(&c1->link);
+    c1->len = 0;
+
+    e4 = push_client(api, 500, 7, c2);
+    ngx_queue_init(&dead);
+    p = ngx_http_seadragon_queue_purge(&sh, 500, 7, &dead, &n, &requests);
+    ok(p && c2->parked == 1,
+       "reaping a dead worker gives back its clients' places in line");
+    ngx_http_seadragon_queue_remove(&sh, e3);
+    ok(sh.nclients == 0 && sh.clients.root == sh.clients.sentinel,
+       "the tree is empty when the line is");
+    (void) e4;
+
+    for (i = 0; i < 8; i++) {
+        snprintf(order, sizeof(order), "addr:10.0.0.%d", (int) i);
+        c1 = client(order);
+        c1->parked = 1;
+    }
+
+    for (i = 0; i < 8; i++) {
+        snprintf(order, sizeof(order), "addr:10.0.0.%d", (int) i);
+        c1 = ngx_http_seadragon_queue_client_find(&sh, (u_char *) order,
+                                                  strlen(order));
+        ok(c1 && c1->len == strlen(order)
+           && ngx_strncmp(c1->name, order, c1->len) == 0,
+           "client %s found among 8", order);
+    }
+
+    /* when a process started, from /proc/PID/stat */
+
+    snprintf(order, sizeof(order), "%s", "4242 (nginx: worker) S 1 4242 4242 "
+             "0 -1 4194624 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 200");
+    ok(ngx_http_seadragon_queue_parse_start((u_char *) order, strlen(order),
+                                            &n) == 98765 && n == 0,
+       "the 22nd field of /proc/PID/stat is the start time");
+    snprintf(order, sizeof(order), "%s", "7 (a) b) (c) Z 1 7 7 0 -1 1 0 0 "
+             "0 0 0 0 0 0 20 0 1 0 12345 0 0");
+    ok(ngx_http_seadragon_queue_parse_start((u_char *) order, strlen(order),
+                                            &n) == 12345 && n == 1,
+       "a command name with spaces and parentheses; a zombie is dead");
+    ok(ngx_http_seadragon_queue_parse_start((u_char *) "7 (x) S 1", 9, &n)
+       == 0, "a short text gives no start time");
 
     /*
      * Aging: with aging=100 on api (priority 3), each 100 ms waited makes
