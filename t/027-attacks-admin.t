@@ -35,6 +35,7 @@ sub tool_at {
 sub tool { tool_at($store, @_) }
 
 tool('init');
+chmod 0755, "$dir";         # for workers that run as nobody (TEST 4)
 our $admin = tool('key create ops --source admin');
 our $user = tool('key create alice --source coding');
 our $revoked = tool('key create gone --source admin');
@@ -44,13 +45,18 @@ tool('key disable off');
 our $expired = tool('key create old --source admin --expires 1s');
 tool('whitelist add 127.0.0.1');
 
-# a zone name of 300 characters (TEST 7)
+# a zone name of 300 characters (TEST 9)
 $ENV{TEST_NGINX_LONG_ZONE} = 'z' . ('-long' x 59) . 'zone';
 
 # what the writes below would change: two keys to revoke or disable, one
 # to enable, a whitelist entry to remove (and, absent: the key "intruder"
 # and the entry 10.88.0.0/16, which two writes would add)
+our $expired_seen;
+
 sub baseline {
+    # the key "old" turns from active to expired once, before any snapshot
+    $expired_seen ||= wait_until(sub { tool('key list') =~ /^old\tadmin\texpired\t/m },
+                                 'the key "old" to expire', 5);
     my $s = snapshot();
     api('POST', 'gate/resume') if $s->{gate} ne 'open';
     my %k = map { my ($name, $source, $state) = split /:/; ($name => $state) }
@@ -256,11 +262,12 @@ sub refuse_all {
     my $snapshot = $a{snapshot} // \&snapshot;
     my $pause = $a{pause} // sub { api('POST', 'gate/pause') };
     my $restore = $a{baseline} // \&baseline;
+    my @which = @{ $a{writes} // \@writes };
     my @out;
     for my $kind (@$refusals) {
         my ($name, $status, $headers) = @$kind;
         my @bad;
-        for my $w (@writes) {
+        for my $w (@which) {
             my $id = ($proto eq 'HTTP/2' ? 'h2-' : 'h1-') . ++$case;
             $pause->() if $w->{gate};
             my $before = $snapshot->();
@@ -281,7 +288,7 @@ sub refuse_all {
             $restore->() if @changed || $w->{gate};
         }
         push @out, @bad ? ("$proto, $name:", @bad)
-                        : "$proto, $name: " . @writes . " writes refused $status, nothing changed, logged $status";
+                        : "$proto, $name: " . @which . " writes refused $status, nothing changed, logged $status";
     }
     return @out;
 }
@@ -308,7 +315,6 @@ __DATA__
 --- master_on
 --- timeout: 30
 --- client
-    wait_until(sub { tool('key list') =~ /^old\tadmin\texpired\t/m }, 'the key "old" to expire', 5);
     baseline();
     my @pids = nginx_worker_pids();
     my @out = refuse_all('HTTP/1.1', \@refusals);
@@ -337,7 +343,6 @@ header already sent
 --- master_on
 --- timeout: 30
 --- client
-    wait_until(sub { tool('key list') =~ /^old\tadmin\texpired\t/m }, 'the key "old" to expire', 5);
     baseline();
     my @pids = nginx_worker_pids();
     my @out = refuse_all('HTTP/2', \@refusals);
@@ -418,7 +423,47 @@ exited on signal
 
 
 
-=== TEST 4: a browser's cross-site write (CSRF) is refused and changes nothing, with or without a credential
+=== TEST 4: with a store the workers may only read, every write of the store is refused 503 and changes nothing
+The workers run as nobody and data.mdb is made read-only for them; a
+restarted worker then opens the store read-only: keys still work, and the
+admin API's changes of the store answer 503.
+--- main_config
+    user nobody nogroup;
+--- master_on
+--- timeout: 30
+--- client
+    baseline();
+    my $restart = sub {
+        my @old = nginx_worker_pids();
+        kill 'TERM', @old;
+        wait_until(sub { my @p = nginx_worker_pids();
+                         @p == 1 && !grep { $_ == $p[0] } @old }, 'a new worker');
+    };
+    my $probe = sub { api('POST', 'keys/nobody/disable')->{status} };
+    chmod 0444, "$store/data.mdb" or die "chmod: $!";
+    $restart->();
+    wait_until(sub { $probe->() == 503 }, 'the store to be read-only');
+    my @store_writes = grep { $_->{what} =~ / (keys|whitelist)/ } @writes;
+    my @kinds = ([ 'the store read-only for workers, an admin key', 503, { Authorization => "Bearer $admin" } ]);
+    my @out = (refuse_all('HTTP/1.1', \@kinds, writes => \@store_writes),
+               refuse_all('HTTP/2', \@kinds, writes => \@store_writes));
+    chmod 0644, "$store/data.mdb" or die "chmod: $!";
+    $restart->();
+    wait_until(sub { $probe->() == 404 }, 'the store to be writable');
+    join "\n", @out, "writable again: " . $probe->(),
+        "header already sent: " . header_already_sent();
+--- client_output
+HTTP/1.1, the store read-only for workers, an admin key: 8 writes refused 503, nothing changed, logged 503
+HTTP/2, the store read-only for workers, an admin key: 8 writes refused 503, nothing changed, logged 503
+writable again: 404
+header already sent: 0
+--- no_error_log
+header already sent
+exited on signal
+
+
+
+=== TEST 5: a browser's cross-site write (CSRF) is refused and changes nothing, with or without a credential
 The no-cors POST carries no key, so auth=key refuses it; it would carry
 what a browser adds by itself (the address it comes from, basic auth,
 cookies), so the auth=nginx location, which lets 127.0.0.1 in, refuses
@@ -463,7 +508,7 @@ header already sent
 
 
 
-=== TEST 5: the same writes, allowed, do what they say: with an admin key, and same-origin or from a script with auth=nginx
+=== TEST 6: the same writes, allowed, do what they say: with an admin key, and same-origin or from a script with auth=nginx
 This is what the blocks above would have seen change: each write is
 made once by each allowed caller, and what changed is listed.  Reads
 from another site are still answered (a no-cors page cannot read them).
@@ -509,7 +554,70 @@ header already sent
 
 
 
-=== TEST 6: invalid UTF-8 in an admin request gets a JSON error that parses, never malformed JSON
+=== TEST 7: writes refused for what they ask, with a valid admin key, change nothing and are logged with their status
+--- client
+    baseline();
+    my $big = '{"address":"10.88.0.0/16","note":"' . ('x' x 70000) . '"}';
+    my @out;
+    for my $c ([ 'PUT gate/pause', 405 ], [ 'GET gate/drain', 405 ], [ 'POST gate/open', 404 ],
+                  [ 'POST gate', 404 ], [ 'DELETE keys', 405 ], [ 'PUT keys/victim', 405 ],
+                  [ 'POST keys/victim', 405 ], [ 'POST keys/victim/delete', 404 ],
+                  [ 'DELETE keys/nobody', 404 ], [ 'POST keys/nobody/disable', 404 ],
+                  [ 'POST keys', 409, '{"name":"victim","source":"admin"}' ],
+                  [ 'POST keys', 400, '{"name":"intruder","source":"no such"}' ],
+                  [ 'POST keys', 400, '{"name":"intruder","source":"admin","expires_in":0}' ],
+                  [ 'POST keys', 400, '{"name":"intruder"' ],
+                  [ 'POST whitelist', 409, '{"address":"10.77.0.0/16"}' ],
+                  [ 'POST whitelist', 400, '{"address":"10.88.0.1/16"}' ],
+                  [ 'POST whitelist', 400, '{"address":"10.88.0.0/16","note":"a\\nb"}' ],
+                  [ 'POST whitelist', 413, $big ],
+                  [ 'DELETE whitelist/10.88.0.0/16', 404 ], [ 'PUT whitelist', 405 ],
+                  [ 'POST queue', 405 ], [ 'DELETE stats', 405 ], [ 'POST nothing', 404 ])
+    {
+        my ($what, $status, $body) = @$c;
+        my $id = 'bad-' . ++$case;
+        my $before = snapshot();
+        my $r = write_as('HTTP/1.1', { what => $what, body => $body },
+                         { Authorization => "Bearer $admin" }, $id);
+        my @changed = changed($before, snapshot());
+        my $logged = logged($id);
+        my $error = eval { json_decode($r->{body})->{error} };
+        push @out, "$what: $r->{status}" . ($r->{status} == $status ? '' : " (expected $status)")
+            . (defined $error ? '' : ' not a JSON error') . ", logged $logged"
+            . (@changed ? ", changed the @changed" : '');
+    }
+    join "\n", @out, "header already sent: " . header_already_sent();
+--- client_output
+PUT gate/pause: 405, logged 405
+GET gate/drain: 405, logged 405
+POST gate/open: 404, logged 404
+POST gate: 404, logged 404
+DELETE keys: 405, logged 405
+PUT keys/victim: 405, logged 405
+POST keys/victim: 405, logged 405
+POST keys/victim/delete: 404, logged 404
+DELETE keys/nobody: 404, logged 404
+POST keys/nobody/disable: 404, logged 404
+POST keys: 409, logged 409
+POST keys: 400, logged 400
+POST keys: 400, logged 400
+POST keys: 400, logged 400
+POST whitelist: 409, logged 409
+POST whitelist: 400, logged 400
+POST whitelist: 400, logged 400
+POST whitelist: 413, logged 413
+DELETE whitelist/10.88.0.0/16: 404, logged 404
+PUT whitelist: 405, logged 405
+POST queue: 405, logged 405
+DELETE stats: 405, logged 405
+POST nothing: 404, logged 404
+header already sent: 0
+--- no_error_log
+header already sent
+
+
+
+=== TEST 8: invalid UTF-8 in an admin request gets a JSON error that parses, never malformed JSON
 --- client
     baseline();
     my $before = snapshot();
@@ -561,7 +669,7 @@ header already sent
 
 
 
-=== TEST 7: metrics with a 300-character zone name and the longest source names stay in their buffer and parse
+=== TEST 9: metrics with a 300-character zone name and the longest source names stay in their buffer and parse
 --- http_config eval
 "    seadragon_zone $ENV{TEST_NGINX_LONG_ZONE}:1m capacity=1;\n"
 . join("", map { "    seadragon_source s$_" . ('x' x 29) . " priority=$_ if=\$http_x_s$_;\n" } 1 .. 4)
@@ -603,7 +711,7 @@ admin queue: JSON with the zone
 
 
 
-=== TEST 8: seadragon_json_errors off after seadragon_metrics, seadragon_health or seadragon_admin is accepted and obeyed
+=== TEST 10: seadragon_json_errors off after seadragon_metrics, seadragon_health or seadragon_admin is accepted and obeyed
 --- http_config
     seadragon_zone ollama:1m capacity=1;
     seadragon_source api priority=3;
@@ -642,7 +750,7 @@ nginx -t: ok
 
 
 
-=== TEST 9: seadragon_json_errors off before seadragon_metrics, seadragon_health or seadragon_admin, or inherited, is obeyed
+=== TEST 11: seadragon_json_errors off before seadragon_metrics, seadragon_health or seadragon_admin, or inherited, is obeyed
 --- http_config
     seadragon_zone ollama:1m capacity=1;
     seadragon_source api priority=3;
