@@ -1089,7 +1089,9 @@ ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j, u_char *data,
         n = ngx_http_seadragon_utf8_len(p, last);
 
         if (n == 0) {
-            *o++ = 0xef; *o++ = 0xbf; *o++ = 0xbd;
+            *o++ = 0xef;
+            *o++ = 0xbf;
+            *o++ = 0xbd;
             p++;
             continue;
         }

@@ -330,6 +330,7 @@ setTimeout(() => document.forms[0].submit(), 300);
 _EOH_
     close $fh;
     chromium("http://localhost:$ENV{TEST_NGINX_OTHER_PORT}/evil.html", '--dump-dom');
+    wait_until(sub { (() = access_log_text('page.log') =~ /^POST /mg) >= 4 }, 'the four writes to be logged');
     my $q = request('GET /api/admin/queue', headers => { Authorization => "Bearer $admin" });
     my $w = request('GET /api/admin/whitelist', headers => { Authorization => "Bearer $admin" });
     my @writes = sort grep { /^POST / } split /\n/, access_log_text('page.log');
