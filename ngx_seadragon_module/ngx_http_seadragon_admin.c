@@ -42,9 +42,43 @@ typedef struct {
 } ngx_http_seadragon_snapshot_t;
 
 
+/*
+ * What the authorization of an admin request decided.  A refusal is not
+ * answered there: the handler answers it, and nothing else happens.
+ */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED = 0,
+    NGX_HTTP_SEADRAGON_ADMIN_REFUSED,
+    NGX_HTTP_SEADRAGON_ADMIN_FAILED
+} ngx_http_seadragon_admin_decision_e;
+
+
+/* the status and the message of a refusal's JSON answer */
+
+typedef struct {
+    ngx_uint_t                            status;
+    char                                 *message;
+} ngx_http_seadragon_admin_refusal_t;
+
+
+/*
+ * A JSON answer being written: "failed" remembers that a yajl_gen_*
+ * call did not succeed, so that a half-written answer never goes out.
+ */
+
+typedef struct {
+    yajl_gen                              gen;
+    ngx_pool_t                           *pool;
+    ngx_uint_t                            failed;
+} ngx_http_seadragon_json_t;
+
+
 static ngx_int_t ngx_http_seadragon_admin_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
-    ngx_http_seadragon_admin_conf_t *acf);
+static ngx_uint_t ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
+    ngx_http_seadragon_admin_conf_t *acf,
+    ngx_http_seadragon_admin_refusal_t *refusal);
+static ngx_uint_t ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap);
 static ngx_int_t ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
@@ -69,22 +103,33 @@ static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body);
 static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
-static ngx_int_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn **txn);
-static ngx_int_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc);
+static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
+static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
-    yajl_gen gen);
+    ngx_http_seadragon_json_t *j);
 static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, yajl_gen gen, int rc);
-static yajl_gen ngx_http_seadragon_json_gen(void);
-static void ngx_http_seadragon_json_str(yajl_gen gen, char *s);
-static void ngx_http_seadragon_json_field(yajl_gen gen, char *key,
-    u_char *value, size_t len);
-static void ngx_http_seadragon_json_int(yajl_gen gen, char *key,
-    long long value);
-static void ngx_http_seadragon_json_seconds(yajl_gen gen, char *key,
-    ngx_msec_t ms);
+    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc);
+static ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j);
+static void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
+    yajl_gen_status status);
+static void ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j);
+static void ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j);
+static void ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j);
+static void ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j);
+static void ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j,
+    char *s);
+static void ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j,
+    u_char *data, size_t len);
+static void ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j,
+    char *key, u_char *value, size_t len);
+static void ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j,
+    char *key, long long value);
+static void ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j,
+    char *key, ngx_msec_t ms);
+static size_t ngx_http_seadragon_utf8_len(u_char *p, u_char *last);
 
 
 static char *ngx_http_seadragon_gate_states[] = {
@@ -150,10 +195,6 @@ ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_seadragon_admin_handler;
 
-    /* the JSON answers of this location never become HTML */
-
-    slcf->json_errors = 1;
-
     return NGX_CONF_OK;
 }
 
@@ -209,18 +250,29 @@ ngx_http_seadragon_admin_route(ngx_http_request_t *r, ngx_str_t *route)
 static ngx_int_t
 ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
-    ngx_str_t                         route;
-    ngx_uint_t                        state;
-    ngx_http_seadragon_loc_conf_t    *slcf;
-    ngx_http_seadragon_admin_conf_t  *acf;
+    ngx_int_t                            rc;
+    ngx_str_t                            route;
+    ngx_uint_t                           state;
+    ngx_http_seadragon_loc_conf_t       *slcf;
+    ngx_http_seadragon_admin_conf_t     *acf;
+    ngx_http_seadragon_admin_refusal_t   refusal;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
     acf = slcf->admin;
 
-    rc = ngx_http_seadragon_admin_authorize(r, acf);
-    if (rc != NGX_OK) {
-        return rc;
+    /* a refused request is answered here and does nothing else */
+
+    switch (ngx_http_seadragon_admin_authorize(r, acf, &refusal)) {
+
+    case NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED:
+        break;
+
+    case NGX_HTTP_SEADRAGON_ADMIN_REFUSED:
+        return ngx_http_seadragon_admin_error(r, refusal.status,
+                                              refusal.message);
+
+    default: /* NGX_HTTP_SEADRAGON_ADMIN_FAILED */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_http_seadragon_admin_route(r, &route);
@@ -323,6 +375,9 @@ ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
     }
 
     h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
     ngx_str_set(&h->key, "Allow");
     h->value.data = (u_char *) allow;
     h->value.len = ngx_strlen(allow);
@@ -334,12 +389,14 @@ ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
 /*
  * auth=key: an API key made for the source "admin" (seadragon-store key
  * create NAME --source admin).  auth=nginx: this location's own access
- * checks (allow/deny, auth_basic, auth_request) have already run.
+ * checks (allow/deny, auth_basic, auth_request) have already run.  With
+ * either, a write that a browser says comes from another site is refused.
  */
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
-    ngx_http_seadragon_admin_conf_t *acf)
+    ngx_http_seadragon_admin_conf_t *acf,
+    ngx_http_seadragon_admin_refusal_t *refusal)
 {
     ngx_int_t                        rc;
     ngx_table_elt_t                 *h;
@@ -347,21 +404,33 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t        *ctx;
     ngx_http_seadragon_main_conf_t  *smcf;
 
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+        && ngx_http_seadragon_admin_cross_site(r))
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon admin refused a cross-site request");
+
+        refusal->status = NGX_HTTP_FORBIDDEN;
+        refusal->message = "cross-site admin requests are refused: use the "
+                           "admin page of this origin, or a client that is "
+                           "not a browser";
+        return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+    }
+
     if (acf->auth == NGX_HTTP_SEADRAGON_ADMIN_AUTH_NGINX) {
-        return NGX_OK;
+        return NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED;
     }
 
     smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
 
     ctx = ngx_http_seadragon_get_ctx(r);
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
 
     ngx_http_seadragon_key_take(r, ctx);
 
     if (ctx->key.len == 0) {
-        rc = NGX_DECLINED;
         goto unauthorized;
     }
 
@@ -369,54 +438,149 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
                                       &record);
 
     if (rc == NGX_ERROR) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the gateway cannot check "
-                                              "access right now");
+        refusal->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        refusal->message = "the gateway cannot check access right now";
+        return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
     }
 
-    if (rc == NGX_OK) {
-
-        if ((record.flags & SEADRAGON_KEY_DISABLED)
-            || (record.expires && record.expires <= ngx_time()))
-        {
-            rc = NGX_DECLINED;
-            goto unauthorized;
-        }
-
-        if (ngx_strcmp(record.source, "admin") != 0) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "seadragon admin refused the key \"%s\", which is "
-                          "not an admin key", record.name);
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_FORBIDDEN,
-                                                  "not an admin key");
-        }
-
-        ctx->key_name.len = ngx_strlen(record.name);
-        ctx->key_name.data = ngx_pnalloc(r->pool, ctx->key_name.len);
-        if (ctx->key_name.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
-
-        return NGX_OK;
+    if (rc != NGX_OK
+        || (record.flags & SEADRAGON_KEY_DISABLED)
+        || (record.expires && record.expires <= ngx_time()))
+    {
+        goto unauthorized;
     }
+
+    if (ngx_strcmp(record.source, NGX_HTTP_SEADRAGON_ADMIN_SOURCE) != 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon admin refused the key \"%s\", which is "
+                      "not an admin key", record.name);
+
+        refusal->status = NGX_HTTP_FORBIDDEN;
+        refusal->message = "not an admin key";
+        return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+    }
+
+    ctx->key_name.len = ngx_strlen(record.name);
+    ctx->key_name.data = ngx_pnalloc(r->pool, ctx->key_name.len);
+    if (ctx->key_name.data == NULL) {
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+    }
+
+    ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
+
+    return NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED;
 
 unauthorized:
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
 
     h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
     ngx_str_set(&h->key, "WWW-Authenticate");
     ngx_str_set(&h->value, "Bearer");
     r->headers_out.www_authenticate = h;
 
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_UNAUTHORIZED,
-                                          ctx->key.len ? "invalid admin key"
-                                                       : "admin key required");
+    refusal->status = NGX_HTTP_UNAUTHORIZED;
+    refusal->message = ctx->key.len ? "invalid admin key"
+                                    : "admin key required";
+
+    return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+}
+
+
+/*
+ * Where a browser says a request comes from: Sec-Fetch-Site, or, in a
+ * browser without it, Origin against Host.  A write from another site is
+ * what CSRF looks like: a page elsewhere makes the browser send what it
+ * adds by itself (the client's address, basic auth, a client
+ * certificate).  Requests that say neither do not come from a page of
+ * another site (curl, scripts, a navigation).
+ *
+ * The list of headers is read as it is: the shortcuts in r->headers_in
+ * are not needed.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r)
+{
+    u_char           *p, *last;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *site, *origin, *host;
+
+    site = NULL;
+    origin = NULL;
+    host = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
+                               sizeof("Sec-Fetch-Site") - 1) == 0)
+        {
+            site = &h[i];
+
+        } else if (h[i].key.len == sizeof("Origin") - 1
+                   && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                                      sizeof("Origin") - 1) == 0)
+        {
+            origin = &h[i];
+
+        } else if (h[i].key.len == sizeof("Host") - 1
+                   && ngx_strncasecmp(h[i].key.data, (u_char *) "Host",
+                                      sizeof("Host") - 1) == 0)
+        {
+            host = &h[i];
+        }
+    }
+
+    if (site) {
+        return !((site->value.len == sizeof("same-origin") - 1
+                  && ngx_strncasecmp(site->value.data,
+                                     (u_char *) "same-origin",
+                                     sizeof("same-origin") - 1) == 0)
+                 || (site->value.len == sizeof("none") - 1
+                     && ngx_strncasecmp(site->value.data, (u_char *) "none",
+                                        sizeof("none") - 1) == 0));
+    }
+
+    if (origin == NULL) {
+        return 0;
+    }
+
+    /* "null" (a sandboxed or file page) has no host; "scheme://host:port" */
+
+    p = ngx_strlcasestrn(origin->value.data,
+                         origin->value.data + origin->value.len,
+                         (u_char *) "://", 3 - 1);
+
+    if (p == NULL || host == NULL) {
+        return 1;
+    }
+
+    p += 3;
+    last = origin->value.data + origin->value.len;
+
+    return !((size_t) (last - p) == host->value.len
+             && ngx_strncasecmp(p, host->value.data, host->value.len) == 0);
 }
 
 
@@ -531,7 +695,7 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
 
 
 static void
-ngx_http_seadragon_admin_entry(yajl_gen gen,
+ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
     ngx_http_seadragon_snapshot_t *snap, ngx_http_seadragon_entry_t *e,
     ngx_uint_t position, ngx_msec_t since, ngx_uint_t effective)
 {
@@ -539,33 +703,33 @@ ngx_http_seadragon_admin_entry(yajl_gen gen,
 
     src = &snap->sources[e->source];
 
-    yajl_gen_map_open(gen);
-    ngx_http_seadragon_json_int(gen, "id", (long long) e->id);
-    ngx_http_seadragon_json_field(gen, "source", src->name, src->name_len);
-    ngx_http_seadragon_json_int(gen, "priority", (long long) e->priority);
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_int(j, "id", (long long) e->id);
+    ngx_http_seadragon_json_field(j, "source", src->name, src->name_len);
+    ngx_http_seadragon_json_int(j, "priority", (long long) e->priority);
 
     if (position) {
-        ngx_http_seadragon_json_int(gen, "effective_priority",
+        ngx_http_seadragon_json_int(j, "effective_priority",
                                     (long long) effective);
     }
 
-    ngx_http_seadragon_json_field(gen, "model", e->model, e->model_len);
-    ngx_http_seadragon_json_field(gen, "client", e->addr, e->addr_len);
+    ngx_http_seadragon_json_field(j, "model", e->model, e->model_len);
+    ngx_http_seadragon_json_field(j, "client", e->addr, e->addr_len);
 
     if (position) {
-        ngx_http_seadragon_json_int(gen, "position", (long long) position);
-        ngx_http_seadragon_json_seconds(gen, "wait_time",
+        ngx_http_seadragon_json_int(j, "position", (long long) position);
+        ngx_http_seadragon_json_seconds(j, "wait_time",
                                         ngx_current_msec - since);
 
     } else {
-        ngx_http_seadragon_json_seconds(gen, "running_time",
+        ngx_http_seadragon_json_seconds(j, "running_time",
                                         ngx_current_msec - since);
     }
 
-    ngx_http_seadragon_json_int(gen, "enqueued_at",
+    ngx_http_seadragon_json_int(j, "enqueued_at",
                                 (long long) e->enqueued_sec);
-    ngx_http_seadragon_json_int(gen, "worker", (long long) e->owner_pid);
-    yajl_gen_map_close(gen);
+    ngx_http_seadragon_json_int(j, "worker", (long long) e->owner_pid);
+    ngx_http_seadragon_json_map_close(j);
 }
 
 
@@ -578,8 +742,8 @@ static ngx_int_t
 ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone)
 {
-    yajl_gen                        gen;
     ngx_uint_t                      i;
+    ngx_http_seadragon_json_t       j;
     ngx_http_seadragon_entry_t     *e;
     ngx_http_seadragon_snapshot_t  *snap;
 
@@ -590,51 +754,50 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    gen = ngx_http_seadragon_json_gen();
-    if (gen == NULL) {
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    yajl_gen_map_open(gen);
+    ngx_http_seadragon_json_map_open(&j);
 
-    ngx_http_seadragon_json_field(gen, "zone", zone->name.data,
+    ngx_http_seadragon_json_field(&j, "zone", zone->name.data,
                                   zone->name.len);
-    ngx_http_seadragon_json_str(gen, "gate");
-    ngx_http_seadragon_json_str(gen, ngx_http_seadragon_gate_states[
+    ngx_http_seadragon_json_str(&j, "gate");
+    ngx_http_seadragon_json_str(&j, ngx_http_seadragon_gate_states[
                                          snap->gate_state]);
-    ngx_http_seadragon_json_int(gen, "gate_changed_at",
+    ngx_http_seadragon_json_int(&j, "gate_changed_at",
                                 (long long) snap->gate_changed);
-    ngx_http_seadragon_json_int(gen, "capacity", (long long) snap->capacity);
-    ngx_http_seadragon_json_int(gen, "queue_length",
+    ngx_http_seadragon_json_int(&j, "capacity", (long long) snap->capacity);
+    ngx_http_seadragon_json_int(&j, "queue_length",
                                 (long long) snap->nwaiting);
-    ngx_http_seadragon_json_int(gen, "processing",
+    ngx_http_seadragon_json_int(&j, "processing",
                                 (long long) snap->nrunning);
 
-    ngx_http_seadragon_json_str(gen, "running");
-    yajl_gen_array_open(gen);
+    ngx_http_seadragon_json_str(&j, "running");
+    ngx_http_seadragon_json_array_open(&j);
 
     for (i = 0; i < snap->nrunning; i++) {
         e = &snap->running[i].entry;
-        ngx_http_seadragon_admin_entry(gen, snap, e, 0, e->granted,
+        ngx_http_seadragon_admin_entry(&j, snap, e, 0, e->granted,
                                        e->priority);
     }
 
-    yajl_gen_array_close(gen);
+    ngx_http_seadragon_json_array_close(&j);
 
-    ngx_http_seadragon_json_str(gen, "entries");
-    yajl_gen_array_open(gen);
+    ngx_http_seadragon_json_str(&j, "entries");
+    ngx_http_seadragon_json_array_open(&j);
 
     for (i = 0; i < snap->nwaiting; i++) {
         e = &snap->waiting[i].entry;
-        ngx_http_seadragon_admin_entry(gen, snap, e, snap->waiting[i].position,
+        ngx_http_seadragon_admin_entry(&j, snap, e, snap->waiting[i].position,
                                        e->enqueued,
                                        snap->waiting[i].effective);
     }
 
-    yajl_gen_array_close(gen);
-    yajl_gen_map_close(gen);
+    ngx_http_seadragon_json_array_close(&j);
+    ngx_http_seadragon_json_map_close(&j);
 
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_send(r, &j);
 }
 
 
@@ -642,8 +805,8 @@ static ngx_int_t
 ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone)
 {
-    yajl_gen                          gen;
     ngx_uint_t                        i;
+    ngx_http_seadragon_json_t         j;
     ngx_http_seadragon_counters_t    *c;
     ngx_http_seadragon_snapshot_t    *snap;
     ngx_http_seadragon_shm_source_t  *src;
@@ -655,68 +818,67 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    gen = ngx_http_seadragon_json_gen();
-    if (gen == NULL) {
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    yajl_gen_map_open(gen);
-    ngx_http_seadragon_json_field(gen, "zone", zone->name.data,
+    ngx_http_seadragon_json_map_open(&j);
+    ngx_http_seadragon_json_field(&j, "zone", zone->name.data,
                                   zone->name.len);
-    ngx_http_seadragon_json_int(gen, "since", (long long) snap->started);
-    ngx_http_seadragon_json_str(gen, "sources");
-    yajl_gen_map_open(gen);
+    ngx_http_seadragon_json_int(&j, "since", (long long) snap->started);
+    ngx_http_seadragon_json_str(&j, "sources");
+    ngx_http_seadragon_json_map_open(&j);
 
     for (i = 0; i < snap->nsources; i++) {
         src = &snap->sources[i];
         c = &src->counters;
 
-        yajl_gen_string(gen, src->name, src->name_len);
-        yajl_gen_map_open(gen);
+        ngx_http_seadragon_json_text(&j, src->name, src->name_len);
+        ngx_http_seadragon_json_map_open(&j);
 
-        ngx_http_seadragon_json_int(gen, "priority", src->priority);
-        ngx_http_seadragon_json_int(gen, "waiting", src->nwaiting);
-        ngx_http_seadragon_json_int(gen, "running", src->nrunning);
-        ngx_http_seadragon_json_int(gen, "received", c->received);
-        ngx_http_seadragon_json_int(gen, "served", c->served);
-        ngx_http_seadragon_json_int(gen, "upstream_errors",
+        ngx_http_seadragon_json_int(&j, "priority", src->priority);
+        ngx_http_seadragon_json_int(&j, "waiting", src->nwaiting);
+        ngx_http_seadragon_json_int(&j, "running", src->nrunning);
+        ngx_http_seadragon_json_int(&j, "received", c->received);
+        ngx_http_seadragon_json_int(&j, "served", c->served);
+        ngx_http_seadragon_json_int(&j, "upstream_errors",
                                     c->upstream_errors);
 
-        ngx_http_seadragon_json_str(gen, "rejected");
-        yajl_gen_map_open(gen);
-        ngx_http_seadragon_json_int(gen, "key", c->rejected_key);
-        ngx_http_seadragon_json_int(gen, "whitelist", c->rejected_whitelist);
-        ngx_http_seadragon_json_int(gen, "invalid", c->rejected_invalid);
-        ngx_http_seadragon_json_int(gen, "queue_full",
+        ngx_http_seadragon_json_str(&j, "rejected");
+        ngx_http_seadragon_json_map_open(&j);
+        ngx_http_seadragon_json_int(&j, "key", c->rejected_key);
+        ngx_http_seadragon_json_int(&j, "whitelist", c->rejected_whitelist);
+        ngx_http_seadragon_json_int(&j, "invalid", c->rejected_invalid);
+        ngx_http_seadragon_json_int(&j, "queue_full",
                                     c->rejected_queue_full);
-        ngx_http_seadragon_json_int(gen, "wait_timeout",
+        ngx_http_seadragon_json_int(&j, "wait_timeout",
                                     c->rejected_wait_timeout);
-        ngx_http_seadragon_json_int(gen, "draining", c->rejected_draining);
-        ngx_http_seadragon_json_int(gen, "unavailable",
+        ngx_http_seadragon_json_int(&j, "draining", c->rejected_draining);
+        ngx_http_seadragon_json_int(&j, "unavailable",
                                     c->rejected_unavailable);
-        ngx_http_seadragon_json_int(gen, "endpoint", c->rejected_endpoint);
-        ngx_http_seadragon_json_int(gen, "client_cap",
+        ngx_http_seadragon_json_int(&j, "endpoint", c->rejected_endpoint);
+        ngx_http_seadragon_json_int(&j, "client_cap",
                                     c->rejected_client_cap);
-        yajl_gen_map_close(gen);
+        ngx_http_seadragon_json_map_close(&j);
 
-        ngx_http_seadragon_json_str(gen, "aborted");
-        yajl_gen_map_open(gen);
-        ngx_http_seadragon_json_int(gen, "parked", c->aborted_parked);
-        ngx_http_seadragon_json_int(gen, "streaming", c->aborted_streaming);
-        ngx_http_seadragon_json_int(gen, "reaped", c->aborted_reaped);
-        yajl_gen_map_close(gen);
+        ngx_http_seadragon_json_str(&j, "aborted");
+        ngx_http_seadragon_json_map_open(&j);
+        ngx_http_seadragon_json_int(&j, "parked", c->aborted_parked);
+        ngx_http_seadragon_json_int(&j, "streaming", c->aborted_streaming);
+        ngx_http_seadragon_json_int(&j, "reaped", c->aborted_reaped);
+        ngx_http_seadragon_json_map_close(&j);
 
-        ngx_http_seadragon_json_seconds(gen, "wait_total",
+        ngx_http_seadragon_json_seconds(&j, "wait_total",
                                         (ngx_msec_t) c->wait_total_ms);
-        ngx_http_seadragon_json_seconds(gen, "wait_max",
+        ngx_http_seadragon_json_seconds(&j, "wait_max",
                                         (ngx_msec_t) c->wait_max_ms);
-        yajl_gen_map_close(gen);
+        ngx_http_seadragon_json_map_close(&j);
     }
 
-    yajl_gen_map_close(gen);
-    yajl_gen_map_close(gen);
+    ngx_http_seadragon_json_map_close(&j);
+    ngx_http_seadragon_json_map_close(&j);
 
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_send(r, &j);
 }
 
 
@@ -724,25 +886,26 @@ static ngx_int_t
 ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
     char *message)
 {
-    yajl_gen  gen;
+    ngx_http_seadragon_json_t  j;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
     }
 
-    gen = ngx_http_seadragon_json_gen();
-    if (gen == NULL) {
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    yajl_gen_map_open(gen);
-    ngx_http_seadragon_json_str(gen, "error");
-    ngx_http_seadragon_json_str(gen, message);
-    yajl_gen_map_close(gen);
+    /* the message may quote the client's bytes: json_text makes them UTF-8 */
+
+    ngx_http_seadragon_json_map_open(&j);
+    ngx_http_seadragon_json_str(&j, "error");
+    ngx_http_seadragon_json_text(&j, (u_char *) message, ngx_strlen(message));
+    ngx_http_seadragon_json_map_close(&j);
 
     r->headers_out.status = status;
 
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_send(r, &j);
 }
 
 
@@ -753,46 +916,65 @@ ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
 
 static ngx_int_t
 ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, yajl_gen gen, int rc)
+    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc)
 {
     ngx_http_seadragon_store_end(store);
 
-    yajl_gen_array_close(gen);
-    yajl_gen_map_close(gen);
+    ngx_http_seadragon_json_array_close(j);
+    ngx_http_seadragon_json_map_close(j);
 
     if (rc != MDB_SUCCESS) {
-        yajl_gen_free(gen);
+        yajl_gen_free(j->gen);
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
     }
 
-    return ngx_http_seadragon_admin_send(r, gen);
+    return ngx_http_seadragon_admin_send(r, j);
 }
 
 
-/* the generator's buffer is copied to the request, then the generator freed */
+/*
+ * The generator's buffer is copied to the request, then the generator
+ * freed.  An answer that a yajl_gen_* call failed to write is not sent:
+ * a fixed error takes its place.
+ */
 
 static ngx_int_t
-ngx_http_seadragon_admin_send(ngx_http_request_t *r, yajl_gen gen)
+ngx_http_seadragon_admin_send(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j)
 {
     size_t                len;
     u_char               *p;
     ngx_uint_t            status;
     const unsigned char  *buf;
 
-    if (yajl_gen_get_buf(gen, &buf, &len) != yajl_gen_status_ok) {
-        yajl_gen_free(gen);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    static u_char  failed[] =
+        "{\"error\":\"the admin API could not write its answer\"}";
+
+    if (!j->failed
+        && yajl_gen_get_buf(j->gen, &buf, &len) != yajl_gen_status_ok)
+    {
+        j->failed = 1;
+    }
+
+    if (j->failed) {
+        yajl_gen_free(j->gen);
+
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "seadragon admin could not write a JSON answer");
+
+        return ngx_http_seadragon_send_json(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                            failed, sizeof(failed) - 1);
     }
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
-        yajl_gen_free(gen);
+        yajl_gen_free(j->gen);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_memcpy(p, buf, len);
-    yajl_gen_free(gen);
+    yajl_gen_free(j->gen);
 
     status = r->headers_out.status ? r->headers_out.status : NGX_HTTP_OK;
 
@@ -800,70 +982,210 @@ ngx_http_seadragon_admin_send(ngx_http_request_t *r, yajl_gen gen)
 }
 
 
-static yajl_gen
-ngx_http_seadragon_json_gen(void)
+static ngx_int_t
+ngx_http_seadragon_json_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j)
 {
-    yajl_gen  gen;
+    j->pool = r->pool;
+    j->failed = 0;
 
-    gen = yajl_gen_alloc(NULL);
-    if (gen == NULL) {
-        return NULL;
+    j->gen = yajl_gen_alloc(NULL);
+    if (j->gen == NULL) {
+        return NGX_ERROR;
     }
 
     /* a string cut inside a UTF-8 sequence must fail, not go out */
 
-    yajl_gen_config(gen, yajl_gen_validate_utf8, 1);
+    if (yajl_gen_config(j->gen, yajl_gen_validate_utf8, 1) == 0) {
+        yajl_gen_free(j->gen);
+        return NGX_ERROR;
+    }
 
-    return gen;
+    return NGX_OK;
 }
 
 
 static void
-ngx_http_seadragon_json_str(yajl_gen gen, char *s)
+ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
+    yajl_gen_status status)
 {
-    yajl_gen_string(gen, (const unsigned char *) s, ngx_strlen(s));
+    if (status != yajl_gen_status_ok) {
+        j->failed = 1;
+    }
 }
 
 
 static void
-ngx_http_seadragon_json_field(yajl_gen gen, char *key, u_char *value,
+ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j)
+{
+    ngx_http_seadragon_json_check(j, yajl_gen_map_open(j->gen));
+}
+
+
+static void
+ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j)
+{
+    ngx_http_seadragon_json_check(j, yajl_gen_map_close(j->gen));
+}
+
+
+static void
+ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j)
+{
+    ngx_http_seadragon_json_check(j, yajl_gen_array_open(j->gen));
+}
+
+
+static void
+ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j)
+{
+    ngx_http_seadragon_json_check(j, yajl_gen_array_close(j->gen));
+}
+
+
+/* a string of ours: a key, or a fixed value */
+
+static void
+ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j, char *s)
+{
+    ngx_http_seadragon_json_check(j,
+        yajl_gen_string(j->gen, (const unsigned char *) s, ngx_strlen(s)));
+}
+
+
+/*
+ * Bytes from elsewhere (a client, the store, a mangled model name): each
+ * byte that does not begin a well-formed UTF-8 sequence becomes U+FFFD,
+ * as a browser shows it, so that the answer is JSON whatever they are.
+ */
+
+static void
+ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j, u_char *data,
     size_t len)
 {
-    ngx_http_seadragon_json_str(gen, key);
+    size_t   n;
+    u_char  *p, *last, *out, *o;
 
-    if (len == 0) {
-        yajl_gen_null(gen);
+    last = data + len;
+
+    for (p = data; p < last; p += n) {
+        n = ngx_http_seadragon_utf8_len(p, last);
+        if (n == 0) {
+            break;
+        }
+    }
+
+    if (p == last) {
+        ngx_http_seadragon_json_check(j, yajl_gen_string(j->gen, data, len));
         return;
     }
 
-    /* a value that is not valid UTF-8 (a mangled model name) is left out */
-
-    if (yajl_gen_string(gen, value, len) != yajl_gen_status_ok) {
-        yajl_gen_null(gen);
+    out = ngx_pnalloc(j->pool, len * 3);
+    if (out == NULL) {
+        j->failed = 1;
+        return;
     }
+
+    o = ngx_cpymem(out, data, p - data);
+
+    while (p < last) {
+        n = ngx_http_seadragon_utf8_len(p, last);
+
+        if (n == 0) {
+            *o++ = 0xef;
+            *o++ = 0xbf;
+            *o++ = 0xbd;
+            p++;
+            continue;
+        }
+
+        o = ngx_cpymem(o, p, n);
+        p += n;
+    }
+
+    ngx_http_seadragon_json_check(j, yajl_gen_string(j->gen, out, o - out));
+}
+
+
+/* the length of the well-formed UTF-8 sequence at p (RFC 3629), or 0 */
+
+static size_t
+ngx_http_seadragon_utf8_len(u_char *p, u_char *last)
+{
+    size_t  n, i;
+
+    if (*p < 0x80) {
+        return 1;
+    }
+
+    if (*p < 0xc2 || *p > 0xf4) {
+        return 0;
+    }
+
+    n = (*p < 0xe0) ? 2 : (*p < 0xf0) ? 3 : 4;
+
+    if ((size_t) (last - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+
+    /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+
+    if ((*p == 0xe0 && p[1] < 0xa0)
+        || (*p == 0xed && p[1] > 0x9f)
+        || (*p == 0xf0 && p[1] < 0x90)
+        || (*p == 0xf4 && p[1] > 0x8f))
+    {
+        return 0;
+    }
+
+    return n;
 }
 
 
 static void
-ngx_http_seadragon_json_int(yajl_gen gen, char *key, long long value)
+ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j, char *key,
+    u_char *value, size_t len)
 {
-    ngx_http_seadragon_json_str(gen, key);
-    yajl_gen_integer(gen, value);
+    ngx_http_seadragon_json_str(j, key);
+
+    if (len == 0) {
+        ngx_http_seadragon_json_check(j, yajl_gen_null(j->gen));
+        return;
+    }
+
+    ngx_http_seadragon_json_text(j, value, len);
+}
+
+
+static void
+ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j, char *key,
+    long long value)
+{
+    ngx_http_seadragon_json_str(j, key);
+    ngx_http_seadragon_json_check(j, yajl_gen_integer(j->gen, value));
 }
 
 
 /* milliseconds as seconds with three decimals: 1.158, not 1.15799999 */
 
 static void
-ngx_http_seadragon_json_seconds(yajl_gen gen, char *key, ngx_msec_t ms)
+ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j, char *key,
+    ngx_msec_t ms)
 {
     u_char  *p, buf[NGX_INT64_LEN + 5];
 
-    ngx_http_seadragon_json_str(gen, key);
+    ngx_http_seadragon_json_str(j, key);
 
-    p = ngx_sprintf(buf, "%M.%03M", ms / 1000, ms % 1000);
+    p = ngx_slprintf(buf, buf + sizeof(buf), "%M.%03M", ms / 1000, ms % 1000);
 
-    yajl_gen_number(gen, (const char *) buf, p - buf);
+    ngx_http_seadragon_json_check(j,
+        yajl_gen_number(j->gen, (const char *) buf, p - buf));
 }
 
 
@@ -1112,10 +1434,10 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
 {
     int                           rc;
     char                          text[SEADRAGON_NET_TEXT_LEN];
-    yajl_gen                      gen;
     MDB_val                       k, v;
     MDB_cursor                   *cursor;
     seadragon_net_t               net;
+    ngx_http_seadragon_json_t     j;
     seadragon_whitelist_entry_t   entry;
 
     if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
@@ -1123,15 +1445,14 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
                                               "the store cannot be read");
     }
 
-    gen = ngx_http_seadragon_json_gen();
-    if (gen == NULL) {
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    yajl_gen_map_open(gen);
-    ngx_http_seadragon_json_str(gen, "whitelist");
-    yajl_gen_array_open(gen);
+    ngx_http_seadragon_json_map_open(&j);
+    ngx_http_seadragon_json_str(&j, "whitelist");
+    ngx_http_seadragon_json_array_open(&j);
 
     rc = mdb_cursor_open(store->txn, store->dbs.whitelist, &cursor);
 
@@ -1151,20 +1472,20 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
 
             seadragon_net_format(&net, text, sizeof(text));
 
-            yajl_gen_map_open(gen);
-            ngx_http_seadragon_json_field(gen, "address", (u_char *) text,
+            ngx_http_seadragon_json_map_open(&j);
+            ngx_http_seadragon_json_field(&j, "address", (u_char *) text,
                                           ngx_strlen(text));
-            ngx_http_seadragon_json_int(gen, "created",
+            ngx_http_seadragon_json_int(&j, "created",
                                         (long long) entry.created);
-            ngx_http_seadragon_json_field(gen, "note", (u_char *) entry.note,
+            ngx_http_seadragon_json_field(&j, "note", (u_char *) entry.note,
                                           ngx_strlen(entry.note));
-            yajl_gen_map_close(gen);
+            ngx_http_seadragon_json_map_close(&j);
         }
 
         mdb_cursor_close(cursor);
     }
 
-    return ngx_http_seadragon_admin_list_send(r, store, gen, rc);
+    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
 }
 
 
@@ -1174,12 +1495,13 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     ngx_uint_t add)
 {
     int                          rc;
+    char                        *message;
     u_char                      *p;
     char                         formatted[SEADRAGON_NET_TEXT_LEN];
+    size_t                       size;
     const char                  *error;
     MDB_txn                     *txn;
-    ngx_int_t                    n;
-    ngx_uint_t                   i;
+    ngx_uint_t                   i, status;
     seadragon_net_t              net;
     seadragon_whitelist_entry_t  entry;
 
@@ -1187,13 +1509,17 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                             &error)
         != 0)
     {
-        p = ngx_pnalloc(r->pool, text->len + 128);
+        size = ngx_min(text->len, 64) + ngx_strlen(error) + 32;
+
+        p = ngx_pnalloc(r->pool, size);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_sprintf(p, "invalid address \"%*s\": %s%Z",
-                    ngx_min(text->len, 64), text->data, error);
+        /* the client's bytes, cut or not UTF-8: the answer mends them */
+
+        ngx_slprintf(p, p + size, "invalid address \"%*s\": %s%Z",
+                     ngx_min(text->len, 64), text->data, error);
 
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                               (char *) p);
@@ -1215,10 +1541,10 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
         }
     }
 
-    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
+    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
 
-    if (n != NGX_OK) {
-        return n;
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     if (add) {
@@ -1240,14 +1566,16 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
         mdb_txn_abort(txn);
 
-        p = ngx_pnalloc(r->pool, SEADRAGON_NET_TEXT_LEN + 64);
+        size = SEADRAGON_NET_TEXT_LEN + 64;
+
+        p = ngx_pnalloc(r->pool, size);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_sprintf(p, "%s is %s%Z", formatted,
-                    rc == MDB_KEYEXIST ? "already whitelisted"
-                                       : "not whitelisted");
+        ngx_slprintf(p, p + size, "%s is %s%Z", formatted,
+                     rc == MDB_KEYEXIST ? "already whitelisted"
+                                        : "not whitelisted");
 
         return ngx_http_seadragon_admin_error(r,
                                               rc == MDB_KEYEXIST
@@ -1256,26 +1584,29 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                                               (char *) p);
     }
 
-    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
-    if (rc != NGX_OK) {
-        return rc;
+    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "seadragon admin %s %s the whitelist",
                   add ? "added" : "removed", formatted);
 
-    p = ngx_pnalloc(r->pool, SEADRAGON_NET_TEXT_LEN + 32);
+    size = SEADRAGON_NET_TEXT_LEN + 32;
+
+    p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = ngx_sprintf(p, "{\"%s\":\"%s\"}", add ? "whitelisted" : "removed",
-                    formatted) - p;
+    size = ngx_slprintf(p, p + size, "{\"%s\":\"%s\"}",
+                        add ? "whitelisted" : "removed", formatted) - p;
 
     return ngx_http_seadragon_send_json(r,
                                         add ? NGX_HTTP_CREATED : NGX_HTTP_OK,
-                                        p, n);
+                                        p, size);
 }
 
 
@@ -1283,29 +1614,28 @@ static ngx_int_t
 ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store)
 {
-    int                     rc;
-    time_t                  now;
-    yajl_gen                gen;
-    MDB_val                 k, v;
-    MDB_cursor             *cursor;
-    seadragon_key_record_t  record;
+    int                         rc;
+    time_t                      now;
+    MDB_val                     k, v;
+    MDB_cursor                 *cursor;
+    seadragon_key_record_t      record;
+    ngx_http_seadragon_json_t   j;
 
     if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
     }
 
-    gen = ngx_http_seadragon_json_gen();
-    if (gen == NULL) {
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     now = ngx_time();
 
-    yajl_gen_map_open(gen);
-    ngx_http_seadragon_json_str(gen, "keys");
-    yajl_gen_array_open(gen);
+    ngx_http_seadragon_json_map_open(&j);
+    ngx_http_seadragon_json_str(&j, "keys");
+    ngx_http_seadragon_json_array_open(&j);
 
     rc = mdb_cursor_open(store->txn, store->dbs.keys, &cursor);
 
@@ -1320,28 +1650,28 @@ ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
             record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
             record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
 
-            yajl_gen_map_open(gen);
-            ngx_http_seadragon_json_field(gen, "name", (u_char *) record.name,
+            ngx_http_seadragon_json_map_open(&j);
+            ngx_http_seadragon_json_field(&j, "name", (u_char *) record.name,
                                           ngx_strlen(record.name));
-            ngx_http_seadragon_json_field(gen, "source",
+            ngx_http_seadragon_json_field(&j, "source",
                                           (u_char *) record.source,
                                           ngx_strlen(record.source));
-            ngx_http_seadragon_json_str(gen, "state");
-            ngx_http_seadragon_json_str(gen,
+            ngx_http_seadragon_json_str(&j, "state");
+            ngx_http_seadragon_json_str(&j,
                 (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
                 : (record.expires && record.expires <= now) ? "expired"
                 : "active");
-            ngx_http_seadragon_json_int(gen, "created",
+            ngx_http_seadragon_json_int(&j, "created",
                                         (long long) record.created);
-            ngx_http_seadragon_json_int(gen, "expires",
+            ngx_http_seadragon_json_int(&j, "expires",
                                         (long long) record.expires);
-            yajl_gen_map_close(gen);
+            ngx_http_seadragon_json_map_close(&j);
         }
 
         mdb_cursor_close(cursor);
     }
 
-    return ngx_http_seadragon_admin_list_send(r, store, gen, rc);
+    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
 }
 
 
@@ -1352,12 +1682,14 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body)
 {
     int                     rc;
+    char                   *message;
     u_char                 *p;
     char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
+    size_t                  size;
     const char             *name, *source;
     MDB_txn                *txn;
-    ngx_int_t               n;
     yajl_val                v;
+    ngx_uint_t              status;
     seadragon_key_record_t  record;
 
     const char  *name_path[] = { "name", NULL };
@@ -1415,11 +1747,11 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                                               "no random bytes for a key");
     }
 
-    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
+    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
 
-    if (n != NGX_OK) {
+    if (status != NGX_OK) {
         ngx_explicit_memzero(key, sizeof(key));
-        return n;
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     rc = seadragon_key_add(txn, &store->dbs, key, SEADRAGON_KEY_TEXT_LEN,
@@ -1434,30 +1766,35 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                                               "choose another name");
     }
 
-    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
-    if (rc != NGX_OK) {
+    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+
+    if (status != NGX_OK) {
         ngx_explicit_memzero(key, sizeof(key));
-        return rc;
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "seadragon admin created the key \"%s\" for the source "
                   "\"%s\"", record.name, record.source);
 
-    p = ngx_pnalloc(r->pool, sizeof(key) + SEADRAGON_KEY_NAME_LEN
-                             + SEADRAGON_KEY_SOURCE_LEN + NGX_INT64_LEN + 64);
+    size = sizeof(key) + SEADRAGON_KEY_NAME_LEN + SEADRAGON_KEY_SOURCE_LEN
+           + NGX_INT64_LEN + 64;
+
+    p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
         ngx_explicit_memzero(key, sizeof(key));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = ngx_sprintf(p, "{\"name\":\"%s\",\"source\":\"%s\",\"expires\":%L,"
-                    "\"key\":\"%s\"}", record.name, record.source,
-                    (int64_t) record.expires, key) - p;
+    /* the name and the source passed seadragon_name_valid(): no escapes */
+
+    size = ngx_slprintf(p, p + size, "{\"name\":\"%s\",\"source\":\"%s\","
+                        "\"expires\":%L,\"key\":\"%s\"}", record.name,
+                        record.source, (int64_t) record.expires, key) - p;
 
     ngx_explicit_memzero(key, sizeof(key));
 
-    return ngx_http_seadragon_send_json(r, NGX_HTTP_CREATED, p, n);
+    return ngx_http_seadragon_send_json(r, NGX_HTTP_CREATED, p, size);
 }
 
 
@@ -1466,9 +1803,11 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action)
 {
     int                     rc, changed;
+    char                   *message;
     u_char                 *p;
+    size_t                  size;
     MDB_txn                *txn;
-    ngx_int_t               n;
+    ngx_uint_t              status;
     seadragon_key_record_t  record;
 
     static char  *done[] = { "", "revoked", "disabled", "enabled" };
@@ -1481,10 +1820,10 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
                                               "name");
     }
 
-    n = ngx_http_seadragon_admin_write_begin(r, store, &txn);
+    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
 
-    if (n != NGX_OK) {
-        return n;
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     changed = 1;
@@ -1508,9 +1847,10 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
                                               "name");
     }
 
-    rc = ngx_http_seadragon_admin_commit(r, store, txn, rc);
-    if (rc != NGX_OK) {
-        return rc;
+    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
     }
 
     if (changed) {
@@ -1518,22 +1858,30 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
                       "seadragon admin %s the key \"%V\"", done[action], name);
     }
 
-    p = ngx_pnalloc(r->pool, name->len + 32);
+    size = name->len + 32;
+
+    p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = ngx_sprintf(p, "{\"%s\":\"%V\"}", done[action], name) - p;
+    /* the name passed seadragon_name_valid(): no escapes */
 
-    return ngx_http_seadragon_send_json(r, NGX_HTTP_OK, p, n);
+    size = ngx_slprintf(p, p + size, "{\"%s\":\"%V\"}", done[action], name)
+           - p;
+
+    return ngx_http_seadragon_send_json(r, NGX_HTTP_OK, p, size);
 }
 
 
-/* NGX_OK and a write transaction, or the answer's status */
+/*
+ * NGX_OK and a write transaction, or the status and the message of the
+ * answer; nothing is sent here.
+ */
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn **txn)
+    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message)
 {
     ngx_int_t  rc;
 
@@ -1543,20 +1891,23 @@ ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          rc == NGX_DECLINED
-                                          ? "the store is read-only for nginx "
-                                            "workers: change it with "
-                                            "seadragon-store"
-                                          : "the store cannot be written");
+    *message = (rc == NGX_DECLINED)
+               ? "the store is read-only for nginx workers: change it with "
+                 "seadragon-store"
+               : "the store cannot be written";
+
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }
 
 
-/* commits, or aborts on an earlier error; NGX_OK or the answer's status */
+/*
+ * Commits, or aborts on an earlier error; NGX_OK, or the status and the
+ * message of the answer.
+ */
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc)
+    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message)
 {
     if (rc == MDB_SUCCESS) {
         rc = mdb_txn_commit(txn);
@@ -1573,9 +1924,10 @@ ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
                   "seadragon_store \"%V\": a change failed: %s",
                   &store->path, mdb_strerror(rc));
 
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          rc == MDB_MAP_FULL
-                                          ? "the store is full: grow it with "
-                                            "seadragon-store init --map-size"
-                                          : "the store cannot be written");
+    *message = (rc == MDB_MAP_FULL)
+               ? "the store is full: grow it with seadragon-store init "
+                 "--map-size"
+               : "the store cannot be written";
+
+    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }

@@ -21,6 +21,8 @@ static ngx_int_t ngx_http_seadragon_health_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_seadragon_health_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_metrics_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seadragon_metrics_label(ngx_pool_t *pool,
+    ngx_str_t *value, ngx_str_t *label);
 
 
 /* seadragon_health ZONE URI */
@@ -54,7 +56,6 @@ ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     slcf->health_uri = value[2];
-    slcf->json_errors = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_seadragon_health_handler;
@@ -84,8 +85,6 @@ ngx_http_seadragon_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     if (slcf->metrics_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    slcf->json_errors = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_seadragon_metrics_handler;
@@ -171,7 +170,7 @@ ngx_http_seadragon_health_done(ngx_http_request_t *r, void *data,
 static ngx_int_t
 ngx_http_seadragon_health_handler(ngx_http_request_t *r)
 {
-    u_char                         *p, *start, reason[96];
+    u_char                         *p, *last, *start, reason[96];
     size_t                          len;
     ngx_int_t                       rc;
     ngx_uint_t                      healthy, status, waiting, running;
@@ -202,18 +201,20 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
     status = ctx->health_status;
     healthy = (status >= NGX_HTTP_OK && status < NGX_HTTP_SPECIAL_RESPONSE);
 
+    last = reason + sizeof(reason);
+
     if (healthy) {
         p = reason;
 
     } else if (status == NGX_HTTP_GATEWAY_TIME_OUT) {
-        p = ngx_sprintf(reason, "Ollama did not answer within %Mms",
-                        ctx->health_time);
+        p = ngx_slprintf(reason, last, "Ollama did not answer within %Mms",
+                         ctx->health_time);
 
     } else if (status == NGX_HTTP_BAD_GATEWAY || status == 0) {
-        p = ngx_sprintf(reason, "Ollama is not reachable");
+        p = ngx_slprintf(reason, last, "Ollama is not reachable");
 
     } else {
-        p = ngx_sprintf(reason, "Ollama answered HTTP %ui", status);
+        p = ngx_slprintf(reason, last, "Ollama answered HTTP %ui", status);
     }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -238,19 +239,22 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    last = start + len;
+
     if (healthy) {
-        p = ngx_sprintf(start, "{\"status\":\"healthy\"");
+        p = ngx_slprintf(start, last, "{\"status\":\"healthy\"");
 
     } else {
-        p = ngx_sprintf(start, "{\"status\":\"unhealthy\",\"reason\":\"%*s\"",
-                        (size_t) (p - reason), reason);
+        p = ngx_slprintf(start, last,
+                         "{\"status\":\"unhealthy\",\"reason\":\"%*s\"",
+                         (size_t) (p - reason), reason);
     }
 
-    p = ngx_sprintf(p, ",\"ollama\":{\"status\":%ui,\"time\":%M.%03M}"
-                    ",\"gate\":\"%s\",\"capacity\":%ui,\"processing\":%ui"
-                    ",\"queue_length\":%ui}",
-                    status, ctx->health_time / 1000, ctx->health_time % 1000,
-                    states[gate], capacity, running, waiting);
+    p = ngx_slprintf(p, last, ",\"ollama\":{\"status\":%ui,\"time\":%M.%03M}"
+                     ",\"gate\":\"%s\",\"capacity\":%ui,\"processing\":%ui"
+                     ",\"queue_length\":%ui}",
+                     status, ctx->health_time / 1000, ctx->health_time % 1000,
+                     states[gate], capacity, running, waiting);
 
     return ngx_http_seadragon_send_json(r,
                                         healthy ? NGX_HTTP_OK
@@ -261,19 +265,25 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
 
 /*
  * Prometheus' text format, version 0.0.4.  The zone is copied under its
- * lock into stack memory; the text is written after.
+ * lock into request memory; the text is written after, into a buffer
+ * sized from the names it repeats, and never past it.
  */
 
-#define NGX_HTTP_SEADRAGON_METRIC_LINE  (NGX_HTTP_SEADRAGON_NAME_LEN * 2 + 128)
+/* a sample line without its names: metric, other labels, value */
+#define NGX_HTTP_SEADRAGON_METRIC_LINE   256
+
+/* sample lines: per source, and for the zone */
+#define NGX_HTTP_SEADRAGON_SOURCE_LINES  (19 + NGX_HTTP_SEADRAGON_BUCKETS)
+#define NGX_HTTP_SEADRAGON_ZONE_LINES    7
 
 static ngx_int_t
 ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                           *p, *start;
+    u_char                           *p, *last, *start;
     size_t                            len;
     ngx_int_t                         rc;
     uint64_t                          cumulative;
-    ngx_str_t                        *zn;
+    ngx_str_t                        *zn, zone_label;
     ngx_uint_t                        i, j, nsources, waiting, running;
     ngx_uint_t                        capacity, gate, health;
     ngx_http_seadragon_zone_t        *zone;
@@ -300,7 +310,14 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
     zone = slcf->metrics_zone;
-    zn = &zone->name;
+
+    /* label values escape "\", '"' and newlines: a zone name may have them */
+
+    zn = &zone_label;
+
+    if (ngx_http_seadragon_metrics_label(r->pool, &zone->name, zn) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
                                   * sizeof(ngx_http_seadragon_shm_source_t));
@@ -321,8 +338,13 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    len = 4096 + nsources * (40 + NGX_HTTP_SEADRAGON_BUCKETS)
-                 * NGX_HTTP_SEADRAGON_METRIC_LINE;
+    /* the HELP and TYPE lines, then every sample line with its names */
+
+    len = 4096
+          + (nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
+             + NGX_HTTP_SEADRAGON_ZONE_LINES)
+            * (NGX_HTTP_SEADRAGON_METRIC_LINE + zn->len
+               + NGX_HTTP_SEADRAGON_NAME_LEN);
 
     start = ngx_pnalloc(r->pool, len);
     if (start == NULL) {
@@ -330,17 +352,24 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     }
 
     p = start;
+    last = start + len;
 
 #define ngx_http_seadragon_metric_head(metric, type, help)                    \
-    p = ngx_sprintf(p, "# HELP " metric " " help "\n# TYPE " metric " " type   \
-                    "\n")
+    p = ngx_slprintf(p, last, "# HELP " metric " " help "\n# TYPE " metric    \
+                     " " type "\n")
 
 #define ngx_http_seadragon_each_source(metric, value)                         \
     for (i = 0; i < nsources; i++) {                                          \
         src = &sources[i];                                                    \
-        p = ngx_sprintf(p, metric "{zone=\"%V\",source=\"%*s\"} %uL\n", zn,    \
-                        src->name_len, src->name, (uint64_t) (value));        \
+        p = ngx_slprintf(p, last,                                             \
+                         metric "{zone=\"%V\",source=\"%*s\"} %uL\n",         \
+                         zn, ngx_http_seadragon_source_name(src),             \
+                         (uint64_t) (value));                                 \
     }
+
+#define ngx_http_seadragon_source_name(src)                                   \
+    (size_t) ngx_min((src)->name_len, NGX_HTTP_SEADRAGON_NAME_LEN),           \
+    (src)->name
 
     ngx_http_seadragon_metric_head("seadragon_requests_received_total",
         "counter", "Requests that reached a queue location.");
@@ -365,18 +394,19 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         c = &src->counters;
 
         for (j = 0; j < sizeof(reasons) / sizeof(reasons[0]); j++) {
-            p = ngx_sprintf(p, "seadragon_requests_rejected_total{zone=\"%V\","
-                            "source=\"%*s\",reason=\"%s\"} %uA\n", zn,
-                            src->name_len, src->name, reasons[j],
-                            j == 0 ? c->rejected_key
-                            : j == 1 ? c->rejected_whitelist
-                            : j == 2 ? c->rejected_invalid
-                            : j == 3 ? c->rejected_queue_full
-                            : j == 4 ? c->rejected_wait_timeout
-                            : j == 5 ? c->rejected_draining
-                            : j == 6 ? c->rejected_unavailable
-                            : j == 7 ? c->rejected_endpoint
-                            : c->rejected_client_cap);
+            p = ngx_slprintf(p, last, "seadragon_requests_rejected_total"
+                             "{zone=\"%V\",source=\"%*s\",reason=\"%s\"} "
+                             "%uA\n", zn, ngx_http_seadragon_source_name(src),
+                             reasons[j],
+                             j == 0 ? c->rejected_key
+                             : j == 1 ? c->rejected_whitelist
+                             : j == 2 ? c->rejected_invalid
+                             : j == 3 ? c->rejected_queue_full
+                             : j == 4 ? c->rejected_wait_timeout
+                             : j == 5 ? c->rejected_draining
+                             : j == 6 ? c->rejected_unavailable
+                             : j == 7 ? c->rejected_endpoint
+                             : c->rejected_client_cap);
         }
     }
 
@@ -387,18 +417,19 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     for (i = 0; i < nsources; i++) {
         src = &sources[i];
 
-        p = ngx_sprintf(p, "seadragon_requests_aborted_total{zone=\"%V\","
-                        "source=\"%*s\",when=\"parked\"} %uA\n"
-                        "seadragon_requests_aborted_total{zone=\"%V\","
-                        "source=\"%*s\",when=\"streaming\"} %uA\n"
-                        "seadragon_requests_aborted_total{zone=\"%V\","
-                        "source=\"%*s\",when=\"reaped\"} %uA\n",
-                        zn, src->name_len, src->name,
-                        src->counters.aborted_parked,
-                        zn, src->name_len, src->name,
-                        src->counters.aborted_streaming,
-                        zn, src->name_len, src->name,
-                        src->counters.aborted_reaped);
+        p = ngx_slprintf(p, last, "seadragon_requests_aborted_total"
+                         "{zone=\"%V\",source=\"%*s\",when=\"parked\"} %uA\n"
+                         "seadragon_requests_aborted_total"
+                         "{zone=\"%V\",source=\"%*s\",when=\"streaming\"} "
+                         "%uA\n"
+                         "seadragon_requests_aborted_total"
+                         "{zone=\"%V\",source=\"%*s\",when=\"reaped\"} %uA\n",
+                         zn, ngx_http_seadragon_source_name(src),
+                         src->counters.aborted_parked,
+                         zn, ngx_http_seadragon_source_name(src),
+                         src->counters.aborted_streaming,
+                         zn, ngx_http_seadragon_source_name(src),
+                         src->counters.aborted_reaped);
     }
 
     ngx_http_seadragon_metric_head("seadragon_queue_wait_seconds",
@@ -413,25 +444,25 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         for (j = 0; j < NGX_HTTP_SEADRAGON_BUCKETS; j++) {
             cumulative += c->wait_buckets[j];
 
-            p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket"
-                            "{zone=\"%V\",source=\"%*s\",le=\"%M.%03M\"} "
-                            "%uL\n",
-                            zn, src->name_len, src->name,
-                            ngx_http_seadragon_wait_buckets[j] / 1000,
-                            ngx_http_seadragon_wait_buckets[j] % 1000,
-                            cumulative);
+            p = ngx_slprintf(p, last, "seadragon_queue_wait_seconds_bucket"
+                             "{zone=\"%V\",source=\"%*s\",le=\"%M.%03M\"} "
+                             "%uL\n",
+                             zn, ngx_http_seadragon_source_name(src),
+                             ngx_http_seadragon_wait_buckets[j] / 1000,
+                             ngx_http_seadragon_wait_buckets[j] % 1000,
+                             cumulative);
         }
 
-        p = ngx_sprintf(p, "seadragon_queue_wait_seconds_bucket{zone=\"%V\","
-                        "source=\"%*s\",le=\"+Inf\"} %uL\n"
-                        "seadragon_queue_wait_seconds_sum{zone=\"%V\","
-                        "source=\"%*s\"} %uL.%03uL\n"
-                        "seadragon_queue_wait_seconds_count{zone=\"%V\","
-                        "source=\"%*s\"} %uL\n",
-                        zn, src->name_len, src->name, c->waited,
-                        zn, src->name_len, src->name,
-                        c->wait_total_ms / 1000, c->wait_total_ms % 1000,
-                        zn, src->name_len, src->name, c->waited);
+        p = ngx_slprintf(p, last, "seadragon_queue_wait_seconds_bucket"
+                         "{zone=\"%V\",source=\"%*s\",le=\"+Inf\"} %uL\n"
+                         "seadragon_queue_wait_seconds_sum"
+                         "{zone=\"%V\",source=\"%*s\"} %uL.%03uL\n"
+                         "seadragon_queue_wait_seconds_count"
+                         "{zone=\"%V\",source=\"%*s\"} %uL\n",
+                         zn, ngx_http_seadragon_source_name(src), c->waited,
+                         zn, ngx_http_seadragon_source_name(src),
+                         c->wait_total_ms / 1000, c->wait_total_ms % 1000,
+                         zn, ngx_http_seadragon_source_name(src), c->waited);
     }
 
     ngx_http_seadragon_metric_head("seadragon_queue_waiting", "gauge",
@@ -440,35 +471,104 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     ngx_http_seadragon_metric_head("seadragon_queue_length", "gauge",
         "Requests waiting for the gate now, all sources.");
-    p = ngx_sprintf(p, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
-                    waiting);
+    p = ngx_slprintf(p, last, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
+                     waiting);
 
     ngx_http_seadragon_metric_head("seadragon_gate_busy", "gauge",
         "Requests holding a slot of the gate now.");
-    p = ngx_sprintf(p, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn, running);
+    p = ngx_slprintf(p, last, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn,
+                     running);
 
     ngx_http_seadragon_metric_head("seadragon_gate_capacity", "gauge",
         "Slots of the gate: requests it lets through at once.");
-    p = ngx_sprintf(p, "seadragon_gate_capacity{zone=\"%V\"} %ui\n", zn,
-                    capacity);
+    p = ngx_slprintf(p, last, "seadragon_gate_capacity{zone=\"%V\"} %ui\n",
+                     zn, capacity);
 
     ngx_http_seadragon_metric_head("seadragon_gate_state", "gauge",
         "1 for the gate's current state (open, paused, draining).");
-    p = ngx_sprintf(p, "seadragon_gate_state{zone=\"%V\",state=\"open\"} %d\n"
-                    "seadragon_gate_state{zone=\"%V\",state=\"paused\"} %d\n"
-                    "seadragon_gate_state{zone=\"%V\",state=\"draining\"} %d\n",
-                    zn, gate == NGX_HTTP_SEADRAGON_GATE_OPEN,
-                    zn, gate == NGX_HTTP_SEADRAGON_GATE_PAUSED,
-                    zn, gate == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+    p = ngx_slprintf(p, last,
+                     "seadragon_gate_state{zone=\"%V\",state=\"open\"} %d\n"
+                     "seadragon_gate_state{zone=\"%V\",state=\"paused\"} %d\n"
+                     "seadragon_gate_state{zone=\"%V\",state=\"draining\"} "
+                     "%d\n",
+                     zn, gate == NGX_HTTP_SEADRAGON_GATE_OPEN,
+                     zn, gate == NGX_HTTP_SEADRAGON_GATE_PAUSED,
+                     zn, gate == NGX_HTTP_SEADRAGON_GATE_DRAINING);
 
     ngx_http_seadragon_metric_head("seadragon_upstream_up", "gauge",
         "1 when the last health check found Ollama answering, 0 when it "
         "did not, -1 before any check.");
-    p = ngx_sprintf(p, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
-                    (ngx_int_t) (health == 1 ? 1 : health == 2 ? 0 : -1));
+    p = ngx_slprintf(p, last, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
+                     (ngx_int_t) (health == 1 ? 1 : health == 2 ? 0 : -1));
 
 #undef ngx_http_seadragon_metric_head
 #undef ngx_http_seadragon_each_source
+#undef ngx_http_seadragon_source_name
+
+    /* the size above has room to spare: a full buffer means a cut text */
+
+    if (p == last) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "seadragon metrics of zone \"%V\" did not fit in %uz "
+                      "bytes", &zone->name, len);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_seadragon_send(r, NGX_HTTP_OK, &type, start, p - start);
+}
+
+
+/* a label value in the text format: "\", '"' and a newline escaped */
+
+static ngx_int_t
+ngx_http_seadragon_metrics_label(ngx_pool_t *pool, ngx_str_t *value,
+    ngx_str_t *label)
+{
+    u_char      *p;
+    ngx_uint_t   i, n;
+
+    n = 0;
+
+    for (i = 0; i < value->len; i++) {
+        if (value->data[i] == '\\' || value->data[i] == '"'
+            || value->data[i] == '\n')
+        {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        *label = *value;
+        return NGX_OK;
+    }
+
+    label->data = ngx_pnalloc(pool, value->len + n);
+    if (label->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = label->data;
+
+    for (i = 0; i < value->len; i++) {
+        switch (value->data[i]) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = value->data[i];
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = value->data[i];
+        }
+    }
+
+    label->len = p - label->data;
+
+    return NGX_OK;
 }

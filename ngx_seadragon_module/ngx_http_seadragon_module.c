@@ -866,6 +866,17 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          NGX_CONF_UNSET);
     ngx_conf_merge_value(conf->pass_key, prev->pass_key, 0);
 
+    /*
+     * So do admin, health and metrics locations, whose own answers are
+     * JSON; seadragon_json_errors, in the location or above it, decides.
+     */
+
+    if (conf->json_errors == NGX_CONF_UNSET
+        && (conf->admin || conf->health_zone || conf->metrics_zone))
+    {
+        conf->json_errors = 1;
+    }
+
     if (conf->zone == NULL) {
         return NGX_CONF_OK;
     }

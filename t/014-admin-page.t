@@ -41,13 +41,56 @@ sub chromium {
     return $out;
 }
 
-sub page_url { "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/api/admin/page?key=$_[0]" }
+# The page as a person uses it: a page of the same origin (driver.html, in
+# the server's html/) opens it in a frame, types the key into its form if
+# one is given, and copies what the frame shows into its own DOM, for
+# --dump-dom.  What to do comes in the driver's fragment, which no server
+# sees.
+our $driver = <<'_EOH_';
+<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>body { margin: 0; overflow: hidden } #mirror { display: none }</style></head>
+<body data-ready="0">
+<iframe id="page" style="width: 100%; height: 100vh; border: 0"></iframe>
+<div id="mirror"></div>
+<script>
+"use strict";
+const want = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+const frame = document.getElementById("page");
+frame.addEventListener("load", () => {
+  const d = frame.contentDocument;
+  if (want.key !== null) {
+    d.getElementById("key").value = want.key;
+    d.getElementById("key-form").requestSubmit();
+  }
+  setInterval(() => {
+    document.getElementById("mirror").innerHTML = d.body.innerHTML;
+    document.body.dataset.ready = d.body.dataset.ready;
+    document.body.dataset.href = frame.contentWindow.location.href;
+  }, 50);
+}, { once: true });
+frame.src = want.page;
+</script>
+</body></html>
+_EOH_
+
+sub page_url {
+    my ($key, $page) = @_;
+    open my $fh, '>', html_dir() . '/driver.html' or die "driver.html: $!";
+    print $fh $driver;
+    close $fh;
+    (my $want = json_encode({ key => $key, page => $page // '/api/admin/page' }))
+        =~ s/([^A-Za-z0-9_.~-])/sprintf("%%%02X", ord $1)/ge;
+    return "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/driver.html#$want";
+}
 
 # what a person reads on the page, from its DOM
 sub page {
-    my $dom = chromium(page_url($_[0] // $admin), '--dump-dom');
+    my ($key, $page) = @_;
+    my $dom = chromium(page_url(@_ ? $key : $admin, $page), '--dump-dom');
     my %p;
     ($p{ready}) = $dom =~ /<body data-ready="([^"]*)"/;
+    ($p{href}) = $dom =~ /<body [^>]*data-href="([^"]*)"/;
+    $p{href} =~ s/&amp;/&/g if defined $p{href};
     ($p{gate}) = $dom =~ /<span id="gate-state"[^>]*>([^<]*)</;
     ($p{busy}) = $dom =~ /<span id="gate-busy">([^<]*)</;
     ($p{capacity}) = $dom =~ /<span id="gate-capacity">([^<]*)</;
@@ -71,6 +114,55 @@ sub page {
         $p{counters}{$src} = "$received/$served";
     }
     return \%p;
+}
+
+sub uri_escape { (my $s = shift) =~ s/([^A-Za-z0-9_.~-])/sprintf("%%%02X", ord $1)/ge; $s }
+
+# A server of another origin that would answer the page, CORS and all, and
+# logs whatever reaches it; and the access log of the page's own server.
+our $other_http_config = <<'_EOC_';
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1;
+    seadragon_source api priority=3;
+
+    log_format page '$request_method $request_uri $status key=$seadragon_key_name site=$http_sec_fetch_site';
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_OTHER_PORT;
+        server_name localhost;
+        access_log logs/other.log page;
+        add_header Access-Control-Allow-Origin * always;
+        add_header Access-Control-Allow-Headers "Authorization, Content-Type" always;
+        add_header Access-Control-Allow-Methods "GET, POST, DELETE" always;
+        location = /evil.html { root html; }
+        location / {
+            if ($request_method = OPTIONS) { return 204; }
+            default_type application/json;
+            return 200 '{"zone":"x","gate":"open","capacity":1,"queue_length":0,"processing":0,"running":[],"entries":[],"sources":{}}';
+        }
+    }
+_EOC_
+
+our $other_config = <<'_EOC_';
+    access_log logs/page.log page;
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html { root html; }
+    location /api/admin/ { seadragon_admin ollama; }
+    location /t/admin/ {
+        allow 127.0.0.1;
+        deny all;
+        seadragon_admin ollama auth=nginx;
+    }
+_EOC_
+
+# every request the other server got, once a last one of ours is logged
+sub other_requests {
+    request('GET /last-one', port => $ENV{TEST_NGINX_OTHER_PORT});
+    wait_until(sub { access_log_text('other.log') =~ m{^GET /last-one }m }, 'the last request to be logged');
+    return grep { !m{^GET /last-one } } split /\n/, access_log_text('other.log');
 }
 
 sub chat {
@@ -98,6 +190,9 @@ __DATA__
     location = /api/admin/page {
         alias $TEST_NGINX_REPO/conf/html/admin.html;
         default_type text/html;
+    }
+    location = /driver.html {
+        root html;
     }
     location /api/admin/ {
         seadragon_admin ollama;
@@ -158,3 +253,94 @@ paused: paused
 wrong key: error error shown
 after: empty=1 busy=0 counters: admin=0/0 api=2/2 chat=1/1 coding=1/1
 screenshot: kept
+
+
+
+=== TEST 2: the page calls only its own origin: ?api= pointing elsewhere gets nothing, and the key travels only in a header
+--- http_config eval: $::other_http_config
+--- config eval: $::other_config
+--- timeout: 60
+--- client
+    my $other = "http://127.0.0.1:$ENV{TEST_NGINX_OTHER_PORT}/";
+    my @out;
+    for my $query ('?api=' . uri_escape($other), "?api=//127.0.0.1:$ENV{TEST_NGINX_OTHER_PORT}/",
+                   "?api=$other", '?key=sd-x&api=' . uri_escape($other))
+    {
+        my $p = page($admin, "/api/admin/page$query");
+        push @out, "$query: ready=$p->{ready} gate=$p->{gate} address="
+            . ($p->{href} =~ /\?/ ? $p->{href} : 'clean');
+    }
+    (my $shown = $out[0]) =~ s/^\S+/?api=OTHER/;
+    my @other = other_requests();
+    my @api = grep { m{^\S+ /api/admin/(?!page)} } split /\n/, access_log_text('page.log');
+    join "\n", map({ s/\Q$ENV{TEST_NGINX_OTHER_PORT}\E/OTHER/gr } @out),
+        "requests to the other server: " . scalar(@other) . (@other ? ": @other" : ''),
+        "API requests of the page with the key in a header: "
+            . ((grep { / key=ops / } @api) ? 'some' : 'none') . ", all 200: "
+            . ((grep { / key=ops / && !/ 200 / } @api) ? 'no' : 'yes'),
+        "the key in a URL: " . ((grep { index($_, $admin) >= 0 } split /\n/, access_log_text('page.log')) ? 'yes' : 'no');
+--- client_output
+?api=http%3A%2F%2F127.0.0.1%3AOTHER%2F: ready=1 gate=open address=clean
+?api=//127.0.0.1:OTHER/: ready=1 gate=open address=clean
+?api=http://127.0.0.1:OTHER/: ready=1 gate=open address=clean
+?key=sd-x&api=http%3A%2F%2F127.0.0.1%3AOTHER%2F: ready=1 gate=open address=clean
+requests to the other server: 0
+API requests of the page with the key in a header: some, all 200: yes
+the key in a URL: no
+
+
+
+=== TEST 3: a key in the address (?key=) is not used, and is taken out of the address bar
+--- http_config eval: $::other_http_config
+--- config eval: $::other_config
+--- timeout: 60
+--- client
+    my $p = page(undef, "/api/admin/page?key=$admin");
+    my @api = grep { m{^\S+ /api/admin/(?!page)} } split /\n/, access_log_text('page.log');
+    join "\n", "ready=$p->{ready} address=" . ($p->{href} =~ /\?/ ? 'still has the key' : 'clean'),
+        "error: $p->{error}",
+        "API requests: " . scalar(@api) . ", with a key: " . scalar(grep { / key=ops / } @api)
+            . ", answered 401: " . scalar(grep { / 401 / } @api);
+--- client_output_like
+^ready=error address=clean
+error: 401: admin key required \(enter an admin key above\); this address carried \?key=, which the page ignores: type the admin key into the form
+API requests: (\d+), with a key: 0, answered 401: \1$
+
+
+
+=== TEST 4: another site's page in Chromium (no-cors fetches, a form) cannot change the gate or the whitelist
+The attacker's page is on http://localhost:OTHER, a different site from
+http://127.0.0.1:PORT, and the /t/admin/ location lets 127.0.0.1 in by
+its address alone: what a browser on an operator's machine carries.
+--- http_config eval: $::other_http_config
+--- config eval: $::other_config
+--- timeout: 60
+--- client
+    my $target = "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}";
+    open my $fh, '>', html_dir() . '/evil.html' or die $!;
+    print $fh <<"_EOH_";
+<!DOCTYPE html><html><body>
+<form method="post" action="$target/t/admin/gate/pause"></form>
+<script>
+fetch("$target/api/admin/gate/drain", { method: "POST", mode: "no-cors", body: "x" });
+fetch("$target/t/admin/gate/drain", { method: "POST", mode: "no-cors" });
+fetch("$target/t/admin/whitelist", { method: "POST", mode: "no-cors", body: '{"address":"10.99.0.0/16"}' });
+setTimeout(() => document.forms[0].submit(), 300);
+</script></body></html>
+_EOH_
+    close $fh;
+    chromium("http://localhost:$ENV{TEST_NGINX_OTHER_PORT}/evil.html", '--dump-dom');
+    wait_until(sub { (() = access_log_text('page.log') =~ /^POST /mg) >= 4 }, 'the four writes to be logged');
+    my $q = request('GET /api/admin/queue', headers => { Authorization => "Bearer $admin" });
+    my $w = request('GET /api/admin/whitelist', headers => { Authorization => "Bearer $admin" });
+    my @writes = sort grep { /^POST / } split /\n/, access_log_text('page.log');
+    join "\n", "gate: " . json_decode($q->{body})->{gate},
+        "whitelist: " . json_encode(json_decode($w->{body})->{whitelist}),
+        @writes;
+--- client_output
+gate: open
+whitelist: []
+POST /api/admin/gate/drain 403 key=- site=cross-site
+POST /t/admin/gate/drain 403 key=- site=cross-site
+POST /t/admin/gate/pause 403 key=- site=cross-site
+POST /t/admin/whitelist 403 key=- site=cross-site
