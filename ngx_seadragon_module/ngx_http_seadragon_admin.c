@@ -323,6 +323,9 @@ ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
     }
 
     h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
     ngx_str_set(&h->key, "Allow");
     h->value.data = (u_char *) allow;
     h->value.len = ngx_strlen(allow);
@@ -410,6 +413,9 @@ unauthorized:
     }
 
     h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
     ngx_str_set(&h->key, "WWW-Authenticate");
     ngx_str_set(&h->value, "Bearer");
     r->headers_out.www_authenticate = h;

@@ -225,8 +225,8 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     /* a key never travels further than the gateway, queued or not */
 
-    if (smcf->store) {
-        ngx_http_seadragon_key_take(r, ctx);
+    if (smcf->store && ngx_http_seadragon_key_take(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (slcf->zone == NULL) {

@@ -339,7 +339,7 @@ ngx_int_t ngx_http_seadragon_body_parse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_access_check(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-void ngx_http_seadragon_key_take(ngx_http_request_t *r,
+ngx_int_t ngx_http_seadragon_key_take(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 
 /* ngx_http_seadragon_endpoint.c */

@@ -1,0 +1,315 @@
+# Hostile tests of classification, the shipped configurations and what
+# they log (issue 11: findings 2, 3, 11, 15 and 16).  Each block attacks
+# the gateway as a stranger would, then checks the state: what Ollama
+# received, the counters, the queue, the access log, the worker's pid and
+# the error log, not only the status.
+use lib 't/lib';
+use Test::Seadragon;
+use Test::Seadragon::TLS;
+use FindBin;
+use File::Temp ();
+
+# A store without any whitelisted address: the client of these tests
+# (127.0.0.1) is a stranger unless it holds a key.
+our $tool = "$FindBin::Bin/../build/seadragon-store";
+our $dir = File::Temp->newdir();
+$ENV{TEST_NGINX_STORE} = "$dir/store";
+sub tool {
+    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
+    die "seadragon-store @_: " . `cat '$dir/tool.err'` if $?;
+    chomp $out;
+    return $out;
+}
+tool('init');
+our $admin_key  = tool('key create ops --source admin');
+our $coding_key = tool('key create editor --source coding');
+our $chat_key   = tool('key create alice-chat --source chat');
+
+# A gateway of its own, for the blocks about headers and variables: the
+# coding source is chosen by User-Agent and needs a key, anyone else is
+# "api".  Its log shows the request headers as nginx's variables see them.
+our $http_config = <<'_EOC_';
+    seadragon_store  $TEST_NGINX_STORE;
+    seadragon_zone   ollama:1m capacity=1;
+
+    map $http_user_agent $is_coding {
+        default         0;
+        "~*continue"    1;
+    }
+
+    seadragon_source coding priority=1 if=$is_coding key;
+    seadragon_source chat   priority=2 key;
+    seadragon_source api    priority=3;
+
+    log_format headers 'source=$seadragon_source status=$status '
+                       'key=$seadragon_key_name ua="$http_user_agent" '
+                       'referer="$http_referer" host="$http_host" '
+                       'other="$http_x_other" authorization="$http_authorization" '
+                       'x_api_key="$http_x_api_key" stream=$seadragon_stream '
+                       'uri=$uri';
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_H2_PORT http2;
+        access_log logs/headers.log headers;
+        location /api/ {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+_EOC_
+
+our $config = <<'_EOC_';
+    seadragon_json_errors on;
+    access_log logs/headers.log headers;
+    location /api/admin/ {
+        allow 127.0.0.1;
+        deny all;
+        seadragon_admin ollama auth=nginx;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        add_header X-Stream $seadragon_stream always;
+    }
+    location /v1/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/v1/;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        add_header X-Stream $seadragon_stream always;
+    }
+    location /pass/ {
+        seadragon_queue ollama;
+        seadragon_pass_key on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config) unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+master_on();
+
+our $chat = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
+
+# "status body", the body as one line
+sub said { my $r = shift; (my $b = $r->{body} // '') =~ s/\n/ /g; "$r->{status} $b" }
+
+# The counters of the harness's gateway (auth=nginx), or of the example's
+# (an admin key), as "source: received=N served=N rejected=REASON:N ...".
+sub counters {
+    my (%a) = @_;
+    my $r = request('GET /api/admin/stats', %a);
+    die "stats: " . said($r) unless $r->{status} == 200;
+    my $s = json_decode($r->{body})->{sources};
+    return join "\n", map {
+        my $c = $s->{$_};
+        my $rej = join ' ', map { "$_:$c->{rejected}{$_}" }
+                            grep { $c->{rejected}{$_} } sort keys %{ $c->{rejected} };
+        "$_: received=$c->{received} served=$c->{served}" . ($rej ? " rejected $rej" : '')
+    } grep { $s->{$_}{received} } sort keys %$s;
+}
+
+sub queue_of {
+    my (%a) = @_;
+    my $q = json_decode(request('GET /api/admin/queue', %a)->{body});
+    return "gate=$q->{gate} processing=$q->{processing} queue_length=$q->{queue_length}";
+}
+
+# The log lines of logs/FILE, once there are N of them.
+sub log_lines {
+    my ($file, $n) = @_;
+    my @lines;
+    wait_until(sub { @lines = split /\n/, access_log_text($file); @lines >= $n },
+               "$n lines in $file");
+    return @lines;
+}
+
+# Every header Ollama received that carries a key, over all its requests.
+sub keys_seen_by_ollama {
+    return grep { exists $_->{headers}{authorization} || exists $_->{headers}{'x-api-key'} }
+           @{ standin_requests() };
+}
+
+sub nginx_t {
+    my @cmd = (Test::Seadragon::nginx_command(), '-t');
+    my $out = `@cmd 2>&1`;
+    return ($? >> 8, $out);
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+=== TEST 1: a bearer token before or after User-Agent and Referer changes nothing: same source, same $http_*, nothing reaches Ollama
+The key header used to be removed by moving the later headers down, so
+r->headers_in.user_agent pointed at the next header: continue/1.0 sent
+after the token was classified from the wrong header (200 as api instead
+of 401), and from nginx 1.23 on the worker crashed.
+--- client
+    my $pids = join ',', nginx_worker_pids();
+    my @h = (['Host', 'localhost'], ['User-Agent', 'continue/1.0'],
+             ['Referer', 'https://ref.example/page'], ['X-Other', 'other-value'],
+             ['Accept', '*/*'], ['Content-Type', 'application/json']);
+    my @out;
+    for my $at (0 .. @h) {
+        for my $token (['Authorization', 'Bearer not-a-seadragon-key'], ['X-API-Key', 'nope']) {
+            my @headers = @h;
+            splice @headers, $at, 0, $token;
+            my $r = request('POST /api/chat', body => $::chat,
+                            headers => [map { @$_ } @headers]);
+            push @out, said($r);
+        }
+    }
+    my %statuses;
+    $statuses{$_}++ for @out;
+    my @lines = log_lines('headers.log', scalar @out);
+    my %logged;
+    $logged{ $_ =~ s/^.*?(source=)/$1/r }++ for @lines;
+    my @refused = grep { /seadragon: invalid API key/ } split /\n/, error_log_text();
+    my @wrong = grep { !/referrer: "https:\/\/ref\.example\/page"/ } @refused;
+    join "\n", (map { "$statuses{$_}x $_" } sort keys %statuses),
+        (map { "$logged{$_}x $_" } sort keys %logged),
+        "error log: " . scalar(@refused) . " refusals, " . scalar(@wrong) . " with another referrer",
+        "ollama saw " . scalar(@{ standin_requests() }),
+        counters(), queue_of(),
+        "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+14x 401 {"error":"invalid API key"}
+14x source=coding status=401 key=- ua="continue/1.0" referer="https://ref.example/page" host="localhost" other="other-value" authorization="-" x_api_key="-" stream=- uri=/api/chat
+error log: 14 refusals, 0 with another referrer
+ollama saw 0
+coding: received=14 served=0 rejected key:14
+gate=open processing=0 queue_length=0
+workers unchanged
+--- no_error_log
+exited on signal
+
+
+
+=== TEST 2: a valid key anywhere among the headers, even past the first 20: Ollama gets every other header, whole, and never the key
+--- client
+    my $pids = join ',', nginx_worker_pids();
+    my @pad = map { ["X-Pad-$_", "pad $_"] } 1 .. 24;
+    my @base = (['Host', 'localhost'], ['User-Agent', 'continue/1.0'],
+                ['Referer', 'https://ref.example/page'], ['X-Other', 'other-value']);
+    my @cases = (
+        [['Authorization', "Bearer $::coding_key"], @base],
+        [@base[0 .. 1], ['X-API-Key', $::coding_key], @base[2 .. 3]],
+        [@base, ['Authorization', "Bearer $::coding_key"]],
+        [@pad, ['X-API-Key', $::coding_key], @base, ['Authorization', "Bearer $::coding_key"]],
+        [@base[0 .. 1], @pad[0 .. 17], ['Authorization', "Bearer $::coding_key"], @base[2 .. 3],
+         ['X-API-Key', 'second-copy'], @pad[18 .. 23]],
+    );
+    my @out;
+    for my $case (@cases) {
+        my $r = request('POST /api/chat', body => $::chat, headers => [map { @$_ } @$case]);
+        push @out, said($r) =~ /"done":true/ ? "$r->{status} done" : said($r);
+    }
+    my @seen = @{ standin_requests() };
+    my @mismatch;
+    for my $i (0 .. $#cases) {
+        my %want = map { (lc $_->[0] => $_->[1]) }
+                   grep { $_->[0] !~ /^(Authorization|X-API-Key|Host)$/ } @{ $cases[$i] };
+        my $got = $seen[$i]{headers};
+        for (sort keys %want) {
+            push @mismatch, "request $i: $_ is " . ($got->{$_} // 'missing')
+                unless defined $got->{$_} && $got->{$_} eq $want{$_};
+        }
+    }
+    my @lines = log_lines('headers.log', scalar @cases);
+    my %logged;
+    $logged{ $_ =~ s/^.*?(source=)/$1/r }++ for @lines;
+    join "\n", @out, (map { "$logged{$_}x $_" } sort keys %logged),
+        "ollama saw " . scalar(@seen) . " requests, " . scalar(keys_seen_by_ollama()) . " with a key",
+        "other headers that differ: " . (@mismatch ? join('; ', @mismatch) : 'none'),
+        counters(), queue_of(),
+        "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+200 done
+200 done
+200 done
+200 done
+200 done
+5x source=coding status=200 key=editor ua="continue/1.0" referer="https://ref.example/page" host="localhost" other="other-value" authorization="-" x_api_key="-" stream=false uri=/api/chat
+ollama saw 5 requests, 0 with a key
+other headers that differ: none
+coding: received=5 served=5
+gate=open processing=0 queue_length=0
+workers unchanged
+--- no_error_log
+exited on signal
+
+
+
+=== TEST 3: over HTTP/2 the key in any place is kept from Ollama and the other headers stay whole
+--- client
+    my $pids = join ',', nginx_worker_pids();
+    my @out;
+    for my $order (["-H 'Authorization: Bearer $::coding_key' -H 'User-Agent: continue/1.0' -H 'Referer: https://ref.example/h2'"],
+                   ["-H 'User-Agent: continue/1.0' -H 'Referer: https://ref.example/h2' -H 'X-API-Key: $::coding_key'"])
+    {
+        my $out = `curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version} %{http_code}' -X POST -d '$::chat' @$order http://127.0.0.1:$ENV{TEST_NGINX_H2_PORT}/api/chat 2>&1`;
+        push @out, $out;
+    }
+    my @lines = log_lines('headers.log', 2);
+    my %logged;
+    $logged{ $_ =~ s/^.*?(source=)/$1/r =~ s/host="[^"]*"/host=H/r }++ for @lines;
+    my @seen = @{ standin_requests() };
+    join "\n", @out, (map { "$logged{$_}x $_" } sort keys %logged),
+        "ollama saw " . scalar(@seen) . " requests, " . scalar(keys_seen_by_ollama()) . " with a key, "
+        . "user agents " . join(',', map { $_->{headers}{'user-agent'} } @seen)
+        . ", referers " . join(',', map { $_->{headers}{referer} } @seen),
+        counters(), "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+2 200
+2 200
+2x source=coding status=200 key=editor ua="continue/1.0" referer="https://ref.example/h2" host=H other="-" authorization="-" x_api_key="-" stream=false uri=/api/chat
+ollama saw 2 requests, 0 with a key, user agents continue/1.0,continue/1.0, referers https://ref.example/h2,https://ref.example/h2
+coding: received=2 served=2
+workers unchanged
+--- no_error_log
+exited on signal
+
+
+
+=== TEST 4: with seadragon_pass_key on, the key and every other header reach the upstream as sent
+--- client
+    my $r = request('POST /pass/chat', body => $::chat,
+        headers => [Host => 'localhost', Authorization => "Bearer $::coding_key",
+                    'User-Agent' => 'continue/1.0', 'X-API-Key' => 'also-sent', Referer => 'https://ref.example/']);
+    my $s = standin_requests()->[0];
+    join "\n", $r->{status},
+        "ollama saw authorization=" . ($s->{headers}{authorization} eq "Bearer $::coding_key" ? 'the key' : 'other')
+        . " x-api-key=$s->{headers}{'x-api-key'} user-agent=$s->{headers}{'user-agent'} referer=$s->{headers}{referer}";
+--- client_output
+200
+ollama saw authorization=the key x-api-key=also-sent user-agent=continue/1.0 referer=https://ref.example/
+
+
+
+=== TEST 5: a Basic Authorization is not a key: it reaches Ollama untouched, with the headers around it
+--- client
+    my $r = request('POST /api/chat', body => $::chat,
+        headers => [Host => 'localhost', Authorization => 'Basic dXNlcjpwYXNz',
+                    'User-Agent' => 'script/1.0', 'X-Other' => 'o']);
+    my $s = standin_requests()->[0];
+    join "\n", $r->{status},
+        "ollama saw authorization=$s->{headers}{authorization} user-agent=$s->{headers}{'user-agent'} x-other=$s->{headers}{'x-other'}",
+        counters();
+--- client_output
+200
+ollama saw authorization=Basic dXNlcjpwYXNz user-agent=script/1.0 x-other=o
+api: received=1 served=1
+
+
