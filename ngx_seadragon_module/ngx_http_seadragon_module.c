@@ -359,6 +359,7 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     u_char                          *p;
+    ngx_uint_t                       stream;
     ngx_http_seadragon_ctx_t        *ctx;
     ngx_http_seadragon_source_t     *source;
     ngx_http_seadragon_main_conf_t  *smcf;
@@ -444,9 +445,31 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
             break;
         }
 
-        /* Ollama streams unless the body says "stream": false */
+        /*
+         * Ollama's /api/chat and /api/generate (and pull, push, create)
+         * stream unless the body says "stream": false; OpenAI's API
+         * streams only when it says "stream": true; embeddings and the
+         * rest never stream.
+         */
 
-        if (ctx->stream || !ctx->stream_set) {
+        ngx_http_seadragon_endpoint_find(r->main, ctx);
+
+        switch (ctx->endpoint ? ctx->endpoint->stream
+                              : NGX_HTTP_SEADRAGON_STREAM_DEFAULT)
+        {
+        case NGX_HTTP_SEADRAGON_STREAM_NEVER:
+            stream = 0;
+            break;
+
+        case NGX_HTTP_SEADRAGON_STREAM_ASKED:
+            stream = ctx->stream_set && ctx->stream;
+            break;
+
+        default: /* NGX_HTTP_SEADRAGON_STREAM_DEFAULT */
+            stream = !ctx->stream_set || ctx->stream;
+        }
+
+        if (stream) {
             ngx_str_set(v, "true");
 
         } else {

@@ -40,6 +40,11 @@
 #define NGX_HTTP_SEADRAGON_API_OLLAMA      0
 #define NGX_HTTP_SEADRAGON_API_OPENAI      1
 
+/* whether an endpoint streams its answer: by default, or when asked */
+#define NGX_HTTP_SEADRAGON_STREAM_NEVER     0
+#define NGX_HTTP_SEADRAGON_STREAM_DEFAULT   1   /* unless "stream": false */
+#define NGX_HTTP_SEADRAGON_STREAM_ASKED     2   /* only with "stream": true */
+
 #define ngx_http_seadragon_counter(name)                                     \
     offsetof(ngx_http_seadragon_counters_t, name)
 
@@ -236,6 +241,7 @@ typedef struct {
     ngx_uint_t                       api;
     ngx_uint_t                       kind;       /* one ENDPOINT_* bit */
     ngx_uint_t                       prefix;     /* "blobs/" + a digest */
+    ngx_uint_t                       stream;     /* STREAM_* */
 } ngx_http_seadragon_endpoint_t;
 
 

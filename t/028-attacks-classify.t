@@ -313,3 +313,48 @@ ollama saw authorization=Basic dXNlcjpwYXNz user-agent=script/1.0 x-other=o
 api: received=1 served=1
 
 
+
+=== TEST 6: $seadragon_stream says what Ollama does: /api/chat and /api/generate stream by default, /v1/ only when asked, embeddings never
+--- client
+    my $m = '"model":"llama3:70b"';
+    my $msg = '"messages":[{"role":"user","content":"hi"}]';
+    my @cases = (
+        ['/api/chat', "{$m,$msg}"], ['/api/chat', "{$m,$msg,\"stream\":false}"],
+        ['/api/chat', "{$m,$msg,\"stream\":true}"], ['/api/generate', "{$m,\"prompt\":\"hi\"}"],
+        ['/api/generate', "{$m,\"prompt\":\"hi\",\"stream\":false}"],
+        ['/api/embed', '{"model":"nomic-embed-text","input":"hi"}'],
+        ['/api/embed', '{"model":"nomic-embed-text","input":"hi","stream":true}'],
+        ['/api/embeddings', '{"model":"nomic-embed-text","prompt":"hi"}'],
+        ['/v1/chat/completions', "{$m,$msg}"], ['/v1/chat/completions', "{$m,$msg,\"stream\":true}"],
+        ['/v1/chat/completions', "{$m,$msg,\"stream\":false}"], ['/v1/completions', "{$m,\"prompt\":\"hi\"}"],
+        ['/v1/embeddings', '{"model":"nomic-embed-text","input":"hi"}'],
+        ['/v1/embeddings', '{"model":"nomic-embed-text","input":"hi","stream":true}'],
+    );
+    my @out;
+    for (@cases) {
+        my ($path, $body) = @$_;
+        my $r = request("POST $path", body => $body);
+        my $streamed = ($r->{headers}{'content-type'} // '') =~ m{x-ndjson|event-stream} ? 'streamed' : 'one answer';
+        push @out, "$path " . ($body =~ /"stream":(\w+)/ ? "stream:$1" : 'no stream')
+            . " -> $r->{status} X-Stream=$r->{headers}{'x-stream'}, Ollama sent $streamed";
+    }
+    my @logged = map { /stream=(\S+)/ } log_lines('headers.log', scalar @cases);
+    join "\n", @out, "logged: @logged";
+--- client_output
+/api/chat no stream -> 200 X-Stream=true, Ollama sent streamed
+/api/chat stream:false -> 200 X-Stream=false, Ollama sent one answer
+/api/chat stream:true -> 200 X-Stream=true, Ollama sent streamed
+/api/generate no stream -> 200 X-Stream=true, Ollama sent streamed
+/api/generate stream:false -> 200 X-Stream=false, Ollama sent one answer
+/api/embed no stream -> 200 X-Stream=false, Ollama sent one answer
+/api/embed stream:true -> 200 X-Stream=false, Ollama sent one answer
+/api/embeddings no stream -> 200 X-Stream=false, Ollama sent one answer
+/v1/chat/completions no stream -> 200 X-Stream=false, Ollama sent one answer
+/v1/chat/completions stream:true -> 200 X-Stream=true, Ollama sent streamed
+/v1/chat/completions stream:false -> 200 X-Stream=false, Ollama sent one answer
+/v1/completions no stream -> 200 X-Stream=false, Ollama sent one answer
+/v1/embeddings no stream -> 200 X-Stream=false, Ollama sent one answer
+/v1/embeddings stream:true -> 200 X-Stream=false, Ollama sent one answer
+logged: true false true true false false false false false true false false false false
+
+
