@@ -160,6 +160,8 @@ typedef struct {
     ngx_msec_t                       aging;           /* unset: the zone's */
     ngx_uint_t                       endpoints;       /* ENDPOINT_* bits */
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
     unsigned                         require_key:1;
     unsigned                         require_whitelist:1;
 } ngx_http_seadragon_source_t;

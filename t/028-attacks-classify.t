@@ -151,6 +151,7 @@ no_shuffle();
 run_tests();
 
 __DATA__
+
 === TEST 1: a bearer token before or after User-Agent and Referer changes nothing: same source, same $http_*, nothing reaches Ollama
 The key header used to be removed by moving the later headers down, so
 r->headers_in.user_agent pointed at the next header: continue/1.0 sent
@@ -356,5 +357,101 @@ api: received=1 served=1
 /v1/embeddings no stream -> 200 X-Stream=false, Ollama sent one answer
 /v1/embeddings stream:true -> 200 X-Stream=false, Ollama sent one answer
 logged: true false true true false false false false false true false false false false
+
+
+
+=== TEST 7: nginx -t warns about a source that anyone can claim, naming it and its directive, and not about guarded ones
+--- http_config
+    seadragon_store  $TEST_NGINX_STORE;
+    seadragon_zone   ollama:1m capacity=1;
+    map $http_origin $seadragon_is_chat { default 0; "https://chat.example.com" 1; }
+    geo $is_lab { default 0; 10.1.0.0/16 1; }
+    seadragon_source coding  priority=1 if=$http_user_agent key;
+    seadragon_source chat    priority=2 if=$seadragon_is_chat;
+    seadragon_source beta    priority=2 if=$cookie_beta;
+    seadragon_source always  priority=2 if=1;
+    seadragon_source lab     priority=2 if=$is_lab;
+    seadragon_source office  priority=2 if=$remote_addr;
+    seadragon_source partner priority=2 if=$http_x_partner whitelist;
+    seadragon_source batch   priority=4 if=$http_x_batch;
+    seadragon_source api     priority=3 whitelist;
+--- config
+    location /api/ { seadragon_queue ollama; return 204; }
+--- client
+    my ($rc, $out) = nginx_t();
+    my @warn = map { s/^.*?\[warn\] (?:\d+#\d+: )?//r } grep { /\[warn\].*seadragon_source/ } split /\n/, $out;
+    s/ in \S+nginx\.conf:(\d+)$/ in nginx.conf:LINE/ for @warn;
+    join "\n", "nginx -t exit $rc", @warn;
+--- client_output
+nginx -t exit 0
+seadragon_source "chat": "if=$seadragon_is_chat" may test what the client sends (nginx cannot see what $seadragon_is_chat is made of) and the source needs neither "key" nor "whitelist", so anyone can claim it unless the condition depends only on the client's address; add "key" or "whitelist" in nginx.conf:LINE
+seadragon_source "beta": "if=$cookie_beta" tests what the client sends ($cookie_beta) and the source needs neither "key" nor "whitelist", so anyone can claim it; add "key" or "whitelist" in nginx.conf:LINE
+seadragon_source "always": "if=1" is true for every request and the source needs neither "key" nor "whitelist", so anyone can claim it; add "key" or "whitelist" in nginx.conf:LINE
+seadragon_source "lab": "if=$is_lab" may test what the client sends (nginx cannot see what $is_lab is made of) and the source needs neither "key" nor "whitelist", so anyone can claim it unless the condition depends only on the client's address; add "key" or "whitelist" in nginx.conf:LINE
+seadragon_source "batch": "if=$http_x_batch" tests what the client sends ($http_x_batch) and the source needs neither "key" nor "whitelist", so anyone can claim it; add "key" or "whitelist" in nginx.conf:LINE
+
+
+
+=== TEST 8: the shipped example: a keyless stranger who sends the chat's Origin cannot claim its priority nor fill the queue
+--- http_config eval: main::example_conf()
+--- config
+    location = /unused { return 204; }
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my %admin = (port => $p, headers => { Authorization => "Bearer $::admin_key" });
+    my $pids = join ',', nginx_worker_pids();
+    my ($rc, $t) = nginx_t();
+    my @warn = grep { /\[warn\].*seadragon_source/ } split /\n/, $t;
+    # a chat key holds the gate, then strangers try to queue ahead
+    my $hold = start_request('POST /api/chat', port => $p, body => $::chat,
+        headers => { Authorization => "Bearer $::chat_key", Origin => 'https://chat.example.com',
+                     'X-Standin-Hold' => 1 });
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my %statuses;
+    for my $origin (('https://chat.example.com') x 30, ('http://localhost:3000') x 5) {
+        my $r = request('POST /api/chat', port => $p, body => $::chat,
+                        headers => { Origin => $origin });
+        $statuses{ said($r) }++;
+    }
+    my $during = queue_of(%admin);
+    standin_release();
+    my $held = wait_request($hold);
+    my $after = queue_of(%admin);
+    join "\n", "nginx -t exit $rc, " . scalar(@warn) . " warnings about sources",
+        (map { "$statuses{$_}x $_" } sort keys %statuses),
+        "while held: $during", "held chat: $held->{status}", "after: $after",
+        "ollama saw " . scalar(@{ standin_requests() }),
+        counters(%admin),
+        "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+nginx -t exit 0, 0 warnings about sources
+35x 401 {"error":"API key required"}
+while held: gate=open processing=1 queue_length=0
+held chat: 200
+after: gate=open processing=0 queue_length=0
+ollama saw 1
+chat: received=36 served=1 rejected key:35
+workers unchanged
+
+
+
+=== TEST 9: the shipped example: a chat key gets the chat's priority; Origin alone gets a 401
+--- http_config eval: main::example_conf()
+--- config
+    location = /unused { return 204; }
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my $keyed = request('POST /api/chat', port => $p, body => $::chat,
+                        headers => { Authorization => "Bearer $::chat_key" });
+    my $stranger = request('POST /v1/chat/completions', port => $p, body => $::chat,
+                           headers => { Origin => 'https://chat.example.com', 'User-Agent' => 'Mozilla/5.0' });
+    my @lines = log_lines('seadragon.access.log', 2);
+    join "\n", "keyed $keyed->{status}", "stranger " . said($stranger),
+        map { /source=(\S+) priority=(\d+) .* key=(\S*)/ ? "logged $1 $2 key=$3" : $_ } @lines;
+--- client_output
+keyed 200
+stranger 401 {"error":{"message":"API key required","type":"authentication_error","param":null,"code":null}}
+logged chat 2 key=alice-chat
+logged chat 2 key=-
 
 
