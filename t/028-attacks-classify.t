@@ -455,3 +455,39 @@ logged chat 2 key=alice-chat
 logged chat 2 key=-
 
 
+
+=== TEST 11: the shipped access log: a model name with spaces and quotes cannot forge fields
+--- http_config eval: main::example_conf()
+--- config
+    location = /unused { return 204; }
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my @models = ('x source=admin key=ops', 'x" source=admin key="ops', "x\nforged line", 'x\\" key=ops');
+    for my $model (@models) {
+        request('POST /api/chat', port => $p, headers => { Authorization => "Bearer $::chat_key" },
+                body => json_encode({ model => $model, messages => [], stream => JSON::PP::false() }));
+    }
+    my @lines = log_lines('seadragon.access.log', scalar @models);
+    my $field = qr/"((?:[^"\\]|\\.)*)"/;
+    my @out = ("lines: " . scalar(@lines));
+    for my $line (@lines) {
+        if ($line =~ /^\S+ \[[^\]]+\] $field (\d+) \d+ endpoint=(\S*) source=(\S+) priority=(\d+) model=$field stream=(\S+) key=(\S*) id=\S* position=\S* wait_ms=\S* rt=\S+$/) {
+            my ($status, $source, $key, $model) = ($2, $4, $8, $6);
+            $model =~ s/\\x([0-9A-F]{2})/chr hex $1/ge;
+            my @sources = ($line =~ s/$field//gr) =~ / source=/g;
+            push @out, "$status source=$source key=$key, "
+                . scalar(@sources) . " source= in the line, model "
+                . ((grep { $_ eq $model } @models) ? 'read back whole' : "read as <$model>");
+        } else {
+            push @out, "not in the log format: $line";
+        }
+    }
+    join "\n", @out;
+--- client_output
+lines: 4
+404 source=chat key=alice-chat, 1 source= in the line, model read back whole
+404 source=chat key=alice-chat, 1 source= in the line, model read back whole
+404 source=chat key=alice-chat, 1 source= in the line, model read back whole
+404 source=chat key=alice-chat, 1 source= in the line, model read back whole
+
+
