@@ -456,6 +456,48 @@ logged chat 2 key=-
 
 
 
+=== TEST 10: the shipped TLS example: Origin alone buys nothing, localhost:3000 is not a production origin, POST / never reaches Ollama
+--- http_config eval
+    main::tls_certificates();
+    main::tls_example_conf();
+--- config
+    location = /unused { return 204; }
+--- client
+    my $pids = join ',', nginx_worker_pids();
+    my ($rc, $t) = nginx_t();
+    my @warn = grep { /\[warn\].*seadragon_source/ } split /\n/, $t;
+    my $chat = curl('POST', 'https://api.example.com/api/chat', body => $::chat,
+                    headers => { Origin => 'https://chat.example.com' }, http => '2');
+    my $dev = curl('POST', 'https://api.example.com/api/chat', body => $::chat,
+                   headers => { Origin => 'http://localhost:3000' }, http => '2');
+    my $root = curl('POST', 'https://api.example.com/', body => $::chat, http => '2');
+    my $odd = curl('GET', 'https://api.example.com/?x=1', http => '2');
+    my $get = curl('GET', 'https://api.example.com/', http => '2');
+    my $admin = curl('GET', 'https://admin.example.com/api/admin/stats',
+                     headers => { Authorization => "Bearer $::admin_key" }, http => '2');
+    my $s = json_decode($admin->{body})->{sources};
+    join "\n", "nginx -t exit $rc, " . scalar(@warn) . " warnings about sources",
+        "chat origin: " . said($chat) . " allow-origin=" . ($chat->{headers}{'access-control-allow-origin'} // 'none'),
+        "localhost:3000: " . said($dev) . " allow-origin=" . ($dev->{headers}{'access-control-allow-origin'} // 'none'),
+        "POST /: $root->{status}", "GET /?x=1: $odd->{status}", "GET /: $get->{status} $get->{body}",
+        "ollama saw " . join(' ', map { "$_->{method} $_->{path}" } @{ standin_requests() }),
+        "chat received=$s->{chat}{received} rejected key=$s->{chat}{rejected}{key}",
+        "api received=$s->{api}{received} rejected whitelist=$s->{api}{rejected}{whitelist}",
+        "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+nginx -t exit 0, 0 warnings about sources
+chat origin: 401 {"error":"API key required"} allow-origin=https://chat.example.com
+localhost:3000: 403 {"error":"IP not whitelisted"} allow-origin=none
+POST /: 403
+GET /?x=1: 404
+GET /: 200 Ollama is running
+ollama saw GET /
+chat received=1 rejected key=1
+api received=1 rejected whitelist=1
+workers unchanged
+
+
+
 === TEST 11: the shipped access log: a model name with spaces and quotes cannot forge fields
 --- http_config eval: main::example_conf()
 --- config
@@ -491,3 +533,63 @@ lines: 4
 404 source=chat key=alice-chat, 1 source= in the line, model read back whole
 
 
+
+=== TEST 12: the shipped example: Ollama's root answers GET and HEAD of "/" only; other methods and spellings never reach Ollama
+--- http_config eval: main::example_conf()
+--- config
+    location = /unused { return 204; }
+--- client
+    my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
+    my %admin = (port => $p, headers => { Authorization => "Bearer $::admin_key" });
+    my $pids = join ',', nginx_worker_pids();
+    my @refused;
+    for my $raw ("POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                 "PUT / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                 "DELETE / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "PATCH / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET /?model=x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET // HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET /./ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET /%2F HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET /api/.. HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET /%61pi/../ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "GET http://localhost/?a=b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                 "POST http://localhost/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    {
+        my $r = request('', port => $p, raw => $raw);
+        my ($line) = $raw =~ /^(.*?) HTTP/;
+        push @refused, "$line -> " . said($r) . " " . ($r->{headers}{'content-type'} // '');
+    }
+    my $seen = scalar @{ standin_requests() };
+    my $get = request('GET /', port => $p);
+    my $head = request('HEAD /', port => $p);
+    my $abs = request('', port => $p, raw => "GET http://localhost/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    join "\n", @refused, "ollama saw $seen of them",
+        "GET / $get->{status} $get->{body}", "HEAD / $head->{status} body=" . length($head->{body}),
+        "GET http://localhost/ $abs->{status} $abs->{body}",
+        "then ollama saw " . join(' ', map { "$_->{method} $_->{path}" } @{ standin_requests() }),
+        "counters: " . (counters(%admin) || 'none'), queue_of(%admin),
+        "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
+--- client_output
+POST / -> 403 {"error":"forbidden"} application/json
+PUT / -> 403 {"error":"forbidden"} application/json
+DELETE / -> 403 {"error":"forbidden"} application/json
+OPTIONS / -> 403 {"error":"forbidden"} application/json
+PATCH / -> 403 {"error":"forbidden"} application/json
+GET /?model=x -> 404 {"error":"not found"} application/json
+GET // -> 404 {"error":"not found"} application/json
+GET /./ -> 404 {"error":"not found"} application/json
+GET /%2F -> 404 {"error":"not found"} application/json
+GET /api/.. -> 404 {"error":"not found"} application/json
+GET /%61pi/../ -> 404 {"error":"not found"} application/json
+GET http://localhost/?a=b -> 404 {"error":"not found"} application/json
+POST http://localhost/ -> 403 {"error":"forbidden"} application/json
+ollama saw 0 of them
+GET / 200 Ollama is running
+HEAD / 200 body=0
+GET http://localhost/ 200 Ollama is running
+then ollama saw GET / HEAD / GET /
+counters: none
+gate=open processing=0 queue_length=0
+workers unchanged
