@@ -16,6 +16,8 @@
 static ngx_int_t ngx_http_seadragon_json_feed(ngx_http_request_t *r,
     seadragon_json_t *js);
 static void *ngx_http_seadragon_json_alloc(void *data, size_t size);
+static ngx_uint_t ngx_http_seadragon_key_header(ngx_table_elt_t *h,
+    ngx_uint_t *bearer);
 
 
 ngx_http_seadragon_ctx_t *
@@ -76,7 +78,9 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
     ctx->access = NGX_HTTP_SEADRAGON_ACCESS_OK;
     ctx->classified = 1;
 
-    ngx_http_seadragon_key_take(r, ctx);
+    if (ngx_http_seadragon_key_take(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     other_key = 0;
 
@@ -262,6 +266,9 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
     h->hash = 1;
     ngx_str_set(&h->key, "WWW-Authenticate");
     ngx_str_set(&h->value, "Bearer");
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
     r->headers_out.www_authenticate = h;
 
     return ngx_http_seadragon_fail(r, ctx, status, message, 0);
@@ -271,37 +278,44 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
 /*
  * The key a client sends, as Ollama's and OpenAI's clients do:
  * "Authorization: Bearer KEY", or "X-API-Key: KEY".  It is kept in the
- * context and, unless seadragon_pass_key is on, the header is taken out of
- * the request so that it never reaches Ollama.
+ * context and, unless seadragon_pass_key is on, the headers that carry a
+ * key are left out of the request, so that no upstream module (proxy,
+ * grpc, fastcgi, ...) and no $http_ variable sees them.
+ *
+ * The entries of r->headers_in.headers are never moved or changed: nginx
+ * keeps pointers to them (r->headers_in.user_agent, referer, host, ...,
+ * and from 1.23.0 the ->next chains of repeated headers), so moving one
+ * would make those point at another header, or nowhere.  Instead the
+ * request gets a new list, with copies of every other entry; the old
+ * entries stay where they are, whole, for the pointers that lead to them.
  */
 
-void
+ngx_int_t
 ngx_http_seadragon_key_take(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     ngx_str_t                       *v;
-    ngx_uint_t                       i, strip, bearer;
+    ngx_uint_t                       i, n, keys, bearer;
+    ngx_list_t                       headers;
     ngx_list_part_t                 *part;
-    ngx_table_elt_t                 *h;
+    ngx_table_elt_t                 *h, *copy;
     ngx_http_seadragon_loc_conf_t   *slcf;
 
     if (ctx->key_taken) {
-        return;
+        return NGX_OK;
     }
 
-    ctx->key_taken = 1;
-
-    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
-    strip = !slcf->pass_key;
+    n = 0;
+    keys = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
 
     for (i = 0; /* void */ ; i++) {
 
-        while (i >= part->nelts) {
+        if (i >= part->nelts) {
             if (part->next == NULL) {
-                return;
+                break;
             }
 
             part = part->next;
@@ -309,30 +323,17 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
             i = 0;
         }
 
-        v = &h[i].value;
-        bearer = 0;
+        n++;
 
-        if (h[i].key.len == sizeof("Authorization") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
-                               sizeof("Authorization") - 1) == 0)
-        {
-            if (v->len <= sizeof("Bearer ") - 1
-                || ngx_strncasecmp(v->data, (u_char *) "Bearer ",
-                                   sizeof("Bearer ") - 1) != 0)
-            {
-                continue;    /* Basic and the like are not ours */
-            }
-
-            bearer = 1;
-
-        } else if (!(h[i].key.len == sizeof("X-API-Key") - 1
-                     && ngx_strncasecmp(h[i].key.data, (u_char *) "X-API-Key",
-                                        sizeof("X-API-Key") - 1) == 0))
-        {
+        if (!ngx_http_seadragon_key_header(&h[i], &bearer)) {
             continue;
         }
 
+        keys++;
+
         if (ctx->key.len == 0) {
+            v = &h[i].value;
+
             ctx->key.data = v->data + (bearer ? sizeof("Bearer ") - 1 : 0);
             ctx->key.len = v->len - (bearer ? sizeof("Bearer ") - 1 : 0);
 
@@ -341,20 +342,86 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
                 ctx->key.len--;
             }
         }
+    }
 
-        if (!strip) {
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+
+    if (keys == 0 || slcf->pass_key) {
+        ctx->key_taken = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_list_init(&headers, r->pool, n > keys ? n - keys : 1,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (ngx_http_seadragon_key_header(&h[i], &bearer)) {
+
+            if (r->headers_in.authorization == &h[i]) {
+                r->headers_in.authorization = NULL;
+            }
+
             continue;
         }
 
-        if (bearer) {
-            r->headers_in.authorization = NULL;
+        copy = ngx_list_push(&headers);
+        if (copy == NULL) {
+            return NGX_ERROR;
         }
 
-        ngx_memmove(&h[i], &h[i + 1],
-                    (part->nelts - i - 1) * sizeof(ngx_table_elt_t));
-        part->nelts--;
-        i--;        /* the next header moved into place i */
+        *copy = h[i];
     }
+
+    r->headers_in.headers = headers;
+    ctx->key_taken = 1;
+
+    return NGX_OK;
+}
+
+
+/* a header that carries a key: "Authorization: Bearer ...", "X-API-Key" */
+
+static ngx_uint_t
+ngx_http_seadragon_key_header(ngx_table_elt_t *h, ngx_uint_t *bearer)
+{
+    *bearer = 0;
+
+    if (h->key.len == sizeof("Authorization") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "Authorization",
+                           sizeof("Authorization") - 1) == 0)
+    {
+        if (h->value.len <= sizeof("Bearer ") - 1
+            || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                               sizeof("Bearer ") - 1) != 0)
+        {
+            return 0;    /* Basic and the like are not ours */
+        }
+
+        *bearer = 1;
+        return 1;
+    }
+
+    return h->key.len == sizeof("X-API-Key") - 1
+           && ngx_strncasecmp(h->key.data, (u_char *) "X-API-Key",
+                              sizeof("X-API-Key") - 1) == 0;
 }
 
 

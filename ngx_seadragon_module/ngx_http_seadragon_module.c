@@ -32,6 +32,8 @@ static char *ngx_http_seadragon_queue(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_seadragon_parse_aging(ngx_conf_t *cf, ngx_str_t *param,
     ngx_str_t *value, ngx_msec_t *aging);
+static void ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
+    ngx_http_seadragon_main_conf_t *smcf);
 static ngx_int_t ngx_http_seadragon_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_seadragon_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_seadragon_init_module(ngx_cycle_t *cycle);
@@ -225,8 +227,8 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
 
     /* a key never travels further than the gateway, queued or not */
 
-    if (smcf->store) {
-        ngx_http_seadragon_key_take(r, ctx);
+    if (smcf->store && ngx_http_seadragon_key_take(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (slcf->zone == NULL) {
@@ -359,6 +361,7 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     u_char                          *p;
+    ngx_uint_t                       stream;
     ngx_http_seadragon_ctx_t        *ctx;
     ngx_http_seadragon_source_t     *source;
     ngx_http_seadragon_main_conf_t  *smcf;
@@ -444,9 +447,31 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
             break;
         }
 
-        /* Ollama streams unless the body says "stream": false */
+        /*
+         * Ollama's /api/chat and /api/generate (and pull, push, create)
+         * stream unless the body says "stream": false; OpenAI's API
+         * streams only when it says "stream": true; embeddings and the
+         * rest never stream.
+         */
 
-        if (ctx->stream || !ctx->stream_set) {
+        ngx_http_seadragon_endpoint_find(r->main, ctx);
+
+        switch (ctx->endpoint ? ctx->endpoint->stream
+                              : NGX_HTTP_SEADRAGON_STREAM_DEFAULT)
+        {
+        case NGX_HTTP_SEADRAGON_STREAM_NEVER:
+            stream = 0;
+            break;
+
+        case NGX_HTTP_SEADRAGON_STREAM_ASKED:
+            stream = ctx->stream_set && ctx->stream;
+            break;
+
+        default: /* NGX_HTTP_SEADRAGON_STREAM_DEFAULT */
+            stream = !ctx->stream_set || ctx->stream;
+        }
+
+        if (stream) {
             ngx_str_set(v, "true");
 
         } else {
@@ -699,6 +724,8 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
                       "must have neither \"if=\" nor \"key\"");
         return NGX_CONF_ERROR;
     }
+
+    ngx_http_seadragon_source_check_open(cf, smcf);
 
     /*
      * Admin keys belong to the source "admin": unless it is configured,
@@ -1145,6 +1172,8 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_memzero(source, sizeof(ngx_http_seadragon_source_t));
     source->name = value[1];
+    source->conf_file = cf->conf_file->file.name.data;
+    source->conf_line = cf->conf_file->line;
     source->aging = NGX_CONF_UNSET_MSEC;
     source->endpoints = NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
                         |NGX_HTTP_SEADRAGON_ENDPOINT_INFO;
@@ -1308,6 +1337,185 @@ ngx_http_seadragon_source(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A source chosen by a condition that needs neither a key nor the
+ * whitelist is given to whoever makes the condition true.  When the
+ * condition tests what the client sends (its headers, cookies, URI or
+ * arguments), that is anyone: "nginx -t" warns when such a source gives
+ * more than the default source would (a place further ahead in line,
+ * endpoints the default may not use, or entry without the whitelist).
+ * A condition made only of the connection's own facts (its address,
+ * after realip, or a verified client certificate) is no claim.  Through
+ * map, geo or set nginx cannot see what a variable is made of: then the
+ * warning says so.
+ */
+
+static void
+ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
+    ngx_http_seadragon_main_conf_t *smcf)
+{
+    u_char                       *p, *last;
+    ngx_str_t                    *name;
+    ngx_uint_t                    i, k, n, sends, client, other;
+    ngx_http_variable_t          *v;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_seadragon_source_t  *source, *deflt;
+    u_char                        names[256];
+
+    static ngx_str_t  connection[] = {
+        ngx_string("remote_addr"),
+        ngx_string("binary_remote_addr"),
+        ngx_string("realip_remote_addr"),
+        ngx_string("server_addr"),
+        ngx_string("server_port"),
+        ngx_string("ssl_client_verify"),
+        ngx_string("ssl_client_s_dn"),
+        ngx_string("ssl_client_i_dn"),
+        ngx_string("ssl_client_serial"),
+        ngx_string("ssl_client_fingerprint"),
+        ngx_null_string
+    };
+
+    static ngx_str_t  sent[] = {
+        ngx_string("http_"),
+        ngx_string("cookie_"),
+        ngx_string("arg_"),
+        ngx_null_string
+    };
+
+    static ngx_str_t  request[] = {
+        ngx_string("args"),
+        ngx_string("query_string"),
+        ngx_string("is_args"),
+        ngx_string("request"),
+        ngx_string("request_uri"),
+        ngx_string("uri"),
+        ngx_string("document_uri"),
+        ngx_string("request_method"),
+        ngx_string("request_body"),
+        ngx_string("host"),
+        ngx_string("content_type"),
+        ngx_string("content_length"),
+        ngx_string("remote_user"),
+        ngx_string("remote_port"),
+        ngx_string("server_protocol"),
+        ngx_null_string
+    };
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    v = cmcf->variables.elts;
+
+    source = smcf->sources.elts;
+    deflt = &source[smcf->default_source];
+
+    for (i = 0; i < smcf->sources.nelts; i++) {
+
+        if (source[i].condition == NULL
+            || source[i].require_key || source[i].require_whitelist)
+        {
+            continue;
+        }
+
+        /* what the claim would buy over the default source */
+
+        if (!deflt->require_key && !deflt->require_whitelist
+            && source[i].priority >= deflt->priority
+            && (source[i].endpoints & ~deflt->endpoints) == 0)
+        {
+            continue;
+        }
+
+        client = 0;
+        other = 0;
+        p = names;
+        last = names + sizeof(names) - 1;
+
+        for (n = 0; source[i].condition->flushes
+                    && source[i].condition->flushes[n] != (ngx_uint_t) -1;
+             n++)
+        {
+            name = &v[source[i].condition->flushes[n]].name;
+
+            for (k = 0; connection[k].len; k++) {
+                if (name->len == connection[k].len
+                    && ngx_strncmp(name->data, connection[k].data, name->len)
+                       == 0)
+                {
+                    break;
+                }
+            }
+
+            if (connection[k].len) {
+                continue;
+            }
+
+            sends = 0;
+
+            for (k = 0; sent[k].len; k++) {
+                if (name->len > sent[k].len
+                    && ngx_strncmp(name->data, sent[k].data, sent[k].len)
+                       == 0)
+                {
+                    sends = 1;
+                }
+            }
+
+            for (k = 0; request[k].len; k++) {
+                if (name->len == request[k].len
+                    && ngx_strncmp(name->data, request[k].data, name->len)
+                       == 0)
+                {
+                    sends = 1;
+                }
+            }
+
+            if (sends) {
+                client = 1;
+
+            } else {
+                other = 1;
+            }
+
+            p = ngx_slprintf(p, last, "%s$%V", p == names ? "" : ", ", name);
+        }
+
+        *p = '\0';
+
+        if (n == 0) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "seadragon_source \"%V\": \"if=%V\" is true for "
+                          "every request and the source needs neither "
+                          "\"key\" nor \"whitelist\", so anyone can "
+                          "claim it; add \"key\" or \"whitelist\" in %s:%ui",
+                          &source[i].name, &source[i].condition->value,
+                          source[i].conf_file, source[i].conf_line);
+
+        } else if (client) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "seadragon_source \"%V\": \"if=%V\" tests what "
+                          "the client sends (%s) and the source needs "
+                          "neither \"key\" nor \"whitelist\", so anyone "
+                          "can claim it; add \"key\" or \"whitelist\" "
+                          "in %s:%ui",
+                          &source[i].name, &source[i].condition->value,
+                          names, source[i].conf_file, source[i].conf_line);
+
+        } else if (other) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "seadragon_source \"%V\": \"if=%V\" may test "
+                          "what the client sends (nginx cannot see what %s "
+                          "is made of) and the source needs neither "
+                          "\"key\" nor \"whitelist\", so anyone can "
+                          "claim it unless the condition depends only on "
+                          "the client's address; add \"key\" or "
+                          "\"whitelist\" in %s:%ui",
+                          &source[i].name, &source[i].condition->value,
+                          names, source[i].conf_file, source[i].conf_line);
+        }
+    }
 }
 
 

@@ -40,6 +40,11 @@
 #define NGX_HTTP_SEADRAGON_API_OLLAMA      0
 #define NGX_HTTP_SEADRAGON_API_OPENAI      1
 
+/* whether an endpoint streams its answer: by default, or when asked */
+#define NGX_HTTP_SEADRAGON_STREAM_NEVER     0
+#define NGX_HTTP_SEADRAGON_STREAM_DEFAULT   1   /* unless "stream": false */
+#define NGX_HTTP_SEADRAGON_STREAM_ASKED     2   /* only with "stream": true */
+
 #define ngx_http_seadragon_counter(name)                                     \
     offsetof(ngx_http_seadragon_counters_t, name)
 
@@ -189,6 +194,8 @@ typedef struct {
     ngx_msec_t                       aging;           /* unset: the zone's */
     ngx_uint_t                       endpoints;       /* ENDPOINT_* bits */
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
     unsigned                         require_key:1;
     unsigned                         require_whitelist:1;
     unsigned                         per_client_off:1; /* not the zone's */
@@ -275,6 +282,7 @@ typedef struct {
     ngx_uint_t                       api;
     ngx_uint_t                       kind;       /* one ENDPOINT_* bit */
     ngx_uint_t                       prefix;     /* "blobs/" + a digest */
+    ngx_uint_t                       stream;     /* STREAM_* */
 } ngx_http_seadragon_endpoint_t;
 
 
@@ -379,7 +387,7 @@ ngx_int_t ngx_http_seadragon_body_parse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_access_check(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-void ngx_http_seadragon_key_take(ngx_http_request_t *r,
+ngx_int_t ngx_http_seadragon_key_take(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 
 /* ngx_http_seadragon_endpoint.c */

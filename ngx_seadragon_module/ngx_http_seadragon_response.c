@@ -110,6 +110,9 @@ ngx_http_seadragon_fail(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
         }
 
         h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
         ngx_str_set(&h->key, "Retry-After");
 
         h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);

@@ -89,7 +89,7 @@ __DATA__
         ($line) = grep { m{POST /api/chat HTTP/1\.1" 200 } }
                   split /\n/, access_log_text('seadragon.access.log');
         defined $line }, 'the access log line');
-    ($line =~ /source=(\S+) priority=(\d+) model=(\S+) stream=\S+ key=(\S+)/)
+    ($line =~ /source=(\S+) priority=(\d+) model="([^"]*)" stream=\S+ key=(\S+)/)
         ? "$1 $2 $3 $4" : $line;
 --- client_output: coding 1 llama3:70b continue-alice
 

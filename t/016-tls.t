@@ -20,6 +20,7 @@ sub tool {
 }
 tool('init');
 tool('whitelist add 127.0.0.1');
+our $chat_key = tool('key create chat-tls --source chat');
 
 # The harness's own server shares the example's zone and upstream: a
 # request sent there with X-Standin-Hold holds the gate.
@@ -69,8 +70,12 @@ sub cors {
                    split /\n/, ($text =~ /\A(.*?)^log_format/ms)[0];
     };
     my $tls = $read->('seadragon-tls.conf');
-    is($pick->($tls), $pick->($read->('seadragon.conf')),
+    # a chat frontend in development (http://localhost:3000) is for the
+    # loopback example only, not for production
+    (my $dev = $pick->($read->('seadragon.conf'))) =~ s{\n\s*"http://localhost:3000".*}{};
+    is($pick->($tls), $dev,
        'seadragon-tls.conf classifies and queues as seadragon.conf does');
+    unlike($tls, qr/localhost:3000/, 'seadragon-tls.conf allows no development origin');
     my @servers = $tls =~ /^upstream\s+\w+\s*\{(.*?)^\}/gms;
     my @addresses = map { /^\s*server\s+(\S+)/gm } @servers;
     ok(@addresses && !grep({ !/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+;?$/ } @addresses),
@@ -158,7 +163,7 @@ the-key-authorization
 --- client
     my $hold = hold();
     my @out;
-    for my $origin ('https://chat.example.com', 'https://admin.example.com', 'http://localhost:3000') {
+    for my $origin ('https://chat.example.com', 'https://admin.example.com') {
         my $r = curl('OPTIONS', 'https://api.example.com/api/chat', http => '2',
             headers => { Origin => $origin, 'Access-Control-Request-Method' => 'POST',
                          'Access-Control-Request-Headers' => 'authorization,content-type,x-stainless-os' });
@@ -184,13 +189,6 @@ access-control-allow-headers: authorization,content-type,x-stainless-os
 access-control-max-age: 7200
 access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
 vary: Origin
-204 HTTP/2
-access-control-allow-origin: http://localhost:3000
-access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
-access-control-allow-headers: authorization,content-type,x-stainless-os
-access-control-max-age: 7200
-access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
-vary: Origin
 ollama saw 1 (the hold), the zone queued 1 (the hold)
 
 
@@ -199,7 +197,7 @@ ollama saw 1 (the hold), the zone queued 1 (the hold)
 --- client
     my @out;
     for my $origin ('https://evil.example.net', 'https://chat.example.com.evil.example.net',
-                    'http://chat.example.com', 'null') {
+                    'http://chat.example.com', 'null', 'http://localhost:3000') {
         my $r = curl('OPTIONS', 'https://api.example.com/v1/chat/completions',
             headers => { Origin => $origin, 'Access-Control-Request-Method' => 'POST',
                          'Access-Control-Request-Headers' => 'authorization' });
@@ -215,6 +213,8 @@ http://chat.example.com: 204 HTTP/2
 vary: Origin
 null: 204 HTTP/2
 vary: Origin
+http://localhost:3000: 204 HTTP/2
+vary: Origin
 ollama saw 0
 
 
@@ -222,9 +222,9 @@ ollama saw 0
 === TEST 7: real answers carry the CORS headers for an allowed origin, errors too; other origins get none
 --- client
     my $chat = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
-        headers => { Origin => 'https://chat.example.com' });
+        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $::chat_key" });
     my $bad = curl('POST', 'https://api.example.com/api/chat', body => '{"model":',
-        headers => { Origin => 'http://localhost:3000' });
+        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $::chat_key" });
     my $tags = curl('GET', 'https://api.example.com/api/tags',
         headers => { Origin => 'https://admin.example.com' });
     my $evil = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
@@ -240,7 +240,7 @@ access-control-max-age: 7200
 access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
 vary: Origin
 400 HTTP/2
-access-control-allow-origin: http://localhost:3000
+access-control-allow-origin: https://chat.example.com
 access-control-allow-methods: GET, HEAD, POST, DELETE, OPTIONS
 access-control-max-age: 7200
 access-control-expose-headers: X-Queue-Wait-Time, X-Queue-Position, Retry-After
@@ -340,7 +340,7 @@ console.log("chat");
     $send->(id => 'api', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'));
     wait_until(sub { queued_count() == 2 }, 'api to queue');
     $send->(id => 'chat', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'),
-            headers => { origin => 'https://chat.example.com' });
+            headers => { origin => 'https://chat.example.com', authorization => "Bearer $::chat_key" });
     wait_until(sub { queued_count() == 3 }, 'chat to queue');
     $send->(id => 'tags', method => 'GET', path => '/api/tags');
     my $first = $line->();

@@ -17,6 +17,7 @@ tool('init');
 tool('whitelist add 127.0.0.1');
 our $admin_key = tool('key create root --source admin');
 our $coding_key = tool('key create editor --source coding');
+our $chat_key = tool('key create talk --source chat');
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -84,7 +85,7 @@ POST /api/ollama/show 200 direct
 === TEST 2: model management is refused to every source without an admin key, before Ollama
 --- client
     my @out;
-    my %as = (api => {}, chat => { Origin => 'http://localhost:3000' },
+    my %as = (api => {}, chat => { Origin => 'http://localhost:3000', Authorization => "Bearer $::chat_key" },
               coding => { 'User-Agent' => 'continue/1.0', Authorization => "Bearer $::coding_key" });
     for my $who (qw(api chat coding)) {
         for (['POST /api/pull'], ['POST /api/push'], ['POST /api/create'],
