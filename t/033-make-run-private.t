@@ -28,6 +28,11 @@ my $stopped;
 sub stop {
     return if $stopped++;
     my $out = `make -s -C '$clone' stop 2>&1`;
+    # the run-time files of this clone, when make run moved them
+    if (open my $fh, '<', "$clone/build/run-dir") {
+        chomp(my $run = <$fh>);
+        system('rm', '-rf', $run) if $run =~ m{^/var/lib/seadragon-run/[^/]+$};
+    }
     return $out;
 }
 END { stop() if $clone && -d $clone }
