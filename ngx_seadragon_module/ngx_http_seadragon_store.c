@@ -456,10 +456,8 @@ ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle)
      * opens it once it can.
      */
 
-    if (ngx_http_seadragon_store_open(store, cycle->log, NGX_LOG_ALERT)
-        != NGX_OK)
-    {
-        ngx_http_seadragon_store_closed(store, cycle->log, 0);
+    if (ngx_http_seadragon_store_open(store, cycle->log, 0) != NGX_OK) {
+        ngx_http_seadragon_store_closed(store, cycle->log, NGX_LOG_ALERT);
     }
 
     store->tick.handler = ngx_http_seadragon_store_tick;
@@ -1154,7 +1152,28 @@ ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
     int         rc;
     sigjmp_buf  jmp;
 
-    if (store->env && !store->writable
+    if (store->env == NULL) {
+
+        if (store->reason[0] && (ngx_msec_int_t) (ngx_current_msec
+                                                  - store->retry) < 0)
+        {
+            return;
+        }
+
+        if (ngx_http_seadragon_store_open(store, log, 0) != NGX_OK) {
+            ngx_http_seadragon_store_closed(store, log, 0);
+            return;
+        }
+
+        if (store->logged[0]) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "seadragon_store \"%V\" is open again",
+                          &store->path);
+            store->logged[0] = '\0';
+        }
+    }
+
+    if (!store->writable
         && ngx_http_seadragon_store_check_paths(store) != NGX_OK)
     {
         ngx_http_seadragon_store_closed(store, log, 0);
