@@ -166,7 +166,7 @@ typedef struct {
  * the other, never both: see ngx_http_seadragon_store.c).
  */
 
-#define NGX_HTTP_SEADRAGON_STORE_REASON_LEN  256
+#define NGX_HTTP_SEADRAGON_STORE_REASON  512    /* bytes of a reason */
 
 typedef struct {
     ngx_str_t                        path;
@@ -189,8 +189,8 @@ typedef struct {
     u_char                          *fault_lo;        /* around the map */
     u_char                          *fault_hi;
     ngx_event_t                      tick;
-    u_char                           reason[NGX_HTTP_SEADRAGON_STORE_REASON_LEN];
-    u_char                           logged[NGX_HTTP_SEADRAGON_STORE_REASON_LEN];
+    u_char                           reason[NGX_HTTP_SEADRAGON_STORE_REASON];
+    u_char                           logged[NGX_HTTP_SEADRAGON_STORE_REASON];
 } ngx_http_seadragon_store_t;
 
 

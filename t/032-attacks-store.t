@@ -143,6 +143,15 @@ sub admin_add {
     return $r->{status};
 }
 
+sub admin_list {
+    my $r = request('GET /api/admin/whitelist',
+                    port => $ENV{TEST_NGINX_SPREAD_PORT});
+    return $r->{status} == 200
+           ? '200 ' . join(',', map { $_->{address} }
+                                @{ json_decode($r->{body})->{whitelist} })
+           : "$r->{status} $r->{body}";
+}
+
 sub pids { join ' ', sort { $a <=> $b } nginx_worker_pids() }
 
 # the reader table: how many slots, and how many of dead processes
@@ -172,12 +181,14 @@ __DATA__
     truncate "$s/data.mdb", 0 or die $!;
     push @out, 'broken: ' . settle(503), 'keyed: ' . keyed(),
         'admin write: ' . admin_add('10.9.0.0/16'),
+        'admin list: ' . admin_list(),
         'data.mdb: ' . size("$s/data.mdb"),
         'same workers: ' . (pids() eq $pids ? 'yes' : 'no');
     restore($s);
     push @out, 'restored: ' . settle(200), 'keyed: ' . keyed(),
         'admin write: ' . admin_add('10.9.0.0/16'),
         'tool sees it: ' . tool($s, 'whitelist check 10.9.1.1'),
+        'admin list: ' . admin_list(),
         'after the write: ' . spread(),
         'same workers: ' . (pids() eq $pids ? 'yes' : 'no'),
         'readers: ' . readers($s);
@@ -187,12 +198,14 @@ before: 200 from 2 workers
 broken: 503 from 2 workers, JSON {"error":"the gateway cannot check access right now, please try again"}
 keyed: 503
 admin write: 503
+admin list: 503 {"error":"the store cannot be read"}
 data.mdb: 0
 same workers: yes
 restored: 200 from 2 workers
 keyed: 200 coding
 admin write: 201
 tool sees it: 10.9.1.1 is whitelisted (by 10.9.0.0/16)
+admin list: 200 10.9.0.0/16,127.0.0.1
 after the write: 200 from 2 workers
 same workers: yes
 readers: 2, none dead
@@ -243,6 +256,7 @@ qr/exited on signal (?!9\b)/
     close $fh;
     push @out, 'broken: ' . settle(503), 'keyed: ' . keyed(),
         'admin write: ' . admin_add('10.9.0.0/16'),
+        'admin list: ' . admin_list(),
         'size: ' . (size("$s/data.mdb") == $size ? 'unchanged' : 'changed'),
         'same workers: ' . (pids() eq $pids ? 'yes' : 'no');
     restore($s);
@@ -255,6 +269,7 @@ before: 200 from 2 workers
 broken: 503 from 2 workers, JSON {"error":"the gateway cannot check access right now, please try again"}
 keyed: 503
 admin write: 503
+admin list: 503 {"error":"the store cannot be read"}
 size: unchanged
 same workers: yes
 restored: 200 from 2 workers
