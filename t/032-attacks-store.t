@@ -463,3 +463,33 @@ qr/exited on signal (?!9\b)/
 --- must_die
 --- error_log eval
 qr{seadragon_store "[^"]+/private/store": nginx workers run as "nobody" \(group "nogroup"\) and cannot search the directory "[^"]+/private" \(mode 0700, owner root:root\)}
+
+
+
+=== TEST 9: a good copy put back over a store that changed since, while the workers hold it: they serve the copy's newest state, not the older meta page the lock file's count points to
+--- client
+    my $s = '@STORE@';
+    my $pids = pids();
+    my @out = ('before: ' . keyed());
+    # one change: the lock file's transaction count is one ahead, so
+    # that its parity names the copy's older meta page (before the key)
+    tool($s, 'whitelist add 10.8.0.0/16');
+    push @out, 'changed: ' . keyed();
+    restore($s);
+    wait_until(sub { keyed() eq '200 coding' && spread() eq '200 from 2 workers' },
+               'the copy served', 20);
+    push @out, 'restored: ' . keyed(), 'restored: ' . spread(),
+        'tool: ' . tool($s, 'whitelist list') =~ s/\t.*//gr =~ s/\n/,/gr,
+        'same workers: ' . (pids() eq $pids ? 'yes' : 'no'),
+        'readers: ' . readers($s);
+    join "\n", @out;
+--- client_output
+before: 200 coding
+changed: 200 coding
+restored: 200 coding
+restored: 200 from 2 workers
+tool: 127.0.0.1
+same workers: yes
+readers: 2, none dead
+--- no_error_log eval
+qr/exited on signal (?!9\b)/
