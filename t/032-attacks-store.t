@@ -493,3 +493,34 @@ same workers: yes
 readers: 2, none dead
 --- no_error_log eval
 qr/exited on signal (?!9\b)/
+
+
+
+=== TEST 10: a reload while the workers cannot reach the store is an alert, not the master's exit; the new workers answer 503 JSON and serve once it is reachable
+--- client
+    my $s = '@STORE@';
+    my @out = ('before: ' . spread());
+    chmod 0700, $s or die $!;
+    push @out, 'closed to nobody: ' . settle(503);
+    my $master = nginx_master_pid();
+    nginx_reload();
+    push @out, 'master after the reload: '
+               . (kill(0, $master) && nginx_master_pid() == $master
+                  ? 'the same' : 'gone'),
+        'after the reload: ' . settle(503);
+    chmod 0755, $s or die $!;
+    push @out, 'reachable again: ' . settle(200), 'keyed: ' . keyed(),
+        'readers: ' . readers($s);
+    join "\n", @out;
+--- client_output
+before: 200 from 2 workers
+closed to nobody: 503 from 2 workers, JSON {"error":"the gateway cannot check access right now, please try again"}
+master after the reload: the same
+after the reload: 503 from 2 workers, JSON {"error":"the gateway cannot check access right now, please try again"}
+reachable again: 200 from 2 workers
+keyed: 200 coding
+readers: 2, none dead
+--- error_log eval
+qr{\[alert\] .*seadragon_store "[^"]+": nginx workers run as "nobody" \(group "nogroup"\) and cannot search the directory "[^"]+" \(mode 0700, owner root:root\)}
+--- no_error_log eval
+qr/exited on signal (?!9\b)/
