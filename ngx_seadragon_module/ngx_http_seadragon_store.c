@@ -618,10 +618,10 @@ ngx_http_seadragon_store_env(ngx_http_seadragon_store_t *store,
         return NGX_ERROR;
     }
 
+    /* none: LMDB reads a store on a read-only file system without one */
+
     if (ngx_file_info(store->lock_path, &store->lock_info) == NGX_FILE_ERROR) {
-        ngx_http_seadragon_store_fail(store, "stat(\"%s\") failed: %s",
-                                      store->lock_path, strerror(ngx_errno));
-        return NGX_ERROR;
+        ngx_memzero(&store->lock_info, sizeof(ngx_file_info_t));
     }
 
     /* the file LMDB holds, which may not be the one checked above */
@@ -954,6 +954,10 @@ ngx_http_seadragon_store_check_paths(ngx_http_seadragon_store_t *store)
     for (i = 0; i < 2; i++) {
         open = i ? &store->lock_info : &store->data_info;
 
+        if (open->st_ino == 0) {
+            continue;
+        }
+
         if (ngx_file_info((char *) (i ? store->lock_path : store->data_path),
                           &fi)
             == NGX_FILE_ERROR)
@@ -980,7 +984,10 @@ ngx_http_seadragon_store_check_paths(ngx_http_seadragon_store_t *store)
         return NGX_ERROR;
     }
 
-    if (access((char *) store->lock_path, R_OK|W_OK) == -1) {
+    if (store->lock_info.st_ino
+        && access((char *) store->lock_path, R_OK|W_OK) == -1
+        && ngx_errno != EROFS)
+    {
         ngx_http_seadragon_store_fail(store, "this worker may no longer "
                                       "read and write %s: %s",
                                       store->lock_path, strerror(ngx_errno));
