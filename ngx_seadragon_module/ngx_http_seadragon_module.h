@@ -202,15 +202,37 @@ typedef struct {
 } ngx_http_seadragon_source_t;
 
 
-/* the LMDB store of seadragon_store, opened by each worker */
+/*
+ * The LMDB store of seadragon_store, opened by each worker: read-only,
+ * and for the length of an admin API change read-write (env is one or
+ * the other, never both: see ngx_http_seadragon_store.c).
+ */
+
+#define NGX_HTTP_SEADRAGON_STORE_REASON  512    /* bytes of a reason */
 
 typedef struct {
     ngx_str_t                        path;
     size_t                           map_size;
-    MDB_env                         *env;
+    MDB_env                         *env;             /* NULL: closed */
     MDB_txn                         *txn;             /* reset between uses */
     seadragon_store_dbs_t            dbs;
-    ngx_uint_t                       read_only;
+    ngx_uint_t                       writable;        /* env is read-write */
+    ngx_uint_t                       check_layout;    /* meta pages checked */
+    int                              fd;              /* env's data.mdb */
+    seadragon_store_file_t           file;            /* at the last check */
+    ngx_file_info_t                  data_info;       /* of fd then */
+    ngx_file_info_t                  lock_info;       /* lock.mdb at open */
+    u_char                          *data_path;
+    u_char                          *lock_path;
+    u_char                          *conf_file;       /* of the directive */
+    ngx_uint_t                       conf_line;
+    ngx_msec_t                       retry;           /* next reopen */
+    ngx_msec_t                       logged_at;
+    u_char                          *fault_lo;        /* around the map */
+    u_char                          *fault_hi;
+    ngx_event_t                      tick;
+    u_char                           reason[NGX_HTTP_SEADRAGON_STORE_REASON];
+    u_char                           logged[NGX_HTTP_SEADRAGON_STORE_REASON];
 } ngx_http_seadragon_store_t;
 
 

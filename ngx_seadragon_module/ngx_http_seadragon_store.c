@@ -11,15 +11,101 @@
  * the store opens (so nginx -t names a bad path), and each worker opens its
  * own in init_process.  A worker keeps one read transaction handle, renewed
  * for a lookup and reset right after, so readers never hold old pages.
+ *
+ * A store is a file that anyone with the rights can truncate, overwrite,
+ * remove or chmod while nginx reads it through a map, where a page past
+ * the end of the file is a SIGBUS.  So a worker:
+ *
+ *   - opens it read-only (MDB_RDONLY opens data.mdb without O_CREAT, so
+ *     a worker never creates a store, nor re-initializes an empty file);
+ *     the admin API's changes need a read-write environment: the worker
+ *     closes its read-only one and opens a read-write one for the change,
+ *     after checking the file, and goes back to read-only at the next
+ *     read.  Two environments on one file in one process would break
+ *     LMDB's fcntl() locks (closing either drops the other's), so it is
+ *     one or the other, never both;
+ *   - checks the file before each read: fstat(), and when the file has
+ *     changed since the last check, its two meta pages with pread()
+ *     (seadragon_store_check_file()), never through the map;
+ *   - reads inside a SIGBUS/SIGSEGV guard (sigsetjmp()) all the same, for
+ *     what no check can see: a file truncated during the read, or a page
+ *     that points past the file's end.  A fault there closes the store
+ *     (503) instead of killing the worker, whose replacement would fault
+ *     again and leak a reader slot each time;
+ *   - clears the reader slots of dead processes (mdb_reader_check()) at
+ *     each open and when the table is full;
+ *   - checks once a second, on a timer, that the files are the ones it
+ *     has open and that it could open them again (a chmod, a new file),
+ *     and reopens a closed store as soon as it opens: no reload needed.
+ *
+ * While the store is closed every lookup fails, which the callers turn
+ * into 503 JSON: closed, never open.
  */
 
 
 #include "ngx_http_seadragon_module.h"
 
+#include <setjmp.h>
+#include <grp.h>
+#include <pwd.h>
+
+
+#define NGX_HTTP_SEADRAGON_STORE_TICK   1000
+#define NGX_HTTP_SEADRAGON_STORE_RELOG  60000
+
 
 static ngx_int_t ngx_http_seadragon_store_open(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, ngx_uint_t level);
+static ngx_int_t ngx_http_seadragon_store_env(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, unsigned flags);
+static ngx_int_t ngx_http_seadragon_store_open_read(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log);
 static void ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store);
+static void ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
+    const char *fmt, ...);
+static void ngx_http_seadragon_store_closed(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_uint_t level);
+static ngx_int_t ngx_http_seadragon_store_ready(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log);
+static ngx_int_t ngx_http_seadragon_store_check(
+    ngx_http_seadragon_store_t *store, ngx_uint_t force);
+static ngx_int_t ngx_http_seadragon_store_check_paths(
+    ngx_http_seadragon_store_t *store);
+static int ngx_http_seadragon_store_txn_begin(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, unsigned flags,
+    MDB_txn **txn);
+static int ngx_http_seadragon_store_renew(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_seadragon_store_faulted(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log);
+static ngx_int_t ngx_http_seadragon_store_read_failed(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, const char *what,
+    int rc);
+static void ngx_http_seadragon_store_tick(ngx_event_t *ev);
+static void ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
+static void ngx_http_seadragon_store_guard_remove(void);
+static void ngx_http_seadragon_store_fault(int signo, siginfo_t *si,
+    void *uc);
+static ngx_int_t ngx_http_seadragon_store_check_access(ngx_cycle_t *cycle,
+    ngx_http_seadragon_store_t *store, ngx_core_conf_t *ccf);
+
+
+/*
+ * The guard: while a read of the store runs, where a fault in it jumps
+ * to; NULL otherwise, when a fault is what it would have been without
+ * the handler.
+ */
+
+static sigjmp_buf *volatile  ngx_http_seadragon_store_jmp;
+static volatile int          ngx_http_seadragon_store_signo;
+static void *volatile        ngx_http_seadragon_store_addr;
+static u_char               *ngx_http_seadragon_store_lo;
+static u_char               *ngx_http_seadragon_store_hi;
+static ngx_uint_t            ngx_http_seadragon_store_guarded;
+static struct sigaction      ngx_http_seadragon_store_old_bus;
+static struct sigaction      ngx_http_seadragon_store_old_segv;
 
 
 /* seadragon_store PATH [map_size=SIZE] */
@@ -31,8 +117,9 @@ ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_seadragon_main_conf_t  *smcf = conf;
 
     ssize_t                      size;
+    ngx_int_t                    rc;
     ngx_str_t                   *value, s;
-    ngx_uint_t                   i;
+    ngx_uint_t                   i, installed;
     ngx_http_seadragon_store_t  *store;
 
     if (smcf->store) {
@@ -53,6 +140,8 @@ ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     store->map_size = 64 * 1024 * 1024;
+    store->fd = -1;
+    store->check_layout = 1;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -79,15 +168,38 @@ ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* nginx -t and start-up refuse a store that does not open */
-
-    if (ngx_http_seadragon_store_open(store, cf->log, NGX_LOG_EMERG)
-        != NGX_OK)
-    {
+    store->data_path = ngx_pnalloc(cf->pool,
+                                   store->path.len + sizeof("/data.mdb"));
+    store->lock_path = ngx_pnalloc(cf->pool,
+                                   store->path.len + sizeof("/lock.mdb"));
+    if (store->data_path == NULL || store->lock_path == NULL) {
         return NGX_CONF_ERROR;
     }
 
+    ngx_sprintf(store->data_path, "%V/data.mdb%Z", &store->path);
+    ngx_sprintf(store->lock_path, "%V/lock.mdb%Z", &store->path);
+
+    store->conf_file = cf->conf_file->file.name.data;
+    store->conf_line = cf->conf_file->line;
+
+    /*
+     * nginx -t and start-up refuse a store that does not open; the guard
+     * is the master's only for this check, which reads the store too.
+     */
+
+    installed = (ngx_http_seadragon_store_guard_install(cf->log) == NGX_OK);
+
+    rc = ngx_http_seadragon_store_open(store, cf->log, NGX_LOG_EMERG);
+
     ngx_http_seadragon_store_close(store);
+
+    if (installed) {
+        ngx_http_seadragon_store_guard_remove();
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     smcf->store = store;
 
@@ -99,18 +211,19 @@ ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
  * Runs in the master, as root when workers run as another user: readers of
  * an LMDB environment write its lock file, and the admin API writes its
  * data, so the workers' user must own both, as nginx gives its temporary
- * directories to that user.
+ * directories to that user; and the workers must reach them at all.  At
+ * start-up and for nginx -t a failure stops nginx; at a reload, which an
+ * init_module failure would turn into the master's exit, it is an alert
+ * and the workers answer 503 until it is fixed.
  */
 
 ngx_int_t
 ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle)
 {
     u_char                          *path;
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, level;
     ngx_core_conf_t                 *ccf;
     ngx_http_seadragon_main_conf_t  *smcf;
-
-    static char  *files[] = { "lock.mdb", "data.mdb" };
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
 
@@ -120,36 +233,211 @@ ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle)
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
 
-    if (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0) {
+    /* without a master process the process never changes its user */
+
+    if (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0
+        || !ccf->master)
+    {
         return NGX_OK;
     }
 
-    path = ngx_pnalloc(cycle->pool, smcf->store->path.len
-                                    + sizeof("/lock.mdb"));
-    if (path == NULL) {
-        return NGX_ERROR;
-    }
+    level = ngx_is_init_cycle((ngx_cycle_t *) ngx_cycle) ? NGX_LOG_EMERG
+                                                          : NGX_LOG_ALERT;
 
     for (i = 0; i < 2; i++) {
-        ngx_sprintf(path, "%V/%s%Z", &smcf->store->path, files[i]);
+        path = i ? smcf->store->data_path : smcf->store->lock_path;
 
         if (chown((char *) path, ccf->user, (gid_t) -1) == -1
             && ngx_errno != NGX_ENOENT)
         {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+            ngx_log_error(level, cycle->log, ngx_errno,
                           "seadragon_store: chown(\"%s\") failed; nginx "
                           "workers must be able to write the store", path);
-            return NGX_ERROR;
+            return level == NGX_LOG_EMERG ? NGX_ERROR : NGX_OK;
         }
+    }
+
+    if (ngx_http_seadragon_store_check_access(cycle, smcf->store, ccf)
+        != NGX_OK)
+    {
+        return level == NGX_LOG_EMERG ? NGX_ERROR : NGX_OK;
     }
 
     return NGX_OK;
 }
 
 
+/* can uid with these groups do "need" (4 read, 2 write, 1 search) */
+
+static ngx_uint_t
+ngx_http_seadragon_store_may(ngx_file_info_t *fi, ngx_uid_t uid,
+    gid_t *groups, int ngroups, ngx_uint_t need)
+{
+    int         i;
+    ngx_uint_t  mode;
+
+    mode = fi->st_mode;
+
+    if (fi->st_uid == uid) {
+        return ((mode >> 6) & need) == need;
+    }
+
+    for (i = 0; i < ngroups; i++) {
+        if (fi->st_gid == groups[i]) {
+            return ((mode >> 3) & need) == need;
+        }
+    }
+
+    return (mode & need) == need;
+}
+
+
+/*
+ * What the workers need, checked with their user and groups (as
+ * initgroups() gives them) against each component of the store's path
+ * and of its real path: search on every directory, read on data.mdb,
+ * read and write on lock.mdb.  Mode bits only: an ACL may allow more.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_check_access(ngx_cycle_t *cycle,
+    ngx_http_seadragon_store_t *store, ngx_core_conf_t *ccf)
+{
+    int               ngroups;
+    char             *real, *what, *which;
+    u_char           *p, *path, *end;
+    gid_t             groups[64];
+    ngx_uint_t        pass, need, ok, level;
+    struct group     *grp;
+    struct passwd    *pwd;
+    ngx_file_info_t   fi;
+    size_t            len;
+    u_char            owner[64], group[64], mode[5];
+
+    len = 0;
+    what = NULL;
+    which = NULL;
+    ngroups = 64;
+
+    if (getgrouplist(ccf->username, ccf->group, groups, &ngroups) == -1) {
+        groups[0] = ccf->group;
+        ngroups = 1;
+    }
+
+    real = realpath((char *) store->path.data, NULL);
+
+    for (pass = 0; pass < 2; pass++) {
+
+        path = (u_char *) (pass ? real : (char *) store->path.data);
+
+        if (path == NULL) {
+            continue;
+        }
+
+        end = path + ngx_strlen(path);
+
+        for (p = path + 1; p <= end; p++) {
+
+            if (p < end && *p != '/') {
+                continue;
+            }
+
+            *p = '\0';
+            ok = (ngx_file_info(path, &fi) != NGX_FILE_ERROR);
+
+            if (ok && !ngx_http_seadragon_store_may(&fi, ccf->user, groups,
+                                                    ngroups, 1))
+            {
+                what = "search the directory";
+                which = (char *) path;
+                len = p - path;
+                if (p < end) {
+                    *p = '/';
+                }
+                goto denied;
+            }
+
+            if (p < end) {
+                *p = '/';
+            }
+        }
+    }
+
+    for (pass = 0; pass < 2; pass++) {
+        path = pass ? store->lock_path : store->data_path;
+        need = pass ? 6 : 4;
+
+        if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+            continue;
+        }
+
+        if (!ngx_http_seadragon_store_may(&fi, ccf->user, groups, ngroups,
+                                          need))
+        {
+            what = pass ? "read and write" : "read";
+            which = (char *) path;
+            len = ngx_strlen(path);
+            goto denied;
+        }
+    }
+
+    if (real) {
+        free(real);
+    }
+
+    return NGX_OK;
+
+denied:
+
+    pwd = getpwuid(fi.st_uid);
+    grp = getgrgid(fi.st_gid);
+
+    if (pwd) {
+        ngx_cpystrn(owner, (u_char *) pwd->pw_name, sizeof(owner));
+    } else {
+        ngx_sprintf(owner, "%ui%Z", (ngx_uint_t) fi.st_uid);
+    }
+
+    if (grp) {
+        ngx_cpystrn(group, (u_char *) grp->gr_name, sizeof(group));
+    } else {
+        ngx_sprintf(group, "%ui%Z", (ngx_uint_t) fi.st_gid);
+    }
+
+    grp = getgrgid(ccf->group);
+
+    mode[0] = '0' + ((fi.st_mode >> 9) & 7);
+    mode[1] = '0' + ((fi.st_mode >> 6) & 7);
+    mode[2] = '0' + ((fi.st_mode >> 3) & 7);
+    mode[3] = '0' + (fi.st_mode & 7);
+    mode[4] = '\0';
+
+    level = ngx_is_init_cycle((ngx_cycle_t *) ngx_cycle) ? NGX_LOG_EMERG
+                                                          : NGX_LOG_ALERT;
+
+    ngx_log_error(level, cycle->log, 0,
+                  "seadragon_store \"%V\": nginx workers run as \"%s\" "
+                  "(group \"%s\") and cannot %s \"%*s\" (mode %s, owner "
+                  "%s:%s): let them (see the \"user\" directive), or put the "
+                  "store where they can reach it, such as "
+                  "/var/lib/seadragon/store, in %s:%ui",
+                  &store->path, ccf->username,
+                  grp ? grp->gr_name : "?", what, len, which, mode, owner,
+                  group,
+                  store->conf_file, store->conf_line);
+
+    if (real) {
+        free(real);
+    }
+
+    return NGX_ERROR;
+}
+
+
 ngx_int_t
 ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_seadragon_store_t      *store;
     ngx_http_seadragon_main_conf_t  *smcf;
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
@@ -158,13 +446,26 @@ ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    store = smcf->store;
+
+    (void) ngx_http_seadragon_store_guard_install(cycle->log);
+
     /*
      * A store that stopped opening since start-up fails closed per
-     * request (503), rather than taking the worker down.
+     * request (503), rather than taking the worker down, and the tick
+     * opens it once it can.
      */
 
-    (void) ngx_http_seadragon_store_open(smcf->store, cycle->log,
-                                         NGX_LOG_ALERT);
+    if (ngx_http_seadragon_store_open(store, cycle->log, 0) != NGX_OK) {
+        ngx_http_seadragon_store_closed(store, cycle->log, NGX_LOG_ALERT);
+    }
+
+    store->tick.handler = ngx_http_seadragon_store_tick;
+    store->tick.data = store;
+    store->tick.log = cycle->log;
+    store->tick.cancelable = 1;
+
+    ngx_add_timer(&store->tick, NGX_HTTP_SEADRAGON_STORE_TICK);
 
     return NGX_OK;
 }
@@ -185,97 +486,236 @@ ngx_http_seadragon_store_exit_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * Opens the store read-only with its read transaction, or says why not:
+ * at the level given, or (level 0) into store->reason only.
+ */
+
 static ngx_int_t
 ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, ngx_uint_t level)
 {
-    int       rc;
-    char     *what;
-    MDB_txn  *txn;
+    ngx_int_t  rc;
 
-    txn = NULL;
-    what = "mdb_env_create()";
+    store->reason[0] = '\0';
+
+    rc = ngx_http_seadragon_store_env(store, log, MDB_RDONLY);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_seadragon_store_open_read(store, log);
+    }
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ngx_http_seadragon_store_close(store);
+
+    if (level) {
+        ngx_log_error(level, log, 0, "seadragon_store \"%V\" cannot be "
+                      "opened: %s", &store->path, store->reason);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The environment, read-only (MDB_RDONLY) or read-write (0), on a data
+ * file checked first: LMDB opening an empty or missing data.mdb
+ * read-write would make a new environment of it.  NGX_DECLINED: the
+ * files do not allow read-write.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_env(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, unsigned flags)
+{
+    int                     rc, fd, dead;
+    size_t                  map_size;
+    ngx_err_t               err;
+    const char             *error;
+    seadragon_store_file_t  file;
+
+    fd = open((char *) store->data_path, O_RDONLY);
+
+    if (fd == -1) {
+        err = ngx_errno;
+
+        if (err == NGX_ENOENT || err == NGX_ENOTDIR) {
+            ngx_http_seadragon_store_fail(store, "%s: no such file; create "
+                                          "the store with \"seadragon-store "
+                                          "--store %V init\"",
+                                          store->data_path, &store->path);
+        } else {
+            ngx_http_seadragon_store_fail(store, "open(\"%s\") failed: %s",
+                                          store->data_path, strerror(err));
+        }
+
+        return NGX_ERROR;
+    }
+
+    rc = seadragon_store_check_file(fd, &file, &error);
+
+    (void) close(fd);
+
+    if (rc != 0) {
+        ngx_http_seadragon_store_fail(store, "%s; restore it from a copy, "
+                                      "or move it away and create a new "
+                                      "store with \"seadragon-store --store "
+                                      "%V init\"", error, &store->path);
+        return NGX_ERROR;
+    }
 
     rc = mdb_env_create(&store->env);
     if (rc != MDB_SUCCESS) {
         store->env = NULL;
-        goto failed;
+        ngx_http_seadragon_store_fail(store, "mdb_env_create(): %s",
+                                      mdb_strerror(rc));
+        return NGX_ERROR;
     }
 
-    what = "mdb_env_set_maxdbs()";
+    map_size = ngx_max(store->map_size, (size_t) file.map_size);
 
     rc = mdb_env_set_maxdbs(store->env, SEADRAGON_STORE_MAXDBS);
-    if (rc != MDB_SUCCESS) {
-        goto failed;
+
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_env_set_mapsize(store->env, map_size);
     }
 
-    what = "mdb_env_set_mapsize()";
-
-    rc = mdb_env_set_mapsize(store->env, store->map_size);
-    if (rc != MDB_SUCCESS) {
-        goto failed;
-    }
-
-    what = "mdb_env_open()";
-
-    /*
-     * Read-write when the files allow it, so that the admin API can change
-     * the store; read-only otherwise, where only the tool writes.
-     */
-
-    store->read_only = 0;
-
-    rc = mdb_env_open(store->env, (char *) store->path.data, 0, 0644);
-
-    if (rc == EACCES || rc == EROFS) {
-        mdb_env_close(store->env);
-
-        rc = mdb_env_create(&store->env);
-        if (rc != MDB_SUCCESS) {
-            store->env = NULL;
-            goto failed;
-        }
-
-        (void) mdb_env_set_maxdbs(store->env, SEADRAGON_STORE_MAXDBS);
-        (void) mdb_env_set_mapsize(store->env, store->map_size);
-
-        store->read_only = 1;
-        rc = mdb_env_open(store->env, (char *) store->path.data, MDB_RDONLY,
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_env_open(store->env, (char *) store->path.data, flags,
                           0644);
+
+        if ((rc == EACCES || rc == EROFS) && !(flags & MDB_RDONLY)) {
+            mdb_env_close(store->env);
+            store->env = NULL;
+            return NGX_DECLINED;
+        }
     }
 
     if (rc != MDB_SUCCESS) {
-        goto failed;
+        ngx_http_seadragon_store_fail(store, "mdb_env_open(): %s",
+                                      mdb_strerror(rc));
+        return NGX_ERROR;
     }
 
-    what = "mdb_txn_begin()";
+    store->writable = !(flags & MDB_RDONLY);
 
-    rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
+    /* a dead reader's slot keeps old pages from reuse and fills the table */
+
+    dead = 0;
+
+    if (mdb_reader_check(store->env, &dead) == MDB_SUCCESS && dead) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "seadragon_store \"%V\": cleared %d reader slots of "
+                      "dead processes", &store->path, dead);
+    }
+
+    if (mdb_env_get_fd(store->env, &store->fd) != MDB_SUCCESS) {
+        store->fd = -1;
+        ngx_http_seadragon_store_fail(store, "mdb_env_get_fd() failed");
+        return NGX_ERROR;
+    }
+
+    /* none: LMDB reads a store on a read-only file system without one */
+
+    if (ngx_file_info(store->lock_path, &store->lock_info) == NGX_FILE_ERROR) {
+        ngx_memzero(&store->lock_info, sizeof(ngx_file_info_t));
+    }
+
+    /* the file LMDB holds, which may not be the one checked above */
+
+    return ngx_http_seadragon_store_check(store, 1);
+}
+
+
+/* the databases, the format marker, and the reset read transaction */
+
+static ngx_int_t
+ngx_http_seadragon_store_open_read(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    int           rc;
+    MDB_val       k, v;
+    MDB_stat      st;
+    sigjmp_buf    jmp;
+    MDB_envinfo   info;
+
+    if (sigsetjmp(jmp, 0)) {
+        ngx_http_seadragon_store_fail(store, "reading it raised signal %d "
+                                      "at %p (a page past the end of "
+                                      "data.mdb?)",
+                                      ngx_http_seadragon_store_signo,
+                                      ngx_http_seadragon_store_addr);
+        return NGX_ERROR;
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_txn_begin(store, log, MDB_RDONLY,
+                                            &store->txn);
     if (rc != MDB_SUCCESS) {
+        ngx_http_seadragon_store_fail(store, "mdb_txn_begin(): %s",
+                                      mdb_strerror(rc));
         goto failed;
     }
 
-    what = "opening its databases";
-
-    rc = seadragon_store_open_dbs(txn, &store->dbs, 0);
+    rc = seadragon_store_open_dbs(store->txn, &store->dbs, 0);
     if (rc != MDB_SUCCESS) {
+        ngx_http_seadragon_store_fail(store, "opening its databases: %s%s",
+                                      mdb_strerror(rc),
+                                      rc == MDB_NOTFOUND
+                                      ? " (not a seadragon store?)" : "");
         goto failed;
     }
 
-    what = "reading its format marker";
-
-    rc = seadragon_store_check_format(txn, &store->dbs);
+    rc = seadragon_store_check_format(store->txn, &store->dbs);
 
     if (rc == MDB_NOTFOUND) {
-        ngx_log_error(level, log, 0,
-                      "seadragon_store \"%V\" is not a seadragon store "
-                      "(no \"%s\" format marker)", &store->path,
-                      SEADRAGON_STORE_FORMAT);
-        goto close;
+        ngx_http_seadragon_store_fail(store, "it is not a seadragon store "
+                                      "(no \"%s\" format marker)",
+                                      SEADRAGON_STORE_FORMAT);
+        goto failed;
     }
 
     if (rc != MDB_SUCCESS) {
+        ngx_http_seadragon_store_fail(store, "reading its format marker: %s",
+                                      mdb_strerror(rc));
         goto failed;
+    }
+
+    /*
+     * Where a fault is the store's: around the map, found from a value
+     * in it (a read-only transaction reads the map itself).
+     */
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    if (mdb_get(store->txn, store->dbs.meta, &k, &v) == MDB_SUCCESS
+        && mdb_env_info(store->env, &info) == MDB_SUCCESS)
+    {
+        store->fault_lo = (u_char *) v.mv_data
+                          - ngx_min((uintptr_t) v.mv_data, info.me_mapsize);
+        store->fault_hi = (u_char *) v.mv_data + info.me_mapsize
+                          + 256 * 1024;
+
+        /* what the module reads of the meta pages agrees with LMDB */
+
+        if (store->check_layout
+            && (mdb_env_stat(store->env, &st) != MDB_SUCCESS
+                || st.ms_psize != store->file.psize
+                || info.me_last_txnid != store->file.txnid
+                || info.me_last_pgno != store->file.last_pgno))
+        {
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "seadragon_store \"%V\": this liblmdb's data file "
+                          "is not laid out as the module reads it; it "
+                          "checks only the file's size before a read",
+                          &store->path);
+            store->check_layout = 0;
+        }
     }
 
     /*
@@ -284,44 +724,32 @@ ngx_http_seadragon_store_open(ngx_http_seadragon_store_t *store,
      * in every later transaction.
      */
 
-    what = "mdb_txn_commit()";
+    rc = mdb_txn_commit(store->txn);
+    store->txn = NULL;
 
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
+    if (rc == MDB_SUCCESS) {
+        rc = ngx_http_seadragon_store_txn_begin(store, log, MDB_RDONLY,
+                                                &store->txn);
+    }
 
     if (rc != MDB_SUCCESS) {
+        ngx_http_seadragon_store_fail(store, "a read transaction: %s",
+                                      mdb_strerror(rc));
         goto failed;
     }
 
-    what = "mdb_txn_begin()";
+    mdb_txn_reset(store->txn);
 
-    rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn);
-    if (rc != MDB_SUCCESS) {
-        goto failed;
-    }
+    ngx_http_seadragon_store_jmp = NULL;
 
-    mdb_txn_reset(txn);
-    store->txn = txn;
+    ngx_http_seadragon_store_lo = store->fault_lo;
+    ngx_http_seadragon_store_hi = store->fault_hi;
 
     return NGX_OK;
 
 failed:
 
-    ngx_log_error(level, log, 0,
-                  "seadragon_store \"%V\" cannot be opened: %s: %s; create "
-                  "it with \"seadragon-store --store %V init\"",
-                  &store->path, what, mdb_strerror(rc), &store->path);
-
-close:
-
-    if (txn) {
-        mdb_txn_abort(txn);
-    }
-
-    if (store->env) {
-        mdb_env_close(store->env);
-        store->env = NULL;
-    }
+    ngx_http_seadragon_store_jmp = NULL;
 
     return NGX_ERROR;
 }
@@ -339,8 +767,453 @@ ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store)
         mdb_env_close(store->env);
         store->env = NULL;
     }
+
+    store->fd = -1;
+    store->writable = 0;
+    store->fault_lo = NULL;
+    store->fault_hi = NULL;
+    ngx_http_seadragon_store_lo = NULL;
+    ngx_http_seadragon_store_hi = NULL;
 }
 
+
+static void
+ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(store->reason, store->reason + sizeof(store->reason) - 1,
+                      fmt, args);
+    va_end(args);
+
+    *p = '\0';
+}
+
+
+/*
+ * Closes the store for store->reason, to be tried again in a second;
+ * says so at ERR when the reason is new or a minute old (each refused
+ * request says so at its own), at the level given when not 0.
+ */
+
+static void
+ngx_http_seadragon_store_closed(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_uint_t level)
+{
+    ngx_http_seadragon_store_close(store);
+
+    store->retry = ngx_current_msec + NGX_HTTP_SEADRAGON_STORE_TICK;
+
+    if (store->reason[0] == '\0') {
+        ngx_cpystrn(store->reason, (u_char *) "closed", sizeof(store->reason));
+    }
+
+    if (level == 0
+        && ngx_strcmp(store->reason, store->logged) == 0
+        && ngx_current_msec - store->logged_at < NGX_HTTP_SEADRAGON_STORE_RELOG)
+    {
+        return;
+    }
+
+    if (level == 0) {
+        level = NGX_LOG_ERR;
+    }
+
+    ngx_log_error(level, log, 0,
+                  "seadragon_store \"%V\" is closed in this worker: %s; "
+                  "requests that need it get 503 until it opens again",
+                  &store->path, store->reason);
+
+    ngx_cpystrn(store->logged, store->reason, sizeof(store->logged));
+    store->logged_at = ngx_current_msec;
+}
+
+
+/*
+ * Before a read: the read-only environment open, or opened again when
+ * its second has come, on a data file that passes the check.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_ready(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    if (store->env && store->writable) {
+
+        /* the admin API's change is over: back to read-only */
+
+        ngx_http_seadragon_store_close(store);
+        store->reason[0] = '\0';
+        store->retry = 0;
+    }
+
+    if (store->env == NULL) {
+
+        if (store->reason[0] && (ngx_msec_int_t) (ngx_current_msec
+                                                  - store->retry) < 0)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "seadragon_store \"%V\" is not open in this "
+                          "worker: %s", &store->path, store->reason);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_seadragon_store_open(store, log, 0) != NGX_OK) {
+            ngx_http_seadragon_store_closed(store, log, 0);
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "seadragon_store \"%V\" is not open in this "
+                          "worker: %s", &store->path, store->reason);
+            return NGX_ERROR;
+        }
+
+        if (store->logged[0]) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "seadragon_store \"%V\" is open again",
+                          &store->path);
+            store->logged[0] = '\0';
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_http_seadragon_store_check(store, 0) != NGX_OK) {
+        ngx_http_seadragon_store_closed(store, log, 0);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The data file LMDB has open: not removed, not shorter than its meta
+ * pages, and, when it changed since the last check (size, times, inode),
+ * meta pages that pass seadragon_store_check_file().
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_check(ngx_http_seadragon_store_t *store,
+    ngx_uint_t force)
+{
+    const char       *error;
+    ngx_file_info_t   fi;
+
+    if (ngx_fd_info(store->fd, &fi) == NGX_FILE_ERROR) {
+        ngx_http_seadragon_store_fail(store, "fstat() of data.mdb failed: %s",
+                                      strerror(ngx_errno));
+        return NGX_ERROR;
+    }
+
+    if (!force
+        && fi.st_ino == store->data_info.st_ino
+        && fi.st_size == store->data_info.st_size
+        && fi.st_nlink == store->data_info.st_nlink
+        && fi.st_mtim.tv_sec == store->data_info.st_mtim.tv_sec
+        && fi.st_mtim.tv_nsec == store->data_info.st_mtim.tv_nsec
+        && fi.st_ctim.tv_sec == store->data_info.st_ctim.tv_sec
+        && fi.st_ctim.tv_nsec == store->data_info.st_ctim.tv_nsec)
+    {
+        return NGX_OK;
+    }
+
+    if (store->check_layout) {
+        if (seadragon_store_check_file(store->fd, &store->file, &error) != 0)
+        {
+            ngx_http_seadragon_store_fail(store, "%s", error);
+            return NGX_ERROR;
+        }
+
+    } else if (fi.st_nlink == 0
+               || (uint64_t) fi.st_size < 2 * store->file.psize)
+    {
+        ngx_http_seadragon_store_fail(store, "data.mdb was removed or "
+                                      "truncated");
+        return NGX_ERROR;
+    }
+
+    store->data_info = fi;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Once a second: the files at the store's path are the ones open, and
+ * this worker could open them again (a chmod, a directory closed to it).
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_check_paths(ngx_http_seadragon_store_t *store)
+{
+    ngx_uint_t        i;
+    ngx_file_info_t   fi, *open;
+
+    for (i = 0; i < 2; i++) {
+        open = i ? &store->lock_info : &store->data_info;
+
+        if (open->st_ino == 0) {
+            continue;
+        }
+
+        if (ngx_file_info((char *) (i ? store->lock_path : store->data_path),
+                          &fi)
+            == NGX_FILE_ERROR)
+        {
+            ngx_http_seadragon_store_fail(store, "stat(\"%s\") failed: %s",
+                                          i ? store->lock_path
+                                            : store->data_path,
+                                          strerror(ngx_errno));
+            return NGX_ERROR;
+        }
+
+        if (fi.st_ino != open->st_ino || fi.st_dev != open->st_dev) {
+            ngx_http_seadragon_store_fail(store, "%s was replaced",
+                                          i ? store->lock_path
+                                            : store->data_path);
+            return NGX_ERROR;
+        }
+    }
+
+    if (access((char *) store->data_path, R_OK) == -1) {
+        ngx_http_seadragon_store_fail(store, "this worker may no longer "
+                                      "read %s: %s", store->data_path,
+                                      strerror(ngx_errno));
+        return NGX_ERROR;
+    }
+
+    if (store->lock_info.st_ino
+        && access((char *) store->lock_path, R_OK|W_OK) == -1
+        && ngx_errno != EROFS)
+    {
+        ngx_http_seadragon_store_fail(store, "this worker may no longer "
+                                      "read and write %s: %s",
+                                      store->lock_path, strerror(ngx_errno));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* mdb_txn_begin(), clearing dead readers' slots when the table is full */
+
+static int
+ngx_http_seadragon_store_txn_begin(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, unsigned flags, MDB_txn **txn)
+{
+    int  rc, dead;
+
+    rc = mdb_txn_begin(store->env, NULL, flags, txn);
+
+    if (rc == MDB_READERS_FULL) {
+        dead = 0;
+        (void) mdb_reader_check(store->env, &dead);
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "seadragon_store \"%V\": the reader table is full; "
+                      "cleared %d slots of dead processes", &store->path,
+                      dead);
+
+        rc = mdb_txn_begin(store->env, NULL, flags, txn);
+    }
+
+    if (rc == MDB_MAP_RESIZED) {
+
+        /* the tool grew the map: adopt its size (checked) and try again */
+
+        rc = mdb_env_set_mapsize(store->env, 0);
+
+        if (rc == MDB_SUCCESS) {
+            rc = mdb_txn_begin(store->env, NULL, flags, txn);
+        }
+    }
+
+    if (rc != MDB_SUCCESS) {
+        *txn = NULL;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Renews the read transaction, inside the guard.  The lock file's
+ * transaction id ahead of every meta page's means data.mdb is not the
+ * file this lock file saw (a copy put back while the store was open):
+ * LMDB would pick a meta page by that id's parity, maybe the older one,
+ * so the store is closed until every process has let go of it and the
+ * next one to open it sets the id again.
+ */
+
+static int
+ngx_http_seadragon_store_renew(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    int  rc;
+
+    rc = mdb_txn_renew(store->txn);
+
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_txn_abort(store->txn);
+        store->txn = NULL;
+
+        rc = ngx_http_seadragon_store_txn_begin(store, log, MDB_RDONLY,
+                                                &store->txn);
+    }
+
+    if (rc != MDB_SUCCESS) {
+        ngx_http_seadragon_store_fail(store, "a read transaction failed: %s",
+                                      mdb_strerror(rc));
+        return rc;
+    }
+
+    if (store->check_layout && mdb_txn_id(store->txn) > store->file.txnid) {
+
+        /* a commit since the check, or a file that went back */
+
+        if (ngx_http_seadragon_store_check(store, 1) != NGX_OK) {
+            mdb_txn_reset(store->txn);
+            return MDB_INVALID;
+        }
+
+        if (mdb_txn_id(store->txn) > store->file.txnid) {
+            mdb_txn_reset(store->txn);
+            ngx_http_seadragon_store_fail(store, "data.mdb is older than "
+                                          "its lock file (was it copied "
+                                          "back while the store was open?); "
+                                          "waiting for every process to "
+                                          "close it");
+            return MDB_INVALID;
+        }
+    }
+
+    return MDB_SUCCESS;
+}
+
+
+/* after a fault in the guard: the store closed, the lookup failed */
+
+static ngx_int_t
+ngx_http_seadragon_store_faulted(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    ngx_http_seadragon_store_fail(store, "reading it raised signal %d at %p "
+                                  "(data.mdb truncated or overwritten while "
+                                  "it was read?)",
+                                  ngx_http_seadragon_store_signo,
+                                  ngx_http_seadragon_store_addr);
+
+    ngx_http_seadragon_store_closed(store, log, NGX_LOG_ALERT);
+
+    return NGX_ERROR;
+}
+
+
+/* a lookup's error other than "not found": the store is closed */
+
+static ngx_int_t
+ngx_http_seadragon_store_read_failed(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, const char *what, int rc)
+{
+    if (rc != MDB_INVALID) {
+        ngx_http_seadragon_store_fail(store, "%s failed: %s", what,
+                                      mdb_strerror(rc));
+    }
+
+    ngx_http_seadragon_store_closed(store, log, 0);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_seadragon_store_tick(ngx_event_t *ev)
+{
+    ngx_http_seadragon_store_t  *store;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    store = ev->data;
+
+    ngx_http_seadragon_store_probe(store, ev->log);
+
+    ngx_add_timer(ev, NGX_HTTP_SEADRAGON_STORE_TICK);
+}
+
+
+/*
+ * The tick's check: what a lookup would find, without one, so that a
+ * worker with no traffic also lets go of a broken store (and so of its
+ * lock file) and opens it again as soon as it can.
+ */
+
+static void
+ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    int         rc;
+    sigjmp_buf  jmp;
+
+    if (store->env == NULL) {
+
+        if (store->reason[0] && (ngx_msec_int_t) (ngx_current_msec
+                                                  - store->retry) < 0)
+        {
+            return;
+        }
+
+        if (ngx_http_seadragon_store_open(store, log, 0) != NGX_OK) {
+            ngx_http_seadragon_store_closed(store, log, 0);
+            return;
+        }
+
+        if (store->logged[0]) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "seadragon_store \"%V\" is open again",
+                          &store->path);
+            store->logged[0] = '\0';
+        }
+    }
+
+    if (!store->writable
+        && ngx_http_seadragon_store_check_paths(store) != NGX_OK)
+    {
+        ngx_http_seadragon_store_closed(store, log, 0);
+        return;
+    }
+
+    if (ngx_http_seadragon_store_ready(store, log) != NGX_OK) {
+        return;
+    }
+
+    if (sigsetjmp(jmp, 0)) {
+        (void) ngx_http_seadragon_store_faulted(store, log);
+        return;
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_renew(store, log);
+
+    if (rc == MDB_SUCCESS) {
+        mdb_txn_reset(store->txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
+
+    if (rc != MDB_SUCCESS) {
+        (void) ngx_http_seadragon_store_read_failed(store, log,
+                                                   "a read transaction", rc);
+    }
+}
+
+
+/* for the admin API's listings: a read transaction, without the guard */
 
 ngx_int_t
 ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
@@ -348,34 +1221,15 @@ ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
 {
     int  rc;
 
-    if (store->txn == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "seadragon_store \"%V\" is not open in this worker",
-                      &store->path);
+    if (ngx_http_seadragon_store_ready(store, log) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    rc = mdb_txn_renew(store->txn);
-
-    if (rc == MDB_MAP_RESIZED) {
-
-        /* the tool grew the map: adopt its size and try once more */
-
-        mdb_txn_abort(store->txn);
-        store->txn = NULL;
-
-        rc = mdb_env_set_mapsize(store->env, 0);
-
-        if (rc == MDB_SUCCESS) {
-            rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &store->txn);
-        }
-    }
+    rc = ngx_http_seadragon_store_renew(store, log);
 
     if (rc != MDB_SUCCESS) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "seadragon_store \"%V\": a read transaction failed: %s",
-                      &store->path, mdb_strerror(rc));
-        return NGX_ERROR;
+        return ngx_http_seadragon_store_read_failed(store, log,
+                                                    "a read transaction", rc);
     }
 
     return NGX_OK;
@@ -385,7 +1239,9 @@ ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
 void
 ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store)
 {
-    mdb_txn_reset(store->txn);
+    if (store->txn) {
+        mdb_txn_reset(store->txn);
+    }
 }
 
 
@@ -396,19 +1252,31 @@ ngx_http_seadragon_store_whitelisted(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c)
 {
     int              rc;
+    sigjmp_buf       jmp;
     seadragon_net_t  addr;
 
     if (seadragon_net_from_sockaddr(c->sockaddr, &addr) != 0) {
         return NGX_DECLINED;   /* a unix socket has no address to list */
     }
 
-    if (ngx_http_seadragon_store_begin(store, c->log) != NGX_OK) {
+    if (ngx_http_seadragon_store_ready(store, c->log) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    rc = seadragon_whitelist_find(store->txn, &store->dbs, &addr);
+    if (sigsetjmp(jmp, 0)) {
+        return ngx_http_seadragon_store_faulted(store, c->log);
+    }
 
-    ngx_http_seadragon_store_end(store);
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_renew(store, c->log);
+
+    if (rc == MDB_SUCCESS) {
+        rc = seadragon_whitelist_find(store->txn, &store->dbs, &addr);
+        mdb_txn_reset(store->txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
 
     if (rc == MDB_SUCCESS) {
         return NGX_OK;
@@ -418,11 +1286,8 @@ ngx_http_seadragon_store_whitelisted(ngx_http_seadragon_store_t *store,
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                  "seadragon_store \"%V\": whitelist lookup failed: %s",
-                  &store->path, mdb_strerror(rc));
-
-    return NGX_ERROR;
+    return ngx_http_seadragon_store_read_failed(store, c->log,
+                                                "a whitelist lookup", rc);
 }
 
 
@@ -432,16 +1297,28 @@ ngx_int_t
 ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record)
 {
-    int  rc;
+    int         rc;
+    sigjmp_buf  jmp;
 
-    if (ngx_http_seadragon_store_begin(store, c->log) != NGX_OK) {
+    if (ngx_http_seadragon_store_ready(store, c->log) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    rc = seadragon_key_find(store->txn, &store->dbs, key->data, key->len,
-                            record);
+    if (sigsetjmp(jmp, 0)) {
+        return ngx_http_seadragon_store_faulted(store, c->log);
+    }
 
-    ngx_http_seadragon_store_end(store);
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_renew(store, c->log);
+
+    if (rc == MDB_SUCCESS) {
+        rc = seadragon_key_find(store->txn, &store->dbs, key->data, key->len,
+                                record);
+        mdb_txn_reset(store->txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
 
     if (rc == MDB_SUCCESS) {
         return NGX_OK;
@@ -451,48 +1328,164 @@ ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                  "seadragon_store \"%V\": key lookup failed: %s",
-                  &store->path, mdb_strerror(rc));
-
-    return NGX_ERROR;
+    return ngx_http_seadragon_store_read_failed(store, c->log,
+                                                "a key lookup", rc);
 }
 
 
 /*
  * A write transaction for the admin API, for the length of one change;
- * it waits only for a write of the tool, which is as short.
+ * it waits only for a write of the tool, which is as short.  The worker
+ * lets go of its read-only environment and opens a read-write one on a
+ * checked file; the next read goes back to read-only.
  */
 
 ngx_int_t
 ngx_http_seadragon_store_write_begin(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_txn **txn)
 {
-    int  rc;
+    int         rc;
+    ngx_int_t   n;
+    sigjmp_buf  jmp;
 
-    if (store->env == NULL || store->read_only) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "seadragon_store \"%V\" is read-only for nginx "
-                      "workers", &store->path);
-        return NGX_DECLINED;
+    *txn = NULL;
+
+    if (store->env && !store->writable) {
+        ngx_http_seadragon_store_close(store);
     }
 
-    rc = mdb_txn_begin(store->env, NULL, 0, txn);
+    if (store->env == NULL) {
+        store->reason[0] = '\0';
 
-    if (rc == MDB_MAP_RESIZED) {
-        rc = mdb_env_set_mapsize(store->env, 0);
+        n = ngx_http_seadragon_store_env(store, log, 0);
 
-        if (rc == MDB_SUCCESS) {
-            rc = mdb_txn_begin(store->env, NULL, 0, txn);
+        if (n == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "seadragon_store \"%V\" is read-only for nginx "
+                          "workers", &store->path);
+            return NGX_DECLINED;
         }
+
+        if (n != NGX_OK) {
+            ngx_http_seadragon_store_closed(store, log, 0);
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_seadragon_store_check(store, 0) != NGX_OK) {
+        ngx_http_seadragon_store_closed(store, log, 0);
+        return NGX_ERROR;
     }
+
+    if (sigsetjmp(jmp, 0)) {
+        if (*txn) {
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+        }
+
+        return ngx_http_seadragon_store_faulted(store, log);
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_txn_begin(store, log, 0, txn);
+
+    if (rc == MDB_SUCCESS) {
+        rc = seadragon_store_open_dbs(*txn, &store->dbs, 0);
+    }
+
+    if (rc == MDB_SUCCESS) {
+        rc = seadragon_store_check_format(*txn, &store->dbs);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
 
     if (rc != MDB_SUCCESS) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "seadragon_store \"%V\": a write transaction failed: "
-                      "%s", &store->path, mdb_strerror(rc));
+        if (*txn) {
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+        }
+
+        ngx_http_seadragon_store_fail(store, "a write transaction failed: %s",
+                                      mdb_strerror(rc));
+        ngx_http_seadragon_store_closed(store, log, 0);
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The handler of SIGBUS and SIGSEGV: a fault inside the guard, a SIGBUS
+ * or an address around the store's map, jumps out of the read; anything
+ * else gets the action it had before, as if this handler did not exist
+ * (the fault repeats when the handler returns).
+ */
+
+static ngx_int_t
+ngx_http_seadragon_store_guard_install(ngx_log_t *log)
+{
+    struct sigaction  sa;
+
+    if (ngx_http_seadragon_store_guarded) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&sa, sizeof(struct sigaction));
+    sa.sa_sigaction = ngx_http_seadragon_store_fault;
+    sa.sa_flags = SA_SIGINFO|SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+
+    if (sigaction(SIGBUS, &sa, &ngx_http_seadragon_store_old_bus) == -1
+        || sigaction(SIGSEGV, &sa, &ngx_http_seadragon_store_old_segv) == -1)
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "seadragon_store: sigaction() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_http_seadragon_store_guarded = 1;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_seadragon_store_guard_remove(void)
+{
+    (void) sigaction(SIGBUS, &ngx_http_seadragon_store_old_bus, NULL);
+    (void) sigaction(SIGSEGV, &ngx_http_seadragon_store_old_segv, NULL);
+
+    ngx_http_seadragon_store_guarded = 0;
+}
+
+
+static void
+ngx_http_seadragon_store_fault(int signo, siginfo_t *si, void *uc)
+{
+    u_char      *addr;
+    sigjmp_buf  *jmp;
+
+    jmp = ngx_http_seadragon_store_jmp;
+    addr = si->si_addr;
+
+    if (jmp != NULL && si->si_code > 0
+        && (signo == SIGBUS
+            || (addr >= ngx_http_seadragon_store_lo
+                && addr < ngx_http_seadragon_store_hi)))
+    {
+        ngx_http_seadragon_store_jmp = NULL;
+        ngx_http_seadragon_store_signo = signo;
+        ngx_http_seadragon_store_addr = addr;
+
+        siglongjmp(*jmp, 1);
+    }
+
+    (void) sigaction(signo, signo == SIGBUS
+                            ? &ngx_http_seadragon_store_old_bus
+                            : &ngx_http_seadragon_store_old_segv, NULL);
+
+    if (si->si_code <= 0) {
+        (void) raise(signo);
+    }
 }

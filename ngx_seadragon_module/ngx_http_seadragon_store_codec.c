@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -315,6 +317,156 @@ seadragon_store_create(MDB_txn *txn, seadragon_store_dbs_t *dbs)
     v.mv_size = sizeof(SEADRAGON_STORE_FORMAT) - 1;
 
     return mdb_put(txn, dbs->meta, &k, &v, 0);
+}
+
+
+/*
+ * LMDB's data file, format 1 (liblmdb 0.9), 64-bit build: two meta pages
+ * at offsets 0 and the page size.  A page starts with a 16-byte header
+ * (pgno 8, pad 2, flags 2, lower 2, upper 2); the meta follows it: magic
+ * 4, version 4, address 8, map size 8, two MDB_db of 48 bytes (free,
+ * main; the free one's first 4 bytes are the page size, its root at 40),
+ * last page 8, txnid 8.  The module checks at each open that what this
+ * reads agrees with mdb_env_info() and mdb_env_stat().
+ */
+
+#define SEADRAGON_LMDB_META_LEN         152
+#define SEADRAGON_LMDB_P_META           0x08
+#define SEADRAGON_LMDB_MAGIC            0xBEEFC0DEU
+#define SEADRAGON_LMDB_VERSION          1
+#define SEADRAGON_LMDB_P_INVALID        UINT64_MAX
+
+
+static uint64_t
+seadragon_u64(const uint8_t *p)
+{
+    uint64_t  v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+
+static uint32_t
+seadragon_u32(const uint8_t *p)
+{
+    uint32_t  v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+
+int
+seadragon_store_check_file(int fd, seadragon_store_file_t *file,
+    const char **error)
+{
+    int          i;
+    size_t       psize;
+    ssize_t      n;
+    uint8_t      page[SEADRAGON_LMDB_META_LEN];
+    uint16_t     flags;
+    uint64_t     txnid, last, map, root[2], pages;
+    struct stat  st;
+
+    if (fstat(fd, &st) == -1) {
+        *error = "fstat() failed";
+        return -1;
+    }
+
+    if (st.st_nlink == 0) {
+        *error = "data.mdb was removed or replaced";
+        return -1;
+    }
+
+    memset(file, 0, sizeof(seadragon_store_file_t));
+    file->size = (uint64_t) st.st_size;
+
+    psize = 0;
+
+    for (i = 0; i < 2; i++) {
+
+        n = pread(fd, page, sizeof(page), (off_t) (i * psize));
+
+        if (n != (ssize_t) sizeof(page)) {
+            *error = n == -1 ? "data.mdb cannot be read"
+                     : file->size == 0 ? "data.mdb is empty (truncated?)"
+                     : "data.mdb is shorter than LMDB's two meta pages "
+                       "(truncated?)";
+            return -1;
+        }
+
+        memcpy(&flags, page + 10, sizeof(flags));
+
+        if (!(flags & SEADRAGON_LMDB_P_META)
+            || seadragon_u32(page + 16) != SEADRAGON_LMDB_MAGIC)
+        {
+            *error = "data.mdb is not an LMDB file (overwritten?)";
+            return -1;
+        }
+
+        if (seadragon_u32(page + 20) != SEADRAGON_LMDB_VERSION) {
+            *error = "data.mdb is of another LMDB format version";
+            return -1;
+        }
+
+        if (i == 0) {
+            psize = seadragon_u32(page + 40);
+
+            if (psize < 512 || psize > 65536 || (psize & (psize - 1))) {
+                *error = "data.mdb names an impossible page size "
+                         "(overwritten?)";
+                return -1;
+            }
+
+            if (file->size < 2 * psize) {
+                *error = "data.mdb is shorter than LMDB's two meta pages "
+                         "(truncated?)";
+                return -1;
+            }
+
+        } else if (seadragon_u32(page + 40) != psize) {
+            *error = "the meta pages of data.mdb disagree (overwritten?)";
+            return -1;
+        }
+
+        map = seadragon_u64(page + 32);
+        root[0] = seadragon_u64(page + 80);
+        root[1] = seadragon_u64(page + 128);
+        last = seadragon_u64(page + 136);
+        txnid = seadragon_u64(page + 144);
+
+        /*
+         * The file may end before the last page when the pages at its
+         * end are free; a tree's root is never one of them.
+         */
+
+        pages = file->size / psize;
+
+        if (last < 1 || last > UINT64_MAX / psize
+            || (root[0] != SEADRAGON_LMDB_P_INVALID
+                && (root[0] < 2 || root[0] >= pages || root[0] > last))
+            || (root[1] != SEADRAGON_LMDB_P_INVALID
+                && (root[1] < 2 || root[1] >= pages || root[1] > last)))
+        {
+            *error = "the trees of data.mdb lie outside the file "
+                     "(truncated or overwritten?)";
+            return -1;
+        }
+
+        if (i == 0 || txnid > file->txnid) {
+            file->txnid = txnid;
+            file->last_pgno = last;
+        }
+
+        if (map > file->map_size) {
+            file->map_size = map;
+        }
+    }
+
+    file->psize = psize;
+
+    return 0;
 }
 
 

@@ -79,6 +79,20 @@ typedef struct {
 } seadragon_key_record_t;
 
 
+/*
+ * What seadragon_store_check_file() read from the two meta pages of an
+ * LMDB data file, with pread(), never through a map.
+ */
+
+typedef struct {
+    size_t      psize;              /* page size */
+    uint64_t    size;               /* of the file */
+    uint64_t    txnid;              /* the newer meta page's */
+    uint64_t    last_pgno;          /* the newer meta page's */
+    uint64_t    map_size;           /* the larger one of the two */
+} seadragon_store_file_t;
+
+
 typedef struct {
     MDB_dbi     meta;
     MDB_dbi     whitelist;
@@ -116,6 +130,18 @@ int seadragon_store_open_dbs(MDB_txn *txn, seadragon_store_dbs_t *dbs,
  * zero prefix counts.  MDB_SUCCESS or an LMDB error.
  */
 int seadragon_store_create(MDB_txn *txn, seadragon_store_dbs_t *dbs);
+
+/*
+ * Checks the data file open on fd before LMDB maps it or reads through
+ * its map: that it is long enough for LMDB's two meta pages, that both
+ * are meta pages of LMDB's data format 1 with one page size, and that
+ * the trees they name start inside the file and the map.  A file that
+ * was truncated, removed or overwritten, which LMDB would fault on
+ * (SIGBUS) or, when opening it for writing, re-create, fails.  Returns
+ * 0, or -1 with *error set to a sentence naming what is wrong.
+ */
+int seadragon_store_check_file(int fd, seadragon_store_file_t *file,
+    const char **error);
 
 /* MDB_SUCCESS: the format marker is SEADRAGON_STORE_FORMAT; MDB_NOTFOUND:
  * it is missing or another one; or an LMDB error */

@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,8 @@ static int seadragon_tool_env_open(seadragon_tool_store_t *store,
     unsigned flags, size_t map_size);
 static int seadragon_tool_txn_begin(seadragon_tool_store_t *store,
     unsigned flags);
+static int seadragon_tool_check_file(seadragon_tool_store_t *store,
+    const char *file);
 static int seadragon_tool_store_open(seadragon_tool_store_t *store,
     unsigned flags);
 static int seadragon_tool_store_commit(seadragon_tool_store_t *store);
@@ -555,12 +558,13 @@ seadragon_tool_env_open(seadragon_tool_store_t *store, unsigned flags,
                                           rc);
     }
 
-    if (!(flags & MDB_RDONLY)) {
+    /*
+     * A crashed reader's slot would keep old pages from reuse, and enough
+     * of them fill the table (MDB_READERS_FULL) for every reader: cleared
+     * at every open, read-only ones too.
+     */
 
-        /* a crashed reader's slot would keep old pages from reuse */
-
-        (void) mdb_reader_check(store->env, &dead);
-    }
+    (void) mdb_reader_check(store->env, &dead);
 
     return SEADRAGON_TOOL_DONE;
 }
@@ -569,9 +573,17 @@ seadragon_tool_env_open(seadragon_tool_store_t *store, unsigned flags,
 static int
 seadragon_tool_txn_begin(seadragon_tool_store_t *store, unsigned flags)
 {
-    int  rc;
+    int  rc, dead;
 
     rc = mdb_txn_begin(store->env, NULL, flags, &store->txn);
+
+    if (rc == MDB_READERS_FULL) {
+
+        /* dead readers that came since the open */
+
+        (void) mdb_reader_check(store->env, &dead);
+        rc = mdb_txn_begin(store->env, NULL, flags, &store->txn);
+    }
 
     if (rc == MDB_MAP_RESIZED) {
 
@@ -588,6 +600,41 @@ seadragon_tool_txn_begin(seadragon_tool_store_t *store, unsigned flags)
         store->txn = NULL;
         return seadragon_tool_store_error(store, "open", "mdb_txn_begin()",
                                           rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/*
+ * data.mdb checked before LMDB maps it: a truncated or overwritten file
+ * would make LMDB fault (SIGBUS) or, opened for writing, turn an empty
+ * file into a new, empty environment
+ */
+
+static int
+seadragon_tool_check_file(seadragon_tool_store_t *store, const char *file)
+{
+    int                      fd, rc;
+    const char              *error;
+    seadragon_store_file_t   info;
+
+    fd = open(file, O_RDONLY);
+    if (fd == -1) {
+        return seadragon_tool_store_error(store, "open", "open(data.mdb)",
+                                          errno);
+    }
+
+    rc = seadragon_store_check_file(fd, &info, &error);
+
+    close(fd);
+
+    if (rc != 0) {
+        seadragon_tool_error("cannot open the store \"%s\": %s; restore it "
+                             "from a copy, or move it away and create a new "
+                             "store with \"seadragon-store --store %s init\"",
+                             store->path, error, store->path);
+        return SEADRAGON_TOOL_STORE;
     }
 
     return SEADRAGON_TOOL_DONE;
@@ -616,6 +663,14 @@ seadragon_tool_store_open(seadragon_tool_store_t *store, unsigned flags)
     snprintf(file, len, "%s/data.mdb", store->path);
 
     rc = stat(file, &st) == -1 ? errno : 0;
+
+    if (rc == 0) {
+        rc = seadragon_tool_check_file(store, file);
+        if (rc != SEADRAGON_TOOL_DONE) {
+            free(file);
+            return rc;
+        }
+    }
 
     free(file);
 
@@ -1041,7 +1096,7 @@ static int
 seadragon_tool_init(seadragon_tool_ctx_t *ctx)
 {
     int                      rc, state, empty;
-    char                     old_size[32], new_size[32];
+    char                     old_size[32], new_size[32], data[4096];
     size_t                   map_size, target;
     MDB_val                  k, v;
     MDB_dbi                  main_dbi;
@@ -1115,6 +1170,13 @@ seadragon_tool_init(seadragon_tool_ctx_t *ctx)
     } else {
 
         /* an environment: ours, empty, or another one */
+
+        snprintf(data, sizeof(data), "%s/data.mdb", store->path);
+
+        rc = seadragon_tool_check_file(store, data);
+        if (rc != SEADRAGON_TOOL_DONE) {
+            return rc;
+        }
 
         rc = seadragon_tool_env_open(store, 0, 0);
         if (rc != SEADRAGON_TOOL_DONE) {

@@ -486,11 +486,27 @@ subtest 'a store without this format marker is refused with status 3' => sub {
                       "\"@$_\" on " . ($store eq $foreign ? 'another environment' : 'another format'));
         }
         result_is(sd($garbage, @$_), 3, '',
-                  qr/^seadragon-store: cannot open the store "\Q$garbage\E": mdb_env_open\(\): MDB_INVALID: File is not an LMDB file\n\z/,
+                  qr/^seadragon-store: cannot open the store "\Q$garbage\E": data.mdb is not an LMDB file \(overwritten\?\); restore it from a copy, or move it away and create a new store with "seadragon-store --store \Q$garbage\E init"\n\z/,
                   "\"@$_\" on a file that is not LMDB's");
     }
 
     is(entries($future, 'whitelist'), 0, 'nothing was written');
+};
+
+
+subtest 'a truncated data.mdb is refused, never made a new store: not even by init' => sub {
+    my $store = new_store();
+    truncate "$store/data.mdb", 0 or die $!;
+
+    for ([qw(init)], [qw(whitelist add 10.0.0.1)], [qw(whitelist list)],
+         [qw(key create a --source b)], [qw(key list)], [qw(key revoke a)])
+    {
+        result_is(sd($store, @$_), 3, '',
+                  qr/^seadragon-store: cannot open the store "\Q$store\E": data.mdb is empty \(truncated\?\); restore it from a copy, or move it away and create a new store with "seadragon-store --store \Q$store\E init"\n\z/,
+                  "\"@$_\" on an empty data.mdb");
+    }
+
+    is(-s "$store/data.mdb", 0, 'data.mdb is still empty');
 };
 
 

@@ -54,6 +54,10 @@ sub free_port {
 my $tmp = File::Temp->newdir();
 my $dest = "$tmp/root";
 
+# as on a real system, nginx's workers (nobody, as root) can reach the
+# staged store: nginx -t checks that they can
+chmod 0755, "$tmp" or die $!;
+
 # what is there before: an nginx.conf and a conf.d of someone else's
 mkdir $dest; mkdir "$dest/etc"; mkdir "$dest/etc/nginx"; mkdir "$dest/etc/nginx/conf.d";
 spew("$dest/etc/nginx/nginx.conf", "# theirs\n");
