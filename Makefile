@@ -235,10 +235,10 @@ bench-body: all
 	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --only 7
 
 run: deps all
-	@scripts/seadragon-run start
+	@NGINX_BINARY=$(NGINX_BINARY) scripts/seadragon-run start
 
 stop:
-	@scripts/seadragon-run stop
+	@NGINX_BINARY=$(NGINX_BINARY) scripts/seadragon-run stop
 
 clean:
 	rm -rf $(BUILD) t/servroot
