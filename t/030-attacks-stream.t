@@ -382,3 +382,77 @@ received=20 served=20 errors=0 aborted=0+0
 https://chat.example.com: 200 allow-origin=https://chat.example.com credentials=none
 https://evil.example: 200 allow-origin=none credentials=none
 requests that reached Ollama: 2
+
+
+
+=== TEST 8: HTTP/2: a stream that takes nothing is cut alone; the next request runs on the same connection
+--- http_config eval
+$::http_config . <<'_EOC_';
+    server {
+        listen 127.0.0.1:$TEST_NGINX_H2_PORT http2;
+        location /api/ {
+            seadragon_queue    ollama;
+            proxy_pass         http://ollama;
+            proxy_http_version 1.1;
+            proxy_set_header   Connection "";
+            proxy_set_header   Host localhost;
+            proxy_buffering    off;
+        }
+    }
+_EOC_
+--- client
+    # Node's http2 client gives the stream no more window while it is
+    # paused, as a page that stopped reading would
+    my $js = <<'JS';
+const http2 = require('http2');
+const [port, body] = process.argv.slice(2);
+const session = http2.connect('http://127.0.0.1:' + port);
+const out = (line) => process.stdout.write(line + '\n');
+const open = (tag, tokens) => session.request({
+    ':method': 'POST', ':path': '/api/chat', 'content-type': 'application/json',
+    'x-standin-tag': tag, 'x-standin-tokens': tokens, 'x-standin-delay-ms': '0' });
+const stalled = open('stalled', '1000000');
+stalled.end(body);
+stalled.on('response', (head) => { out('stalled ' + head[':status']); stalled.pause(); });
+stalled.on('error', () => {});
+stalled.on('close', () => out('stalled closed'));
+process.stdin.once('data', () => {
+    const next = open('next', '3');
+    next.end(body);
+    let data = '';
+    next.on('response', (head) => out('next ' + head[':status']));
+    next.on('data', (d) => { data += d; });
+    next.on('end', () => {
+        out('next ' + (data.includes('"done":true') ? 'complete' : 'broken'));
+        session.close();
+    });
+});
+JS
+    open my $jsf, '>', servroot() . "/h2.js" or die $!;
+    print $jsf $js;
+    close $jsf;
+    my $outf = servroot() . "/h2.out";
+    my $pid = open my $node, '|-', "node " . servroot() . "/h2.js $ENV{TEST_NGINX_H2_PORT} '$::chat' > $outf";
+    die "node: $!" unless $pid;
+    $node->autoflush(1);
+    wait_until(sub { my $r = record_of('stalled'); $r && $r->{tokens_sent} > 100 }, 'the stream');
+    print $node "next\n";
+    wait_until(sub { -s $outf && slurp($outf) =~ /next (complete|broken)/ }, 'the next stream', 20);
+    close $node;
+    wait_until(sub { stats()->{aborted}{streaming} == 1 }, 'the abort to count');
+    join "\n", slurp($outf) =~ s/\n\z//r,
+        "stalled, at Ollama: " . (record_of('stalled')->{aborted} ? 'connection closed' : 'still running'),
+        "gate after: " . gate(), counters();
+--- client_output
+stalled 200
+stalled closed
+next 200
+next complete
+stalled, at Ollama: connection closed
+gate after: processing=0 waiting=0
+received=2 served=1 errors=0 aborted=0+1
+--- error_log eval
+qr/seadragon cuts the stream of a client that took nothing for \d+ms/
+--- no_error_log
+[error]
+[alert]
