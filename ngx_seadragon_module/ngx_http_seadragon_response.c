@@ -365,11 +365,20 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return rc;
     }
 
-    /* unbuffered proxying counts down what Ollama has still to send */
+    /*
+     * Unbuffered proxying counts down what Ollama has still to send: all
+     * of it read, and stuck before a slow client, the model is free.
+     * Only with one server: nginx counts the connection to it until the
+     * client has taken the rest, and least_conn must not send the next
+     * request to a busy server because of that count.
+     */
 
     u = r->upstream;
 
-    if (last || ctx->last_sent || (u && !u->buffering && u->length == 0)) {
+    if (last || ctx->last_sent
+        || (u && !u->buffering && u->length == 0 && u->peer.tries <= 1
+            && (r->connection->buffered & NGX_HTTP_SEADRAGON_UNSENT)))
+    {
 
         if (ctx->stall.timer_set) {
             ngx_del_timer(&ctx->stall);
@@ -528,11 +537,11 @@ ngx_http_seadragon_stall_handler(ngx_event_t *ev)
 
     ctx->stalled = 1;
 
-    ngx_http_seadragon_gate_release(ctx);
-
     /*
      * The client's send timeout, now: the upstream module closes Ollama's
-     * connection and ends the request, which may be freed on return.
+     * connection (the server is free before the slot is) and ends the
+     * request, whose cleanup gives the slot back; it may be freed on
+     * return.
      */
 
     wev = c->write;

@@ -731,8 +731,9 @@ class Handler(BaseHTTPRequestHandler):
             pass
         self.gone()
 
-    def begin_response(self, status, headers):
-        """The status line and headers; False when the client is gone."""
+    def begin_response(self, status, headers, final=False):
+        """The status line and headers; False when the client is gone. With
+        final, they are the whole answer: it stops counting before they go."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -748,6 +749,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.ex is not None:
             self.server.recorder.update(self.ex.entry, status=status,
                                         first_byte=round(time.time(), 6))
+            if final:
+                self.stop_counting()
         try:
             self.end_headers()
             return True
@@ -762,7 +765,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("Content-Length", str(len(body)))]
         if content_type:
             headers.insert(0, ("Content-Type", content_type))
-        if not self.begin_response(status, headers):
+        if not self.begin_response(status, headers,
+                                   final=self.command == "HEAD" or not body):
             return False
         if self.command == "HEAD":
             self.stop_counting()  # the head was the whole answer
