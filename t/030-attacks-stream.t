@@ -456,3 +456,13 @@ qr/seadragon cuts the stream of a client that took nothing for \d+ms/
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 9: seadragon_stall_timeout takes a time: anything else fails nginx -t, naming the directive
+--- http_config eval
+(my $c = $::http_config) =~ s/seadragon_stall_timeout 2s;/seadragon_stall_timeout soon;/ or die;
+$c
+--- must_die
+--- error_log
+"seadragon_stall_timeout" directive invalid value
