@@ -669,7 +669,11 @@ ngx_http_seadragon_gate_cleanup(void *data)
     case NGX_HTTP_SEADRAGON_ADMITTED:
     case NGX_HTTP_SEADRAGON_BYPASSED:
 
+        /* a client that timed out, or stalled, aborted too */
+
         if (r->connection->error
+            || r->connection->timedout
+            || ctx->stalled
             || r->headers_out.status == NGX_HTTP_CLIENT_CLOSED_REQUEST
             || r->err_status == NGX_HTTP_CLIENT_CLOSED_REQUEST)
         {

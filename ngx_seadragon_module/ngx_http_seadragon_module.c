@@ -109,6 +109,13 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       offsetof(ngx_http_seadragon_loc_conf_t, json_errors),
       NULL },
 
+    { ngx_string("seadragon_stall_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_seadragon_loc_conf_t, stall_timeout),
+      NULL },
+
       ngx_null_command
 };
 
@@ -854,6 +861,7 @@ ngx_http_seadragon_create_loc_conf(ngx_conf_t *cf)
 
     slcf->json_errors = NGX_CONF_UNSET;
     slcf->pass_key = NGX_CONF_UNSET;
+    slcf->stall_timeout = NGX_CONF_UNSET_MSEC;
 
     return slcf;
 }
@@ -903,6 +911,11 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         conf->json_errors = 1;
     }
+
+    /* a reader that takes nothing for this long lets go of the model */
+
+    ngx_conf_merge_msec_value(conf->stall_timeout, prev->stall_timeout,
+                              10000);
 
     if (conf->zone == NULL) {
         return NGX_CONF_OK;

@@ -294,6 +294,7 @@ typedef struct {
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
     ngx_uint_t                       queue_set;
+    ngx_msec_t                       stall_timeout;   /* 0: off */
 } ngx_http_seadragon_loc_conf_t;
 
 
@@ -342,6 +343,9 @@ typedef struct {
     ngx_uint_t                       health_status;
     ngx_msec_t                       health_started;
     ngx_msec_t                       health_time;
+    ngx_event_t                      stall;      /* the client takes nothing */
+    off_t                            stall_mark; /* what it had taken */
+    ngx_msec_t                       stall_since;
 
     unsigned                         classified:1;
     unsigned                         endpoint_found:1;
@@ -361,6 +365,8 @@ typedef struct {
     unsigned                         sse:1;
     unsigned                         stream_broken:1;
     unsigned                         tracked:1;  /* in zone->owner */
+    unsigned                         stall_watched:1;
+    unsigned                         stalled:1;
 } ngx_http_seadragon_ctx_t;
 
 

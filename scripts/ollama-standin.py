@@ -9,6 +9,7 @@ Python 3 standard library only.
 
     ollama-standin.py [--host 127.0.0.1] [--port 11434] [--tokens 8] [--delay-ms 20]
                       [--first-delay-ms 0] [--model llama3:70b] [--record FILE] [--quiet]
+                      [--close-after-stream] [--cors]
 
 --port 0 picks a free port. On start it prints one line to stdout,
 "listening on HOST:PORT". --tokens is the length of each generation, --delay-ms
@@ -17,6 +18,13 @@ the pause between two tokens, --first-delay-ms the pause before the first byte
 any other model gets Ollama's 404. --record appends one JSON line per finished
 request to FILE. --quiet drops the request log on stderr. SIGTERM and SIGINT
 end it at once.
+
+Other engines' manners, for the gateway's tests (Ollama does neither):
+--close-after-stream closes the connection 0.2 ms after the last chunk of
+every streamed answer, without having said Connection: close, as llama.cpp's
+llama-server does. --cors answers every request with
+Access-Control-Allow-Origin: the request's Origin (or *, without one) and
+Access-Control-Allow-Credentials: true, as llama-server does.
 
 Ollama's endpoints
     GET|HEAD /                  "Ollama is running"
@@ -158,6 +166,7 @@ FAILURES = {  # X-Standin-Fail status codes and Ollama's words for them
 MID_FAILURES = frozenset({"stall-mid", "close-mid", "error-mid"})
 FAIL_MODES = frozenset(FAILURES) | MID_FAILURES | {"close", "stall"}
 MID_STREAM_ERROR = "an error was encountered while running the model"
+CLOSE_AFTER_STREAM_SECONDS = 0.0002  # llama-server's close after a streamed answer
 
 # Go's json.Unmarshal names the struct it decodes into in its errors; each
 # body is checked against the fields Ollama would have to decode.
@@ -736,11 +745,15 @@ class Handler(BaseHTTPRequestHandler):
             pass
         self.gone()
 
-    def begin_response(self, status, headers):
-        """The status line and headers; False when the client is gone."""
+    def begin_response(self, status, headers, final=False):
+        """The status line and headers; False when the client is gone. With
+        final, they are the whole answer: it stops counting before they go."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
+        if self.server.options.cors:
+            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+            self.send_header("Access-Control-Allow-Credentials", "true")
         if self.request_version == "HTTP/1.0" and not self.close_connection:
             self.send_header("Connection", "keep-alive")  # as Go does for a 1.0 keep-alive
         elif self.close_connection and not any(n.lower() == "connection" for n, _ in headers):
@@ -750,8 +763,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.ex is not None:
             self.server.recorder.update(self.ex.entry, status=status,
                                         first_byte=round(time.time(), 6))
-        if self.command == "HEAD":
-            self.stop_counting()  # the head is the whole answer: it follows
+            if final:
+                self.stop_counting()
         try:
             self.end_headers()
             return True
@@ -766,9 +779,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("Content-Length", str(len(body)))]
         if content_type:
             headers.insert(0, ("Content-Type", content_type))
-        if self.command == "HEAD":
-            return self.begin_response(status, headers)  # the whole answer
-        if not self.begin_response(status, headers):
+        if not self.begin_response(status, headers,
+                                   final=self.command == "HEAD" or not body):
             return False
         mid = self.ex.fail if allow_mid and self.ex is not None else None
         if mid in ("stall-mid", "close-mid"):
@@ -1055,6 +1067,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if not mid:
             ex.entry.outcome = "served"
+        if self.server.options.close_after_stream:
+            # the answer said nothing of it: a client may keep the connection
+            time.sleep(CLOSE_AFTER_STREAM_SECONDS)
+            self.hang_up()
 
     def new_generation(self, kind, body, model, prompt_count, include_usage=False):
         return Generation(kind, model, self.token_count(body), prompt_count,
@@ -1325,6 +1341,10 @@ def main(argv=None):
     parser.add_argument("--record", metavar="FILE",
                         help="append one JSON line per finished request")
     parser.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    parser.add_argument("--close-after-stream", action="store_true",
+                        help="close the connection 0.2 ms after a streamed answer, unannounced")
+    parser.add_argument("--cors", action="store_true",
+                        help="answer with Access-Control-Allow-Origin: the Origin, or *")
     options = parser.parse_args(argv)
 
     # Every thread blocks SIGTERM and SIGINT (new threads inherit the mask)

@@ -919,6 +919,41 @@ class CommandLineTest(unittest.TestCase):
         finally:
             stop_standin(proc)
 
+    def test_close_after_stream(self):
+        """llama-server's manner: a streamed answer, then the connection
+        closes although the answer did not say so; other answers keep it."""
+        proc, port = start_standin("--close-after-stream", "--delay-ms", "0", "--tokens", "2")
+        try:
+            raw = Raw(port).send("POST", "/api/chat", dict(CHAT, stream=False))
+            status, headers = raw.read_head()
+            raw.read_exact(int(headers["content-length"]))
+            self.assertEqual((status, headers.get("connection")), (200, None))
+            raw.send("POST", "/v1/chat/completions", dict(CHAT, stream=True))
+            status, headers = raw.read_head()
+            chunks = raw.read_chunks()
+            self.assertEqual((status, headers.get("connection")), (200, None))
+            self.assertEqual(chunks[-1][0], b"data: [DONE]\n\n")
+            self.assertEqual(raw.read_to_eof(), b"")  # closed, unannounced
+            raw.close()
+        finally:
+            stop_standin(proc)
+
+    def test_cors(self):
+        """llama-server's CORS: any Origin is allowed, and * without one."""
+        proc, port = start_standin("--cors")
+        try:
+            for origin, allowed in (("https://evil.example", "https://evil.example"),
+                                    (None, "*")):
+                raw = Raw(port).send("GET", "/api/tags",
+                                     headers={"Origin": origin} if origin else None)
+                status, headers = raw.read_head()
+                self.assertEqual((status, headers.get("access-control-allow-origin"),
+                                  headers.get("access-control-allow-credentials")),
+                                 (200, allowed, "true"))
+                raw.close()
+        finally:
+            stop_standin(proc)
+
     def test_sigint(self):
         proc, _ = start_standin()
         try:
