@@ -28,6 +28,8 @@ sub tool {
 }
 tool('init');
 tool('whitelist add 127.0.0.1');
+# the chat needs a key of its own (a client writes its Origin)
+our $chat_key = tool('key create chat-stream --source chat');
 
 our $http_config = <<'_EOC_';
     seadragon_zone ollama:1m capacity=1;
@@ -370,7 +372,8 @@ received=20 served=20 errors=0 aborted=0+0
 --- client
     my @out;
     for my $origin ('https://chat.example.com', 'https://evil.example') {
-        my $r = curl('GET', 'https://api.example.com/api/tags', headers => { Origin => $origin });
+        my %key = $origin =~ /chat/ ? (Authorization => "Bearer $::chat_key") : ();
+        my $r = curl('GET', 'https://api.example.com/api/tags', headers => { Origin => $origin, %key });
         my $h = $r->{headers};
         push @out, "$origin: $r->{status} allow-origin="
             . ($h->{'access-control-allow-origin'} // 'none')
