@@ -249,7 +249,8 @@ sub logged {
     my ($case) = @_;
     my ($status, $protocol);
     wait_until(sub { ($status, $protocol) = access_log_text('cases.log') =~ /^\Q$case\E (\d+) (\S+)$/m;
-                     defined $status }, "the access log line of $case");
+                     defined $status }, "the access log line of $case",
+               $ENV{TEST_NGINX_USE_VALGRIND} ? 60 : 10);
     return wantarray ? ($status, $protocol) : $status;
 }
 
