@@ -187,9 +187,18 @@ $(BUILD)/objs/nginx: $(BUILD)/objs/Makefile
 
 nginx-binary: $(BUILD)/objs/nginx
 
-# the suites run the nginx in NGINX with the module built in BUILD
-TEST_ENV := TEST_NGINX_BINARY='$(NGINX_BINARY)' TEST_NGINX_LOAD_MODULES='$(MODULE)' \
-            SEADRAGON_BUILD='$(BUILD)' SEADRAGON_NGINX_SRC='$(NGINX_SRC)'
+# Variables given on make's command line are exported to every recipe's
+# environment, where a make of another tree would take them as its own:
+# make run in a fresh clone (t/033) would build into this BUILD
+unexport BUILD NGINX_SRC NGINX_BINARY NGINX_CONF_FLAGS NGINX_EXTRA_FLAGS
+
+# the suites run the nginx in NGINX_BINARY with the module built in BUILD;
+# a suite that runs make itself is given these, and no MAKEFLAGS: make run
+# in a fresh clone (t/033) must not build into this BUILD
+TEST_ENV := MAKEFLAGS= MAKELEVEL= \
+            TEST_NGINX_BINARY='$(NGINX_BINARY)' TEST_NGINX_LOAD_MODULES='$(MODULE)' \
+            SEADRAGON_BUILD='$(BUILD)' SEADRAGON_NGINX_SRC='$(NGINX_SRC)' \
+            SEADRAGON_NGINX_EXTRA_FLAGS='$(NGINX_EXTRA_FLAGS)'
 
 test: deps all unit fuzz-replay $(BUILD)/seadragon-store
 	$(TEST_ENV) $(PROVE) $(PROVE_ARGS) -I t/lib t/

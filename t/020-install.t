@@ -17,8 +17,11 @@ my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 # the module built for that nginx (make test passes its build folder, and
 # the nginx tree it was configured against)
 my $build = $ENV{SEADRAGON_BUILD} || "$root/build";
+# (all three, or make configures that build again, for other flags)
 my $make_vars = "BUILD='$build'"
-    . ($ENV{SEADRAGON_NGINX_SRC} ? " NGINX_SRC='$ENV{SEADRAGON_NGINX_SRC}'" : '');
+    . ($ENV{SEADRAGON_NGINX_SRC} ? " NGINX_SRC='$ENV{SEADRAGON_NGINX_SRC}'" : '')
+    . ($ENV{SEADRAGON_NGINX_EXTRA_FLAGS}
+       ? " NGINX_EXTRA_FLAGS='$ENV{SEADRAGON_NGINX_EXTRA_FLAGS}'" : '');
 
 for my $built ("$build/ngx_seadragon_module.so", "$build/seadragon-store") {
     plan skip_all => "$built is not built: run make" unless -e $built;
