@@ -110,7 +110,7 @@ static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     ngx_http_seadragon_json_t *j);
 static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc);
+    ngx_http_seadragon_json_t *j, ngx_int_t rc);
 static ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
     ngx_http_seadragon_json_t *j);
 static void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
@@ -910,20 +910,18 @@ ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
- * The end of a listing of the store ({"NAME":[...]}): the read transaction
- * is over, and a cursor that failed (rc) makes it a 503.
+ * The end of a listing of the store ({"NAME":[...]}): a walk that failed
+ * (rc) makes it a 503.
  */
 
 static ngx_int_t
 ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc)
+    ngx_http_seadragon_json_t *j, ngx_int_t rc)
 {
-    ngx_http_seadragon_store_end(store);
-
     ngx_http_seadragon_json_array_close(j);
     ngx_http_seadragon_json_map_close(j);
 
-    if (rc != MDB_SUCCESS) {
+    if (rc != NGX_OK) {
         yajl_gen_free(j->gen);
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
@@ -1428,25 +1426,48 @@ done:
 }
 
 
+static void
+ngx_http_seadragon_admin_whitelist_each(MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_http_seadragon_json_t  *j = data;
+
+    char                         text[SEADRAGON_NET_TEXT_LEN];
+    seadragon_net_t              net;
+    seadragon_whitelist_entry_t  entry;
+
+    /* the map is read first, and only here: see store_walk() */
+
+    if (seadragon_net_from_key(k->mv_data, k->mv_size, &net) != 0) {
+        return;
+    }
+
+    ngx_memzero(&entry, sizeof(entry));
+
+    if (v->mv_size == sizeof(entry)) {
+        ngx_memcpy(&entry, v->mv_data, sizeof(entry));
+        entry.note[sizeof(entry.note) - 1] = '\0';
+    }
+
+    seadragon_net_format(&net, text, sizeof(text));
+
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_field(j, "address", (u_char *) text,
+                                  ngx_strlen(text));
+    ngx_http_seadragon_json_int(j, "created", (long long) entry.created);
+    ngx_http_seadragon_json_field(j, "note", (u_char *) entry.note,
+                                  ngx_strlen(entry.note));
+    ngx_http_seadragon_json_map_close(j);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store)
 {
-    int                           rc;
-    char                          text[SEADRAGON_NET_TEXT_LEN];
-    MDB_val                       k, v;
-    MDB_cursor                   *cursor;
-    seadragon_net_t               net;
-    ngx_http_seadragon_json_t     j;
-    seadragon_whitelist_entry_t   entry;
-
-    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
+    ngx_int_t                  rc;
+    ngx_http_seadragon_json_t  j;
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1454,38 +1475,12 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
     ngx_http_seadragon_json_str(&j, "whitelist");
     ngx_http_seadragon_json_array_open(&j);
 
-    rc = mdb_cursor_open(store->txn, store->dbs.whitelist, &cursor);
+    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
+                                       store->dbs.whitelist,
+                                       ngx_http_seadragon_admin_whitelist_each,
+                                       &j);
 
-    if (rc == MDB_SUCCESS) {
-        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
-
-            if (seadragon_net_from_key(k.mv_data, k.mv_size, &net) != 0) {
-                continue;
-            }
-
-            ngx_memzero(&entry, sizeof(entry));
-
-            if (v.mv_size == sizeof(entry)) {
-                ngx_memcpy(&entry, v.mv_data, sizeof(entry));
-                entry.note[sizeof(entry.note) - 1] = '\0';
-            }
-
-            seadragon_net_format(&net, text, sizeof(text));
-
-            ngx_http_seadragon_json_map_open(&j);
-            ngx_http_seadragon_json_field(&j, "address", (u_char *) text,
-                                          ngx_strlen(text));
-            ngx_http_seadragon_json_int(&j, "created",
-                                        (long long) entry.created);
-            ngx_http_seadragon_json_field(&j, "note", (u_char *) entry.note,
-                                          ngx_strlen(entry.note));
-            ngx_http_seadragon_json_map_close(&j);
-        }
-
-        mdb_cursor_close(cursor);
-    }
-
-    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
+    return ngx_http_seadragon_admin_list_send(r, &j, rc);
 }
 
 
@@ -1610,68 +1605,73 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    ngx_http_seadragon_json_t  *j;
+    time_t                      now;
+} ngx_http_seadragon_admin_keys_t;
+
+
+static void
+ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_http_seadragon_admin_keys_t  *ctx = data;
+
+    ngx_http_seadragon_json_t  *j;
+    seadragon_key_record_t      record;
+
+    /* the map is read first, and only here: see store_walk() */
+
+    if (v->mv_size != sizeof(record)) {
+        return;
+    }
+
+    ngx_memcpy(&record, v->mv_data, sizeof(record));
+    record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
+    record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+
+    j = ctx->j;
+
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_field(j, "name", (u_char *) record.name,
+                                  ngx_strlen(record.name));
+    ngx_http_seadragon_json_field(j, "source", (u_char *) record.source,
+                                  ngx_strlen(record.source));
+    ngx_http_seadragon_json_str(j, "state");
+    ngx_http_seadragon_json_str(j,
+        (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
+        : (record.expires && record.expires <= ctx->now) ? "expired"
+        : "active");
+    ngx_http_seadragon_json_int(j, "created", (long long) record.created);
+    ngx_http_seadragon_json_int(j, "expires", (long long) record.expires);
+    ngx_http_seadragon_json_map_close(j);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store)
 {
-    int                         rc;
-    time_t                      now;
-    MDB_val                     k, v;
-    MDB_cursor                 *cursor;
-    seadragon_key_record_t      record;
-    ngx_http_seadragon_json_t   j;
-
-    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
+    ngx_int_t                        rc;
+    ngx_http_seadragon_json_t        j;
+    ngx_http_seadragon_admin_keys_t  ctx;
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    now = ngx_time();
+    ctx.j = &j;
+    ctx.now = ngx_time();
 
     ngx_http_seadragon_json_map_open(&j);
     ngx_http_seadragon_json_str(&j, "keys");
     ngx_http_seadragon_json_array_open(&j);
 
-    rc = mdb_cursor_open(store->txn, store->dbs.keys, &cursor);
+    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
+                                       store->dbs.keys,
+                                       ngx_http_seadragon_admin_keys_each,
+                                       &ctx);
 
-    if (rc == MDB_SUCCESS) {
-        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
-
-            if (v.mv_size != sizeof(record)) {
-                continue;
-            }
-
-            ngx_memcpy(&record, v.mv_data, sizeof(record));
-            record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
-            record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
-
-            ngx_http_seadragon_json_map_open(&j);
-            ngx_http_seadragon_json_field(&j, "name", (u_char *) record.name,
-                                          ngx_strlen(record.name));
-            ngx_http_seadragon_json_field(&j, "source",
-                                          (u_char *) record.source,
-                                          ngx_strlen(record.source));
-            ngx_http_seadragon_json_str(&j, "state");
-            ngx_http_seadragon_json_str(&j,
-                (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
-                : (record.expires && record.expires <= now) ? "expired"
-                : "active");
-            ngx_http_seadragon_json_int(&j, "created",
-                                        (long long) record.created);
-            ngx_http_seadragon_json_int(&j, "expires",
-                                        (long long) record.expires);
-            ngx_http_seadragon_json_map_close(&j);
-        }
-
-        mdb_cursor_close(cursor);
-    }
-
-    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
+    return ngx_http_seadragon_admin_list_send(r, &j, rc);
 }
 
 

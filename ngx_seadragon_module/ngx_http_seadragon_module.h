@@ -236,6 +236,11 @@ typedef struct {
 } ngx_http_seadragon_store_t;
 
 
+/* a listing's step: one entry of a database, read in the map */
+typedef void (*ngx_http_seadragon_store_each_pt)(MDB_val *key, MDB_val *value,
+    void *data);
+
+
 typedef struct ngx_http_seadragon_main_conf_s
     ngx_http_seadragon_main_conf_t;
 
@@ -436,9 +441,9 @@ ngx_int_t ngx_http_seadragon_store_whitelisted(
     ngx_http_seadragon_store_t *store, ngx_connection_t *c);
 ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
-ngx_int_t ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log);
-void ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store);
+ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
+    void *data);
 ngx_int_t ngx_http_seadragon_store_write_begin(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, MDB_txn **txn);
 
