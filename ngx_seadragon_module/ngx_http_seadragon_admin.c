@@ -106,7 +106,7 @@ static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
 static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message);
+    ngx_http_seadragon_store_t *store, int rc, char **message);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     ngx_http_seadragon_json_t *j);
 static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
@@ -1484,6 +1484,24 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    seadragon_net_t               net;
+    seadragon_whitelist_entry_t   entry;
+    ngx_uint_t                    add;
+} ngx_http_seadragon_admin_net_t;
+
+
+static int
+ngx_http_seadragon_admin_net_change(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_net_t  *op = data;
+
+    return op->add ? seadragon_whitelist_add(txn, dbs, &op->net, &op->entry)
+                   : seadragon_whitelist_remove(txn, dbs, &op->net);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *text, ngx_str_t *note,
@@ -1497,8 +1515,8 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     const char                  *error;
     MDB_txn                     *txn;
     ngx_uint_t                   i, status;
-    seadragon_net_t              net;
-    seadragon_whitelist_entry_t  entry;
+    seadragon_net_t                 net;
+    ngx_http_seadragon_admin_net_t  op;
 
     if (seadragon_net_parse((const char *) text->data, text->len, &net,
                             &error)
@@ -1520,7 +1538,7 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                                               (char *) p);
     }
 
-    if (note && note->len >= sizeof(entry.note)) {
+    if (note && note->len >= sizeof(op.entry.note)) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                               "the note is longer than 63 "
                                               "bytes");
@@ -1542,25 +1560,25 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, status, message);
     }
 
+    ngx_memzero(&op, sizeof(op));
+    op.net = net;
+    op.add = add;
+
     if (add) {
-        ngx_memzero(&entry, sizeof(entry));
-        entry.created = (int64_t) ngx_time();
+        op.entry.created = (int64_t) ngx_time();
 
         if (note && note->len) {
-            ngx_memcpy(entry.note, note->data, note->len);
+            ngx_memcpy(op.entry.note, note->data, note->len);
         }
-
-        rc = seadragon_whitelist_add(txn, &store->dbs, &net, &entry);
-
-    } else {
-        rc = seadragon_whitelist_remove(txn, &store->dbs, &net);
     }
+
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_net_change,
+                                        &op);
 
     seadragon_net_format(&net, formatted, sizeof(formatted));
 
     if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-
         size = SEADRAGON_NET_TEXT_LEN + 64;
 
         p = ngx_pnalloc(r->pool, size);
@@ -1579,7 +1597,7 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                                               (char *) p);
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, status, message);
@@ -1675,22 +1693,40 @@ ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    char                     *key;
+    seadragon_key_record_t   *record;
+} ngx_http_seadragon_admin_key_add_t;
+
+
+static int
+ngx_http_seadragon_admin_key_add_change(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_key_add_t  *op = data;
+
+    return seadragon_key_add(txn, dbs, op->key, SEADRAGON_KEY_TEXT_LEN,
+                             op->record);
+}
+
+
 /* the new key is in the answer, once, and nowhere else */
 
 static ngx_int_t
 ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body)
 {
-    int                     rc;
-    char                   *message;
-    u_char                 *p;
-    char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
-    size_t                  size;
-    const char             *name, *source;
-    MDB_txn                *txn;
-    yajl_val                v;
-    ngx_uint_t              status;
-    seadragon_key_record_t  record;
+    int                                  rc;
+    char                                *message;
+    u_char                              *p;
+    char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
+    size_t                               size;
+    const char                          *name, *source;
+    MDB_txn                             *txn;
+    yajl_val                             v;
+    ngx_uint_t                           status;
+    seadragon_key_record_t               record;
+    ngx_http_seadragon_admin_key_add_t   op;
 
     const char  *name_path[] = { "name", NULL };
     const char  *source_path[] = { "source", NULL };
@@ -1754,11 +1790,14 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, status, message);
     }
 
-    rc = seadragon_key_add(txn, &store->dbs, key, SEADRAGON_KEY_TEXT_LEN,
-                           &record);
+    op.key = key;
+    op.record = &record;
+
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_key_add_change,
+                                        &op);
 
     if (rc == MDB_KEYEXIST) {
-        mdb_txn_abort(txn);
         ngx_explicit_memzero(key, sizeof(key));
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_CONFLICT,
                                               "a key with this name already "
@@ -1766,7 +1805,7 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                                               "choose another name");
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         ngx_explicit_memzero(key, sizeof(key));
@@ -1798,17 +1837,46 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    ngx_str_t                *name;
+    ngx_uint_t                action;
+    int                      *changed;
+    seadragon_key_record_t   *record;
+} ngx_http_seadragon_admin_key_op_t;
+
+
+static int
+ngx_http_seadragon_admin_key_change_op(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_key_op_t  *op = data;
+
+    if (op->action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
+        return seadragon_key_remove(txn, dbs, (const char *) op->name->data,
+                                    op->name->len);
+    }
+
+    return seadragon_key_set_disabled(txn, dbs,
+                                      (const char *) op->name->data,
+                                      op->name->len,
+                                      op->action
+                                      == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
+                                      op->changed, op->record);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action)
 {
-    int                     rc, changed;
-    char                   *message;
-    u_char                 *p;
-    size_t                  size;
-    MDB_txn                *txn;
-    ngx_uint_t              status;
-    seadragon_key_record_t  record;
+    int                                 rc, changed;
+    char                               *message;
+    u_char                             *p;
+    size_t                              size;
+    MDB_txn                            *txn;
+    ngx_uint_t                          status;
+    seadragon_key_record_t              record;
+    ngx_http_seadragon_admin_key_op_t   op;
 
     static char  *done[] = { "", "revoked", "disabled", "enabled" };
 
@@ -1828,26 +1896,22 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
 
     changed = 1;
 
-    if (action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
-        rc = seadragon_key_remove(txn, &store->dbs, (const char *) name->data,
-                                  name->len);
+    op.name = name;
+    op.action = action;
+    op.changed = &changed;
+    op.record = &record;
 
-    } else {
-        rc = seadragon_key_set_disabled(txn, &store->dbs,
-                                        (const char *) name->data, name->len,
-                                        action
-                                        == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
-                                        &changed, &record);
-    }
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_key_change_op,
+                                        &op);
 
     if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                               "there is no key with this "
                                               "name");
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, status, message);
@@ -1901,21 +1965,14 @@ ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
 
 
 /*
- * Commits, or aborts on an earlier error; NGX_OK, or the status and the
- * message of the answer.
+ * After store_write(), which committed or aborted: NGX_OK, or the status
+ * and the message of the answer.
  */
 
 static ngx_uint_t
 ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message)
+    ngx_http_seadragon_store_t *store, int rc, char **message)
 {
-    if (rc == MDB_SUCCESS) {
-        rc = mdb_txn_commit(txn);
-
-    } else {
-        mdb_txn_abort(txn);
-    }
-
     if (rc == MDB_SUCCESS) {
         return NGX_OK;
     }

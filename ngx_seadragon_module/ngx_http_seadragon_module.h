@@ -236,6 +236,10 @@ typedef struct {
 } ngx_http_seadragon_store_t;
 
 
+/* a change of the admin API, in a write transaction: an MDB_* code */
+typedef int (*ngx_http_seadragon_store_change_pt)(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data);
+
 /* a listing's step: one entry of a database, read in the map */
 typedef void (*ngx_http_seadragon_store_each_pt)(MDB_val *key, MDB_val *value,
     void *data);
@@ -446,6 +450,9 @@ ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
     void *data);
 ngx_int_t ngx_http_seadragon_store_write_begin(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, MDB_txn **txn);
+int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
+    void *data);
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,

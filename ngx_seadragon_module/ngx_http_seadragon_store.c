@@ -1454,6 +1454,45 @@ ngx_http_seadragon_store_write_begin(ngx_http_seadragon_store_t *store,
 
 
 /*
+ * The change and its commit, inside the guard: a change reads the tree's
+ * pages in the map as a lookup does.  The transaction is committed when
+ * the change returns MDB_SUCCESS, aborted otherwise; the code returned is
+ * the change's or the commit's, MDB_PANIC after a fault (the store is
+ * then closed).
+ */
+
+int
+ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
+    void *data)
+{
+    int         rc;
+    sigjmp_buf  jmp;
+
+    if (sigsetjmp(jmp, 0)) {
+        mdb_txn_abort(txn);
+        (void) ngx_http_seadragon_store_faulted(store, log);
+        return MDB_PANIC;
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = change(txn, &store->dbs, data);
+
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_txn_commit(txn);
+
+    } else {
+        mdb_txn_abort(txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
+
+    return rc;
+}
+
+
+/*
  * The handler of SIGBUS and SIGSEGV: a fault inside the guard, a SIGBUS
  * or an address around the store's map, jumps out of the read; anything
  * else gets the action it had before, as if this handler did not exist

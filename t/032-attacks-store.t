@@ -592,7 +592,11 @@ qr/exited on signal (?!9\b)/
     my @out = ('before: ' . spread(), 'whitelist: ' . $list->('whitelist'),
                'keys: ' . $list->('keys'));
     past_end("$s/data.mdb", 'whitelist');
-    push @out, 'whitelist: ' . $list->('whitelist'), 'after: ' . settle(200);
+    push @out, 'whitelist: ' . $list->('whitelist'), 'after: ' . settle(200),
+        'admin write: ' . join(',', map {
+            request("DELETE /api/admin/whitelist/10.0.$_.0/24",
+                    port => $ENV{TEST_NGINX_SPREAD_PORT})->{status} } 0 .. 3),
+        'after: ' . settle(200);
     File::Copy::copy("$dir/s11.copy", "$s/data.mdb") or die $!;
     past_end("$s/data.mdb", 'keys');
     push @out, 'keys: ' . $list->('keys'), 'after: ' . settle(200),
@@ -608,6 +612,8 @@ before: 200 from 2 workers
 whitelist: 200 301
 keys: 200 151
 whitelist: 503 {"error":"the store cannot be read"}
+after: 200 from 2 workers
+admin write: 503,503,503,503
 after: 200 from 2 workers
 keys: 503 {"error":"the store cannot be read"}
 after: 200 from 2 workers
