@@ -564,3 +564,45 @@ client_cap: 1
 adds up: yes"
 --- error_log eval
 qr/seadragon client "key:n{60}-01" already has 1 requests waiting/
+
+
+
+=== TEST 12: a worker killed with SIGKILL while it finishes its requests after a reload: the new worker reaps what it left, without traffic, and the counters add up
+--- timeout: 40
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
+--- client
+    my $hold = hold();
+    my @h = park(5, 'api');
+    my ($victim) = nginx_worker_pids();
+    nginx_reload();
+    my ($worker) = grep { $_ != $victim } nginx_worker_pids();
+    my $shutting = alive($victim) && `cat /proc/$victim/cmdline` =~ /shutting down/ ? 'yes' : 'no';
+    my $q1 = queue();
+    kill 'KILL', $victim or die "kill $victim: $!";
+    my @gone = wait_all($hold, @h);
+    wait_until(sub { my $q = queue(); $q->{queue_length} == 0 && $q->{processing} == 0 },
+               'the dead worker\'s entries reaped', 10);
+    my $q2 = queue();
+    standin_release();
+    my $api = wait_request(chat('api'));
+    my $s = stats();
+    join "\n",
+        "old worker shutting down with its requests: $shutting",
+        "queue before the kill: $q1->{queue_length} waiting, $q1->{processing} running",
+        "clients of the dead worker answered: " . scalar(grep { $_->{status} } @gone),
+        "queue after: $q2->{queue_length} waiting, $q2->{processing} running",
+        "the next request: $api->{status}",
+        "new worker alive: " . (alive($worker) ? 'yes' : 'no'),
+        "reclaimed: " . reclaimed($victim),
+        "reaped: api $s->{api}{aborted}{reaped}",
+        "adds up: " . settled();
+--- client_output
+old worker shutting down with its requests: yes
+queue before the kill: 5 waiting, 1 running
+clients of the dead worker answered: 0
+queue after: 0 waiting, 0 running
+the next request: 200
+new worker alive: yes
+reclaimed: 6 entries, 6 requests
+reaped: api 6
+adds up: yes
