@@ -106,11 +106,11 @@ static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
 static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message);
+    ngx_http_seadragon_store_t *store, int rc, char **message);
 static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
     ngx_http_seadragon_json_t *j);
 static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc);
+    ngx_http_seadragon_json_t *j, ngx_int_t rc);
 static ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
     ngx_http_seadragon_json_t *j);
 static void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
@@ -910,20 +910,18 @@ ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
- * The end of a listing of the store ({"NAME":[...]}): the read transaction
- * is over, and a cursor that failed (rc) makes it a 503.
+ * The end of a listing of the store ({"NAME":[...]}): a walk that failed
+ * (rc) makes it a 503.
  */
 
 static ngx_int_t
 ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_http_seadragon_json_t *j, int rc)
+    ngx_http_seadragon_json_t *j, ngx_int_t rc)
 {
-    ngx_http_seadragon_store_end(store);
-
     ngx_http_seadragon_json_array_close(j);
     ngx_http_seadragon_json_map_close(j);
 
-    if (rc != MDB_SUCCESS) {
+    if (rc != NGX_OK) {
         yajl_gen_free(j->gen);
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                               "the store cannot be read");
@@ -1428,25 +1426,48 @@ done:
 }
 
 
+static void
+ngx_http_seadragon_admin_whitelist_each(MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_http_seadragon_json_t  *j = data;
+
+    char                         text[SEADRAGON_NET_TEXT_LEN];
+    seadragon_net_t              net;
+    seadragon_whitelist_entry_t  entry;
+
+    /* the map is read first, and only here: see store_walk() */
+
+    if (seadragon_net_from_key(k->mv_data, k->mv_size, &net) != 0) {
+        return;
+    }
+
+    ngx_memzero(&entry, sizeof(entry));
+
+    if (v->mv_size == sizeof(entry)) {
+        ngx_memcpy(&entry, v->mv_data, sizeof(entry));
+        entry.note[sizeof(entry.note) - 1] = '\0';
+    }
+
+    seadragon_net_format(&net, text, sizeof(text));
+
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_field(j, "address", (u_char *) text,
+                                  ngx_strlen(text));
+    ngx_http_seadragon_json_int(j, "created", (long long) entry.created);
+    ngx_http_seadragon_json_field(j, "note", (u_char *) entry.note,
+                                  ngx_strlen(entry.note));
+    ngx_http_seadragon_json_map_close(j);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store)
 {
-    int                           rc;
-    char                          text[SEADRAGON_NET_TEXT_LEN];
-    MDB_val                       k, v;
-    MDB_cursor                   *cursor;
-    seadragon_net_t               net;
-    ngx_http_seadragon_json_t     j;
-    seadragon_whitelist_entry_t   entry;
-
-    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
+    ngx_int_t                  rc;
+    ngx_http_seadragon_json_t  j;
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1454,38 +1475,30 @@ ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
     ngx_http_seadragon_json_str(&j, "whitelist");
     ngx_http_seadragon_json_array_open(&j);
 
-    rc = mdb_cursor_open(store->txn, store->dbs.whitelist, &cursor);
+    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
+                                       store->dbs.whitelist,
+                                       ngx_http_seadragon_admin_whitelist_each,
+                                       &j);
 
-    if (rc == MDB_SUCCESS) {
-        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
+    return ngx_http_seadragon_admin_list_send(r, &j, rc);
+}
 
-            if (seadragon_net_from_key(k.mv_data, k.mv_size, &net) != 0) {
-                continue;
-            }
 
-            ngx_memzero(&entry, sizeof(entry));
+typedef struct {
+    seadragon_net_t               net;
+    seadragon_whitelist_entry_t   entry;
+    ngx_uint_t                    add;
+} ngx_http_seadragon_admin_net_t;
 
-            if (v.mv_size == sizeof(entry)) {
-                ngx_memcpy(&entry, v.mv_data, sizeof(entry));
-                entry.note[sizeof(entry.note) - 1] = '\0';
-            }
 
-            seadragon_net_format(&net, text, sizeof(text));
+static int
+ngx_http_seadragon_admin_net_change(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_net_t  *op = data;
 
-            ngx_http_seadragon_json_map_open(&j);
-            ngx_http_seadragon_json_field(&j, "address", (u_char *) text,
-                                          ngx_strlen(text));
-            ngx_http_seadragon_json_int(&j, "created",
-                                        (long long) entry.created);
-            ngx_http_seadragon_json_field(&j, "note", (u_char *) entry.note,
-                                          ngx_strlen(entry.note));
-            ngx_http_seadragon_json_map_close(&j);
-        }
-
-        mdb_cursor_close(cursor);
-    }
-
-    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
+    return op->add ? seadragon_whitelist_add(txn, dbs, &op->net, &op->entry)
+                   : seadragon_whitelist_remove(txn, dbs, &op->net);
 }
 
 
@@ -1502,8 +1515,8 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
     const char                  *error;
     MDB_txn                     *txn;
     ngx_uint_t                   i, status;
-    seadragon_net_t              net;
-    seadragon_whitelist_entry_t  entry;
+    seadragon_net_t                 net;
+    ngx_http_seadragon_admin_net_t  op;
 
     if (seadragon_net_parse((const char *) text->data, text->len, &net,
                             &error)
@@ -1525,7 +1538,7 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                                               (char *) p);
     }
 
-    if (note && note->len >= sizeof(entry.note)) {
+    if (note && note->len >= sizeof(op.entry.note)) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                               "the note is longer than 63 "
                                               "bytes");
@@ -1547,25 +1560,25 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, status, message);
     }
 
+    ngx_memzero(&op, sizeof(op));
+    op.net = net;
+    op.add = add;
+
     if (add) {
-        ngx_memzero(&entry, sizeof(entry));
-        entry.created = (int64_t) ngx_time();
+        op.entry.created = (int64_t) ngx_time();
 
         if (note && note->len) {
-            ngx_memcpy(entry.note, note->data, note->len);
+            ngx_memcpy(op.entry.note, note->data, note->len);
         }
-
-        rc = seadragon_whitelist_add(txn, &store->dbs, &net, &entry);
-
-    } else {
-        rc = seadragon_whitelist_remove(txn, &store->dbs, &net);
     }
+
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_net_change,
+                                        &op);
 
     seadragon_net_format(&net, formatted, sizeof(formatted));
 
     if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-
         size = SEADRAGON_NET_TEXT_LEN + 64;
 
         p = ngx_pnalloc(r->pool, size);
@@ -1584,7 +1597,7 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
                                               (char *) p);
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, status, message);
@@ -1610,68 +1623,90 @@ ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    ngx_http_seadragon_json_t  *j;
+    time_t                      now;
+} ngx_http_seadragon_admin_keys_t;
+
+
+static void
+ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
+{
+    ngx_http_seadragon_admin_keys_t  *ctx = data;
+
+    ngx_http_seadragon_json_t  *j;
+    seadragon_key_record_t      record;
+
+    /* the map is read first, and only here: see store_walk() */
+
+    if (v->mv_size != sizeof(record)) {
+        return;
+    }
+
+    ngx_memcpy(&record, v->mv_data, sizeof(record));
+    record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
+    record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+
+    j = ctx->j;
+
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_field(j, "name", (u_char *) record.name,
+                                  ngx_strlen(record.name));
+    ngx_http_seadragon_json_field(j, "source", (u_char *) record.source,
+                                  ngx_strlen(record.source));
+    ngx_http_seadragon_json_str(j, "state");
+    ngx_http_seadragon_json_str(j,
+        (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
+        : (record.expires && record.expires <= ctx->now) ? "expired"
+        : "active");
+    ngx_http_seadragon_json_int(j, "created", (long long) record.created);
+    ngx_http_seadragon_json_int(j, "expires", (long long) record.expires);
+    ngx_http_seadragon_json_map_close(j);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store)
 {
-    int                         rc;
-    time_t                      now;
-    MDB_val                     k, v;
-    MDB_cursor                 *cursor;
-    seadragon_key_record_t      record;
-    ngx_http_seadragon_json_t   j;
-
-    if (ngx_http_seadragon_store_begin(store, r->connection->log) != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
+    ngx_int_t                        rc;
+    ngx_http_seadragon_json_t        j;
+    ngx_http_seadragon_admin_keys_t  ctx;
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        ngx_http_seadragon_store_end(store);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    now = ngx_time();
+    ctx.j = &j;
+    ctx.now = ngx_time();
 
     ngx_http_seadragon_json_map_open(&j);
     ngx_http_seadragon_json_str(&j, "keys");
     ngx_http_seadragon_json_array_open(&j);
 
-    rc = mdb_cursor_open(store->txn, store->dbs.keys, &cursor);
+    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
+                                       store->dbs.keys,
+                                       ngx_http_seadragon_admin_keys_each,
+                                       &ctx);
 
-    if (rc == MDB_SUCCESS) {
-        while (mdb_cursor_get(cursor, &k, &v, MDB_NEXT) == MDB_SUCCESS) {
+    return ngx_http_seadragon_admin_list_send(r, &j, rc);
+}
 
-            if (v.mv_size != sizeof(record)) {
-                continue;
-            }
 
-            ngx_memcpy(&record, v.mv_data, sizeof(record));
-            record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
-            record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+typedef struct {
+    char                     *key;
+    seadragon_key_record_t   *record;
+} ngx_http_seadragon_admin_key_add_t;
 
-            ngx_http_seadragon_json_map_open(&j);
-            ngx_http_seadragon_json_field(&j, "name", (u_char *) record.name,
-                                          ngx_strlen(record.name));
-            ngx_http_seadragon_json_field(&j, "source",
-                                          (u_char *) record.source,
-                                          ngx_strlen(record.source));
-            ngx_http_seadragon_json_str(&j, "state");
-            ngx_http_seadragon_json_str(&j,
-                (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
-                : (record.expires && record.expires <= now) ? "expired"
-                : "active");
-            ngx_http_seadragon_json_int(&j, "created",
-                                        (long long) record.created);
-            ngx_http_seadragon_json_int(&j, "expires",
-                                        (long long) record.expires);
-            ngx_http_seadragon_json_map_close(&j);
-        }
 
-        mdb_cursor_close(cursor);
-    }
+static int
+ngx_http_seadragon_admin_key_add_change(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_key_add_t  *op = data;
 
-    return ngx_http_seadragon_admin_list_send(r, store, &j, rc);
+    return seadragon_key_add(txn, dbs, op->key, SEADRAGON_KEY_TEXT_LEN,
+                             op->record);
 }
 
 
@@ -1681,16 +1716,17 @@ static ngx_int_t
 ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body)
 {
-    int                     rc;
-    char                   *message;
-    u_char                 *p;
-    char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
-    size_t                  size;
-    const char             *name, *source;
-    MDB_txn                *txn;
-    yajl_val                v;
-    ngx_uint_t              status;
-    seadragon_key_record_t  record;
+    int                                  rc;
+    char                                *message;
+    u_char                              *p;
+    char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
+    size_t                               size;
+    const char                          *name, *source;
+    MDB_txn                             *txn;
+    yajl_val                             v;
+    ngx_uint_t                           status;
+    seadragon_key_record_t               record;
+    ngx_http_seadragon_admin_key_add_t   op;
 
     const char  *name_path[] = { "name", NULL };
     const char  *source_path[] = { "source", NULL };
@@ -1754,11 +1790,14 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, status, message);
     }
 
-    rc = seadragon_key_add(txn, &store->dbs, key, SEADRAGON_KEY_TEXT_LEN,
-                           &record);
+    op.key = key;
+    op.record = &record;
+
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_key_add_change,
+                                        &op);
 
     if (rc == MDB_KEYEXIST) {
-        mdb_txn_abort(txn);
         ngx_explicit_memzero(key, sizeof(key));
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_CONFLICT,
                                               "a key with this name already "
@@ -1766,7 +1805,7 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                                               "choose another name");
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         ngx_explicit_memzero(key, sizeof(key));
@@ -1798,17 +1837,46 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
 }
 
 
+typedef struct {
+    ngx_str_t                *name;
+    ngx_uint_t                action;
+    int                      *changed;
+    seadragon_key_record_t   *record;
+} ngx_http_seadragon_admin_key_op_t;
+
+
+static int
+ngx_http_seadragon_admin_key_change_op(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_key_op_t  *op = data;
+
+    if (op->action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
+        return seadragon_key_remove(txn, dbs, (const char *) op->name->data,
+                                    op->name->len);
+    }
+
+    return seadragon_key_set_disabled(txn, dbs,
+                                      (const char *) op->name->data,
+                                      op->name->len,
+                                      op->action
+                                      == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
+                                      op->changed, op->record);
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action)
 {
-    int                     rc, changed;
-    char                   *message;
-    u_char                 *p;
-    size_t                  size;
-    MDB_txn                *txn;
-    ngx_uint_t              status;
-    seadragon_key_record_t  record;
+    int                                 rc, changed;
+    char                               *message;
+    u_char                             *p;
+    size_t                              size;
+    MDB_txn                            *txn;
+    ngx_uint_t                          status;
+    seadragon_key_record_t              record;
+    ngx_http_seadragon_admin_key_op_t   op;
 
     static char  *done[] = { "", "revoked", "disabled", "enabled" };
 
@@ -1828,26 +1896,22 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
 
     changed = 1;
 
-    if (action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
-        rc = seadragon_key_remove(txn, &store->dbs, (const char *) name->data,
-                                  name->len);
+    op.name = name;
+    op.action = action;
+    op.changed = &changed;
+    op.record = &record;
 
-    } else {
-        rc = seadragon_key_set_disabled(txn, &store->dbs,
-                                        (const char *) name->data, name->len,
-                                        action
-                                        == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
-                                        &changed, &record);
-    }
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_key_change_op,
+                                        &op);
 
     if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                               "there is no key with this "
                                               "name");
     }
 
-    status = ngx_http_seadragon_admin_commit(r, store, txn, rc, &message);
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
 
     if (status != NGX_OK) {
         return ngx_http_seadragon_admin_error(r, status, message);
@@ -1901,21 +1965,14 @@ ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
 
 
 /*
- * Commits, or aborts on an earlier error; NGX_OK, or the status and the
- * message of the answer.
+ * After store_write(), which committed or aborted: NGX_OK, or the status
+ * and the message of the answer.
  */
 
 static ngx_uint_t
 ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn *txn, int rc, char **message)
+    ngx_http_seadragon_store_t *store, int rc, char **message)
 {
-    if (rc == MDB_SUCCESS) {
-        rc = mdb_txn_commit(txn);
-
-    } else {
-        mdb_txn_abort(txn);
-    }
-
     if (rc == MDB_SUCCESS) {
         return NGX_OK;
     }

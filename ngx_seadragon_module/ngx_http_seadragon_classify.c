@@ -391,6 +391,18 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
     }
 
     r->headers_in.headers = headers;
+
+    /*
+     * The list's last part is the local one when the copies fit in it:
+     * a later ngx_list_push() (a module that sets a request header after
+     * this phase, as ngx_lua's ngx.req.set_header() does) would write
+     * through a pointer into this function's finished stack frame.
+     */
+
+    if (headers.last == &headers.part) {
+        r->headers_in.headers.last = &r->headers_in.headers.part;
+    }
+
     ctx->key_taken = 1;
 
     return NGX_OK;

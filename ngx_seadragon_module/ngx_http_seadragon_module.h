@@ -24,7 +24,9 @@
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
-#define NGX_HTTP_SEADRAGON_CLIENT_LEN      64
+/* "key:" and a key's name of up to 63 bytes, or "addr:" and an address */
+#define NGX_HTTP_SEADRAGON_CLIENT_LEN                                         \
+    (sizeof("key:") - 1 + SEADRAGON_KEY_NAME_LEN)
 
 #define NGX_HTTP_SEADRAGON_GATE_OPEN       0
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
@@ -236,6 +238,15 @@ typedef struct {
 } ngx_http_seadragon_store_t;
 
 
+/* a change of the admin API, in a write transaction: an MDB_* code */
+typedef int (*ngx_http_seadragon_store_change_pt)(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data);
+
+/* a listing's step: one entry of a database, read in the map */
+typedef void (*ngx_http_seadragon_store_each_pt)(MDB_val *key, MDB_val *value,
+    void *data);
+
+
 typedef struct ngx_http_seadragon_main_conf_s
     ngx_http_seadragon_main_conf_t;
 
@@ -436,11 +447,14 @@ ngx_int_t ngx_http_seadragon_store_whitelisted(
     ngx_http_seadragon_store_t *store, ngx_connection_t *c);
 ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
-ngx_int_t ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log);
-void ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store);
+ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
+    void *data);
 ngx_int_t ngx_http_seadragon_store_write_begin(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, MDB_txn **txn);
+int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
+    void *data);
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,

@@ -1213,35 +1213,73 @@ ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
 }
 
 
-/* for the admin API's listings: a read transaction, without the guard */
+/*
+ * For the admin API's listings: "each" is called with every entry of a
+ * database, inside the guard, as every other read of the map.  "each"
+ * copies what it reads of the map before it does anything else, so that
+ * a fault leaves nothing of it half done.  NGX_OK: all listed; NGX_ERROR:
+ * the store cannot be read, and is closed.
+ */
 
 ngx_int_t
-ngx_http_seadragon_store_begin(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log)
+ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
+    void *data)
 {
-    int  rc;
+    int                    rc;
+    MDB_val                k, v;
+    sigjmp_buf             jmp;
+    MDB_cursor            *c;
+    MDB_cursor *volatile   cursor;
 
     if (ngx_http_seadragon_store_ready(store, log) != NGX_OK) {
         return NGX_ERROR;
     }
 
+    cursor = NULL;
+
+    if (sigsetjmp(jmp, 0)) {
+        if (cursor) {
+            mdb_cursor_close(cursor);
+        }
+
+        return ngx_http_seadragon_store_faulted(store, log);
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
     rc = ngx_http_seadragon_store_renew(store, log);
 
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_cursor_open(store->txn, dbi, &c);
+
+        if (rc == MDB_SUCCESS) {
+            cursor = c;
+
+            while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == MDB_SUCCESS)
+            {
+                each(&k, &v, data);
+            }
+
+            cursor = NULL;
+            mdb_cursor_close(c);
+
+            if (rc == MDB_NOTFOUND) {
+                rc = MDB_SUCCESS;
+            }
+        }
+
+        mdb_txn_reset(store->txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
+
     if (rc != MDB_SUCCESS) {
-        return ngx_http_seadragon_store_read_failed(store, log,
-                                                    "a read transaction", rc);
+        return ngx_http_seadragon_store_read_failed(store, log, "a listing",
+                                                    rc);
     }
 
     return NGX_OK;
-}
-
-
-void
-ngx_http_seadragon_store_end(ngx_http_seadragon_store_t *store)
-{
-    if (store->txn) {
-        mdb_txn_reset(store->txn);
-    }
 }
 
 
@@ -1412,6 +1450,45 @@ ngx_http_seadragon_store_write_begin(ngx_http_seadragon_store_t *store,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The change and its commit, inside the guard: a change reads the tree's
+ * pages in the map as a lookup does.  The transaction is committed when
+ * the change returns MDB_SUCCESS, aborted otherwise; the code returned is
+ * the change's or the commit's, MDB_PANIC after a fault (the store is
+ * then closed).
+ */
+
+int
+ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
+    void *data)
+{
+    int         rc;
+    sigjmp_buf  jmp;
+
+    if (sigsetjmp(jmp, 0)) {
+        mdb_txn_abort(txn);
+        (void) ngx_http_seadragon_store_faulted(store, log);
+        return MDB_PANIC;
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = change(txn, &store->dbs, data);
+
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_txn_commit(txn);
+
+    } else {
+        mdb_txn_abort(txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
+
+    return rc;
 }
 
 

@@ -29,6 +29,9 @@ tool('init');
 our $ops = tool('key create ops --source admin');
 our $alice = tool('key create alice --source coding');
 our $bob = tool('key create bob --source coding');
+# two keys whose names of 63 characters differ only in their last three
+our $long1 = tool('key create ' . ('n' x 60) . '-01 --source coding');
+our $long2 = tool('key create ' . ('n' x 60) . '-02 --source coding');
 tool('whitelist add 127.0.0.1');
 
 master_on();
@@ -530,4 +533,76 @@ the 9th keyless: 429 {"error":"too many requests: this client already has 8 wait
 queue: coding,api,api,api,api,api,api,api,api
 served: 10 of 10
 api: rejected.client_cap 1, received 10, served 9
+adds up: yes
+
+
+
+=== TEST 11: two keys whose names differ only after their 60th character are two clients of max_queued_per_client, not one
+--- http_config eval
+(my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=1/;
+$c
+--- client
+    my $hold = hold(key => $alice);
+    my @one = park(1, 'long1-', key => $::long1);
+    my $over = wait_request(chat('long1-over', key => $::long1));
+    my @two = park(1, 'long2-', key => $::long2);
+    my $q = queue();
+    standin_release();
+    my @res = wait_all($hold, @one, @two);
+    my $s = stats();
+    join "\n",
+        "the first key's second: $over->{status}",
+        "queue: $q->{queue_length} (" . join(",", map { "$_->{client} $_->{source}" } @{ $q->{entries} }) . ")",
+        "served: " . join(" ", map { $_->{status} } @res),
+        "client_cap: $s->{coding}{rejected}{client_cap}",
+        "adds up: " . settled();
+--- client_output eval
+"the first key's second: 429
+queue: 2 (127.0.0.1 coding,127.0.0.1 coding)
+served: 200 200 200
+client_cap: 1
+adds up: yes"
+--- error_log eval
+qr/seadragon client "key:n{60}-01" already has 1 requests waiting/
+
+
+
+=== TEST 12: a worker killed with SIGKILL while it finishes its requests after a reload: the new worker reaps what it left, without traffic, and the counters add up
+--- timeout: 40
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
+--- client
+    my $hold = hold();
+    my @h = park(5, 'api');
+    my ($victim) = nginx_worker_pids();
+    nginx_reload();
+    my ($worker) = grep { $_ != $victim } nginx_worker_pids();
+    my $shutting = alive($victim) && `cat /proc/$victim/cmdline` =~ /shutting down/ ? 'yes' : 'no';
+    my $q1 = queue();
+    kill 'KILL', $victim or die "kill $victim: $!";
+    my @gone = wait_all($hold, @h);
+    wait_until(sub { my $q = queue(); $q->{queue_length} == 0 && $q->{processing} == 0 },
+               'the dead worker\'s entries reaped', 10);
+    my $q2 = queue();
+    standin_release();
+    my $api = wait_request(chat('api'));
+    my $s = stats();
+    join "\n",
+        "old worker shutting down with its requests: $shutting",
+        "queue before the kill: $q1->{queue_length} waiting, $q1->{processing} running",
+        "clients of the dead worker answered: " . scalar(grep { $_->{status} } @gone),
+        "queue after: $q2->{queue_length} waiting, $q2->{processing} running",
+        "the next request: $api->{status}",
+        "new worker alive: " . (alive($worker) ? 'yes' : 'no'),
+        "reclaimed: " . reclaimed($victim),
+        "reaped: api $s->{api}{aborted}{reaped}",
+        "adds up: " . settled();
+--- client_output
+old worker shutting down with its requests: yes
+queue before the kill: 5 waiting, 1 running
+clients of the dead worker answered: 0
+queue after: 0 waiting, 0 running
+the next request: 200
+new worker alive: yes
+reclaimed: 6 entries, 6 requests
+reaped: api 6
 adds up: yes

@@ -169,6 +169,47 @@ sub restore {
 
 sub size { my @st = stat $_[0]; return @st ? $st[7] : 'absent' }
 
+# points the first child of a tree's root (a branch page) at a page past
+# the end of data.mdb, and lets both meta pages count that page: a read
+# of that child is a SIGBUS, while the lookups of the other children work
+sub past_end {
+    my ($file, $tree) = @_;
+    open my $fh, '+<', $file or die $!;
+    binmode $fh;
+    my $pages = (-s $file) / 4096;
+    my ($root, $txnid) = (0, -1);
+    for my $meta (0, 1) {
+        seek $fh, $meta * 4096, 0;
+        read $fh, my $page, 152;
+        my ($r, $t) = (unpack('Q<', substr $page, 128, 8),
+                       unpack('Q<', substr $page, 144, 8));
+        ($root, $txnid) = ($r, $t) if $t > $txnid;
+        seek $fh, $meta * 4096 + 136, 0;
+        print $fh pack('Q<', $pages + 100);
+    }
+    seek $fh, $root * 4096, 0;
+    read $fh, my $main, 4096;
+    my $lower = unpack('v', substr $main, 12, 2);
+    my $sub;
+    for my $i (0 .. ($lower - 16) / 2 - 1) {
+        my $off = unpack('v', substr $main, 16 + 2 * $i, 2);
+        my ($flags, $ksize) = unpack('v v', substr $main, $off + 4, 4);
+        my $name = substr $main, $off + 8, $ksize;
+        next unless $name eq $tree && ($flags & 0x02);
+        $sub = unpack('Q<', substr $main, $off + 8 + $ksize + 40, 8);
+    }
+    die "no $tree tree" unless defined $sub;
+    seek $fh, $sub * 4096, 0;
+    read $fh, my $branch, 4096;
+    die "the root of $tree is not a branch page"
+        unless unpack('v', substr $branch, 10, 2) & 0x01;
+    my $off = unpack('v', substr $branch, 16, 2);
+    my $pg = $pages + 50;
+    seek $fh, $sub * 4096 + $off, 0;
+    print $fh pack('v v v', $pg & 0xffff, ($pg >> 16) & 0xffff, $pg >> 32);
+    close $fh;
+}
+
 run_tests();
 
 __DATA__
@@ -522,5 +563,64 @@ keyed: 200 coding
 readers: 2, none dead
 --- error_log eval
 qr{\[alert\] .*seadragon_store "[^"]+": nginx workers run as "nobody" \(group "nogroup"\) and cannot search the directory "[^"]+" \(mode 0700, owner root:root\)}
+--- no_error_log eval
+qr/exited on signal (?!9\b)/
+
+
+
+=== TEST 11: a listing of the admin API that walks a page past the end of data.mdb: 503 JSON, no worker crashes, the lookups go on, and the copy put back is listed
+--- client
+    my $s = '@STORE@';
+    for my $i (0 .. 299) {
+        tool($s, sprintf 'whitelist add 10.%d.%d.0/24', $i / 200, $i % 200);
+    }
+    tool($s, "key create k$_ --source coding") for 1 .. 150;
+    File::Copy::copy("$s/data.mdb", "$dir/s11.copy") or die $!;
+    my $pids = pids();
+    my $list = sub {
+        my ($what) = @_;
+        my %seen;
+        for (1 .. 8) {
+            my $r = request("GET /api/admin/$what",
+                            port => $ENV{TEST_NGINX_SPREAD_PORT});
+            $seen{ $r->{status} == 200
+                   ? '200 ' . @{ json_decode($r->{body})->{$what} }
+                   : "$r->{status} $r->{body}" }++;
+        }
+        return join ' | ', sort keys %seen;
+    };
+    my @out = ('before: ' . spread(), 'whitelist: ' . $list->('whitelist'),
+               'keys: ' . $list->('keys'));
+    past_end("$s/data.mdb", 'whitelist');
+    push @out, 'whitelist: ' . $list->('whitelist'), 'after: ' . settle(200),
+        'admin write: ' . join(',', map {
+            request("DELETE /api/admin/whitelist/10.0.$_.0/24",
+                    port => $ENV{TEST_NGINX_SPREAD_PORT})->{status} } 0 .. 3),
+        'after: ' . settle(200);
+    File::Copy::copy("$dir/s11.copy", "$s/data.mdb") or die $!;
+    past_end("$s/data.mdb", 'keys');
+    push @out, 'keys: ' . $list->('keys'), 'after: ' . settle(200),
+        'same workers: ' . (pids() eq $pids ? 'yes' : 'no');
+    File::Copy::copy("$dir/s11.copy", "$s/data.mdb") or die $!;
+    wait_until(sub { $list->('keys') eq '200 151' }, 'the copy listed', 20);
+    push @out, 'restored: ' . $list->('whitelist'), 'keys: ' . $list->('keys'),
+        'same workers: ' . (pids() eq $pids ? 'yes' : 'no'),
+        'readers: ' . readers($s);
+    join "\n", @out;
+--- client_output
+before: 200 from 2 workers
+whitelist: 200 301
+keys: 200 151
+whitelist: 503 {"error":"the store cannot be read"}
+after: 200 from 2 workers
+admin write: 503,503,503,503
+after: 200 from 2 workers
+keys: 503 {"error":"the store cannot be read"}
+after: 200 from 2 workers
+same workers: yes
+restored: 200 301
+keys: 200 151
+same workers: yes
+readers: 2, none dead
 --- no_error_log eval
 qr/exited on signal (?!9\b)/
