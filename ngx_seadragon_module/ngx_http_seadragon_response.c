@@ -401,12 +401,17 @@ ngx_http_seadragon_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 /*
  * While a request holds the slot and the client's connection cannot take
  * what is ready for it, a timer watches how much the client has taken.
- * With nothing taken for seadragon_stall_timeout, the model waits on a
- * client that does not read: the stream is cut as send_timeout would cut
- * it (nginx then closes Ollama's connection, which stops the generation),
- * and the slot goes to the next request.  The timer looks a few times per
- * timeout, so that a reader that takes a little now and then is let be.
+ * With less than NGX_HTTP_SEADRAGON_STALL_MIN bytes taken in
+ * seadragon_stall_timeout, the model waits on a client that does not
+ * read: the stream is cut as send_timeout would cut it (nginx then closes
+ * Ollama's connection, which stops the generation), and the slot goes to
+ * the next request.  The timer looks a few times per timeout, so that a
+ * reader that takes its answer in bursts now and then is let be; one that
+ * takes a byte now and then, which would hold the model for the whole
+ * generation, is not.
  */
+
+#define NGX_HTTP_SEADRAGON_STALL_MIN  1024
 
 static void
 ngx_http_seadragon_stall_watch(ngx_http_request_t *r,
@@ -521,7 +526,7 @@ ngx_http_seadragon_stall_handler(ngx_event_t *ev)
 
     taken = ngx_http_seadragon_stall_taken(r);
 
-    if (taken != ctx->stall_mark) {
+    if (taken - ctx->stall_mark >= NGX_HTTP_SEADRAGON_STALL_MIN) {
         ctx->stall_mark = taken;
         ctx->stall_since = ngx_current_msec;
     }
@@ -534,9 +539,10 @@ ngx_http_seadragon_stall_handler(ngx_event_t *ev)
     }
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "seadragon cuts the stream of a client that took nothing "
-                  "for %Mms (seadragon_stall_timeout): the model goes to "
-                  "the next request", idle);
+                  "seadragon cuts the stream of a client that took less "
+                  "than %d bytes in %Mms (seadragon_stall_timeout): the "
+                  "model goes to the next request",
+                  NGX_HTTP_SEADRAGON_STALL_MIN, idle);
 
     ctx->stalled = 1;
 

@@ -188,7 +188,7 @@ gate after: processing=0 waiting=0
 received=2 served=1 errors=0 aborted=0+1
 Ollama: active=0
 --- error_log eval
-qr/seadragon cuts the stream of a client that took nothing for \d+ms \(seadragon_stall_timeout\)/
+qr/seadragon cuts the stream of a client that took less than 1024 bytes in \d+ms \(seadragon_stall_timeout\)/
 --- no_error_log
 [error]
 [alert]
@@ -455,7 +455,7 @@ stalled, at Ollama: connection closed
 gate after: processing=0 waiting=0
 received=2 served=1 errors=0 aborted=0+1
 --- error_log eval
-qr/seadragon cuts the stream of a client that took nothing for \d+ms/
+qr/seadragon cuts the stream of a client that took less than 1024 bytes in \d+ms/
 --- no_error_log
 [error]
 [alert]
@@ -469,3 +469,43 @@ $c
 --- must_die
 --- error_log
 "seadragon_stall_timeout" directive invalid value
+
+
+
+=== TEST 10: a reader that takes a few bytes now and then (less than 1024 in seadragon_stall_timeout) is cut all the same: it would hold the model for the whole generation
+--- client
+    my $s = stalled_client('drip');
+    my $next = next_request('next');
+    # 8 bytes every 0.4 s: 20 bytes a second, progress of a kind, but
+    # nothing an answer can be read at
+    my ($reads, $buf) = (0);
+    my $deadline = Time::HiRes::time() + 20;
+    my $during;
+    while (Time::HiRes::time() < $deadline) {
+        Time::HiRes::sleep(0.4);
+        my $n = sysread($s, $buf, 8);
+        $reads++ if $n;
+        last if !$n;                              # cut: the connection ends
+        $during //= gate() if $reads == 3;
+        last if record_of('next') && defined record_of('next')->{end};
+    }
+    my $r = wait_request($next);
+    my $drip = record_of('drip');
+    drain($s);
+    join "\n", "it read: " . ($reads >= 3 ? 'now and then' : "only $reads times"),
+        "while it read: $during",
+        "next: " . complete($r),
+        "drip, at Ollama: " . ($drip->{aborted} ? 'connection closed' : 'still running'),
+        "gate after: " . gate(), counters();
+--- client_output
+it read: now and then
+while it read: processing=1 waiting=1
+next: complete
+drip, at Ollama: connection closed
+gate after: processing=0 waiting=0
+received=2 served=1 errors=0 aborted=0+1
+--- error_log eval
+qr/seadragon cuts the stream of a client that took less than 1024 bytes in \d+ms \(seadragon_stall_timeout\)/
+--- no_error_log
+[error]
+[alert]
