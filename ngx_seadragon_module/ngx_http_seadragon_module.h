@@ -24,7 +24,10 @@
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
-#define NGX_HTTP_SEADRAGON_CLIENT_LEN      64
+
+/* "key:" and a key's name (63 bytes at most), or "addr:" and an address */
+#define NGX_HTTP_SEADRAGON_CLIENT_LEN                                        \
+    (sizeof("key:") - 1 + SEADRAGON_KEY_NAME_LEN)
 
 #define NGX_HTTP_SEADRAGON_GATE_OPEN       0
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1

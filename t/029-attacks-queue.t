@@ -29,6 +29,9 @@ tool('init');
 our $ops = tool('key create ops --source admin');
 our $alice = tool('key create alice --source coding');
 our $bob = tool('key create bob --source coding');
+# two names of the longest a key may have (63 bytes), alike but for the end
+our $long1 = tool('key create ' . ('k' x 62) . '1 --source coding');
+our $long2 = tool('key create ' . ('k' x 62) . '2 --source coding');
 tool('whitelist add 127.0.0.1');
 
 master_on();
@@ -531,3 +534,33 @@ queue: coding,api,api,api,api,api,api,api,api
 served: 10 of 10
 api: rejected.client_cap 1, received 10, served 9
 adds up: yes
+
+
+
+=== TEST 11: two keys whose names, of the longest a key may have, differ only at the end are two clients of max_queued_per_client
+--- http_config eval
+(my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=1/;
+$c
+--- client
+    my $hold = hold(key => $bob);
+    my @a = park(1, 'long1', key => $long1);
+    my $b = chat('long2', key => $long2);
+    my $parked = eval {
+        wait_until(sub { queue()->{queue_length} == 2 }, 'long2 to park', 5); 1
+    } ? 'yes' : 'no';
+    my $q = queue();
+    standin_release();
+    my @res = wait_all($hold, @a, $b);
+    my $s = stats();
+    join "\n",
+        "the second key parked: $parked, queue $q->{queue_length}",
+        "statuses: " . join(" ", map { $_->{status} } @res),
+        "client_cap: $s->{coding}{rejected}{client_cap}",
+        "adds up: " . settled();
+--- client_output
+the second key parked: yes, queue 2
+statuses: 200 200 200
+client_cap: 0
+adds up: yes
+--- no_error_log
+already has 1 requests waiting
