@@ -428,7 +428,9 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
 
-    ngx_http_seadragon_key_take(r, ctx);
+    if (ngx_http_seadragon_key_take(r, ctx) != NGX_OK) {
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+    }
 
     if (ctx->key.len == 0) {
         goto unauthorized;
