@@ -87,3 +87,50 @@ the cache manager and loader hold: nothing nothing
 --- no_error_log
 [alert]
 [emerg]
+
+
+
+=== TEST 2: the store out of reach: the admin API's refusal is the queue's, the same words and Retry-After, and changes nothing
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m;
+    seadragon_source coding priority=1 if=$http_x_coding key;
+    seadragon_source api    priority=3 whitelist;
+--- config
+    seadragon_json_errors on;
+    location /t/admin/ { seadragon_admin ollama auth=nginx; }
+    location /api/admin/ { seadragon_admin ollama; }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $restart = sub {
+        my @old = nginx_worker_pids();
+        kill 'TERM', @old;
+        wait_until(sub { my @p = nginx_worker_pids();
+                         @p == 1 && !grep { $_ == $p[0] } @old }, 'a new worker');
+    };
+    my $show = sub {
+        my $r = shift;
+        "$r->{status} Retry-After " . ($r->{headers}{'retry-after'} // '-')
+            . " $r->{body}";
+    };
+    rename "$dir/store", "$dir/away" or die "rename: $!";
+    $restart->();
+    my $queue = request('POST /api/chat',
+        body => '{"model":"llama3:70b","messages":[],"stream":false}',
+        headers => { 'X-Standin-Tokens' => 1, Authorization => "Bearer $key" });
+    my $admin = request('POST /api/admin/gate/pause',
+        headers => { Authorization => "Bearer $key" });
+    my $gate = json_decode(request('GET /t/admin/queue')->{body})->{gate};
+    rename "$dir/away", "$dir/store" or die "rename back: $!";
+    join "\n",
+        "queue: " . $show->($queue),
+        "admin: " . $show->($admin),
+        "the gate: $gate";
+--- client_output
+queue: 503 Retry-After 5 {"error":"the gateway cannot check access right now, please try again"}
+admin: 503 Retry-After 5 {"error":"the gateway cannot check access right now, please try again"}
+the gate: open
