@@ -55,7 +55,15 @@ ok(@lines > 1 && $lines[-1]{done}, 'a streamed answer that ends with done');
 my $text = join '', map { $_->{message}{content} // '' } @lines;
 ok(length $text, "it has words: $text");
 
-my @workers = `ps -o user=,args= -C nginx` =~ /^(\S+)\s+nginx: worker process/mg;
+# the workers of this run's master only: other nginx may run on the host
+my @workers;
+if (open my $fh, '<', "$clone/build/run-dir") {
+    chomp(my $run = <$fh>);
+    if (open my $pid, '<', "$run/logs/nginx.pid") {
+        chomp(my $master = <$pid>);
+        @workers = `ps -o user=,args= --ppid '$master'` =~ /^(\S+)\s+nginx: worker process/mg;
+    }
+}
 ok(@workers && !grep({ $_ ne 'nobody' } @workers), 'the workers run as nobody')
     or diag "@workers";
 
