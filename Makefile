@@ -222,6 +222,7 @@ SOAK_SECONDS ?= 300
 soak: deps all
 	scripts/seadragon-soak --seconds $(SOAK_SECONDS) --nginx $(NGINX_BINARY) \
 	  --build $(BUILD) --json $(BUILD)/soak.json
+
 # Debian's packages, built as Debian builds its own libnginx-mod-* (about
 # 30 s): scripts/debian/ is the packaging
 deb: deps-build

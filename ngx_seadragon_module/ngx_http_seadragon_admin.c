@@ -428,7 +428,9 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
 
-    ngx_http_seadragon_key_take(r, ctx);
+    if (ngx_http_seadragon_key_take(r, ctx) != NGX_OK) {
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+    }
 
     if (ctx->key.len == 0) {
         goto unauthorized;
@@ -438,8 +440,23 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
                                       &record);
 
     if (rc == NGX_ERROR) {
+
+        /* the words and the Retry-After of a queue request's refusal */
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT);
+
         refusal->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        refusal->message = "the gateway cannot check access right now";
+        refusal->message = NGX_HTTP_SEADRAGON_STORE_FAILED;
         return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
     }
 

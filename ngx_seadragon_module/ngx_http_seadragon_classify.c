@@ -249,8 +249,8 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
 
     default: /* NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR */
         return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "the gateway cannot check access "
-                                       "right now, please try again", 5);
+                                       NGX_HTTP_SEADRAGON_STORE_FAILED,
+                                       NGX_HTTP_SEADRAGON_STORE_RETRY);
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

@@ -47,6 +47,12 @@
 #define NGX_HTTP_SEADRAGON_STREAM_DEFAULT   1   /* unless "stream": false */
 #define NGX_HTTP_SEADRAGON_STREAM_ASKED     2   /* only with "stream": true */
 
+/* a store that cannot be read: the queue and the admin API say the same */
+#define NGX_HTTP_SEADRAGON_STORE_FAILED                                      \
+    "the gateway cannot check access right now, please try again"
+#define NGX_HTTP_SEADRAGON_STORE_RETRY      5
+#define NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT "5"   /* the same, as text */
+
 #define ngx_http_seadragon_counter(name)                                     \
     offsetof(ngx_http_seadragon_counters_t, name)
 

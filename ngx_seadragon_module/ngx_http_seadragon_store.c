@@ -442,7 +442,14 @@ ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle)
 
     smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
 
-    if (smcf == NULL || smcf->store == NULL) {
+    /*
+     * The cache manager and loader never look a key up; the loader ends
+     * with exit(), without exit_process, and would leave a reader slot.
+     */
+
+    if (smcf == NULL || smcf->store == NULL
+        || ngx_process == NGX_PROCESS_HELPER)
+    {
         return NGX_OK;
     }
 
