@@ -216,8 +216,8 @@ ngx_http_seadragon_json_errors_enabled(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_seadragon_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                            i, format;
-    ngx_str_t                             message;
+    ngx_uint_t                            format;
+    ngx_str_t                             message, *type;
     ngx_http_cleanup_t                   *cln;
     ngx_http_seadragon_ctx_t             *ctx;
     ngx_http_seadragon_status_message_t  *m;
@@ -303,14 +303,15 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
         if (!ctx->response_started) {
             ctx->response_started = 1;
 
-            for (i = 0; i < r->headers_out.content_type.len; i++) {
-                if (ngx_strncasecmp(r->headers_out.content_type.data + i,
-                                    (u_char *) "event-stream", 12) == 0
-                    && r->headers_out.content_type.len - i >= 12)
-                {
-                    ctx->sse = 1;
-                    break;
-                }
+            type = &r->headers_out.content_type;
+
+            if (type->len
+                && ngx_strlcasestrn(type->data, type->data + type->len,
+                                    (u_char *) "event-stream",
+                                    sizeof("event-stream") - 2)
+                   != NULL)
+            {
+                ctx->sse = 1;
             }
 
             cln = ngx_http_cleanup_add(r, 0);
