@@ -13,6 +13,13 @@
 #include "ngx_http_seadragon_json.h"
 
 
+static ngx_int_t ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf);
+static ngx_int_t ngx_http_seadragon_classify_by_condition(
+    ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_main_conf_t *smcf);
+static ngx_int_t ngx_http_seadragon_classify_whitelist(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf);
 static ngx_int_t ngx_http_seadragon_json_feed(ngx_http_request_t *r,
     seadragon_json_t *js);
 static void *ngx_http_seadragon_json_alloc(void *data, size_t size);
@@ -61,9 +68,7 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     ngx_int_t                        rc;
-    ngx_str_t                        value;
-    ngx_uint_t                       i, other_key;
-    seadragon_key_record_t           record;
+    ngx_uint_t                       other_key;
     ngx_http_seadragon_source_t     *source;
     ngx_http_seadragon_main_conf_t  *smcf;
 
@@ -91,65 +96,105 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
                            sizeof(SEADRAGON_KEY_PREFIX) - 1) != 0)
         {
             other_key = 1;
-            goto conditions;
-        }
 
-        rc = ngx_http_seadragon_store_key(smcf->store, r->connection,
-                                          &ctx->key, &record);
-
-        if (rc == NGX_ERROR) {
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR;
-            return NGX_OK;
-        }
-
-        if (rc == NGX_DECLINED) {
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID;
-            return NGX_OK;
-        }
-
-        ctx->key_name.len = ngx_strlen(record.name);
-        ctx->key_name.data = ngx_pnalloc(r->pool, ctx->key_name.len);
-        if (ctx->key_name.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
-
-        if (record.flags & SEADRAGON_KEY_DISABLED) {
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED;
-            return NGX_OK;
-        }
-
-        if (record.expires && record.expires <= ngx_time()) {
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_EXPIRED;
-            return NGX_OK;
-        }
-
-        value.data = (u_char *) record.source;
-        value.len = ngx_strlen(record.source);
-
-        for (i = 0; i < smcf->sources.nelts; i++) {
-            if (source[i].name.len == value.len
-                && ngx_strncmp(source[i].name.data, value.data, value.len)
-                   == 0)
-            {
-                break;
+        } else {
+            rc = ngx_http_seadragon_classify_by_key(r, ctx, smcf);
+            if (rc != NGX_OK || ctx->access != NGX_HTTP_SEADRAGON_ACCESS_OK) {
+                return rc;
             }
-        }
 
-        if (i == smcf->sources.nelts) {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "seadragon key \"%V\" grants the source \"%V\", "
-                          "which is not configured", &ctx->key_name, &value);
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE;
-            return NGX_OK;
+            return ngx_http_seadragon_classify_whitelist(r, ctx, smcf);
         }
-
-        ctx->source = i;
-        goto whitelist;
     }
 
-conditions:
+    if (ngx_http_seadragon_classify_by_condition(r, ctx, smcf) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (source[ctx->source].require_key) {
+        ctx->access = other_key ? NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID
+                                : NGX_HTTP_SEADRAGON_ACCESS_KEY_REQUIRED;
+        return NGX_OK;
+    }
+
+    return ngx_http_seadragon_classify_whitelist(r, ctx, smcf);
+}
+
+
+/*
+ * A Seadragon key: its record in the store gives the source, or the
+ * verdict that refuses it (ctx->access).
+ */
+
+static ngx_int_t
+ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf)
+{
+    ngx_int_t                rc;
+    ngx_str_t                value;
+    seadragon_key_record_t   record;
+
+    rc = ngx_http_seadragon_store_key(smcf->store, r->connection,
+                                      &ctx->key, &record);
+
+    if (rc == NGX_ERROR) {
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR;
+        return NGX_OK;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID;
+        return NGX_OK;
+    }
+
+    ctx->key_name.len = ngx_strlen(record.name);
+    ctx->key_name.data = ngx_pnalloc(r->pool, ctx->key_name.len);
+    if (ctx->key_name.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
+
+    if (record.flags & SEADRAGON_KEY_DISABLED) {
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED;
+        return NGX_OK;
+    }
+
+    if (record.expires && record.expires <= ngx_time()) {
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_EXPIRED;
+        return NGX_OK;
+    }
+
+    value.data = (u_char *) record.source;
+    value.len = ngx_strlen(record.source);
+
+    rc = ngx_http_seadragon_source_find(smcf, &value);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon key \"%V\" grants the source \"%V\", "
+                      "which is not configured", &ctx->key_name, &value);
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE;
+        return NGX_OK;
+    }
+
+    ctx->source = rc;
+
+    return NGX_OK;
+}
+
+
+/* the first source whose condition is neither empty nor "0" */
+
+static ngx_int_t
+ngx_http_seadragon_classify_by_condition(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf)
+{
+    ngx_str_t                     value;
+    ngx_uint_t                    i;
+    ngx_http_seadragon_source_t  *source;
+
+    source = smcf->sources.elts;
 
     for (i = 0; i < smcf->sources.nelts; i++) {
 
@@ -160,7 +205,7 @@ conditions:
         if (ngx_http_complex_value(r, source[i].condition, &value)
             != NGX_OK)
         {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         if (value.len == 0 || (value.len == 1 && value.data[0] == '0')) {
@@ -171,13 +216,20 @@ conditions:
         break;
     }
 
-    if (source[ctx->source].require_key) {
-        ctx->access = other_key ? NGX_HTTP_SEADRAGON_ACCESS_KEY_INVALID
-                                : NGX_HTTP_SEADRAGON_ACCESS_KEY_REQUIRED;
-        return NGX_OK;
-    }
+    return NGX_OK;
+}
 
-whitelist:
+
+/* a source that wants the whitelist, by the client's address */
+
+static ngx_int_t
+ngx_http_seadragon_classify_whitelist(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf)
+{
+    ngx_int_t                     rc;
+    ngx_http_seadragon_source_t  *source;
+
+    source = smcf->sources.elts;
 
     if (source[ctx->source].require_whitelist) {
 

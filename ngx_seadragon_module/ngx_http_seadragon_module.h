@@ -310,7 +310,6 @@ typedef struct {
     ngx_http_seadragon_zone_t       *metrics_zone;
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
-    ngx_uint_t                       queue_set;
     ngx_msec_t                       stall_timeout;   /* 0: off */
 } ngx_http_seadragon_loc_conf_t;
 
@@ -408,9 +407,33 @@ typedef enum {
 #define NGX_HTTP_SEADRAGON_ADMIN_SOURCE  "admin"
 
 
-/* ngx_http_seadragon_module.c */
+/* a KEY=VALUE parameter of a directive and what sets it */
+
+typedef char *(*ngx_http_seadragon_param_set_pt)(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, void *conf);
+
+typedef struct {
+    ngx_str_t                        name;    /* "tick=", or "key" whole */
+    ngx_http_seadragon_param_set_pt  set;
+} ngx_http_seadragon_param_t;
+
+
+/* ngx_http_seadragon_conf.c */
 ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
     ngx_str_t *name);
+ngx_int_t ngx_http_seadragon_source_find(ngx_http_seadragon_main_conf_t *smcf,
+    ngx_str_t *name);
+char *ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_queue_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
+    ngx_http_seadragon_main_conf_t *smcf);
+
+/* ngx_http_seadragon_variables.c */
+ngx_int_t ngx_http_seadragon_variables_add(ngx_conf_t *cf);
 
 /* ngx_http_seadragon_admin.c */
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
