@@ -2,9 +2,11 @@
 /*
  * Copyright (C) The Seadragon authors
  *
- * Module glue: the directives and their configuration, the shared zones,
- * the variables, and the access-phase handler that walks a request
- * through classification, body validation and the gate.
+ * Module glue: the directive table, the main and location
+ * configuration, and the access-phase handler that walks a request
+ * through classification, body validation and the gate.  The directive
+ * handlers and the shared zones are ngx_http_seadragon_conf.c's, the
+ * variables ngx_http_seadragon_variables.c's.
  */
 
 
