@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <setjmp.h>
+
 #include "ngx_http_seadragon_store_codec.h"
 
 
@@ -461,6 +463,22 @@ ngx_int_t ngx_http_seadragon_store_write_begin(
 int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
     void *data);
+void ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
+    const char *fmt, ...);
+
+/* ngx_http_seadragon_store_guard.c: the fault guard, the file checks */
+ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
+void ngx_http_seadragon_store_guard_remove(void);
+ngx_int_t ngx_http_seadragon_store_check(ngx_http_seadragon_store_t *store,
+    ngx_uint_t force);
+ngx_int_t ngx_http_seadragon_store_check_paths(
+    ngx_http_seadragon_store_t *store);
+
+extern sigjmp_buf *volatile  ngx_http_seadragon_store_jmp;
+extern volatile int          ngx_http_seadragon_store_signo;
+extern void *volatile        ngx_http_seadragon_store_addr;
+extern u_char               *ngx_http_seadragon_store_lo;
+extern u_char               *ngx_http_seadragon_store_hi;
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,
