@@ -540,6 +540,12 @@ ngx_int_t ngx_http_seadragon_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
+ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
+    ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
+
+/* ngx_http_seadragon_release.c: the gate's body filter */
+ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 
 
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */
