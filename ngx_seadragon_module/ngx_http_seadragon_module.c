@@ -280,7 +280,7 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
     rc = ngx_http_seadragon_access_check(r, ctx);
     if (rc != NGX_OK) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-        ngx_http_seadragon_gate_count(ctx,
+        ngx_http_seadragon_counters_add(ctx,
             rc == NGX_HTTP_FORBIDDEN
                 ? ngx_http_seadragon_counter(rejected_whitelist)
                 : rc == NGX_HTTP_UNAUTHORIZED
@@ -292,7 +292,7 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
     rc = ngx_http_seadragon_endpoint_check(r, ctx);
     if (rc != NGX_OK) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-        ngx_http_seadragon_gate_count(ctx,
+        ngx_http_seadragon_counters_add(ctx,
             ngx_http_seadragon_counter(rejected_endpoint));
         return rc;
     }
@@ -321,11 +321,11 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
         if (rc != NGX_HTTP_CLIENT_CLOSED_REQUEST
             && rc != NGX_HTTP_REQUEST_TIME_OUT)
         {
-            ngx_http_seadragon_gate_count(ctx,
+            ngx_http_seadragon_counters_add(ctx,
                 ngx_http_seadragon_counter(rejected_invalid));
 
         } else {
-            ngx_http_seadragon_gate_count(ctx,
+            ngx_http_seadragon_counters_add(ctx,
                 ngx_http_seadragon_counter(aborted_parked));
         }
 
@@ -340,7 +340,7 @@ validate:
     rc = ngx_http_seadragon_body_parse(r, ctx);
     if (rc != NGX_OK) {
         ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-        ngx_http_seadragon_gate_count(ctx,
+        ngx_http_seadragon_counters_add(ctx,
             ngx_http_seadragon_counter(rejected_invalid));
         return rc;
     }

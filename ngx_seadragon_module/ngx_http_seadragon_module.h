@@ -517,12 +517,21 @@ void ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
 extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
 
 
+/* ngx_http_seadragon_counters.c: statistics, not gate operations */
+void ngx_http_seadragon_counters_add(ngx_http_seadragon_ctx_t *ctx,
+    size_t counter);
+void ngx_http_seadragon_counters_wait(ngx_http_seadragon_counters_t *counters,
+    ngx_msec_t wait);
+
 /* ngx_http_seadragon_gate.c */
+extern uint64_t  ngx_http_seadragon_worker_token;
+extern uint64_t  ngx_http_seadragon_worker_started;   /* 0: no /proc */
+
 ngx_int_t ngx_http_seadragon_gate_track(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-void ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx,
-    size_t counter);
 void ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_gate_free_clients_locked(
+    ngx_http_seadragon_zone_t *zone);
 ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle);
@@ -530,6 +539,16 @@ ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
+ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
+    ngx_http_seadragon_zone_t *zone);
+ngx_uint_t ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t *foreign);
+uint64_t ngx_http_seadragon_gate_process_start(ngx_pid_t pid,
+    ngx_uint_t *dead);
+ngx_uint_t ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
+    ngx_pid_t pid, uint64_t token);
 
 /* ngx_http_seadragon_response.c */
 ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
