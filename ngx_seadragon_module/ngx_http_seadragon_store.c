@@ -73,6 +73,8 @@ static ngx_int_t ngx_http_seadragon_store_env(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, unsigned flags);
 static ngx_int_t ngx_http_seadragon_store_open_read(
     ngx_http_seadragon_store_t *store, ngx_log_t *log);
+static void ngx_http_seadragon_store_map_range(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log);
 static void ngx_http_seadragon_store_close(ngx_http_seadragon_store_t *store);
 static void ngx_http_seadragon_store_closed(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, ngx_uint_t level);
@@ -408,11 +410,8 @@ static ngx_int_t
 ngx_http_seadragon_store_open_read(ngx_http_seadragon_store_t *store,
     ngx_log_t *log)
 {
-    int           rc;
-    MDB_val       k, v;
-    MDB_stat      st;
-    sigjmp_buf    jmp;
-    MDB_envinfo   info;
+    int         rc;
+    sigjmp_buf  jmp;
 
     if (sigsetjmp(jmp, 0)) {
         ngx_http_seadragon_store_fail(store, "reading it raised signal %d "
@@ -457,38 +456,7 @@ ngx_http_seadragon_store_open_read(ngx_http_seadragon_store_t *store,
         goto failed;
     }
 
-    /*
-     * Where a fault is the store's: around the map, found from a value
-     * in it (a read-only transaction reads the map itself).
-     */
-
-    k.mv_data = "format";
-    k.mv_size = sizeof("format") - 1;
-
-    if (mdb_get(store->txn, store->dbs.meta, &k, &v) == MDB_SUCCESS
-        && mdb_env_info(store->env, &info) == MDB_SUCCESS)
-    {
-        store->fault_lo = (u_char *) v.mv_data
-                          - ngx_min((uintptr_t) v.mv_data, info.me_mapsize);
-        store->fault_hi = (u_char *) v.mv_data + info.me_mapsize
-                          + 256 * 1024;
-
-        /* what the module reads of the meta pages agrees with LMDB */
-
-        if (store->check_layout
-            && (mdb_env_stat(store->env, &st) != MDB_SUCCESS
-                || st.ms_psize != store->file.psize
-                || info.me_last_txnid != store->file.txnid
-                || info.me_last_pgno != store->file.last_pgno))
-        {
-            ngx_log_error(NGX_LOG_ALERT, log, 0,
-                          "seadragon_store \"%V\": this liblmdb's data file "
-                          "is not laid out as the module reads it; it "
-                          "checks only the file's size before a read",
-                          &store->path);
-            store->check_layout = 0;
-        }
-    }
+    ngx_http_seadragon_store_map_range(store, log);
 
     /*
      * Database handles opened in a transaction become the environment's
@@ -524,6 +492,50 @@ failed:
     ngx_http_seadragon_store_jmp = NULL;
 
     return NGX_ERROR;
+}
+
+
+/*
+ * Inside open_read()'s guard: where a fault is the store's, around the
+ * map, found from a value in it (a read-only transaction reads the map
+ * itself); and whether what the module reads of the meta pages agrees
+ * with LMDB.
+ */
+
+static void
+ngx_http_seadragon_store_map_range(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log)
+{
+    MDB_val      k, v;
+    MDB_stat     st;
+    MDB_envinfo  info;
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    if (mdb_get(store->txn, store->dbs.meta, &k, &v) != MDB_SUCCESS
+        || mdb_env_info(store->env, &info) != MDB_SUCCESS)
+    {
+        return;
+    }
+
+    store->fault_lo = (u_char *) v.mv_data
+                      - ngx_min((uintptr_t) v.mv_data, info.me_mapsize);
+    store->fault_hi = (u_char *) v.mv_data + info.me_mapsize + 256 * 1024;
+
+    if (store->check_layout
+        && (mdb_env_stat(store->env, &st) != MDB_SUCCESS
+            || st.ms_psize != store->file.psize
+            || info.me_last_txnid != store->file.txnid
+            || info.me_last_pgno != store->file.last_pgno))
+    {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "seadragon_store \"%V\": this liblmdb's data file "
+                      "is not laid out as the module reads it; it "
+                      "checks only the file's size before a read",
+                      &store->path);
+        store->check_layout = 0;
+    }
 }
 
 

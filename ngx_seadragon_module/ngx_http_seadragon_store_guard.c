@@ -21,6 +21,9 @@ static ngx_uint_t ngx_http_seadragon_store_may(ngx_file_info_t *fi,
     ngx_uid_t uid, gid_t *groups, int ngroups, ngx_uint_t need);
 static ngx_int_t ngx_http_seadragon_store_check_access(ngx_cycle_t *cycle,
     ngx_http_seadragon_store_t *store, ngx_core_conf_t *ccf);
+static void ngx_http_seadragon_store_access_denied(ngx_cycle_t *cycle,
+    ngx_http_seadragon_store_t *store, ngx_core_conf_t *ccf,
+    ngx_file_info_t *info, char *what, char *which, size_t len);
 static void ngx_http_seadragon_store_fault(int signo, siginfo_t *si,
     void *uc);
 
@@ -141,12 +144,9 @@ ngx_http_seadragon_store_check_access(ngx_cycle_t *cycle,
     char             *real, *what, *which;
     u_char           *p, *path, *end;
     gid_t             groups[64];
-    ngx_uint_t        pass, need, ok, level;
-    struct group     *grp;
-    struct passwd    *pwd;
-    ngx_file_info_t   fi;
     size_t            len;
-    u_char            owner[64], group[64], mode[5];
+    ngx_uint_t        pass, need, ok;
+    ngx_file_info_t   fi;
 
     len = 0;
     what = NULL;
@@ -223,27 +223,50 @@ ngx_http_seadragon_store_check_access(ngx_cycle_t *cycle,
 
 denied:
 
-    pwd = getpwuid(fi.st_uid);
-    grp = getgrgid(fi.st_gid);
+    ngx_http_seadragon_store_access_denied(cycle, store, ccf, &fi, what,
+                                           which, len);
+
+    if (real) {
+        free(real);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* says what the workers cannot do, and how to let them */
+
+static void
+ngx_http_seadragon_store_access_denied(ngx_cycle_t *cycle,
+    ngx_http_seadragon_store_t *store, ngx_core_conf_t *ccf,
+    ngx_file_info_t *info, char *what, char *which, size_t len)
+{
+    ngx_uint_t       level;
+    struct group    *grp;
+    struct passwd   *pwd;
+    u_char           owner[64], group[64], mode[5];
+
+    pwd = getpwuid(info->st_uid);
+    grp = getgrgid(info->st_gid);
 
     if (pwd) {
         ngx_cpystrn(owner, (u_char *) pwd->pw_name, sizeof(owner));
     } else {
-        ngx_sprintf(owner, "%ui%Z", (ngx_uint_t) fi.st_uid);
+        ngx_sprintf(owner, "%ui%Z", (ngx_uint_t) info->st_uid);
     }
 
     if (grp) {
         ngx_cpystrn(group, (u_char *) grp->gr_name, sizeof(group));
     } else {
-        ngx_sprintf(group, "%ui%Z", (ngx_uint_t) fi.st_gid);
+        ngx_sprintf(group, "%ui%Z", (ngx_uint_t) info->st_gid);
     }
 
     grp = getgrgid(ccf->group);
 
-    mode[0] = '0' + ((fi.st_mode >> 9) & 7);
-    mode[1] = '0' + ((fi.st_mode >> 6) & 7);
-    mode[2] = '0' + ((fi.st_mode >> 3) & 7);
-    mode[3] = '0' + (fi.st_mode & 7);
+    mode[0] = '0' + ((info->st_mode >> 9) & 7);
+    mode[1] = '0' + ((info->st_mode >> 6) & 7);
+    mode[2] = '0' + ((info->st_mode >> 3) & 7);
+    mode[3] = '0' + (info->st_mode & 7);
     mode[4] = '\0';
 
     level = ngx_is_init_cycle((ngx_cycle_t *) ngx_cycle) ? NGX_LOG_EMERG
@@ -259,12 +282,6 @@ denied:
                   grp ? grp->gr_name : "?", what, len, which, mode, owner,
                   group,
                   store->conf_file, store->conf_line);
-
-    if (real) {
-        free(real);
-    }
-
-    return NGX_ERROR;
 }
 
 
