@@ -17,6 +17,12 @@
  * runs every "tick" while this worker has requests parked or the zone
  * holds entries of other workers, and once a second otherwise, so that
  * reaping never waits for traffic.
+ *
+ * Beside this file: the gate's body filter, which gives the slot back at
+ * the answer's last byte (ngx_http_seadragon_release.c); the workers'
+ * records in the zone and the reaping of dead workers
+ * (ngx_http_seadragon_gate_reap.c); the statistics the gate keeps
+ * (ngx_http_seadragon_counters.c).
  */
 
 
