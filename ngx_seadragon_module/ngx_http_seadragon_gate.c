@@ -17,6 +17,12 @@
  * runs every "tick" while this worker has requests parked or the zone
  * holds entries of other workers, and once a second otherwise, so that
  * reaping never waits for traffic.
+ *
+ * Beside this file: the gate's body filter, which gives the slot back at
+ * the answer's last byte (ngx_http_seadragon_release.c); the workers'
+ * records in the zone and the reaping of dead workers
+ * (ngx_http_seadragon_gate_reap.c); the statistics the gate keeps
+ * (ngx_http_seadragon_counters.c).
  */
 
 
@@ -26,14 +32,36 @@
 
 
 #define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
-#define NGX_HTTP_SEADRAGON_MAX_OWNERS   64
 #define NGX_HTTP_SEADRAGON_FOREVER      86400000
 #define NGX_HTTP_SEADRAGON_IDLE_TICK    1000
+
+
+/* what a request asks for a place in line, and why it got none */
+
+typedef struct {
+    u_char                        name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
+    size_t                        name_len;     /* 0: clients not capped */
+    ngx_uint_t                    cap;
+    ngx_http_seadragon_client_t  *client;
+    unsigned                      draining:1;
+    unsigned                      full:1;
+    unsigned                      capped:1;
+} ngx_http_seadragon_gate_place_t;
 
 
 static ngx_uint_t ngx_http_seadragon_gate_dispatch_locked(
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t **admitted,
     ngx_int_t *wake);
+static ngx_http_seadragon_entry_t *ngx_http_seadragon_gate_reserve_locked(
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_gate_place_t *place);
+static ngx_int_t ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_gate_place_t *place);
+static void ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry,
+    ngx_http_seadragon_client_t *client);
+static ngx_int_t ngx_http_seadragon_gate_park(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
 static void ngx_http_seadragon_gate_wake_read(ngx_event_t *ev);
 static void ngx_http_seadragon_gate_wake_close(void *data);
@@ -47,30 +75,10 @@ static void ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
 static void ngx_http_seadragon_gate_cleanup(void *data);
 static void ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev);
 static void ngx_http_seadragon_gate_tick_arm(ngx_msec_t interval);
-static ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
-    ngx_http_seadragon_zone_t *zone);
-static ngx_uint_t ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
-    ngx_uint_t *foreign);
-static ngx_uint_t ngx_http_seadragon_gate_owner_gone(
-    ngx_http_seadragon_owner_t *owner);
-static uint64_t ngx_http_seadragon_gate_process_start(ngx_pid_t pid,
-    ngx_uint_t *dead);
-static ngx_uint_t ngx_http_seadragon_gate_purge(
-    ngx_http_seadragon_zone_t *zone, ngx_pid_t pid, uint64_t token);
-static void ngx_http_seadragon_gate_free_clients_locked(
-    ngx_http_seadragon_zone_t *zone);
 
 
-/* seconds: 0.1 0.5 1 2.5 5 10 30 60 120 300 600 1800 (and +Inf) */
-
-ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS] = {
-    100, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000,
-    600000, 1800000
-};
-
-
-static uint64_t      ngx_http_seadragon_worker_token;
-static uint64_t      ngx_http_seadragon_worker_started;  /* 0: no /proc */
+uint64_t             ngx_http_seadragon_worker_token;
+uint64_t             ngx_http_seadragon_worker_started;  /* 0: no /proc */
 
 /* the wake-up pipes of this generation of workers: [2 * i] reads, +1 writes */
 static ngx_fd_t     *ngx_http_seadragon_wake_fds;
@@ -91,7 +99,9 @@ ngx_int_t
 ngx_http_seadragon_gate_track(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_uint_t                  slot;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_seadragon_zone_t  *zone;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -101,42 +111,19 @@ ngx_http_seadragon_gate_track(ngx_http_request_t *r,
     cln->handler = ngx_http_seadragon_gate_cleanup;
     cln->data = ctx;
 
-    ngx_http_seadragon_gate_count(ctx, ngx_http_seadragon_counter(received));
+    ngx_http_seadragon_counters_add(ctx,
+                                    ngx_http_seadragon_counter(received));
 
-    return NGX_OK;
-}
-
-
-/*
- * Counts how a request ended, or that it was received.  The worker's
- * record in the zone keeps, per source, the requests received and not yet
- * counted otherwise: should the worker die, whoever reaps it counts them
- * as aborted.reaped, and received = served + errors + rejected + aborted
- * still holds.  Only this worker writes its record, so no lock is taken.
- */
-
-void
-ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx, size_t counter)
-{
-    ngx_uint_t                  slot;
-    ngx_http_seadragon_zone_t  *zone;
+    /*
+     * The worker's record in the zone keeps, per source, the requests
+     * received and not yet counted otherwise: should the worker die,
+     * whoever reaps it counts them as aborted.reaped, and received =
+     * served + errors + rejected + aborted still holds.  Only this worker
+     * writes its record, so no lock is taken for it.
+     */
 
     zone = ctx->zone;
     slot = zone->slot[ctx->source];
-
-    (void) ngx_atomic_fetch_add((ngx_atomic_uint_t *)
-        ((u_char *) &zone->sh->sources[slot].counters + counter), 1);
-
-    if (counter != ngx_http_seadragon_counter(received)) {
-
-        if (ctx->tracked && zone->owner) {
-            zone->owner->tracked[slot]--;
-        }
-
-        ctx->tracked = 0;
-
-        return;
-    }
 
     if (zone->owner == NULL) {
         ngx_shmtx_lock(&zone->shpool->mutex);
@@ -148,6 +135,8 @@ ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx, size_t counter)
         zone->owner->tracked[slot]++;
         ctx->tracked = 1;
     }
+
+    return NGX_OK;
 }
 
 
@@ -155,88 +144,38 @@ ngx_int_t
 ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    u_char                           *msg, name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
-    size_t                            model_len, addr_len, name_len;
     ngx_int_t                         wake;
-    ngx_uint_t                        i, n, full, capped, draining, reaped,
-                                      admitted_self, cap, foreign;
-    ngx_msec_t                        max_wait;
-    ngx_connection_t                 *c;
+    ngx_uint_t                        i, n, reaped, admitted_self, foreign;
     ngx_slab_pool_t                  *shpool;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_entry_t       *entry;
-    ngx_http_seadragon_client_t      *client;
-    ngx_http_seadragon_shctx_t       *sh;
-    ngx_http_seadragon_shm_source_t  *src;
+    ngx_http_seadragon_gate_place_t   place;
     ngx_http_seadragon_ctx_t         *admitted[NGX_HTTP_SEADRAGON_ADMIT_BATCH];
 
-    c = r->connection;
     zone = ctx->zone;
-    sh = zone->sh;
     shpool = zone->shpool;
-    src = &sh->sources[zone->slot[ctx->source]];
-
-    model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
-    addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
 
     /* a client is its key, if it has a valid one, else its address */
 
-    cap = zone->client_cap[ctx->source];
-    name_len = 0;
+    place.cap = zone->client_cap[ctx->source];
+    place.name_len = 0;
 
     if (zone->client_caps) {
-        name_len = (ctx->key_name.len
-                    ? ngx_snprintf(name, sizeof(name), "key:%V",
-                                   &ctx->key_name)
-                    : ngx_snprintf(name, sizeof(name), "addr:%V",
-                                   &c->addr_text))
-                   - name;
+        place.name_len = (ctx->key_name.len
+                          ? ngx_snprintf(place.name, sizeof(place.name),
+                                         "key:%V", &ctx->key_name)
+                          : ngx_snprintf(place.name, sizeof(place.name),
+                                         "addr:%V",
+                                         &r->connection->addr_text))
+                         - place.name;
     }
 
     reaped = 0;
 
     for ( ;; ) {
-        full = 0;
-        capped = 0;
-        entry = NULL;
-        client = NULL;
-
         ngx_shmtx_lock(&shpool->mutex);
 
-        if (zone->owner == NULL) {
-            (void) ngx_http_seadragon_gate_register_locked(zone);
-        }
-
-        draining = (sh->gate_state == NGX_HTTP_SEADRAGON_GATE_DRAINING);
-
-        if (draining
-            || sh->nwaiting >= sh->max_queued
-            || (src->max_queued && src->nwaiting >= src->max_queued))
-        {
-            full = 1;
-
-        } else if (zone->client_caps) {
-            client = ngx_http_seadragon_queue_client_find(sh, name, name_len);
-            capped = (cap && client && client->parked >= cap);
-        }
-
-        if (!full && !capped && zone->owner) {
-            entry = ngx_slab_alloc_locked(shpool,
-                                          sizeof(ngx_http_seadragon_entry_t));
-
-            if (entry && zone->client_caps && client == NULL) {
-                client = ngx_slab_alloc_locked(shpool,
-                                          sizeof(ngx_http_seadragon_client_t));
-                if (client == NULL) {
-                    ngx_slab_free_locked(shpool, entry);
-                    entry = NULL;
-
-                } else {
-                    ngx_http_seadragon_queue_client_insert(sh, client, name,
-                                                           name_len);
-                }
-            }
-        }
+        entry = ngx_http_seadragon_gate_reserve_locked(zone, ctx, &place);
 
         if (entry) {
             break;      /* with the lock held */
@@ -250,7 +189,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
          * costs system calls, so at most once a tick.
          */
 
-        if ((full && !draining) || capped) {
+        if ((place.full && !place.draining) || place.capped) {
 
             if (!reaped
                 && (ngx_msec_int_t) (ngx_current_msec - zone->reaped)
@@ -266,69 +205,214 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
             }
         }
 
-        ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-
-        if (draining) {
-            ngx_http_seadragon_gate_count(ctx,
-                ngx_http_seadragon_counter(rejected_draining));
-
-            return ngx_http_seadragon_fail(r, ctx,
-                                           NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           "server busy, please try again.  "
-                                           "the gateway is draining for "
-                                           "maintenance", 30);
-        }
-
-        if (full) {
-            ngx_http_seadragon_gate_count(ctx,
-                ngx_http_seadragon_counter(rejected_queue_full));
-
-            ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                          "seadragon queue of zone \"%V\" is full for "
-                          "source \"%*s\"", &zone->name, src->name_len,
-                          src->name);
-
-            return ngx_http_seadragon_fail(r, ctx,
-                                           NGX_HTTP_SERVICE_UNAVAILABLE,
-                                           NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
-        }
-
-        if (capped) {
-            ngx_http_seadragon_gate_count(ctx,
-                ngx_http_seadragon_counter(rejected_client_cap));
-
-            ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                          "seadragon client \"%*s\" already has %ui requests "
-                          "waiting in zone \"%V\", its most "
-                          "(max_queued_per_client)",
-                          name_len, name, cap, &zone->name);
-
-            msg = ngx_pnalloc(r->pool, 128);
-            if (msg == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            (void) ngx_snprintf(msg, 128, "too many requests: this client "
-                                "already has %ui waiting in line, the most "
-                                "it may%Z", cap);
-
-            return ngx_http_seadragon_fail(r, ctx,
-                                           NGX_HTTP_TOO_MANY_REQUESTS,
-                                           (char *) msg, 5);
-        }
-
-        ngx_http_seadragon_gate_count(ctx,
-            ngx_http_seadragon_counter(rejected_unavailable));
-
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "seadragon could not allocate a queue entry in zone "
-                      "\"%V\"", &zone->name);
-
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "server busy, please try again.  "
-                                       "the gateway's queue is out of memory",
-                                       5);
+        return ngx_http_seadragon_gate_refuse(r, ctx, &place);
     }
+
+    ngx_http_seadragon_gate_queue_locked(r, ctx, entry, place.client);
+
+    n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted, &wake);
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    ngx_http_seadragon_gate_wake_worker(wake);
+
+    admitted_self = 0;
+
+    for (i = 0; i < n; i++) {
+        if (admitted[i] == ctx) {
+            admitted_self = 1;
+        }
+
+        ngx_http_seadragon_gate_admit(admitted[i], ctx);
+    }
+
+    if (n == NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
+        ngx_http_seadragon_gate_dispatch(zone, ctx);
+        admitted_self = (ctx->state == NGX_HTTP_SEADRAGON_ADMITTED);
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "seadragon queued #%uL at position %ui, %s, model \"%V\"",
+                   ctx->id, ctx->position,
+                   admitted_self ? "admitted" : "parked", &ctx->model);
+
+    if (admitted_self) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_seadragon_gate_park(r, ctx);
+}
+
+
+/*
+ * Under the lock: a queue entry (and the client's record, when clients
+ * are capped) for a request that may take a place in line, or NULL and
+ * why not in "place": the gate draining, the line full, the client at
+ * its cap, or (none of these) no shared memory.
+ */
+
+static ngx_http_seadragon_entry_t *
+ngx_http_seadragon_gate_reserve_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_gate_place_t *place)
+{
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_seadragon_entry_t       *entry;
+    ngx_http_seadragon_client_t      *client;
+    ngx_http_seadragon_shctx_t       *sh;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    sh = zone->sh;
+    shpool = zone->shpool;
+    src = &sh->sources[zone->slot[ctx->source]];
+
+    place->full = 0;
+    place->capped = 0;
+    place->client = NULL;
+    entry = NULL;
+    client = NULL;
+
+    if (zone->owner == NULL) {
+        (void) ngx_http_seadragon_gate_register_locked(zone);
+    }
+
+    place->draining = (sh->gate_state == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+
+    if (place->draining
+        || sh->nwaiting >= sh->max_queued
+        || (src->max_queued && src->nwaiting >= src->max_queued))
+    {
+        place->full = 1;
+
+    } else if (zone->client_caps) {
+        client = ngx_http_seadragon_queue_client_find(sh, place->name,
+                                                      place->name_len);
+        place->capped = (place->cap && client
+                         && client->parked >= place->cap);
+    }
+
+    if (!place->full && !place->capped && zone->owner) {
+        entry = ngx_slab_alloc_locked(shpool,
+                                      sizeof(ngx_http_seadragon_entry_t));
+
+        if (entry && zone->client_caps && client == NULL) {
+            client = ngx_slab_alloc_locked(shpool,
+                                          sizeof(ngx_http_seadragon_client_t));
+            if (client == NULL) {
+                ngx_slab_free_locked(shpool, entry);
+                entry = NULL;
+
+            } else {
+                ngx_http_seadragon_queue_client_insert(sh, client,
+                                                       place->name,
+                                                       place->name_len);
+            }
+        }
+    }
+
+    place->client = client;
+
+    return entry;
+}
+
+
+/* a request that takes no place in line: counted, logged and answered */
+
+static ngx_int_t
+ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_gate_place_t *place)
+{
+    u_char                           *msg;
+    ngx_connection_t                 *c;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    c = r->connection;
+    zone = ctx->zone;
+    src = &zone->sh->sources[zone->slot[ctx->source]];
+
+    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+
+    if (place->draining) {
+        ngx_http_seadragon_counters_add(ctx,
+            ngx_http_seadragon_counter(rejected_draining));
+
+        return ngx_http_seadragon_fail(r, ctx,
+                                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "server busy, please try again.  "
+                                       "the gateway is draining for "
+                                       "maintenance", 30);
+    }
+
+    if (place->full) {
+        ngx_http_seadragon_counters_add(ctx,
+            ngx_http_seadragon_counter(rejected_queue_full));
+
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "seadragon queue of zone \"%V\" is full for "
+                      "source \"%*s\"", &zone->name, src->name_len,
+                      src->name);
+
+        return ngx_http_seadragon_fail(r, ctx,
+                                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
+    }
+
+    if (place->capped) {
+        ngx_http_seadragon_counters_add(ctx,
+            ngx_http_seadragon_counter(rejected_client_cap));
+
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "seadragon client \"%*s\" already has %ui requests "
+                      "waiting in zone \"%V\", its most "
+                      "(max_queued_per_client)",
+                      place->name_len, place->name, place->cap, &zone->name);
+
+        msg = ngx_pnalloc(r->pool, 128);
+        if (msg == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        (void) ngx_snprintf(msg, 128, "too many requests: this client "
+                            "already has %ui waiting in line, the most "
+                            "it may%Z", place->cap);
+
+        return ngx_http_seadragon_fail(r, ctx,
+                                       NGX_HTTP_TOO_MANY_REQUESTS,
+                                       (char *) msg, 5);
+    }
+
+    ngx_http_seadragon_counters_add(ctx,
+        ngx_http_seadragon_counter(rejected_unavailable));
+
+    ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                  "seadragon could not allocate a queue entry in zone "
+                  "\"%V\"", &zone->name);
+
+    return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "server busy, please try again.  "
+                                   "the gateway's queue is out of memory",
+                                   5);
+}
+
+
+/* under the lock: the entry filled in and pushed, the request parked */
+
+static void
+ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry,
+    ngx_http_seadragon_client_t *client)
+{
+    size_t                       model_len, addr_len;
+    ngx_connection_t            *c;
+    ngx_http_seadragon_zone_t   *zone;
+    ngx_http_seadragon_shctx_t  *sh;
+
+    c = r->connection;
+    zone = ctx->zone;
+    sh = zone->sh;
+
+    model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
+    addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
 
     ngx_memzero(entry, sizeof(ngx_http_seadragon_entry_t));
 
@@ -356,42 +440,25 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ctx->enqueued = entry->enqueued;
     ctx->queued = 1;
     ctx->state = NGX_HTTP_SEADRAGON_PARKED;
+}
 
-    n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted, &wake);
 
-    ngx_shmtx_unlock(&shpool->mutex);
+/*
+ * Parked: the client's close is noticed through the read event, as
+ * limit_req does; the max-wait timer is not cancelable, so a worker
+ * shutting down on reload keeps serving what it has parked.
+ */
 
-    ngx_http_seadragon_gate_wake_worker(wake);
+static ngx_int_t
+ngx_http_seadragon_gate_park(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_msec_t                  max_wait;
+    ngx_connection_t           *c;
+    ngx_http_seadragon_zone_t  *zone;
 
-    admitted_self = 0;
-
-    for (i = 0; i < n; i++) {
-        if (admitted[i] == ctx) {
-            admitted_self = 1;
-        }
-
-        ngx_http_seadragon_gate_admit(admitted[i], ctx);
-    }
-
-    if (n == NGX_HTTP_SEADRAGON_ADMIT_BATCH) {
-        ngx_http_seadragon_gate_dispatch(zone, ctx);
-        admitted_self = (ctx->state == NGX_HTTP_SEADRAGON_ADMITTED);
-    }
-
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "seadragon queued #%uL at position %ui, %s, model \"%V\"",
-                   ctx->id, ctx->position,
-                   admitted_self ? "admitted" : "parked", &ctx->model);
-
-    if (admitted_self) {
-        return NGX_DECLINED;
-    }
-
-    /*
-     * Parked: the client's close is noticed through the read event, as
-     * limit_req does; the max-wait timer is not cancelable, so a worker
-     * shutting down on reload keeps serving what it has parked.
-     */
+    c = r->connection;
+    zone = ctx->zone;
 
     zone->nparked++;
 
@@ -429,11 +496,9 @@ static ngx_uint_t
 ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t **admitted, ngx_int_t *wake)
 {
-    ngx_uint_t                        n, b;
-    ngx_msec_t                        wait;
-    ngx_http_seadragon_entry_t       *e;
-    ngx_http_seadragon_shctx_t       *sh;
-    ngx_http_seadragon_counters_t    *counters;
+    ngx_uint_t                   n;
+    ngx_http_seadragon_entry_t  *e;
+    ngx_http_seadragon_shctx_t  *sh;
 
     sh = zone->sh;
     n = 0;
@@ -467,22 +532,8 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
 
         ngx_http_seadragon_queue_grant(sh, e, ngx_current_msec);
 
-        wait = ngx_current_msec - e->enqueued;
-        counters = &sh->sources[e->source].counters;
-        counters->wait_total_ms += wait;
-
-        if (wait > counters->wait_max_ms) {
-            counters->wait_max_ms = wait;
-        }
-
-        counters->waited++;
-
-        for (b = 0; b < NGX_HTTP_SEADRAGON_BUCKETS; b++) {
-            if (wait <= ngx_http_seadragon_wait_buckets[b]) {
-                counters->wait_buckets[b]++;
-                break;
-            }
-        }
+        ngx_http_seadragon_counters_wait(&sh->sources[e->source].counters,
+                                         ngx_current_msec - e->enqueued);
 
         admitted[n++] = e->data;
     }
@@ -598,7 +649,7 @@ ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
     ngx_http_seadragon_gate_free_clients_locked(zone);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_seadragon_gate_count(ctx,
+    ngx_http_seadragon_counters_add(ctx,
         ngx_http_seadragon_counter(rejected_wait_timeout));
 
     ctx->entry = NULL;
@@ -696,7 +747,7 @@ ngx_http_seadragon_gate_cleanup(void *data)
     }
 
     if (counter) {
-        ngx_http_seadragon_gate_count(ctx, counter);
+        ngx_http_seadragon_counters_add(ctx, counter);
     }
 
     if (entry == NULL) {
@@ -804,218 +855,9 @@ ngx_http_seadragon_gate_tick_arm(ngx_msec_t interval)
 }
 
 
-/* this worker's record in the zone, taken when it starts */
-
-static ngx_http_seadragon_owner_t *
-ngx_http_seadragon_gate_register_locked(ngx_http_seadragon_zone_t *zone)
-{
-    ngx_http_seadragon_owner_t  *o;
-
-    o = ngx_slab_calloc_locked(zone->shpool,
-                               sizeof(ngx_http_seadragon_owner_t));
-    if (o == NULL) {
-        return NULL;
-    }
-
-    o->pid = ngx_pid;
-    o->token = ngx_http_seadragon_worker_token;
-    o->started = ngx_http_seadragon_worker_started;
-
-    ngx_http_seadragon_queue_owner_add(zone->sh, o);
-
-    zone->owner = o;
-
-    return o;
-}
-
-
-/*
- * A worker killed by a signal runs no cleanup: its entries would block
- * the head of their source, keep a slot or fill the line forever, and its
- * requests would never be counted as ended.  Every other worker known to
- * the zone is gathered under the lock and checked outside it; whoever is
- * gone is purged.  "foreign" is set to how many entries other workers
- * hold.  Returns how many workers were reaped.
- */
-
-static ngx_uint_t
-ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
-    ngx_uint_t *foreign)
-{
-    ngx_uint_t                  i, n, gone;
-    ngx_http_seadragon_owner_t  owners[NGX_HTTP_SEADRAGON_MAX_OWNERS];
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    n = ngx_http_seadragon_queue_foreign_owners(zone->sh,
-                                                ngx_http_seadragon_worker_token,
-                                                owners,
-                                                NGX_HTTP_SEADRAGON_MAX_OWNERS,
-                                                foreign);
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    gone = 0;
-
-    for (i = 0; i < n; i++) {
-        if (ngx_http_seadragon_gate_owner_gone(&owners[i])) {
-            gone += ngx_http_seadragon_gate_purge(zone, owners[i].pid,
-                                                  owners[i].token);
-            *foreign -= owners[i].entries;
-        }
-    }
-
-    return gone;
-}
-
-
-/*
- * Whether a worker of the zone is gone.  A pid alone does not say: once
- * the master has reaped a dead worker, its pid may be given to another
- * process, so the time the kernel started the process must also match.
- * A zombie is gone too.  Where /proc cannot tell, kill(pid, 0) decides.
- */
-
-static ngx_uint_t
-ngx_http_seadragon_gate_owner_gone(ngx_http_seadragon_owner_t *owner)
-{
-    uint64_t    started;
-    ngx_uint_t  dead;
-
-    if (owner->pid == ngx_pid) {
-        return 1;       /* an earlier process that had our pid */
-    }
-
-    if (kill(owner->pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
-        return 1;
-    }
-
-    if (ngx_http_seadragon_worker_started == 0) {
-        return 0;
-    }
-
-    started = ngx_http_seadragon_gate_process_start(owner->pid, &dead);
-
-    return dead || (started && owner->started && started != owner->started);
-}
-
-
-/*
- * The start time of a process (clock ticks since boot), 0: unknown; pid 0
- * is this process, through /proc/self.  The text must name the pid asked
- * for: a /proc of another pid namespace is not believed.
- */
-
-static uint64_t
-ngx_http_seadragon_gate_process_start(ngx_pid_t pid, ngx_uint_t *dead)
-{
-#if (NGX_LINUX)
-    int      fd;
-    u_char   path[NGX_INT64_LEN + sizeof("/proc//stat")], buf[1024], *space;
-    ssize_t  n;
-
-    *dead = 0;
-
-    if (pid == 0) {
-        pid = ngx_pid;
-        (void) ngx_cpystrn(path, (u_char *) "/proc/self/stat", sizeof(path));
-
-    } else {
-        (void) ngx_snprintf(path, sizeof(path), "/proc/%P/stat%Z", pid);
-    }
-
-    fd = open((char *) path, O_RDONLY);
-    if (fd == -1) {
-        return 0;
-    }
-
-    n = read(fd, buf, sizeof(buf));
-
-    (void) close(fd);
-
-    if (n <= 0) {
-        return 0;
-    }
-
-    space = ngx_strlchr(buf, buf + n, ' ');
-
-    if (space == NULL || ngx_atoi(buf, space - buf) != pid) {
-        return 0;
-    }
-
-    return ngx_http_seadragon_queue_parse_start(buf, n, dead);
-#else
-    *dead = 0;
-    return 0;
-#endif
-}
-
-
-/* purges the worker of that pid and token; returns 1 if it was known */
-
-static ngx_uint_t
-ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid,
-    uint64_t token)
-{
-    ngx_uint_t                   entries, requests;
-    ngx_queue_t                  dead, *q;
-    ngx_http_seadragon_owner_t  *o;
-    ngx_http_seadragon_entry_t  *e;
-
-    ngx_queue_init(&dead);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    o = ngx_http_seadragon_queue_purge(zone->sh, pid, token, &dead, &entries,
-                                       &requests);
-
-    while (!ngx_queue_empty(&dead)) {
-        q = ngx_queue_head(&dead);
-        ngx_queue_remove(q);
-
-        e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
-        ngx_slab_free_locked(zone->shpool, e);
-    }
-
-    ngx_http_seadragon_gate_free_clients_locked(zone);
-
-    if (o) {
-        ngx_slab_free_locked(zone->shpool, o);
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (o == NULL) {
-        return 0;
-    }
-
-    if (o == zone->owner) {
-        zone->owner = NULL;
-    }
-
-    if (entries == 0 && requests == 0) {
-        return 1;
-    }
-
-    if (token == ngx_http_seadragon_worker_token) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "seadragon gave back %ui entries of zone \"%V\" as "
-                      "the worker exits; %ui of its requests are counted "
-                      "as aborted", entries, &zone->name, requests);
-        return 1;
-    }
-
-    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "seadragon reclaimed %ui entries of zone \"%V\" left "
-                  "by the worker process %P, which is gone; %ui of its "
-                  "requests are counted as aborted (reaped)",
-                  entries, &zone->name, pid, requests);
-
-    return 1;
-}
-
-
 /* clients whose last request left the line, under the zone's lock */
 
-static void
+void
 ngx_http_seadragon_gate_free_clients_locked(ngx_http_seadragon_zone_t *zone)
 {
     ngx_queue_t                  *q;

@@ -324,7 +324,7 @@ ngx_http_seadragon_access_reject(ngx_http_seadragon_ctx_t *ctx, ngx_int_t rc,
     size_t counter)
 {
     ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-    ngx_http_seadragon_gate_count(ctx, counter);
+    ngx_http_seadragon_counters_add(ctx, counter);
 
     return rc;
 }

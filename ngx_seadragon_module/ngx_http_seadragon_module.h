@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <setjmp.h>
+
 #include "ngx_http_seadragon_store_codec.h"
 
 
@@ -484,6 +486,22 @@ ngx_int_t ngx_http_seadragon_store_write_begin(
 int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_txn *txn, ngx_http_seadragon_store_change_pt change,
     void *data);
+void ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
+    const char *fmt, ...);
+
+/* ngx_http_seadragon_store_guard.c: the fault guard, the file checks */
+ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
+void ngx_http_seadragon_store_guard_remove(void);
+ngx_int_t ngx_http_seadragon_store_check(ngx_http_seadragon_store_t *store,
+    ngx_uint_t force);
+ngx_int_t ngx_http_seadragon_store_check_paths(
+    ngx_http_seadragon_store_t *store);
+
+extern sigjmp_buf *volatile  ngx_http_seadragon_store_jmp;
+extern volatile int          ngx_http_seadragon_store_signo;
+extern void *volatile        ngx_http_seadragon_store_addr;
+extern u_char               *ngx_http_seadragon_store_lo;
+extern u_char               *ngx_http_seadragon_store_hi;
 
 /* ngx_http_seadragon_queue.c: the zone's data structure, no requests */
 void ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh,
@@ -522,12 +540,21 @@ void ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
 extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
 
 
+/* ngx_http_seadragon_counters.c: statistics, not gate operations */
+void ngx_http_seadragon_counters_add(ngx_http_seadragon_ctx_t *ctx,
+    size_t counter);
+void ngx_http_seadragon_counters_wait(ngx_http_seadragon_counters_t *counters,
+    ngx_msec_t wait);
+
 /* ngx_http_seadragon_gate.c */
+extern uint64_t  ngx_http_seadragon_worker_token;
+extern uint64_t  ngx_http_seadragon_worker_started;   /* 0: no /proc */
+
 ngx_int_t ngx_http_seadragon_gate_track(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-void ngx_http_seadragon_gate_count(ngx_http_seadragon_ctx_t *ctx,
-    size_t counter);
 void ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_gate_free_clients_locked(
+    ngx_http_seadragon_zone_t *zone);
 ngx_int_t ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle);
@@ -535,6 +562,16 @@ ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
+ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
+    ngx_http_seadragon_zone_t *zone);
+ngx_uint_t ngx_http_seadragon_gate_reap(ngx_http_seadragon_zone_t *zone,
+    ngx_uint_t *foreign);
+uint64_t ngx_http_seadragon_gate_process_start(ngx_pid_t pid,
+    ngx_uint_t *dead);
+ngx_uint_t ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
+    ngx_pid_t pid, uint64_t token);
 
 /* ngx_http_seadragon_response.c */
 ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
@@ -545,6 +582,12 @@ ngx_int_t ngx_http_seadragon_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
+ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
+    ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
+
+/* ngx_http_seadragon_release.c: the gate's body filter */
+ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 
 
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */
