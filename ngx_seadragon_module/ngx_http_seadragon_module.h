@@ -17,6 +17,8 @@
 
 #include "ngx_http_seadragon_store_codec.h"
 
+#include <yajl/yajl_gen.h>
+
 
 #define NGX_HTTP_SEADRAGON_MAX_SOURCES     32
 #define NGX_HTTP_SEADRAGON_NAME_LEN        32
@@ -408,6 +410,18 @@ typedef enum {
 #define NGX_HTTP_SEADRAGON_ADMIN_SOURCE  "admin"
 
 
+/*
+ * A JSON answer being written: "failed" remembers that a yajl_gen_*
+ * call did not succeed, so that a half-written answer never goes out.
+ */
+
+typedef struct {
+    yajl_gen                              gen;
+    ngx_pool_t                           *pool;
+    ngx_uint_t                            failed;
+} ngx_http_seadragon_json_t;
+
+
 /* ngx_http_seadragon_module.c */
 ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
     ngx_str_t *name);
@@ -415,6 +429,36 @@ ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
 /* ngx_http_seadragon_admin.c */
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *message);
+ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
+    char *allow, char *message);
+ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j);
+ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j, ngx_int_t rc);
+ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
+    yajl_gen_status status);
+void ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j,
+    char *s);
+void ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j,
+    u_char *data, size_t len);
+void ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j,
+    char *key, u_char *value, size_t len);
+void ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j,
+    char *key, long long value);
+void ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j,
+    char *key, ngx_msec_t ms);
+
+/* ngx_http_seadragon_admin_store.c */
+ngx_int_t ngx_http_seadragon_admin_store(ngx_http_request_t *r,
+    ngx_str_t *route);
 
 /* ngx_http_seadragon_health.c */
 char *ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
