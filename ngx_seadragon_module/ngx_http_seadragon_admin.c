@@ -58,6 +58,33 @@ typedef struct {
 } ngx_http_seadragon_admin_refusal_t;
 
 
+/* how a route of the table matches the part of the URI after the location */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_ADMIN_EXACT = 0,   /* the path itself */
+    NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,     /* the path, or it and "/..." */
+    NGX_HTTP_SEADRAGON_ADMIN_UNDER        /* the path and something more */
+} ngx_http_seadragon_admin_match_e;
+
+
+/*
+ * A route of the admin API: the methods it takes (0: its handler checks
+ * them) and the 405 answer to another one, whether a POST to the path
+ * itself reads a body, and the handler with its argument.
+ */
+
+typedef struct {
+    ngx_str_t                             path;
+    ngx_uint_t                            match;
+    ngx_uint_t                            methods;
+    char                                 *allow;
+    char                                 *message;
+    ngx_uint_t                            body;
+    ngx_http_seadragon_admin_handler_pt   handler;
+    ngx_uint_t                            arg;
+} ngx_http_seadragon_admin_route_t;
+
+
 static ngx_int_t ngx_http_seadragon_admin_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
     ngx_http_seadragon_admin_conf_t *acf,
@@ -66,13 +93,75 @@ static ngx_uint_t ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap);
 static ngx_int_t ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone);
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 static ngx_int_t ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone);
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+static void ngx_http_seadragon_admin_counters(ngx_http_seadragon_json_t *j,
+    ngx_http_seadragon_counters_t *c);
+static ngx_http_seadragon_admin_route_t *ngx_http_seadragon_admin_find(
+    ngx_str_t *route);
+static ngx_int_t ngx_http_seadragon_admin_gate(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t state);
+static ngx_int_t ngx_http_seadragon_admin_no_control(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 static size_t ngx_http_seadragon_utf8_len(u_char *p, u_char *last);
 
 
-static char *ngx_http_seadragon_gate_states[] = {
+#define NGX_HTTP_SEADRAGON_ADMIN_READ                                        \
+    NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD",                                 \
+    "this endpoint only reads: use GET"
+
+#define NGX_HTTP_SEADRAGON_ADMIN_CONTROL                                     \
+    NGX_HTTP_POST, "POST", "gate controls take POST"
+
+
+/* the first route that matches is taken: gate/NAME before gate/... */
+
+static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
+
+    { ngx_string(""), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_queue, 0 },
+
+    { ngx_string("queue"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_queue, 0 },
+
+    { ngx_string("stats"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_stats, 0 },
+
+    { ngx_string("gate/pause"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_PAUSED },
+
+    { ngx_string("gate/resume"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_OPEN },
+
+    { ngx_string("gate/drain"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_DRAINING },
+
+    { ngx_string("gate/"), NGX_HTTP_SEADRAGON_ADMIN_UNDER,
+      0, NULL, NULL, 0,
+      ngx_http_seadragon_admin_no_control, 0 },
+
+    /* the store's endpoints check their methods themselves */
+
+    { ngx_string("whitelist"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
+      0, NULL, NULL, 1,
+      ngx_http_seadragon_admin_store, 0 },
+
+    { ngx_string("keys"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
+      0, NULL, NULL, 1,
+      ngx_http_seadragon_admin_store, 0 },
+
+    { ngx_null_string, 0, 0, NULL, NULL, 0, NULL, 0 }
+};
+
+
+char *ngx_http_seadragon_gate_states[] = {
     "open", "paused", "draining"
 };
 
@@ -192,9 +281,9 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                            rc;
     ngx_str_t                            route;
-    ngx_uint_t                           state;
     ngx_http_seadragon_loc_conf_t       *slcf;
     ngx_http_seadragon_admin_conf_t     *acf;
+    ngx_http_seadragon_admin_route_t    *rt;
     ngx_http_seadragon_admin_refusal_t   refusal;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
@@ -217,11 +306,12 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 
     ngx_http_seadragon_admin_route(r, &route);
 
+    rt = ngx_http_seadragon_admin_find(&route);
+
     /* only adding to the whitelist and creating a key read a body */
 
-    if (!(r->method == NGX_HTTP_POST
-          && ((route.len == 9 && ngx_strncmp(route.data, "whitelist", 9) == 0)
-              || (route.len == 4 && ngx_strncmp(route.data, "keys", 4) == 0))))
+    if (!(r->method == NGX_HTTP_POST && rt != NULL && rt->body
+          && route.len == rt->path.len))
     {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
@@ -229,77 +319,91 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
         }
     }
 
-    if (route.len == 0
-        || (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0)
-        || (route.len == 5 && ngx_strncmp(route.data, "stats", 5) == 0))
-    {
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            goto not_allowed_read;
-        }
-
-        if (route.len == 5 && route.data[0] == 's') {
-            return ngx_http_seadragon_admin_stats(r, acf->zone);
-        }
-
-        return ngx_http_seadragon_admin_queue(r, acf->zone);
+    if (rt == NULL) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "no such admin endpoint: use "
+                                              "queue, stats, "
+                                              "gate/pause|resume|drain, "
+                                              "whitelist or keys");
     }
 
-    if (route.len > 5 && ngx_strncmp(route.data, "gate/", 5) == 0) {
-        route.data += 5;
-        route.len -= 5;
+    if (rt->methods && !(r->method & rt->methods)) {
+        return ngx_http_seadragon_admin_not_allowed(r, rt->allow,
+                                                    rt->message);
+    }
 
-        if (route.len == 5 && ngx_strncmp(route.data, "pause", 5) == 0) {
-            state = NGX_HTTP_SEADRAGON_GATE_PAUSED;
+    return rt->handler(r, acf->zone, &route, rt->arg);
+}
 
-        } else if (route.len == 6
-                   && ngx_strncmp(route.data, "resume", 6) == 0)
+
+/* the first route of the table that the part of the URI matches */
+
+static ngx_http_seadragon_admin_route_t *
+ngx_http_seadragon_admin_find(ngx_str_t *route)
+{
+    size_t                             len;
+    ngx_http_seadragon_admin_route_t  *rt;
+
+    for (rt = ngx_http_seadragon_admin_routes; rt->handler; rt++) {
+        len = rt->path.len;
+
+        if (route->len < len
+            || ngx_strncmp(route->data, rt->path.data, len) != 0)
         {
-            state = NGX_HTTP_SEADRAGON_GATE_OPEN;
-
-        } else if (route.len == 5
-                   && ngx_strncmp(route.data, "drain", 5) == 0)
-        {
-            state = NGX_HTTP_SEADRAGON_GATE_DRAINING;
-
-        } else {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                                  "no such gate control: use "
-                                                  "pause, resume or drain");
+            continue;
         }
 
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_seadragon_admin_not_allowed(r, "POST",
-                                                     "gate controls take "
-                                                     "POST");
+        switch (rt->match) {
+
+        case NGX_HTTP_SEADRAGON_ADMIN_EXACT:
+            if (route->len == len) {
+                return rt;
+            }
+            break;
+
+        case NGX_HTTP_SEADRAGON_ADMIN_SEGMENT:
+            if (route->len == len || route->data[len] == '/') {
+                return rt;
+            }
+            break;
+
+        default: /* NGX_HTTP_SEADRAGON_ADMIN_UNDER */
+            if (route->len > len) {
+                return rt;
+            }
+            break;
         }
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "seadragon zone \"%V\": gate set to %s",
-                      &acf->zone->name, ngx_http_seadragon_gate_states[state]);
-
-        ngx_http_seadragon_gate_set_state(acf->zone, state);
-
-        return ngx_http_seadragon_admin_queue(r, acf->zone);
     }
 
-    if ((route.len >= 9 && ngx_strncmp(route.data, "whitelist", 9) == 0
-         && (route.len == 9 || route.data[9] == '/'))
-        || (route.len >= 4 && ngx_strncmp(route.data, "keys", 4) == 0
-            && (route.len == 4 || route.data[4] == '/')))
-    {
-        return ngx_http_seadragon_admin_store(r, &route);
-    }
+    return NULL;
+}
 
+
+/* gate/pause, gate/resume, gate/drain: the route's argument is the state */
+
+static ngx_int_t
+ngx_http_seadragon_admin_gate(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t state)
+{
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "seadragon zone \"%V\": gate set to %s",
+                  &zone->name, ngx_http_seadragon_gate_states[state]);
+
+    ngx_http_seadragon_gate_set_state(zone, state);
+
+    return ngx_http_seadragon_admin_queue(r, zone, route, 0);
+}
+
+
+/* gate/ and any other name, whatever the method */
+
+static ngx_int_t
+ngx_http_seadragon_admin_no_control(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
+{
     return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                          "no such admin endpoint: use queue, "
-                                          "stats, gate/pause|resume|drain, "
-                                          "whitelist or keys");
-
-not_allowed_read:
-
-    return ngx_http_seadragon_admin_not_allowed(r, "GET, HEAD",
-                                             "this endpoint only reads: "
-                                             "use GET");
+                                          "no such gate control: use "
+                                          "pause, resume or drain");
 }
 
 
@@ -697,7 +801,7 @@ ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
 
 static ngx_int_t
 ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone)
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_uint_t                      i;
     ngx_http_seadragon_json_t       j;
@@ -758,13 +862,59 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
 }
 
 
+/*
+ * A source's counters from the table: the counts, the refusals and the
+ * clients gone as a map each, the waits in seconds.
+ */
+
+static void
+ngx_http_seadragon_admin_counters(ngx_http_seadragon_json_t *j,
+    ngx_http_seadragon_counters_t *c)
+{
+    uint64_t                    value;
+    ngx_uint_t                  group;
+    ngx_http_seadragon_stat_t  *stat;
+
+    group = NGX_HTTP_SEADRAGON_STAT_COUNT;
+
+    for (stat = ngx_http_seadragon_stats; stat->name; stat++) {
+
+        if (stat->kind != group) {
+            if (ngx_http_seadragon_stat_groups[group]) {
+                ngx_http_seadragon_json_map_close(j);
+            }
+
+            group = stat->kind;
+
+            if (ngx_http_seadragon_stat_groups[group]) {
+                ngx_http_seadragon_json_str(j,
+                                         ngx_http_seadragon_stat_groups[group]);
+                ngx_http_seadragon_json_map_open(j);
+            }
+        }
+
+        value = ngx_http_seadragon_stat_value(c, stat);
+
+        if (stat->kind == NGX_HTTP_SEADRAGON_STAT_SECONDS) {
+            ngx_http_seadragon_json_seconds(j, stat->name, (ngx_msec_t) value);
+
+        } else {
+            ngx_http_seadragon_json_int(j, stat->name, (long long) value);
+        }
+    }
+
+    if (ngx_http_seadragon_stat_groups[group]) {
+        ngx_http_seadragon_json_map_close(j);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone)
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_uint_t                        i;
     ngx_http_seadragon_json_t         j;
-    ngx_http_seadragon_counters_t    *c;
     ngx_http_seadragon_snapshot_t    *snap;
     ngx_http_seadragon_shm_source_t  *src;
 
@@ -788,7 +938,6 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
 
     for (i = 0; i < snap->nsources; i++) {
         src = &snap->sources[i];
-        c = &src->counters;
 
         ngx_http_seadragon_json_text(&j, src->name, src->name_len);
         ngx_http_seadragon_json_map_open(&j);
@@ -796,39 +945,7 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
         ngx_http_seadragon_json_int(&j, "priority", src->priority);
         ngx_http_seadragon_json_int(&j, "waiting", src->nwaiting);
         ngx_http_seadragon_json_int(&j, "running", src->nrunning);
-        ngx_http_seadragon_json_int(&j, "received", c->received);
-        ngx_http_seadragon_json_int(&j, "served", c->served);
-        ngx_http_seadragon_json_int(&j, "upstream_errors",
-                                    c->upstream_errors);
-
-        ngx_http_seadragon_json_str(&j, "rejected");
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_int(&j, "key", c->rejected_key);
-        ngx_http_seadragon_json_int(&j, "whitelist", c->rejected_whitelist);
-        ngx_http_seadragon_json_int(&j, "invalid", c->rejected_invalid);
-        ngx_http_seadragon_json_int(&j, "queue_full",
-                                    c->rejected_queue_full);
-        ngx_http_seadragon_json_int(&j, "wait_timeout",
-                                    c->rejected_wait_timeout);
-        ngx_http_seadragon_json_int(&j, "draining", c->rejected_draining);
-        ngx_http_seadragon_json_int(&j, "unavailable",
-                                    c->rejected_unavailable);
-        ngx_http_seadragon_json_int(&j, "endpoint", c->rejected_endpoint);
-        ngx_http_seadragon_json_int(&j, "client_cap",
-                                    c->rejected_client_cap);
-        ngx_http_seadragon_json_map_close(&j);
-
-        ngx_http_seadragon_json_str(&j, "aborted");
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_int(&j, "parked", c->aborted_parked);
-        ngx_http_seadragon_json_int(&j, "streaming", c->aborted_streaming);
-        ngx_http_seadragon_json_int(&j, "reaped", c->aborted_reaped);
-        ngx_http_seadragon_json_map_close(&j);
-
-        ngx_http_seadragon_json_seconds(&j, "wait_total",
-                                        (ngx_msec_t) c->wait_total_ms);
-        ngx_http_seadragon_json_seconds(&j, "wait_max",
-                                        (ngx_msec_t) c->wait_max_ms);
+        ngx_http_seadragon_admin_counters(&j, &src->counters);
         ngx_http_seadragon_json_map_close(&j);
     }
 

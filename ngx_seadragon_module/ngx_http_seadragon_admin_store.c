@@ -53,7 +53,8 @@ enum {
 
 
 ngx_int_t
-ngx_http_seadragon_admin_store(ngx_http_request_t *r, ngx_str_t *route)
+ngx_http_seadragon_admin_store(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t data)
 {
     u_char                          *slash;
     ngx_int_t                        rc;
