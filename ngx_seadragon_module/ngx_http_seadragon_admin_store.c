@@ -25,6 +25,8 @@ static ngx_int_t ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store);
 static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body);
+static char *ngx_http_seadragon_admin_key_record(yajl_val body,
+    seadragon_key_record_t *record);
 static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
 static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
@@ -557,23 +559,17 @@ ngx_http_seadragon_admin_key_add_change(MDB_txn *txn,
 }
 
 
-/* the new key is in the answer, once, and nowhere else */
+/*
+ * The record of a new key from the body, or the message of a 400: the
+ * name and the source as the tool checks them, the expiry if given.
+ */
 
-static ngx_int_t
-ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, yajl_val body)
+static char *
+ngx_http_seadragon_admin_key_record(yajl_val body,
+    seadragon_key_record_t *record)
 {
-    int                                  rc;
-    char                                *message;
-    u_char                              *p;
-    char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
-    size_t                               size;
-    const char                          *name, *source;
-    MDB_txn                             *txn;
-    yajl_val                             v;
-    ngx_uint_t                           status;
-    seadragon_key_record_t               record;
-    ngx_http_seadragon_admin_key_add_t   op;
+    const char  *name, *source;
+    yajl_val     v;
 
     const char  *name_path[] = { "name", NULL };
     const char  *source_path[] = { "source", NULL };
@@ -586,10 +582,8 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
         || !seadragon_name_valid(name, ngx_strlen(name),
                                  SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
     {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "\"name\" must have 1 to 63 "
-                                              "letters, digits, \"_\", \"-\", "
-                                              "\".\" and \"@\"");
+        return "\"name\" must have 1 to 63 letters, digits, \"_\", \"-\", "
+               "\".\" and \"@\"";
     }
 
     v = yajl_tree_get(body, source_path, yajl_t_string);
@@ -599,29 +593,51 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
         || !seadragon_name_valid(source, ngx_strlen(source),
                                  SEADRAGON_KEY_SOURCE_LEN - 1, "_-"))
     {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "\"source\" must be a source "
-                                              "name: 1 to 31 letters, "
-                                              "digits, \"_\" and \"-\"");
+        return "\"source\" must be a source name: 1 to 31 letters, digits, "
+               "\"_\" and \"-\"";
     }
 
-    ngx_memzero(&record, sizeof(record));
-    record.version = 1;
-    record.created = (int64_t) ngx_time();
-    ngx_memcpy(record.name, name, ngx_strlen(name));
-    ngx_memcpy(record.source, source, ngx_strlen(source));
+    ngx_memzero(record, sizeof(seadragon_key_record_t));
+    record->version = 1;
+    record->created = (int64_t) ngx_time();
+    ngx_memcpy(record->name, name, ngx_strlen(name));
+    ngx_memcpy(record->source, source, ngx_strlen(source));
 
     v = yajl_tree_get(body, expires_path, yajl_t_any);
 
     if (v) {
         if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) <= 0) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"expires_in\" must be a "
-                                                  "number of seconds, at "
-                                                  "least 1");
+            return "\"expires_in\" must be a number of seconds, at least 1";
         }
 
-        record.expires = record.created + YAJL_GET_INTEGER(v);
+        record->expires = record->created + YAJL_GET_INTEGER(v);
+    }
+
+    return NULL;
+}
+
+
+/* the new key is in the answer, once, and nowhere else */
+
+static ngx_int_t
+ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, yajl_val body)
+{
+    int                                  rc;
+    char                                *message;
+    u_char                              *p;
+    char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
+    size_t                               size;
+    MDB_txn                             *txn;
+    ngx_uint_t                           status;
+    seadragon_key_record_t               record;
+    ngx_http_seadragon_admin_key_add_t   op;
+
+    message = ngx_http_seadragon_admin_key_record(body, &record);
+
+    if (message) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              message);
     }
 
     if (seadragon_key_generate(key) != 0) {

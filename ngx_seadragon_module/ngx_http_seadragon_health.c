@@ -17,16 +17,30 @@
 #include "ngx_http_seadragon_module.h"
 
 
+/* the zone as the metrics show it, copied under its lock */
+
+typedef struct {
+    ngx_str_t                         zone;      /* the label, escaped */
+    ngx_http_seadragon_shm_source_t  *sources;
+    ngx_uint_t                        nsources;
+    ngx_uint_t                        waiting;
+    ngx_uint_t                        running;
+    ngx_uint_t                        capacity;
+    ngx_uint_t                        gate;
+    ngx_uint_t                        health;
+} ngx_http_seadragon_metrics_t;
+
+
 static ngx_int_t ngx_http_seadragon_health_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_seadragon_health_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_metrics_handler(ngx_http_request_t *r);
 static u_char *ngx_http_seadragon_metrics_counters(u_char *p, u_char *last,
-    ngx_str_t *zn, ngx_http_seadragon_shm_source_t *sources,
-    ngx_uint_t nsources);
+    ngx_http_seadragon_metrics_t *m);
 static u_char *ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last,
-    ngx_str_t *zn, ngx_http_seadragon_shm_source_t *sources,
-    ngx_uint_t nsources);
+    ngx_http_seadragon_metrics_t *m);
+static u_char *ngx_http_seadragon_metrics_gauges(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m);
 static ngx_int_t ngx_http_seadragon_metrics_label(ngx_pool_t *pool,
     ngx_str_t *value, ngx_str_t *label);
 
@@ -348,12 +362,15 @@ ngx_http_seadragon_stat_value(ngx_http_seadragon_counters_t *c,
  */
 
 static u_char *
-ngx_http_seadragon_metrics_counters(u_char *p, u_char *last, ngx_str_t *zn,
-    ngx_http_seadragon_shm_source_t *sources, ngx_uint_t nsources)
+ngx_http_seadragon_metrics_counters(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
 {
+    ngx_str_t                        *zn;
     ngx_uint_t                        i, kind;
     ngx_http_seadragon_stat_t        *stat, *first, *next;
     ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
 
     for (first = ngx_http_seadragon_stats; first->name; first = next) {
         kind = first->kind;
@@ -377,8 +394,8 @@ ngx_http_seadragon_metrics_counters(u_char *p, u_char *last, ngx_str_t *zn,
                              "# TYPE seadragon_requests_%s_total counter\n",
                              first->name, first->help, first->name);
 
-            for (i = 0; i < nsources; i++) {
-                src = &sources[i];
+            for (i = 0; i < m->nsources; i++) {
+                src = &m->sources[i];
                 p = ngx_slprintf(p, last, "seadragon_requests_%s_total"
                                  "{zone=\"%V\",source=\"%*s\"} %uL\n",
                                  first->name, zn,
@@ -396,8 +413,8 @@ ngx_http_seadragon_metrics_counters(u_char *p, u_char *last, ngx_str_t *zn,
                          ngx_http_seadragon_stat_helps[kind],
                          ngx_http_seadragon_stat_groups[kind]);
 
-        for (i = 0; i < nsources; i++) {
-            src = &sources[i];
+        for (i = 0; i < m->nsources; i++) {
+            src = &m->sources[i];
 
             for (stat = first; stat < next; stat++) {
                 p = ngx_slprintf(p, last, "seadragon_requests_%s_total"
@@ -420,20 +437,23 @@ ngx_http_seadragon_metrics_counters(u_char *p, u_char *last, ngx_str_t *zn,
 /* the wait-time histogram of each source */
 
 static u_char *
-ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last, ngx_str_t *zn,
-    ngx_http_seadragon_shm_source_t *sources, ngx_uint_t nsources)
+ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
 {
     uint64_t                          cumulative;
+    ngx_str_t                        *zn;
     ngx_uint_t                        i, j;
     ngx_http_seadragon_counters_t    *c;
     ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
 
     ngx_http_seadragon_metric_head("seadragon_queue_wait_seconds",
         "histogram", "Time requests waited for the gate before it let "
         "them in.");
 
-    for (i = 0; i < nsources; i++) {
-        src = &sources[i];
+    for (i = 0; i < m->nsources; i++) {
+        src = &m->sources[i];
         c = &src->counters;
         cumulative = 0;
 
@@ -465,18 +485,77 @@ ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last, ngx_str_t *zn,
 }
 
 
+/* what the gate and the queue hold now, and Ollama's last health check */
+
+static u_char *
+ngx_http_seadragon_metrics_gauges(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
+{
+    ngx_str_t                        *zn;
+    ngx_uint_t                        i;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
+
+    ngx_http_seadragon_metric_head("seadragon_queue_waiting", "gauge",
+        "Requests waiting for the gate now.");
+
+    for (i = 0; i < m->nsources; i++) {
+        src = &m->sources[i];
+        p = ngx_slprintf(p, last,
+                         "seadragon_queue_waiting{zone=\"%V\",source=\"%*s\"} "
+                         "%uL\n", zn, ngx_http_seadragon_source_name(src),
+                         (uint64_t) src->nwaiting);
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_queue_length", "gauge",
+        "Requests waiting for the gate now, all sources.");
+    p = ngx_slprintf(p, last, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
+                     m->waiting);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_busy", "gauge",
+        "Requests holding a slot of the gate now.");
+    p = ngx_slprintf(p, last, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn,
+                     m->running);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_capacity", "gauge",
+        "Slots of the gate: requests it lets through at once.");
+    p = ngx_slprintf(p, last, "seadragon_gate_capacity{zone=\"%V\"} %ui\n",
+                     zn, m->capacity);
+
+    ngx_http_seadragon_metric_head("seadragon_gate_state", "gauge",
+        "1 for the gate's current state (open, paused, draining).");
+
+    for (i = NGX_HTTP_SEADRAGON_GATE_OPEN;
+         i <= NGX_HTTP_SEADRAGON_GATE_DRAINING;
+         i++)
+    {
+        p = ngx_slprintf(p, last,
+                         "seadragon_gate_state{zone=\"%V\",state=\"%s\"} %d\n",
+                         zn, ngx_http_seadragon_gate_states[i],
+                         (int) (m->gate == i));
+    }
+
+    ngx_http_seadragon_metric_head("seadragon_upstream_up", "gauge",
+        "1 when the last health check found Ollama answering, 0 when it "
+        "did not, -1 before any check.");
+    p = ngx_slprintf(p, last, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
+                     (ngx_int_t) (m->health == 1 ? 1
+                                  : m->health == 2 ? 0 : -1));
+
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                           *p, *last, *start;
-    size_t                            len;
-    ngx_int_t                         rc;
-    ngx_str_t                        *zn, zone_label;
-    ngx_uint_t                        i, nsources, waiting, running;
-    ngx_uint_t                        capacity, gate, health;
-    ngx_http_seadragon_zone_t        *zone;
-    ngx_http_seadragon_loc_conf_t    *slcf;
-    ngx_http_seadragon_shm_source_t  *src, *sources;
+    u_char                         *p, *last, *start;
+    size_t                          len;
+    ngx_int_t                       rc;
+    ngx_http_seadragon_zone_t      *zone;
+    ngx_http_seadragon_metrics_t    m;
+    ngx_http_seadragon_loc_conf_t  *slcf;
 
     static ngx_str_t  type =
         ngx_string("text/plain; version=0.0.4; charset=utf-8");
@@ -495,37 +574,37 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     /* label values escape "\", '"' and newlines: a zone name may have them */
 
-    zn = &zone_label;
-
-    if (ngx_http_seadragon_metrics_label(r->pool, &zone->name, zn) != NGX_OK) {
+    if (ngx_http_seadragon_metrics_label(r->pool, &zone->name, &m.zone)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
-                                  * sizeof(ngx_http_seadragon_shm_source_t));
-    if (sources == NULL) {
+    m.sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
+                                    * sizeof(ngx_http_seadragon_shm_source_t));
+    if (m.sources == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    nsources = zone->sh->nsources;
-    ngx_memcpy(sources, zone->sh->sources,
-               nsources * sizeof(ngx_http_seadragon_shm_source_t));
-    waiting = zone->sh->nwaiting;
-    running = zone->sh->nrunning;
-    capacity = zone->sh->capacity;
-    gate = zone->sh->gate_state;
-    health = zone->sh->health;
+    m.nsources = zone->sh->nsources;
+    ngx_memcpy(m.sources, zone->sh->sources,
+               m.nsources * sizeof(ngx_http_seadragon_shm_source_t));
+    m.waiting = zone->sh->nwaiting;
+    m.running = zone->sh->nrunning;
+    m.capacity = zone->sh->capacity;
+    m.gate = zone->sh->gate_state;
+    m.health = zone->sh->health;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     /* the HELP and TYPE lines, then every sample line with its names */
 
     len = 4096
-          + (nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
+          + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
              + NGX_HTTP_SEADRAGON_ZONE_LINES)
-            * (NGX_HTTP_SEADRAGON_METRIC_LINE + zn->len
+            * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
                + NGX_HTTP_SEADRAGON_NAME_LEN);
 
     start = ngx_pnalloc(r->pool, len);
@@ -536,57 +615,9 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     p = start;
     last = start + len;
 
-#define ngx_http_seadragon_each_source(metric, value)                         \
-    for (i = 0; i < nsources; i++) {                                          \
-        src = &sources[i];                                                    \
-        p = ngx_slprintf(p, last,                                             \
-                         metric "{zone=\"%V\",source=\"%*s\"} %uL\n",         \
-                         zn, ngx_http_seadragon_source_name(src),             \
-                         (uint64_t) (value));                                 \
-    }
-
-    p = ngx_http_seadragon_metrics_counters(p, last, zn, sources, nsources);
-    p = ngx_http_seadragon_metrics_histograms(p, last, zn, sources, nsources);
-
-    ngx_http_seadragon_metric_head("seadragon_queue_waiting", "gauge",
-        "Requests waiting for the gate now.");
-    ngx_http_seadragon_each_source("seadragon_queue_waiting", src->nwaiting);
-
-    ngx_http_seadragon_metric_head("seadragon_queue_length", "gauge",
-        "Requests waiting for the gate now, all sources.");
-    p = ngx_slprintf(p, last, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
-                     waiting);
-
-    ngx_http_seadragon_metric_head("seadragon_gate_busy", "gauge",
-        "Requests holding a slot of the gate now.");
-    p = ngx_slprintf(p, last, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn,
-                     running);
-
-    ngx_http_seadragon_metric_head("seadragon_gate_capacity", "gauge",
-        "Slots of the gate: requests it lets through at once.");
-    p = ngx_slprintf(p, last, "seadragon_gate_capacity{zone=\"%V\"} %ui\n",
-                     zn, capacity);
-
-    ngx_http_seadragon_metric_head("seadragon_gate_state", "gauge",
-        "1 for the gate's current state (open, paused, draining).");
-
-    for (i = NGX_HTTP_SEADRAGON_GATE_OPEN;
-         i <= NGX_HTTP_SEADRAGON_GATE_DRAINING;
-         i++)
-    {
-        p = ngx_slprintf(p, last,
-                         "seadragon_gate_state{zone=\"%V\",state=\"%s\"} %d\n",
-                         zn, ngx_http_seadragon_gate_states[i],
-                         (int) (gate == i));
-    }
-
-    ngx_http_seadragon_metric_head("seadragon_upstream_up", "gauge",
-        "1 when the last health check found Ollama answering, 0 when it "
-        "did not, -1 before any check.");
-    p = ngx_slprintf(p, last, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
-                     (ngx_int_t) (health == 1 ? 1 : health == 2 ? 0 : -1));
-
-#undef ngx_http_seadragon_each_source
+    p = ngx_http_seadragon_metrics_counters(p, last, &m);
+    p = ngx_http_seadragon_metrics_histograms(p, last, &m);
+    p = ngx_http_seadragon_metrics_gauges(p, last, &m);
 
     /* the size above has room to spare: a full buffer means a cut text */
 

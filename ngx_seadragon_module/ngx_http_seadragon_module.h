@@ -483,6 +483,8 @@ ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
 extern char *ngx_http_seadragon_gate_states[];
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* ngx_http_seadragon_admin_json.c */
 ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, char *message);
 ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
