@@ -4,7 +4,10 @@
  *
  * The admin API of a zone, as JSON built with yajl: the queue in dispatch
  * order and what holds the gate, the counters of each source, and the
- * gate's maintenance controls (pause, resume, drain).
+ * gate's maintenance controls (pause, resume, drain).  The authorization
+ * of every admin request and the table of its routes are here; the
+ * store's endpoints (whitelist, keys) are in ngx_http_seadragon_admin_store.c
+ * and the JSON writer they share in ngx_http_seadragon_admin_json.c.
  *
  * The zone is read under its lock into request memory allocated before
  * the lock is taken, and the JSON is written after it is released.
