@@ -4,7 +4,10 @@
  *
  * The admin API of a zone, as JSON built with yajl: the queue in dispatch
  * order and what holds the gate, the counters of each source, and the
- * gate's maintenance controls (pause, resume, drain).
+ * gate's maintenance controls (pause, resume, drain).  The authorization
+ * of every admin request and the table of its routes are here; the
+ * store's endpoints (whitelist, keys) are in ngx_http_seadragon_admin_store.c
+ * and the JSON writer they share in ngx_http_seadragon_admin_json.c.
  *
  * The zone is read under its lock into request memory allocated before
  * the lock is taken, and the JSON is written after it is released.
@@ -12,12 +15,6 @@
 
 
 #include "ngx_http_seadragon_module.h"
-
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
-
-
-#define NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX  65536
 
 
 typedef struct {
@@ -62,16 +59,31 @@ typedef struct {
 } ngx_http_seadragon_admin_refusal_t;
 
 
+/* how a route of the table matches the part of the URI after the location */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_ADMIN_EXACT = 0,   /* the path itself */
+    NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,     /* the path, or it and "/..." */
+    NGX_HTTP_SEADRAGON_ADMIN_UNDER        /* the path and something more */
+} ngx_http_seadragon_admin_match_e;
+
+
 /*
- * A JSON answer being written: "failed" remembers that a yajl_gen_*
- * call did not succeed, so that a half-written answer never goes out.
+ * A route of the admin API: the methods it takes (0: its handler checks
+ * them) and the 405 answer to another one, whether a POST to the path
+ * itself reads a body, and the handler with its argument.
  */
 
 typedef struct {
-    yajl_gen                              gen;
-    ngx_pool_t                           *pool;
-    ngx_uint_t                            failed;
-} ngx_http_seadragon_json_t;
+    ngx_str_t                             path;
+    ngx_uint_t                            match;
+    ngx_uint_t                            methods;
+    char                                 *allow;
+    char                                 *message;
+    ngx_uint_t                            body;
+    ngx_http_seadragon_admin_handler_pt   handler;
+    ngx_uint_t                            arg;
+} ngx_http_seadragon_admin_route_t;
 
 
 static ngx_int_t ngx_http_seadragon_admin_handler(ngx_http_request_t *r);
@@ -82,57 +94,74 @@ static ngx_uint_t ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap);
 static ngx_int_t ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone);
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 static ngx_int_t ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone);
-static ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
-    ngx_uint_t status, char *message);
-static ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
-    char *allow, char *message);
-static ngx_int_t ngx_http_seadragon_admin_store(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+static void ngx_http_seadragon_admin_counters(ngx_http_seadragon_json_t *j,
+    ngx_http_seadragon_counters_t *c);
+static ngx_http_seadragon_admin_route_t *ngx_http_seadragon_admin_find(
     ngx_str_t *route);
-static void ngx_http_seadragon_admin_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_seadragon_admin_whitelist_list(
-    ngx_http_request_t *r, ngx_http_seadragon_store_t *store);
-static ngx_int_t ngx_http_seadragon_admin_whitelist_change(
-    ngx_http_request_t *r, ngx_http_seadragon_store_t *store, ngx_str_t *text,
-    ngx_str_t *note, ngx_uint_t add);
-static ngx_int_t ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store);
-static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, yajl_val body);
-static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
-static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
-static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, int rc, char **message);
-static ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j);
-static ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j, ngx_int_t rc);
-static ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j);
-static void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
-    yajl_gen_status status);
-static void ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j);
-static void ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j);
-static void ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j);
-static void ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j);
-static void ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j,
-    char *s);
-static void ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j,
-    u_char *data, size_t len);
-static void ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j,
-    char *key, u_char *value, size_t len);
-static void ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j,
-    char *key, long long value);
-static void ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j,
-    char *key, ngx_msec_t ms);
-static size_t ngx_http_seadragon_utf8_len(u_char *p, u_char *last);
+static ngx_int_t ngx_http_seadragon_admin_gate(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t state);
+static ngx_int_t ngx_http_seadragon_admin_no_control(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 
 
-static char *ngx_http_seadragon_gate_states[] = {
+#define NGX_HTTP_SEADRAGON_ADMIN_READ                                        \
+    NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD",                                 \
+    "this endpoint only reads: use GET"
+
+#define NGX_HTTP_SEADRAGON_ADMIN_CONTROL                                     \
+    NGX_HTTP_POST, "POST", "gate controls take POST"
+
+
+/* the first route that matches is taken: gate/NAME before gate/... */
+
+static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
+
+    { ngx_string(""), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_queue, 0 },
+
+    { ngx_string("queue"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_queue, 0 },
+
+    { ngx_string("stats"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_stats, 0 },
+
+    { ngx_string("gate/pause"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_PAUSED },
+
+    { ngx_string("gate/resume"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_OPEN },
+
+    { ngx_string("gate/drain"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_CONTROL, 0,
+      ngx_http_seadragon_admin_gate, NGX_HTTP_SEADRAGON_GATE_DRAINING },
+
+    { ngx_string("gate/"), NGX_HTTP_SEADRAGON_ADMIN_UNDER,
+      0, NULL, NULL, 0,
+      ngx_http_seadragon_admin_no_control, 0 },
+
+    /* the store's endpoints check their methods themselves */
+
+    { ngx_string("whitelist"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
+      0, NULL, NULL, 1,
+      ngx_http_seadragon_admin_store, 0 },
+
+    { ngx_string("keys"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
+      0, NULL, NULL, 1,
+      ngx_http_seadragon_admin_store, 0 },
+
+    { ngx_null_string, 0, 0, NULL, NULL, 0, NULL, 0 }
+};
+
+
+char *ngx_http_seadragon_gate_states[] = {
     "open", "paused", "draining"
 };
 
@@ -252,9 +281,9 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                            rc;
     ngx_str_t                            route;
-    ngx_uint_t                           state;
     ngx_http_seadragon_loc_conf_t       *slcf;
     ngx_http_seadragon_admin_conf_t     *acf;
+    ngx_http_seadragon_admin_route_t    *rt;
     ngx_http_seadragon_admin_refusal_t   refusal;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
@@ -277,11 +306,12 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 
     ngx_http_seadragon_admin_route(r, &route);
 
+    rt = ngx_http_seadragon_admin_find(&route);
+
     /* only adding to the whitelist and creating a key read a body */
 
-    if (!(r->method == NGX_HTTP_POST
-          && ((route.len == 9 && ngx_strncmp(route.data, "whitelist", 9) == 0)
-              || (route.len == 4 && ngx_strncmp(route.data, "keys", 4) == 0))))
+    if (!(r->method == NGX_HTTP_POST && rt != NULL && rt->body
+          && route.len == rt->path.len))
     {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
@@ -289,100 +319,91 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
         }
     }
 
-    if (route.len == 0
-        || (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0)
-        || (route.len == 5 && ngx_strncmp(route.data, "stats", 5) == 0))
-    {
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            goto not_allowed_read;
-        }
-
-        if (route.len == 5 && route.data[0] == 's') {
-            return ngx_http_seadragon_admin_stats(r, acf->zone);
-        }
-
-        return ngx_http_seadragon_admin_queue(r, acf->zone);
+    if (rt == NULL) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "no such admin endpoint: use "
+                                              "queue, stats, "
+                                              "gate/pause|resume|drain, "
+                                              "whitelist or keys");
     }
 
-    if (route.len > 5 && ngx_strncmp(route.data, "gate/", 5) == 0) {
-        route.data += 5;
-        route.len -= 5;
-
-        if (route.len == 5 && ngx_strncmp(route.data, "pause", 5) == 0) {
-            state = NGX_HTTP_SEADRAGON_GATE_PAUSED;
-
-        } else if (route.len == 6
-                   && ngx_strncmp(route.data, "resume", 6) == 0)
-        {
-            state = NGX_HTTP_SEADRAGON_GATE_OPEN;
-
-        } else if (route.len == 5
-                   && ngx_strncmp(route.data, "drain", 5) == 0)
-        {
-            state = NGX_HTTP_SEADRAGON_GATE_DRAINING;
-
-        } else {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                                  "no such gate control: use "
-                                                  "pause, resume or drain");
-        }
-
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_seadragon_admin_not_allowed(r, "POST",
-                                                     "gate controls take "
-                                                     "POST");
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "seadragon zone \"%V\": gate set to %s",
-                      &acf->zone->name, ngx_http_seadragon_gate_states[state]);
-
-        ngx_http_seadragon_gate_set_state(acf->zone, state);
-
-        return ngx_http_seadragon_admin_queue(r, acf->zone);
+    if (rt->methods && !(r->method & rt->methods)) {
+        return ngx_http_seadragon_admin_not_allowed(r, rt->allow,
+                                                    rt->message);
     }
 
-    if ((route.len >= 9 && ngx_strncmp(route.data, "whitelist", 9) == 0
-         && (route.len == 9 || route.data[9] == '/'))
-        || (route.len >= 4 && ngx_strncmp(route.data, "keys", 4) == 0
-            && (route.len == 4 || route.data[4] == '/')))
-    {
-        return ngx_http_seadragon_admin_store(r, &route);
-    }
-
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                          "no such admin endpoint: use queue, "
-                                          "stats, gate/pause|resume|drain, "
-                                          "whitelist or keys");
-
-not_allowed_read:
-
-    return ngx_http_seadragon_admin_not_allowed(r, "GET, HEAD",
-                                             "this endpoint only reads: "
-                                             "use GET");
+    return rt->handler(r, acf->zone, &route, rt->arg);
 }
 
 
-static ngx_int_t
-ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
-    char *message)
-{
-    ngx_table_elt_t  *h;
+/* the first route of the table that the part of the URI matches */
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+static ngx_http_seadragon_admin_route_t *
+ngx_http_seadragon_admin_find(ngx_str_t *route)
+{
+    size_t                             len;
+    ngx_http_seadragon_admin_route_t  *rt;
+
+    for (rt = ngx_http_seadragon_admin_routes; rt->handler; rt++) {
+        len = rt->path.len;
+
+        if (route->len < len
+            || ngx_strncmp(route->data, rt->path.data, len) != 0)
+        {
+            continue;
+        }
+
+        switch (rt->match) {
+
+        case NGX_HTTP_SEADRAGON_ADMIN_EXACT:
+            if (route->len == len) {
+                return rt;
+            }
+            break;
+
+        case NGX_HTTP_SEADRAGON_ADMIN_SEGMENT:
+            if (route->len == len || route->data[len] == '/') {
+                return rt;
+            }
+            break;
+
+        default: /* NGX_HTTP_SEADRAGON_ADMIN_UNDER */
+            if (route->len > len) {
+                return rt;
+            }
+            break;
+        }
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allow;
-    h->value.len = ngx_strlen(allow);
+    return NULL;
+}
 
-    return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_ALLOWED, message);
+
+/* gate/pause, gate/resume, gate/drain: the route's argument is the state */
+
+static ngx_int_t
+ngx_http_seadragon_admin_gate(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t state)
+{
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "seadragon zone \"%V\": gate set to %s",
+                  &zone->name, ngx_http_seadragon_gate_states[state]);
+
+    ngx_http_seadragon_gate_set_state(zone, state);
+
+    return ngx_http_seadragon_admin_queue(r, zone, route, 0);
+}
+
+
+/* gate/ and any other name, whatever the method */
+
+static ngx_int_t
+ngx_http_seadragon_admin_no_control(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
+{
+    return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                          "no such gate control: use "
+                                          "pause, resume or drain");
 }
 
 
@@ -757,7 +778,7 @@ ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
 
 static ngx_int_t
 ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone)
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_uint_t                      i;
     ngx_http_seadragon_json_t       j;
@@ -818,13 +839,59 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
 }
 
 
+/*
+ * A source's counters from the table: the counts, the refusals and the
+ * clients gone as a map each, the waits in seconds.
+ */
+
+static void
+ngx_http_seadragon_admin_counters(ngx_http_seadragon_json_t *j,
+    ngx_http_seadragon_counters_t *c)
+{
+    uint64_t                    value;
+    ngx_uint_t                  group;
+    ngx_http_seadragon_stat_t  *stat;
+
+    group = NGX_HTTP_SEADRAGON_STAT_COUNT;
+
+    for (stat = ngx_http_seadragon_stats; stat->name; stat++) {
+
+        if (stat->kind != group) {
+            if (ngx_http_seadragon_stat_groups[group]) {
+                ngx_http_seadragon_json_map_close(j);
+            }
+
+            group = stat->kind;
+
+            if (ngx_http_seadragon_stat_groups[group]) {
+                ngx_http_seadragon_json_str(j,
+                                         ngx_http_seadragon_stat_groups[group]);
+                ngx_http_seadragon_json_map_open(j);
+            }
+        }
+
+        value = ngx_http_seadragon_stat_value(c, stat);
+
+        if (stat->kind == NGX_HTTP_SEADRAGON_STAT_SECONDS) {
+            ngx_http_seadragon_json_seconds(j, stat->name, (ngx_msec_t) value);
+
+        } else {
+            ngx_http_seadragon_json_int(j, stat->name, (long long) value);
+        }
+    }
+
+    if (ngx_http_seadragon_stat_groups[group]) {
+        ngx_http_seadragon_json_map_close(j);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
-    ngx_http_seadragon_zone_t *zone)
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_uint_t                        i;
     ngx_http_seadragon_json_t         j;
-    ngx_http_seadragon_counters_t    *c;
     ngx_http_seadragon_snapshot_t    *snap;
     ngx_http_seadragon_shm_source_t  *src;
 
@@ -848,7 +915,6 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
 
     for (i = 0; i < snap->nsources; i++) {
         src = &snap->sources[i];
-        c = &src->counters;
 
         ngx_http_seadragon_json_text(&j, src->name, src->name_len);
         ngx_http_seadragon_json_map_open(&j);
@@ -856,39 +922,7 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
         ngx_http_seadragon_json_int(&j, "priority", src->priority);
         ngx_http_seadragon_json_int(&j, "waiting", src->nwaiting);
         ngx_http_seadragon_json_int(&j, "running", src->nrunning);
-        ngx_http_seadragon_json_int(&j, "received", c->received);
-        ngx_http_seadragon_json_int(&j, "served", c->served);
-        ngx_http_seadragon_json_int(&j, "upstream_errors",
-                                    c->upstream_errors);
-
-        ngx_http_seadragon_json_str(&j, "rejected");
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_int(&j, "key", c->rejected_key);
-        ngx_http_seadragon_json_int(&j, "whitelist", c->rejected_whitelist);
-        ngx_http_seadragon_json_int(&j, "invalid", c->rejected_invalid);
-        ngx_http_seadragon_json_int(&j, "queue_full",
-                                    c->rejected_queue_full);
-        ngx_http_seadragon_json_int(&j, "wait_timeout",
-                                    c->rejected_wait_timeout);
-        ngx_http_seadragon_json_int(&j, "draining", c->rejected_draining);
-        ngx_http_seadragon_json_int(&j, "unavailable",
-                                    c->rejected_unavailable);
-        ngx_http_seadragon_json_int(&j, "endpoint", c->rejected_endpoint);
-        ngx_http_seadragon_json_int(&j, "client_cap",
-                                    c->rejected_client_cap);
-        ngx_http_seadragon_json_map_close(&j);
-
-        ngx_http_seadragon_json_str(&j, "aborted");
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_int(&j, "parked", c->aborted_parked);
-        ngx_http_seadragon_json_int(&j, "streaming", c->aborted_streaming);
-        ngx_http_seadragon_json_int(&j, "reaped", c->aborted_reaped);
-        ngx_http_seadragon_json_map_close(&j);
-
-        ngx_http_seadragon_json_seconds(&j, "wait_total",
-                                        (ngx_msec_t) c->wait_total_ms);
-        ngx_http_seadragon_json_seconds(&j, "wait_max",
-                                        (ngx_msec_t) c->wait_max_ms);
+        ngx_http_seadragon_admin_counters(&j, &src->counters);
         ngx_http_seadragon_json_map_close(&j);
     }
 
@@ -896,1112 +930,4 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     ngx_http_seadragon_json_map_close(&j);
 
     return ngx_http_seadragon_admin_send(r, &j);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_error(ngx_http_request_t *r, ngx_uint_t status,
-    char *message)
-{
-    ngx_http_seadragon_json_t  j;
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
-    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the message may quote the client's bytes: json_text makes them UTF-8 */
-
-    ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_str(&j, "error");
-    ngx_http_seadragon_json_text(&j, (u_char *) message, ngx_strlen(message));
-    ngx_http_seadragon_json_map_close(&j);
-
-    r->headers_out.status = status;
-
-    return ngx_http_seadragon_admin_send(r, &j);
-}
-
-
-/*
- * The end of a listing of the store ({"NAME":[...]}): a walk that failed
- * (rc) makes it a 503.
- */
-
-static ngx_int_t
-ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j, ngx_int_t rc)
-{
-    ngx_http_seadragon_json_array_close(j);
-    ngx_http_seadragon_json_map_close(j);
-
-    if (rc != NGX_OK) {
-        yajl_gen_free(j->gen);
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read");
-    }
-
-    return ngx_http_seadragon_admin_send(r, j);
-}
-
-
-/*
- * The generator's buffer is copied to the request, then the generator
- * freed.  An answer that a yajl_gen_* call failed to write is not sent:
- * a fixed error takes its place.
- */
-
-static ngx_int_t
-ngx_http_seadragon_admin_send(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j)
-{
-    size_t                len;
-    u_char               *p;
-    ngx_uint_t            status;
-    const unsigned char  *buf;
-
-    static u_char  failed[] =
-        "{\"error\":\"the admin API could not write its answer\"}";
-
-    if (!j->failed
-        && yajl_gen_get_buf(j->gen, &buf, &len) != yajl_gen_status_ok)
-    {
-        j->failed = 1;
-    }
-
-    if (j->failed) {
-        yajl_gen_free(j->gen);
-
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "seadragon admin could not write a JSON answer");
-
-        return ngx_http_seadragon_send_json(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                            failed, sizeof(failed) - 1);
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        yajl_gen_free(j->gen);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(p, buf, len);
-    yajl_gen_free(j->gen);
-
-    status = r->headers_out.status ? r->headers_out.status : NGX_HTTP_OK;
-
-    return ngx_http_seadragon_send_json(r, status, p, len);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_json_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_json_t *j)
-{
-    j->pool = r->pool;
-    j->failed = 0;
-
-    j->gen = yajl_gen_alloc(NULL);
-    if (j->gen == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* a string cut inside a UTF-8 sequence must fail, not go out */
-
-    if (yajl_gen_config(j->gen, yajl_gen_validate_utf8, 1) == 0) {
-        yajl_gen_free(j->gen);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
-    yajl_gen_status status)
-{
-    if (status != yajl_gen_status_ok) {
-        j->failed = 1;
-    }
-}
-
-
-static void
-ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j)
-{
-    ngx_http_seadragon_json_check(j, yajl_gen_map_open(j->gen));
-}
-
-
-static void
-ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j)
-{
-    ngx_http_seadragon_json_check(j, yajl_gen_map_close(j->gen));
-}
-
-
-static void
-ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j)
-{
-    ngx_http_seadragon_json_check(j, yajl_gen_array_open(j->gen));
-}
-
-
-static void
-ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j)
-{
-    ngx_http_seadragon_json_check(j, yajl_gen_array_close(j->gen));
-}
-
-
-/* a string of ours: a key, or a fixed value */
-
-static void
-ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j, char *s)
-{
-    ngx_http_seadragon_json_check(j,
-        yajl_gen_string(j->gen, (const unsigned char *) s, ngx_strlen(s)));
-}
-
-
-/*
- * Bytes from elsewhere (a client, the store, a mangled model name): each
- * byte that does not begin a well-formed UTF-8 sequence becomes U+FFFD,
- * as a browser shows it, so that the answer is JSON whatever they are.
- */
-
-static void
-ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j, u_char *data,
-    size_t len)
-{
-    size_t   n;
-    u_char  *p, *last, *out, *o;
-
-    last = data + len;
-
-    for (p = data; p < last; p += n) {
-        n = ngx_http_seadragon_utf8_len(p, last);
-        if (n == 0) {
-            break;
-        }
-    }
-
-    if (p == last) {
-        ngx_http_seadragon_json_check(j, yajl_gen_string(j->gen, data, len));
-        return;
-    }
-
-    out = ngx_pnalloc(j->pool, len * 3);
-    if (out == NULL) {
-        j->failed = 1;
-        return;
-    }
-
-    o = ngx_cpymem(out, data, p - data);
-
-    while (p < last) {
-        n = ngx_http_seadragon_utf8_len(p, last);
-
-        if (n == 0) {
-            *o++ = 0xef;
-            *o++ = 0xbf;
-            *o++ = 0xbd;
-            p++;
-            continue;
-        }
-
-        o = ngx_cpymem(o, p, n);
-        p += n;
-    }
-
-    ngx_http_seadragon_json_check(j, yajl_gen_string(j->gen, out, o - out));
-}
-
-
-/* the length of the well-formed UTF-8 sequence at p (RFC 3629), or 0 */
-
-static size_t
-ngx_http_seadragon_utf8_len(u_char *p, u_char *last)
-{
-    size_t  n, i;
-
-    if (*p < 0x80) {
-        return 1;
-    }
-
-    if (*p < 0xc2 || *p > 0xf4) {
-        return 0;
-    }
-
-    n = (*p < 0xe0) ? 2 : (*p < 0xf0) ? 3 : 4;
-
-    if ((size_t) (last - p) < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-
-    /* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
-
-    if ((*p == 0xe0 && p[1] < 0xa0)
-        || (*p == 0xed && p[1] > 0x9f)
-        || (*p == 0xf0 && p[1] < 0x90)
-        || (*p == 0xf4 && p[1] > 0x8f))
-    {
-        return 0;
-    }
-
-    return n;
-}
-
-
-static void
-ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j, char *key,
-    u_char *value, size_t len)
-{
-    ngx_http_seadragon_json_str(j, key);
-
-    if (len == 0) {
-        ngx_http_seadragon_json_check(j, yajl_gen_null(j->gen));
-        return;
-    }
-
-    ngx_http_seadragon_json_text(j, value, len);
-}
-
-
-static void
-ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j, char *key,
-    long long value)
-{
-    ngx_http_seadragon_json_str(j, key);
-    ngx_http_seadragon_json_check(j, yajl_gen_integer(j->gen, value));
-}
-
-
-/* milliseconds as seconds with three decimals: 1.158, not 1.15799999 */
-
-static void
-ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j, char *key,
-    ngx_msec_t ms)
-{
-    u_char  *p, buf[NGX_INT64_LEN + 5];
-
-    ngx_http_seadragon_json_str(j, key);
-
-    p = ngx_slprintf(buf, buf + sizeof(buf), "%M.%03M", ms / 1000, ms % 1000);
-
-    ngx_http_seadragon_json_check(j,
-        yajl_gen_number(j->gen, (const char *) buf, p - buf));
-}
-
-
-/*
- * The store through the admin API, with the tool's rules and wording:
- *
- *   GET    whitelist                 list
- *   POST   whitelist                 {"address":"10.0.0.0/8","note":"..."}
- *   DELETE whitelist/ADDR[/PREFIX]
- *   GET    keys                      list (names, sources, states; no keys)
- *   POST   keys                      {"name":..,"source":..,"expires_in":s}
- *   DELETE keys/NAME                 revoke
- *   POST   keys/NAME/disable | keys/NAME/enable
- */
-
-enum {
-    NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE = 1,
-    NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
-    NGX_HTTP_SEADRAGON_ADMIN_KEY_ENABLE
-};
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_store(ngx_http_request_t *r, ngx_str_t *route)
-{
-    u_char                          *slash;
-    ngx_int_t                        rc;
-    ngx_str_t                        arg, name;
-    ngx_uint_t                       whitelist, action;
-    ngx_http_seadragon_ctx_t        *ctx;
-    ngx_http_seadragon_main_conf_t  *smcf;
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
-
-    if (smcf->store == NULL) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                              "no seadragon_store is "
-                                              "configured");
-    }
-
-    whitelist = (route->data[0] == 'w');
-
-    arg.len = route->len - (whitelist ? 9 : 4);
-    arg.data = route->data + (whitelist ? 9 : 4);
-
-    if (arg.len) {
-        arg.data++;
-        arg.len--;
-    }
-
-    if (arg.len == 0) {
-
-        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-            return whitelist
-                   ? ngx_http_seadragon_admin_whitelist_list(r, smcf->store)
-                   : ngx_http_seadragon_admin_keys_list(r, smcf->store);
-        }
-
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_seadragon_admin_not_allowed(r, "GET, HEAD, POST",
-                                                     "list with GET, add "
-                                                     "with POST");
-        }
-
-        ctx = ngx_http_seadragon_get_ctx(r);
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->admin_keys = !whitelist;
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                             ngx_http_seadragon_admin_body);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
-    }
-
-    if (whitelist) {
-        if (r->method != NGX_HTTP_DELETE) {
-            return ngx_http_seadragon_admin_not_allowed(r, "DELETE",
-                                                     "remove an entry with "
-                                                     "DELETE");
-        }
-
-        return ngx_http_seadragon_admin_whitelist_change(r, smcf->store, &arg,
-                                                         NULL, 0);
-    }
-
-    /* keys/NAME or keys/NAME/disable|enable */
-
-    name = arg;
-    action = NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE;
-
-    slash = ngx_strlchr(arg.data, arg.data + arg.len, '/');
-
-    if (slash) {
-        name.len = slash - arg.data;
-        arg.data = slash + 1;
-        arg.len -= name.len + 1;
-
-        if (arg.len == 7 && ngx_strncmp(arg.data, "disable", 7) == 0) {
-            action = NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE;
-
-        } else if (arg.len == 6 && ngx_strncmp(arg.data, "enable", 6) == 0) {
-            action = NGX_HTTP_SEADRAGON_ADMIN_KEY_ENABLE;
-
-        } else {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                                  "use keys/NAME/disable or "
-                                                  "keys/NAME/enable");
-        }
-
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_seadragon_admin_not_allowed(r, "POST",
-                                                     "key controls take "
-                                                     "POST");
-        }
-
-    } else if (r->method != NGX_HTTP_DELETE) {
-        return ngx_http_seadragon_admin_not_allowed(r, "DELETE",
-                                                 "revoke a key with DELETE");
-    }
-
-    return ngx_http_seadragon_admin_key_change(r, smcf->store, &name, action);
-}
-
-
-static void
-ngx_http_seadragon_admin_body(ngx_http_request_t *r)
-{
-    u_char                          *p;
-    size_t                           len;
-    ngx_int_t                        rc;
-    ngx_str_t                        address, note;
-    yajl_val                         body, v;
-    ngx_chain_t                     *cl;
-    ngx_http_seadragon_ctx_t        *ctx;
-    ngx_http_seadragon_main_conf_t  *smcf;
-    char                             error[128];
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
-
-    len = 0;
-
-    cl = r->request_body ? r->request_body->bufs : NULL;
-
-    for ( /* void */ ; cl; cl = cl->next) {
-        if (cl->buf->in_file) {
-            len = NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX + 1;
-            break;
-        }
-
-        len += cl->buf->last - cl->buf->pos;
-    }
-
-    if (len > NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX) {
-        ngx_http_finalize_request(r,
-            ngx_http_seadragon_admin_error(r,
-                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                           "the body is too large for an "
-                                           "admin request"));
-        return;
-    }
-
-    p = ngx_pnalloc(r->pool, len + 1);
-    if (p == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    len = 0;
-
-    cl = r->request_body ? r->request_body->bufs : NULL;
-
-    for ( /* void */ ; cl; cl = cl->next) {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        len += cl->buf->last - cl->buf->pos;
-    }
-
-    *p = '\0';
-    p -= len;
-
-    body = yajl_tree_parse((const char *) p, error, sizeof(error));
-
-    if (body == NULL || !YAJL_IS_OBJECT(body)) {
-        if (body) {
-            yajl_tree_free(body);
-        }
-
-        ngx_http_finalize_request(r,
-            ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "Invalid JSON: expected an "
-                                           "object"));
-        return;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
-
-    if (ctx->admin_keys) {
-        rc = ngx_http_seadragon_admin_key_create(r, smcf->store, body);
-
-    } else {
-        {
-            const char  *path[] = { "address", NULL };
-            const char  *npath[] = { "note", NULL };
-
-            v = yajl_tree_get(body, path, yajl_t_string);
-
-            if (v == NULL) {
-                rc = ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                    "\"address\" is missing: "
-                                                    "an address or CIDR "
-                                                    "range");
-                goto done;
-            }
-
-            address.data = (u_char *) YAJL_GET_STRING(v);
-            address.len = ngx_strlen(address.data);
-
-            v = yajl_tree_get(body, npath, yajl_t_string);
-            note.data = v ? (u_char *) YAJL_GET_STRING(v) : NULL;
-            note.len = v ? ngx_strlen(note.data) : 0;
-        }
-
-        rc = ngx_http_seadragon_admin_whitelist_change(r, smcf->store,
-                                                       &address, &note, 1);
-    }
-
-done:
-
-    yajl_tree_free(body);
-
-    ngx_http_finalize_request(r, rc);
-}
-
-
-static void
-ngx_http_seadragon_admin_whitelist_each(MDB_val *k, MDB_val *v, void *data)
-{
-    ngx_http_seadragon_json_t  *j = data;
-
-    char                         text[SEADRAGON_NET_TEXT_LEN];
-    seadragon_net_t              net;
-    seadragon_whitelist_entry_t  entry;
-
-    /* the map is read first, and only here: see store_walk() */
-
-    if (seadragon_net_from_key(k->mv_data, k->mv_size, &net) != 0) {
-        return;
-    }
-
-    ngx_memzero(&entry, sizeof(entry));
-
-    if (v->mv_size == sizeof(entry)) {
-        ngx_memcpy(&entry, v->mv_data, sizeof(entry));
-        entry.note[sizeof(entry.note) - 1] = '\0';
-    }
-
-    seadragon_net_format(&net, text, sizeof(text));
-
-    ngx_http_seadragon_json_map_open(j);
-    ngx_http_seadragon_json_field(j, "address", (u_char *) text,
-                                  ngx_strlen(text));
-    ngx_http_seadragon_json_int(j, "created", (long long) entry.created);
-    ngx_http_seadragon_json_field(j, "note", (u_char *) entry.note,
-                                  ngx_strlen(entry.note));
-    ngx_http_seadragon_json_map_close(j);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_whitelist_list(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store)
-{
-    ngx_int_t                  rc;
-    ngx_http_seadragon_json_t  j;
-
-    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_str(&j, "whitelist");
-    ngx_http_seadragon_json_array_open(&j);
-
-    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
-                                       store->dbs.whitelist,
-                                       ngx_http_seadragon_admin_whitelist_each,
-                                       &j);
-
-    return ngx_http_seadragon_admin_list_send(r, &j, rc);
-}
-
-
-typedef struct {
-    seadragon_net_t               net;
-    seadragon_whitelist_entry_t   entry;
-    ngx_uint_t                    add;
-} ngx_http_seadragon_admin_net_t;
-
-
-static int
-ngx_http_seadragon_admin_net_change(MDB_txn *txn,
-    const seadragon_store_dbs_t *dbs, void *data)
-{
-    ngx_http_seadragon_admin_net_t  *op = data;
-
-    return op->add ? seadragon_whitelist_add(txn, dbs, &op->net, &op->entry)
-                   : seadragon_whitelist_remove(txn, dbs, &op->net);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_whitelist_change(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_str_t *text, ngx_str_t *note,
-    ngx_uint_t add)
-{
-    int                          rc;
-    char                        *message;
-    u_char                      *p;
-    char                         formatted[SEADRAGON_NET_TEXT_LEN];
-    size_t                       size;
-    const char                  *error;
-    MDB_txn                     *txn;
-    ngx_uint_t                   i, status;
-    seadragon_net_t                 net;
-    ngx_http_seadragon_admin_net_t  op;
-
-    if (seadragon_net_parse((const char *) text->data, text->len, &net,
-                            &error)
-        != 0)
-    {
-        size = ngx_min(text->len, 64) + ngx_strlen(error) + 32;
-
-        p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* the client's bytes, cut or not UTF-8: the answer mends them */
-
-        ngx_slprintf(p, p + size, "invalid address \"%*s\": %s%Z",
-                     ngx_min(text->len, 64), text->data, error);
-
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              (char *) p);
-    }
-
-    if (note && note->len >= sizeof(op.entry.note)) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "the note is longer than 63 "
-                                              "bytes");
-    }
-
-    /* as the tool: a tab or a newline would break its list */
-
-    for (i = 0; note && i < note->len; i++) {
-        if (note->data[i] < 0x20 || note->data[i] == 0x7f) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "the note may not contain "
-                                                  "control characters");
-        }
-    }
-
-    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
-
-    if (status != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    ngx_memzero(&op, sizeof(op));
-    op.net = net;
-    op.add = add;
-
-    if (add) {
-        op.entry.created = (int64_t) ngx_time();
-
-        if (note && note->len) {
-            ngx_memcpy(op.entry.note, note->data, note->len);
-        }
-    }
-
-    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
-                                        ngx_http_seadragon_admin_net_change,
-                                        &op);
-
-    seadragon_net_format(&net, formatted, sizeof(formatted));
-
-    if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
-        size = SEADRAGON_NET_TEXT_LEN + 64;
-
-        p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_slprintf(p, p + size, "%s is %s%Z", formatted,
-                     rc == MDB_KEYEXIST ? "already whitelisted"
-                                        : "not whitelisted");
-
-        return ngx_http_seadragon_admin_error(r,
-                                              rc == MDB_KEYEXIST
-                                              ? NGX_HTTP_CONFLICT
-                                              : NGX_HTTP_NOT_FOUND,
-                                              (char *) p);
-    }
-
-    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
-
-    if (status != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "seadragon admin %s %s the whitelist",
-                  add ? "added" : "removed", formatted);
-
-    size = SEADRAGON_NET_TEXT_LEN + 32;
-
-    p = ngx_pnalloc(r->pool, size);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    size = ngx_slprintf(p, p + size, "{\"%s\":\"%s\"}",
-                        add ? "whitelisted" : "removed", formatted) - p;
-
-    return ngx_http_seadragon_send_json(r,
-                                        add ? NGX_HTTP_CREATED : NGX_HTTP_OK,
-                                        p, size);
-}
-
-
-typedef struct {
-    ngx_http_seadragon_json_t  *j;
-    time_t                      now;
-} ngx_http_seadragon_admin_keys_t;
-
-
-static void
-ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
-{
-    ngx_http_seadragon_admin_keys_t  *ctx = data;
-
-    ngx_http_seadragon_json_t  *j;
-    seadragon_key_record_t      record;
-
-    /* the map is read first, and only here: see store_walk() */
-
-    if (v->mv_size != sizeof(record)) {
-        return;
-    }
-
-    ngx_memcpy(&record, v->mv_data, sizeof(record));
-    record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
-    record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
-
-    j = ctx->j;
-
-    ngx_http_seadragon_json_map_open(j);
-    ngx_http_seadragon_json_field(j, "name", (u_char *) record.name,
-                                  ngx_strlen(record.name));
-    ngx_http_seadragon_json_field(j, "source", (u_char *) record.source,
-                                  ngx_strlen(record.source));
-    ngx_http_seadragon_json_str(j, "state");
-    ngx_http_seadragon_json_str(j,
-        (record.flags & SEADRAGON_KEY_DISABLED) ? "disabled"
-        : (record.expires && record.expires <= ctx->now) ? "expired"
-        : "active");
-    ngx_http_seadragon_json_int(j, "created", (long long) record.created);
-    ngx_http_seadragon_json_int(j, "expires", (long long) record.expires);
-    ngx_http_seadragon_json_map_close(j);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_keys_list(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store)
-{
-    ngx_int_t                        rc;
-    ngx_http_seadragon_json_t        j;
-    ngx_http_seadragon_admin_keys_t  ctx;
-
-    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx.j = &j;
-    ctx.now = ngx_time();
-
-    ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_str(&j, "keys");
-    ngx_http_seadragon_json_array_open(&j);
-
-    rc = ngx_http_seadragon_store_walk(store, r->connection->log,
-                                       store->dbs.keys,
-                                       ngx_http_seadragon_admin_keys_each,
-                                       &ctx);
-
-    return ngx_http_seadragon_admin_list_send(r, &j, rc);
-}
-
-
-typedef struct {
-    char                     *key;
-    seadragon_key_record_t   *record;
-} ngx_http_seadragon_admin_key_add_t;
-
-
-static int
-ngx_http_seadragon_admin_key_add_change(MDB_txn *txn,
-    const seadragon_store_dbs_t *dbs, void *data)
-{
-    ngx_http_seadragon_admin_key_add_t  *op = data;
-
-    return seadragon_key_add(txn, dbs, op->key, SEADRAGON_KEY_TEXT_LEN,
-                             op->record);
-}
-
-
-/* the new key is in the answer, once, and nowhere else */
-
-static ngx_int_t
-ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, yajl_val body)
-{
-    int                                  rc;
-    char                                *message;
-    u_char                              *p;
-    char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
-    size_t                               size;
-    const char                          *name, *source;
-    MDB_txn                             *txn;
-    yajl_val                             v;
-    ngx_uint_t                           status;
-    seadragon_key_record_t               record;
-    ngx_http_seadragon_admin_key_add_t   op;
-
-    const char  *name_path[] = { "name", NULL };
-    const char  *source_path[] = { "source", NULL };
-    const char  *expires_path[] = { "expires_in", NULL };
-
-    v = yajl_tree_get(body, name_path, yajl_t_string);
-    name = v ? YAJL_GET_STRING(v) : NULL;
-
-    if (name == NULL
-        || !seadragon_name_valid(name, ngx_strlen(name),
-                                 SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
-    {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "\"name\" must have 1 to 63 "
-                                              "letters, digits, \"_\", \"-\", "
-                                              "\".\" and \"@\"");
-    }
-
-    v = yajl_tree_get(body, source_path, yajl_t_string);
-    source = v ? YAJL_GET_STRING(v) : NULL;
-
-    if (source == NULL
-        || !seadragon_name_valid(source, ngx_strlen(source),
-                                 SEADRAGON_KEY_SOURCE_LEN - 1, "_-"))
-    {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "\"source\" must be a source "
-                                              "name: 1 to 31 letters, "
-                                              "digits, \"_\" and \"-\"");
-    }
-
-    ngx_memzero(&record, sizeof(record));
-    record.version = 1;
-    record.created = (int64_t) ngx_time();
-    ngx_memcpy(record.name, name, ngx_strlen(name));
-    ngx_memcpy(record.source, source, ngx_strlen(source));
-
-    v = yajl_tree_get(body, expires_path, yajl_t_any);
-
-    if (v) {
-        if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) <= 0) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"expires_in\" must be a "
-                                                  "number of seconds, at "
-                                                  "least 1");
-        }
-
-        record.expires = record.created + YAJL_GET_INTEGER(v);
-    }
-
-    if (seadragon_key_generate(key) != 0) {
-        return ngx_http_seadragon_admin_error(r,
-                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                              "no random bytes for a key");
-    }
-
-    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
-
-    if (status != NGX_OK) {
-        ngx_explicit_memzero(key, sizeof(key));
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    op.key = key;
-    op.record = &record;
-
-    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
-                                        ngx_http_seadragon_admin_key_add_change,
-                                        &op);
-
-    if (rc == MDB_KEYEXIST) {
-        ngx_explicit_memzero(key, sizeof(key));
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_CONFLICT,
-                                              "a key with this name already "
-                                              "exists; revoke it first or "
-                                              "choose another name");
-    }
-
-    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
-
-    if (status != NGX_OK) {
-        ngx_explicit_memzero(key, sizeof(key));
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "seadragon admin created the key \"%s\" for the source "
-                  "\"%s\"", record.name, record.source);
-
-    size = sizeof(key) + SEADRAGON_KEY_NAME_LEN + SEADRAGON_KEY_SOURCE_LEN
-           + NGX_INT64_LEN + 64;
-
-    p = ngx_pnalloc(r->pool, size);
-    if (p == NULL) {
-        ngx_explicit_memzero(key, sizeof(key));
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the name and the source passed seadragon_name_valid(): no escapes */
-
-    size = ngx_slprintf(p, p + size, "{\"name\":\"%s\",\"source\":\"%s\","
-                        "\"expires\":%L,\"key\":\"%s\"}", record.name,
-                        record.source, (int64_t) record.expires, key) - p;
-
-    ngx_explicit_memzero(key, sizeof(key));
-
-    return ngx_http_seadragon_send_json(r, NGX_HTTP_CREATED, p, size);
-}
-
-
-typedef struct {
-    ngx_str_t                *name;
-    ngx_uint_t                action;
-    int                      *changed;
-    seadragon_key_record_t   *record;
-} ngx_http_seadragon_admin_key_op_t;
-
-
-static int
-ngx_http_seadragon_admin_key_change_op(MDB_txn *txn,
-    const seadragon_store_dbs_t *dbs, void *data)
-{
-    ngx_http_seadragon_admin_key_op_t  *op = data;
-
-    if (op->action == NGX_HTTP_SEADRAGON_ADMIN_KEY_REVOKE) {
-        return seadragon_key_remove(txn, dbs, (const char *) op->name->data,
-                                    op->name->len);
-    }
-
-    return seadragon_key_set_disabled(txn, dbs,
-                                      (const char *) op->name->data,
-                                      op->name->len,
-                                      op->action
-                                      == NGX_HTTP_SEADRAGON_ADMIN_KEY_DISABLE,
-                                      op->changed, op->record);
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action)
-{
-    int                                 rc, changed;
-    char                               *message;
-    u_char                             *p;
-    size_t                              size;
-    MDB_txn                            *txn;
-    ngx_uint_t                          status;
-    seadragon_key_record_t              record;
-    ngx_http_seadragon_admin_key_op_t   op;
-
-    static char  *done[] = { "", "revoked", "disabled", "enabled" };
-
-    if (!seadragon_name_valid((const char *) name->data, name->len,
-                              SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
-    {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                              "there is no key with this "
-                                              "name");
-    }
-
-    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
-
-    if (status != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    changed = 1;
-
-    op.name = name;
-    op.action = action;
-    op.changed = &changed;
-    op.record = &record;
-
-    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
-                                        ngx_http_seadragon_admin_key_change_op,
-                                        &op);
-
-    if (rc == MDB_NOTFOUND) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                              "there is no key with this "
-                                              "name");
-    }
-
-    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
-
-    if (status != NGX_OK) {
-        return ngx_http_seadragon_admin_error(r, status, message);
-    }
-
-    if (changed) {
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "seadragon admin %s the key \"%V\"", done[action], name);
-    }
-
-    size = name->len + 32;
-
-    p = ngx_pnalloc(r->pool, size);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the name passed seadragon_name_valid(): no escapes */
-
-    size = ngx_slprintf(p, p + size, "{\"%s\":\"%V\"}", done[action], name)
-           - p;
-
-    return ngx_http_seadragon_send_json(r, NGX_HTTP_OK, p, size);
-}
-
-
-/*
- * NGX_OK and a write transaction, or the status and the message of the
- * answer; nothing is sent here.
- */
-
-static ngx_uint_t
-ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message)
-{
-    ngx_int_t  rc;
-
-    rc = ngx_http_seadragon_store_write_begin(store, r->connection->log, txn);
-
-    if (rc == NGX_OK) {
-        return NGX_OK;
-    }
-
-    *message = (rc == NGX_DECLINED)
-               ? "the store is read-only for nginx workers: change it with "
-                 "seadragon-store"
-               : "the store cannot be written";
-
-    return NGX_HTTP_SERVICE_UNAVAILABLE;
-}
-
-
-/*
- * After store_write(), which committed or aborted: NGX_OK, or the status
- * and the message of the answer.
- */
-
-static ngx_uint_t
-ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, int rc, char **message)
-{
-    if (rc == MDB_SUCCESS) {
-        return NGX_OK;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "seadragon_store \"%V\": a change failed: %s",
-                  &store->path, mdb_strerror(rc));
-
-    *message = (rc == MDB_MAP_FULL)
-               ? "the store is full: grow it with seadragon-store init "
-                 "--map-size"
-               : "the store cannot be written";
-
-    return NGX_HTTP_SERVICE_UNAVAILABLE;
 }

@@ -17,10 +17,30 @@
 #include "ngx_http_seadragon_module.h"
 
 
+/* the zone as the metrics show it, copied under its lock */
+
+typedef struct {
+    ngx_str_t                         zone;      /* the label, escaped */
+    ngx_http_seadragon_shm_source_t  *sources;
+    ngx_uint_t                        nsources;
+    ngx_uint_t                        waiting;
+    ngx_uint_t                        running;
+    ngx_uint_t                        capacity;
+    ngx_uint_t                        gate;
+    ngx_uint_t                        health;
+} ngx_http_seadragon_metrics_t;
+
+
 static ngx_int_t ngx_http_seadragon_health_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_seadragon_health_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_metrics_handler(ngx_http_request_t *r);
+static u_char *ngx_http_seadragon_metrics_counters(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m);
+static u_char *ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m);
+static u_char *ngx_http_seadragon_metrics_gauges(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m);
 static ngx_int_t ngx_http_seadragon_metrics_label(ngx_pool_t *pool,
     ngx_str_t *value, ngx_str_t *label);
 
@@ -179,8 +199,6 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
     ngx_http_seadragon_zone_t      *zone;
     ngx_http_seadragon_loc_conf_t  *slcf;
 
-    static char  *states[] = { "open", "paused", "draining" };
-
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
@@ -254,7 +272,8 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
                      ",\"gate\":\"%s\",\"capacity\":%ui,\"processing\":%ui"
                      ",\"queue_length\":%ui}",
                      status, ctx->health_time / 1000, ctx->health_time % 1000,
-                     states[gate], capacity, running, waiting);
+                     ngx_http_seadragon_gate_states[gate], capacity, running,
+                     waiting);
 
     return ngx_http_seadragon_send_json(r,
                                         healthy ? NGX_HTTP_OK
@@ -276,168 +295,165 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
 #define NGX_HTTP_SEADRAGON_SOURCE_LINES  (19 + NGX_HTTP_SEADRAGON_BUCKETS)
 #define NGX_HTTP_SEADRAGON_ZONE_LINES    7
 
-static ngx_int_t
-ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
-{
-    u_char                           *p, *last, *start;
-    size_t                            len;
-    ngx_int_t                         rc;
-    uint64_t                          cumulative;
-    ngx_str_t                        *zn, zone_label;
-    ngx_uint_t                        i, j, nsources, waiting, running;
-    ngx_uint_t                        capacity, gate, health;
-    ngx_http_seadragon_zone_t        *zone;
-    ngx_http_seadragon_counters_t    *c;
-    ngx_http_seadragon_loc_conf_t    *slcf;
-    ngx_http_seadragon_shm_source_t  *src, *sources;
-
-    static ngx_str_t  type =
-        ngx_string("text/plain; version=0.0.4; charset=utf-8");
-
-    static char  *reasons[] = {
-        "key", "whitelist", "invalid", "queue_full", "wait_timeout",
-        "draining", "unavailable", "endpoint", "client_cap"
-    };
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
-    zone = slcf->metrics_zone;
-
-    /* label values escape "\", '"' and newlines: a zone name may have them */
-
-    zn = &zone_label;
-
-    if (ngx_http_seadragon_metrics_label(r->pool, &zone->name, zn) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
-                                  * sizeof(ngx_http_seadragon_shm_source_t));
-    if (sources == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    nsources = zone->sh->nsources;
-    ngx_memcpy(sources, zone->sh->sources,
-               nsources * sizeof(ngx_http_seadragon_shm_source_t));
-    waiting = zone->sh->nwaiting;
-    running = zone->sh->nrunning;
-    capacity = zone->sh->capacity;
-    gate = zone->sh->gate_state;
-    health = zone->sh->health;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    /* the HELP and TYPE lines, then every sample line with its names */
-
-    len = 4096
-          + (nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
-             + NGX_HTTP_SEADRAGON_ZONE_LINES)
-            * (NGX_HTTP_SEADRAGON_METRIC_LINE + zn->len
-               + NGX_HTTP_SEADRAGON_NAME_LEN);
-
-    start = ngx_pnalloc(r->pool, len);
-    if (start == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = start;
-    last = start + len;
 
 #define ngx_http_seadragon_metric_head(metric, type, help)                    \
     p = ngx_slprintf(p, last, "# HELP " metric " " help "\n# TYPE " metric    \
                      " " type "\n")
 
-#define ngx_http_seadragon_each_source(metric, value)                         \
-    for (i = 0; i < nsources; i++) {                                          \
-        src = &sources[i];                                                    \
-        p = ngx_slprintf(p, last,                                             \
-                         metric "{zone=\"%V\",source=\"%*s\"} %uL\n",         \
-                         zn, ngx_http_seadragon_source_name(src),             \
-                         (uint64_t) (value));                                 \
-    }
-
 #define ngx_http_seadragon_source_name(src)                                   \
     (size_t) ngx_min((src)->name_len, NGX_HTTP_SEADRAGON_NAME_LEN),           \
     (src)->name
 
-    ngx_http_seadragon_metric_head("seadragon_requests_received_total",
-        "counter", "Requests that reached a queue location.");
-    ngx_http_seadragon_each_source("seadragon_requests_received_total",
-                                   src->counters.received);
 
-    ngx_http_seadragon_metric_head("seadragon_requests_served_total",
-        "counter", "Requests answered in full after the gate let them in.");
-    ngx_http_seadragon_each_source("seadragon_requests_served_total",
-                                   src->counters.served);
+#define ngx_http_seadragon_stat(field, kind, name, help)                      \
+    { name, offsetof(ngx_http_seadragon_counters_t, field),                   \
+      NGX_HTTP_SEADRAGON_STAT_ ## kind, help },
 
-    ngx_http_seadragon_metric_head("seadragon_requests_upstream_errors_total",
-        "counter", "Requests that Ollama failed (5xx or no answer).");
-    ngx_http_seadragon_each_source("seadragon_requests_upstream_errors_total",
-                                   src->counters.upstream_errors);
+ngx_http_seadragon_stat_t  ngx_http_seadragon_stats[] = {
+    NGX_HTTP_SEADRAGON_STATS(ngx_http_seadragon_stat)
+    { NULL, 0, 0, NULL }
+};
 
-    ngx_http_seadragon_metric_head("seadragon_requests_rejected_total",
-        "counter", "Requests refused by the gateway, by reason.");
+#undef ngx_http_seadragon_stat
 
-    for (i = 0; i < nsources; i++) {
-        src = &sources[i];
-        c = &src->counters;
 
-        for (j = 0; j < sizeof(reasons) / sizeof(reasons[0]); j++) {
-            p = ngx_slprintf(p, last, "seadragon_requests_rejected_total"
-                             "{zone=\"%V\",source=\"%*s\",reason=\"%s\"} "
-                             "%uA\n", zn, ngx_http_seadragon_source_name(src),
-                             reasons[j],
-                             j == 0 ? c->rejected_key
-                             : j == 1 ? c->rejected_whitelist
-                             : j == 2 ? c->rejected_invalid
-                             : j == 3 ? c->rejected_queue_full
-                             : j == 4 ? c->rejected_wait_timeout
-                             : j == 5 ? c->rejected_draining
-                             : j == 6 ? c->rejected_unavailable
-                             : j == 7 ? c->rejected_endpoint
-                             : c->rejected_client_cap);
+/* the metric and the admin stats' map of a kind with one of each */
+
+char  *ngx_http_seadragon_stat_groups[] = {
+    NULL, "rejected", "aborted", NULL
+};
+
+
+/* the label of a kind's metric, and its HELP */
+
+static char  *ngx_http_seadragon_stat_labels[] = {
+    NULL, "reason", "when", NULL
+};
+
+static char  *ngx_http_seadragon_stat_helps[] = {
+    NULL,
+    "Requests refused by the gateway, by reason.",
+    "Requests whose client left, while parked or streaming, or whose worker "
+    "died (reaped).",
+    NULL
+};
+
+
+uint64_t
+ngx_http_seadragon_stat_value(ngx_http_seadragon_counters_t *c,
+    ngx_http_seadragon_stat_t *stat)
+{
+    u_char  *p;
+
+    p = (u_char *) c + stat->offset;
+
+    if (stat->kind == NGX_HTTP_SEADRAGON_STAT_SECONDS) {
+        return *(uint64_t *) p;
+    }
+
+    return (uint64_t) *(ngx_atomic_uint_t *) p;
+}
+
+
+/*
+ * The counts from the table: one metric for each count, then one for each
+ * kind of the others, by source then by its label; the waits are the
+ * histogram's.
+ */
+
+static u_char *
+ngx_http_seadragon_metrics_counters(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
+{
+    ngx_str_t                        *zn;
+    ngx_uint_t                        i, kind;
+    ngx_http_seadragon_stat_t        *stat, *first, *next;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
+
+    for (first = ngx_http_seadragon_stats; first->name; first = next) {
+        kind = first->kind;
+
+        /* a count is a metric alone; the others, all of their kind */
+
+        next = first + 1;
+
+        while (kind != NGX_HTTP_SEADRAGON_STAT_COUNT
+               && next->name && next->kind == kind)
+        {
+            next++;
+        }
+
+        if (kind == NGX_HTTP_SEADRAGON_STAT_SECONDS) {
+            continue;
+        }
+
+        if (kind == NGX_HTTP_SEADRAGON_STAT_COUNT) {
+            p = ngx_slprintf(p, last, "# HELP seadragon_requests_%s_total %s\n"
+                             "# TYPE seadragon_requests_%s_total counter\n",
+                             first->name, first->help, first->name);
+
+            for (i = 0; i < m->nsources; i++) {
+                src = &m->sources[i];
+                p = ngx_slprintf(p, last, "seadragon_requests_%s_total"
+                                 "{zone=\"%V\",source=\"%*s\"} %uL\n",
+                                 first->name, zn,
+                                 ngx_http_seadragon_source_name(src),
+                                 ngx_http_seadragon_stat_value(&src->counters,
+                                                               first));
+            }
+
+            continue;
+        }
+
+        p = ngx_slprintf(p, last, "# HELP seadragon_requests_%s_total %s\n"
+                         "# TYPE seadragon_requests_%s_total counter\n",
+                         ngx_http_seadragon_stat_groups[kind],
+                         ngx_http_seadragon_stat_helps[kind],
+                         ngx_http_seadragon_stat_groups[kind]);
+
+        for (i = 0; i < m->nsources; i++) {
+            src = &m->sources[i];
+
+            for (stat = first; stat < next; stat++) {
+                p = ngx_slprintf(p, last, "seadragon_requests_%s_total"
+                                 "{zone=\"%V\",source=\"%*s\",%s=\"%s\"} "
+                                 "%uL\n",
+                                 ngx_http_seadragon_stat_groups[kind], zn,
+                                 ngx_http_seadragon_source_name(src),
+                                 ngx_http_seadragon_stat_labels[kind],
+                                 stat->name,
+                                 ngx_http_seadragon_stat_value(&src->counters,
+                                                               stat));
+            }
         }
     }
 
-    ngx_http_seadragon_metric_head("seadragon_requests_aborted_total",
-        "counter", "Requests whose client left, while parked or streaming, "
-        "or whose worker died (reaped).");
+    return p;
+}
 
-    for (i = 0; i < nsources; i++) {
-        src = &sources[i];
 
-        p = ngx_slprintf(p, last, "seadragon_requests_aborted_total"
-                         "{zone=\"%V\",source=\"%*s\",when=\"parked\"} %uA\n"
-                         "seadragon_requests_aborted_total"
-                         "{zone=\"%V\",source=\"%*s\",when=\"streaming\"} "
-                         "%uA\n"
-                         "seadragon_requests_aborted_total"
-                         "{zone=\"%V\",source=\"%*s\",when=\"reaped\"} %uA\n",
-                         zn, ngx_http_seadragon_source_name(src),
-                         src->counters.aborted_parked,
-                         zn, ngx_http_seadragon_source_name(src),
-                         src->counters.aborted_streaming,
-                         zn, ngx_http_seadragon_source_name(src),
-                         src->counters.aborted_reaped);
-    }
+/* the wait-time histogram of each source */
+
+static u_char *
+ngx_http_seadragon_metrics_histograms(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
+{
+    uint64_t                          cumulative;
+    ngx_str_t                        *zn;
+    ngx_uint_t                        i, j;
+    ngx_http_seadragon_counters_t    *c;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
 
     ngx_http_seadragon_metric_head("seadragon_queue_wait_seconds",
         "histogram", "Time requests waited for the gate before it let "
         "them in.");
 
-    for (i = 0; i < nsources; i++) {
-        src = &sources[i];
+    for (i = 0; i < m->nsources; i++) {
+        src = &m->sources[i];
         c = &src->counters;
         cumulative = 0;
 
@@ -465,45 +481,143 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
                          zn, ngx_http_seadragon_source_name(src), c->waited);
     }
 
+    return p;
+}
+
+
+/* what the gate and the queue hold now, and Ollama's last health check */
+
+static u_char *
+ngx_http_seadragon_metrics_gauges(u_char *p, u_char *last,
+    ngx_http_seadragon_metrics_t *m)
+{
+    ngx_str_t                        *zn;
+    ngx_uint_t                        i;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    zn = &m->zone;
+
     ngx_http_seadragon_metric_head("seadragon_queue_waiting", "gauge",
         "Requests waiting for the gate now.");
-    ngx_http_seadragon_each_source("seadragon_queue_waiting", src->nwaiting);
+
+    for (i = 0; i < m->nsources; i++) {
+        src = &m->sources[i];
+        p = ngx_slprintf(p, last,
+                         "seadragon_queue_waiting{zone=\"%V\",source=\"%*s\"} "
+                         "%uL\n", zn, ngx_http_seadragon_source_name(src),
+                         (uint64_t) src->nwaiting);
+    }
 
     ngx_http_seadragon_metric_head("seadragon_queue_length", "gauge",
         "Requests waiting for the gate now, all sources.");
     p = ngx_slprintf(p, last, "seadragon_queue_length{zone=\"%V\"} %ui\n", zn,
-                     waiting);
+                     m->waiting);
 
     ngx_http_seadragon_metric_head("seadragon_gate_busy", "gauge",
         "Requests holding a slot of the gate now.");
     p = ngx_slprintf(p, last, "seadragon_gate_busy{zone=\"%V\"} %ui\n", zn,
-                     running);
+                     m->running);
 
     ngx_http_seadragon_metric_head("seadragon_gate_capacity", "gauge",
         "Slots of the gate: requests it lets through at once.");
     p = ngx_slprintf(p, last, "seadragon_gate_capacity{zone=\"%V\"} %ui\n",
-                     zn, capacity);
+                     zn, m->capacity);
 
     ngx_http_seadragon_metric_head("seadragon_gate_state", "gauge",
         "1 for the gate's current state (open, paused, draining).");
-    p = ngx_slprintf(p, last,
-                     "seadragon_gate_state{zone=\"%V\",state=\"open\"} %d\n"
-                     "seadragon_gate_state{zone=\"%V\",state=\"paused\"} %d\n"
-                     "seadragon_gate_state{zone=\"%V\",state=\"draining\"} "
-                     "%d\n",
-                     zn, gate == NGX_HTTP_SEADRAGON_GATE_OPEN,
-                     zn, gate == NGX_HTTP_SEADRAGON_GATE_PAUSED,
-                     zn, gate == NGX_HTTP_SEADRAGON_GATE_DRAINING);
+
+    for (i = NGX_HTTP_SEADRAGON_GATE_OPEN;
+         i <= NGX_HTTP_SEADRAGON_GATE_DRAINING;
+         i++)
+    {
+        p = ngx_slprintf(p, last,
+                         "seadragon_gate_state{zone=\"%V\",state=\"%s\"} %d\n",
+                         zn, ngx_http_seadragon_gate_states[i],
+                         (int) (m->gate == i));
+    }
 
     ngx_http_seadragon_metric_head("seadragon_upstream_up", "gauge",
         "1 when the last health check found Ollama answering, 0 when it "
         "did not, -1 before any check.");
     p = ngx_slprintf(p, last, "seadragon_upstream_up{zone=\"%V\"} %i\n", zn,
-                     (ngx_int_t) (health == 1 ? 1 : health == 2 ? 0 : -1));
+                     (ngx_int_t) (m->health == 1 ? 1
+                                  : m->health == 2 ? 0 : -1));
 
-#undef ngx_http_seadragon_metric_head
-#undef ngx_http_seadragon_each_source
-#undef ngx_http_seadragon_source_name
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                         *p, *last, *start;
+    size_t                          len;
+    ngx_int_t                       rc;
+    ngx_http_seadragon_zone_t      *zone;
+    ngx_http_seadragon_metrics_t    m;
+    ngx_http_seadragon_loc_conf_t  *slcf;
+
+    static ngx_str_t  type =
+        ngx_string("text/plain; version=0.0.4; charset=utf-8");
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+    zone = slcf->metrics_zone;
+
+    /* label values escape "\", '"' and newlines: a zone name may have them */
+
+    if (ngx_http_seadragon_metrics_label(r->pool, &zone->name, &m.zone)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    m.sources = ngx_palloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
+                                    * sizeof(ngx_http_seadragon_shm_source_t));
+    if (m.sources == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    m.nsources = zone->sh->nsources;
+    ngx_memcpy(m.sources, zone->sh->sources,
+               m.nsources * sizeof(ngx_http_seadragon_shm_source_t));
+    m.waiting = zone->sh->nwaiting;
+    m.running = zone->sh->nrunning;
+    m.capacity = zone->sh->capacity;
+    m.gate = zone->sh->gate_state;
+    m.health = zone->sh->health;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    /* the HELP and TYPE lines, then every sample line with its names */
+
+    len = 4096
+          + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
+             + NGX_HTTP_SEADRAGON_ZONE_LINES)
+            * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
+               + NGX_HTTP_SEADRAGON_NAME_LEN);
+
+    start = ngx_pnalloc(r->pool, len);
+    if (start == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = start;
+    last = start + len;
+
+    p = ngx_http_seadragon_metrics_counters(p, last, &m);
+    p = ngx_http_seadragon_metrics_histograms(p, last, &m);
+    p = ngx_http_seadragon_metrics_gauges(p, last, &m);
 
     /* the size above has room to spare: a full buffer means a cut text */
 

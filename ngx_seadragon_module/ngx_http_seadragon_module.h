@@ -19,6 +19,8 @@
 
 #include "ngx_http_seadragon_store_codec.h"
 
+#include <yajl/yajl_gen.h>
+
 
 #define NGX_HTTP_SEADRAGON_MAX_SOURCES     32
 #define NGX_HTTP_SEADRAGON_NAME_LEN        32
@@ -85,6 +87,53 @@ typedef struct {
     uint64_t                         waited;          /* admissions */
     uint64_t                         wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
 } ngx_http_seadragon_counters_t;
+
+
+/*
+ * The counters in the order the admin stats and the metrics show them:
+ * X(field, kind, name, help).  A count has a metric of its own
+ * (seadragon_requests_NAME_total, with its HELP); the refusals and the
+ * clients gone are one metric each, by reason and by when, and one map
+ * each in the admin stats; the waits are milliseconds, shown as seconds.
+ */
+
+#define NGX_HTTP_SEADRAGON_STATS(X)                                          \
+    X(received, COUNT, "received",                                           \
+      "Requests that reached a queue location.")                             \
+    X(served, COUNT, "served",                                               \
+      "Requests answered in full after the gate let them in.")               \
+    X(upstream_errors, COUNT, "upstream_errors",                             \
+      "Requests that Ollama failed (5xx or no answer).")                     \
+    X(rejected_key, REJECTED, "key", NULL)                                   \
+    X(rejected_whitelist, REJECTED, "whitelist", NULL)                       \
+    X(rejected_invalid, REJECTED, "invalid", NULL)                           \
+    X(rejected_queue_full, REJECTED, "queue_full", NULL)                     \
+    X(rejected_wait_timeout, REJECTED, "wait_timeout", NULL)                 \
+    X(rejected_draining, REJECTED, "draining", NULL)                         \
+    X(rejected_unavailable, REJECTED, "unavailable", NULL)                   \
+    X(rejected_endpoint, REJECTED, "endpoint", NULL)                         \
+    X(rejected_client_cap, REJECTED, "client_cap", NULL)                     \
+    X(aborted_parked, ABORTED, "parked", NULL)                               \
+    X(aborted_streaming, ABORTED, "streaming", NULL)                         \
+    X(aborted_reaped, ABORTED, "reaped", NULL)                               \
+    X(wait_total_ms, SECONDS, "wait_total", NULL)                            \
+    X(wait_max_ms, SECONDS, "wait_max", NULL)
+
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_STAT_COUNT = 0,
+    NGX_HTTP_SEADRAGON_STAT_REJECTED,
+    NGX_HTTP_SEADRAGON_STAT_ABORTED,
+    NGX_HTTP_SEADRAGON_STAT_SECONDS
+} ngx_http_seadragon_stat_kind_e;
+
+
+typedef struct {
+    char                            *name;
+    size_t                           offset;  /* in the counters */
+    ngx_uint_t                       kind;    /* NGX_HTTP_SEADRAGON_STAT_* */
+    char                            *help;    /* a count's, in the metrics */
+} ngx_http_seadragon_stat_t;
 
 
 /* a source as the zone knows it: matched by name across reloads */
@@ -420,7 +469,26 @@ typedef struct {
 } ngx_http_seadragon_param_t;
 
 
+/*
+ * A JSON answer being written: "failed" remembers that a yajl_gen_*
+ * call did not succeed, so that a half-written answer never goes out.
+ */
+
+typedef struct {
+    yajl_gen                              gen;
+    ngx_pool_t                           *pool;
+    ngx_uint_t                            failed;
+} ngx_http_seadragon_json_t;
+
+
+/* an endpoint of the admin API: the route after the location, its argument */
+
+typedef ngx_int_t (*ngx_http_seadragon_admin_handler_pt)(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+
+
 /* ngx_http_seadragon_conf.c */
+
 ngx_http_seadragon_zone_t *ngx_http_seadragon_zone_get(ngx_conf_t *cf,
     ngx_str_t *name);
 ngx_int_t ngx_http_seadragon_source_find(ngx_http_seadragon_main_conf_t *smcf,
@@ -438,10 +506,48 @@ void ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
 ngx_int_t ngx_http_seadragon_variables_add(ngx_conf_t *cf);
 
 /* ngx_http_seadragon_admin.c */
+/* the names of the gate states, by NGX_HTTP_SEADRAGON_GATE_* */
+extern char *ngx_http_seadragon_gate_states[];
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* ngx_http_seadragon_admin_json.c */
+ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *message);
+ngx_int_t ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r,
+    char *allow, char *message);
+ngx_int_t ngx_http_seadragon_admin_send(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j);
+ngx_int_t ngx_http_seadragon_admin_list_send(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j, ngx_int_t rc);
+ngx_int_t ngx_http_seadragon_json_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_check(ngx_http_seadragon_json_t *j,
+    yajl_gen_status status);
+void ngx_http_seadragon_json_map_open(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_map_close(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_array_open(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_array_close(ngx_http_seadragon_json_t *j);
+void ngx_http_seadragon_json_str(ngx_http_seadragon_json_t *j,
+    char *s);
+void ngx_http_seadragon_json_text(ngx_http_seadragon_json_t *j,
+    u_char *data, size_t len);
+void ngx_http_seadragon_json_field(ngx_http_seadragon_json_t *j,
+    char *key, u_char *value, size_t len);
+void ngx_http_seadragon_json_int(ngx_http_seadragon_json_t *j,
+    char *key, long long value);
+void ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j,
+    char *key, ngx_msec_t ms);
+
+/* ngx_http_seadragon_admin_store.c */
+ngx_int_t ngx_http_seadragon_admin_store(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+
 /* ngx_http_seadragon_health.c */
+extern ngx_http_seadragon_stat_t  ngx_http_seadragon_stats[]; /* NULL name */
+extern char  *ngx_http_seadragon_stat_groups[];  /* by kind: "rejected".. */
+uint64_t ngx_http_seadragon_stat_value(ngx_http_seadragon_counters_t *c,
+    ngx_http_seadragon_stat_t *stat);
 char *ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_seadragon_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
