@@ -19,12 +19,8 @@ add_block_preprocessor(sub {
 
 sub chat {
     my ($tag, %headers) = @_;
-    my ($source) = $tag =~ /^([a-z]+)/;
-    return start_request('POST /api/chat',
-        body => '{"model":"llama3:70b","messages":[]}',
-        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
-                     'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0,
-                     %headers });
+    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
+                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
 }
 
 

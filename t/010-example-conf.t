@@ -2,18 +2,13 @@
 # addresses and log path are moved to the test's own.
 use lib 't/lib';
 use Test::Seadragon;
-use FindBin;
-use File::Temp ();
 
 # the example, with placeholders the harness fills in for each block
 our $example = example_conf();
 
 # its store, with loopback whitelisted as make run does
-our $tool = "$FindBin::Bin/../build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool { my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>&1`; die $out if $?; chomp $out; $out }
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 
 add_block_preprocessor(sub {

@@ -2,26 +2,14 @@
 # request ends, the gate's maintenance controls, and who may use them.
 use lib 't/lib';
 use Test::Seadragon;
-use File::Temp ();
 
-our $tool = "$ENV{PWD}/build/seadragon-store";
-our $dir = File::Temp->newdir();
-our $store = "$dir/store";
-$ENV{TEST_NGINX_STORE} = $store;
-
-if (!-x $tool) {
+if (!-x store_tool_path()) {
     require Test::More;
     Test::More::plan(skip_all => "build/seadragon-store is not built: run make");
 }
 
-sub tool {
-    my $out = `'$tool' --store '$store' @_ 2>/dev/null`;
-    die "seadragon-store @_ failed" if $?;
-    chomp $out;
-    return $out;
-}
-
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 our $admin = tool('key create ops --source admin');
 our $user = tool('key create alice --source coding');
 tool('whitelist add 127.0.0.1');
@@ -58,12 +46,8 @@ add_block_preprocessor(sub {
 
 sub chat {
     my ($tag, %headers) = @_;
-    my ($source) = $tag =~ /^([a-z]+)/;
-    return start_request('POST /api/chat',
-        body => '{"model":"llama3:70b","messages":[]}',
-        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
-                     'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0,
-                     %headers });
+    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
+                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
 }
 
 sub admin {

@@ -5,27 +5,17 @@ use lib 't/lib';
 use Test::Seadragon;
 use File::Temp ();
 
-our $tool = "$ENV{PWD}/build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-
 if ($> == 0 && !-x '/usr/bin/chromium') {
     system("$ENV{PWD}/scripts/install-deps chromium >/dev/null 2>&1");
 }
 
-if (!-x '/usr/bin/chromium' || !-x $tool) {
+if (!-x '/usr/bin/chromium' || !-x store_tool_path()) {
     require Test::More;
     Test::More::plan(skip_all => "needs Debian's chromium and build/seadragon-store");
 }
 
-sub tool {
-    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>/dev/null`;
-    die "seadragon-store @_ failed" if $?;
-    chomp $out;
-    return $out;
-}
-
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 our $admin = tool('key create ops --source admin');
 
 # Chromium, headless and offline, given a few virtual seconds to poll
@@ -167,11 +157,8 @@ sub other_requests {
 
 sub chat {
     my ($tag, %headers) = @_;
-    my ($source) = $tag =~ /^([a-z]+)/;
-    return start_request('POST /api/chat',
-        body => '{"model":"llama3:70b","messages":[]}',
-        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
-                     'X-Standin-Tokens' => 1, %headers });
+    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
+                      'X-Standin-Tokens' => 1, %headers);
 }
 
 

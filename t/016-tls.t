@@ -6,19 +6,10 @@ use lib 't/lib';
 use Test::Seadragon;
 use Test::Seadragon::TLS;
 use FindBin;
-use File::Temp ();
 
 # its store, with loopback whitelisted (the api source needs it)
-our $tool = "$FindBin::Bin/../build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool {
-    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
-    die "seadragon-store @_ failed: " . `cat '$dir/tool.err'` if $?;
-    chomp $out;
-    return $out;
-}
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 our $chat_key = tool('key create chat-tls --source chat');
 

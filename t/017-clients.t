@@ -7,19 +7,10 @@ use lib 't/lib';
 use Test::Seadragon;
 use Test::Seadragon::TLS;
 use FindBin;
-use File::Temp ();
 
 our $repo = "$FindBin::Bin/..";
-our $tool = "$repo/build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool {
-    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
-    die "seadragon-store @_ failed: " . `cat '$dir/tool.err'` if $?;
-    chomp $out;
-    return $out;
-}
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 
 # one key for each name, made on first use

@@ -50,11 +50,8 @@ add_block_preprocessor(sub {
 
 sub chat {
     my ($tag, %headers) = @_;
-    my ($source) = $tag =~ /^([a-z]+)/;
-    return start_request('POST /api/chat',
-        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
-        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
-                     'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 5, %headers });
+    return start_chat($tag, '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+                      'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 5, %headers);
 }
 
 # the tags in the order the gate let them through (its debug lines: a

@@ -4,16 +4,11 @@
 # around the policy, the keys or the whitelist.
 use lib 't/lib';
 use Test::Seadragon;
-use FindBin;
-use File::Temp ();
 
 our $example = example_conf();
 
-our $tool = "$FindBin::Bin/../build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool { my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>&1`; die $out if $?; chomp $out; $out }
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 our $admin_key = tool('key create root --source admin');
 our $coding_key = tool('key create editor --source coding');

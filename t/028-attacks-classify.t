@@ -6,21 +6,11 @@
 use lib 't/lib';
 use Test::Seadragon;
 use Test::Seadragon::TLS;
-use FindBin;
-use File::Temp ();
 
 # A store without any whitelisted address: the client of these tests
 # (127.0.0.1) is a stranger unless it holds a key.
-our $tool = "$FindBin::Bin/../build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool {
-    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
-    die "seadragon-store @_: " . `cat '$dir/tool.err'` if $?;
-    chomp $out;
-    return $out;
-}
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 our $admin_key  = tool('key create ops --source admin');
 our $coding_key = tool('key create editor --source coding');
 our $chat_key   = tool('key create alice-chat --source chat');

@@ -5,27 +5,15 @@
 # the attack: the queue, the counters, the worker pids and the error log.
 use lib 't/lib';
 use Test::Seadragon;
-use File::Temp ();
 use POSIX ();
 
-our $tool = "$ENV{PWD}/build/seadragon-store";
-our $dir = File::Temp->newdir();
-our $store = "$dir/store";
-$ENV{TEST_NGINX_STORE} = $store;
-
-if (!-x $tool) {
+if (!-x store_tool_path()) {
     require Test::More;
     Test::More::plan(skip_all => "build/seadragon-store is not built: run make");
 }
 
-sub tool {
-    my $out = `'$tool' --store '$store' @_ 2>/dev/null`;
-    die "seadragon-store @_ failed" if $?;
-    chomp $out;
-    return $out;
-}
-
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 our $ops = tool('key create ops --source admin');
 our $alice = tool('key create alice --source coding');
 our $bob = tool('key create bob --source coding');

@@ -8,7 +8,6 @@ use lib 't/lib';
 use Test::Seadragon;
 use Test::Seadragon::TLS;
 use FindBin;
-use File::Temp ();
 use Socket qw(:all);
 use IO::Handle ();
 use Time::HiRes ();
@@ -17,16 +16,8 @@ use Time::HiRes ();
 standin_options('--cors');
 
 # the store of the TLS example, with loopback whitelisted
-our $tool = "$FindBin::Bin/../build/seadragon-store";
-our $dir = File::Temp->newdir();
-$ENV{TEST_NGINX_STORE} = "$dir/store";
-sub tool {
-    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$dir/tool.err'`;
-    die "seadragon-store @_ failed: " . `cat '$dir/tool.err'` if $?;
-    chomp $out;
-    return $out;
-}
-tool('init');
+store_init();
+sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 # the TLS example's chat needs a key besides its Origin (TEST 7)
 our $chat_key = tool('key create web --source chat');

@@ -67,6 +67,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), ".."))
+from seadragon_common import children_of, free_port  # noqa: E402
+import seadragon_common  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STANDIN = os.path.join(ROOT, "scripts", "ollama-standin.py")
@@ -105,20 +109,9 @@ def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(condition, what, timeout=10.0, pause=0.001):
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out waiting for {what}")
-        time.sleep(pause)
+    if not seadragon_common.wait_until(condition, timeout, pause):
+        raise BenchError(f"timed out waiting for {what}")
 
 
 def percentile(values, p):
@@ -307,21 +300,6 @@ class Processes:
     def stop_all(self):
         for proc in reversed(list(self.children)):
             self.stop(proc)
-
-
-def children_of(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry))
-    return found
 
 
 def rss_kib(pid):

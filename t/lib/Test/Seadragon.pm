@@ -380,6 +380,42 @@ folder, or from a script written under F<build/node>.
         $TEST_NGINX_EXAMPLE_PORT for its listen, $TEST_NGINX_STORE for the
         store, the servroot's logs, the repository's admin page
 
+=head2 The store and its tool
+
+    store_init();                       # the file's store, created
+    sub tool { store_tool(@_) }         # as the suites call it
+    my $key = store_tool('key create alice --source coding');
+
+C<store_init()> makes a temporary directory that lasts until the test file
+ends, sets C<$ENV{TEST_NGINX_STORE}> to F<store> in it (what a
+configuration names as C<seadragon_store $TEST_NGINX_STORE;>) and runs
+C<seadragon-store init> there; it returns the directory (a
+C<File::Temp::Dir>, which stringifies to its path).  C<store_tool(ARGS)>
+runs F<build/seadragon-store> on that store with ARGS, one string that the
+shell splits as the suites write them (C<'whitelist add 127.0.0.1'>), and
+returns what it printed, without the last newline; when the tool fails it
+dies with what the tool wrote to stderr.  C<store_tool_path()> is the
+tool's path, for a file that skips when it is not built:
+
+    plan skip_all => "build/seadragon-store is not built: run make"
+        unless -x store_tool_path();
+
+=head2 A chat request of a source
+
+    sub chat {
+        my ($tag, %headers) = @_;
+        return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
+                          'X-Standin-Tokens' => 1, %headers);
+    }
+
+C<start_chat(TAG, BODY, HEADERS)> starts (C<start_request>) a
+C<POST /api/chat> with BODY, tagged C<X-Standin-Tag: TAG> for the
+stand-in's record and sending C<X-SOURCE: 1>, where SOURCE is the
+lower-case letters TAG begins with (C<coding-3> sends C<X-coding: 1>),
+the header a suite's C<if=$http_x_coding> picks its source by; then
+HEADERS (name, value, ...), which may replace those two.  It returns the
+request's handle, for C<wait_request>.
+
 =head1 ENVIRONMENT
 
     TEST_NGINX_BINARY        nginx to run (default /usr/sbin/nginx)
@@ -436,6 +472,9 @@ our @EXPORT = (
        standin_start_another standin_stop_another node_modules
        queued_count example_conf
        wait_until json_encode json_decode),
+
+    # the store, a chat request
+    qw(store_init store_tool store_tool_path start_chat),
 );
 
 
@@ -1000,6 +1039,44 @@ sub access_log_text {
         $text = $again;
     }
     return $text;
+}
+
+
+# The store and its tool.
+
+my $StoreDir;                       # store_init()'s directory
+
+sub store_tool_path {
+    my $repo = File::Basename::dirname(Cwd::abs_path(__FILE__));
+    $repo = File::Basename::dirname($repo) for 1 .. 3;   # Test, lib, t
+    return "$repo/build/seadragon-store";
+}
+
+sub store_init {
+    require File::Temp;
+    $StoreDir = File::Temp->newdir();
+    $ENV{TEST_NGINX_STORE} = "$StoreDir/store";
+    store_tool('init');
+    return $StoreDir;
+}
+
+sub store_tool {
+    my $tool = store_tool_path();
+    my $err = "$StoreDir/tool.err";
+    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' @_ 2>'$err'`;
+    die "seadragon-store @_ failed: " . (read_file($err) // '') if $?;
+    chomp $out;
+    return $out;
+}
+
+
+# A chat request of a source.
+
+sub start_chat {
+    my ($tag, $body, %headers) = @_;
+    my ($source) = $tag =~ /^([a-z]+)/;
+    return start_request('POST /api/chat', body => $body,
+        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1, %headers });
 }
 
 
