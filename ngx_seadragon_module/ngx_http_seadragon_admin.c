@@ -464,17 +464,13 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
 
         /* the words and the Retry-After of a queue request's refusal */
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_seadragon_header_add(r, "Retry-After",
+                (u_char *) NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT,
+                sizeof(NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT) - 1)
+            == NULL)
+        {
             return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
         }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT);
 
         refusal->status = NGX_HTTP_SERVICE_UNAVAILABLE;
         refusal->message = NGX_HTTP_SEADRAGON_STORE_FAILED;
@@ -510,17 +506,12 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
 
 unauthorized:
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
+                                      (u_char *) "Bearer", 6);
     if (h == NULL) {
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    ngx_str_set(&h->value, "Bearer");
     r->headers_out.www_authenticate = h;
 
     refusal->status = NGX_HTTP_UNAUTHORIZED;

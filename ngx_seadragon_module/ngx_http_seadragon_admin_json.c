@@ -46,20 +46,12 @@ ngx_int_t
 ngx_http_seadragon_admin_not_allowed(ngx_http_request_t *r, char *allow,
     char *message)
 {
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_seadragon_header_add(r, "Allow", (u_char *) allow,
+                                      ngx_strlen(allow))
+        == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allow;
-    h->value.len = ngx_strlen(allow);
 
     return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_ALLOWED, message);
 }

@@ -310,17 +310,12 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
                   ctx->key_name.len ? " (key \"" : "", &ctx->key_name,
                   ctx->key_name.len ? "\")" : "");
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
+                                      (u_char *) "Bearer", 6);
     if (h == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    ngx_str_set(&h->value, "Bearer");
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
     r->headers_out.www_authenticate = h;
 
     return ngx_http_seadragon_fail(r, ctx, status, message, 0);

@@ -86,6 +86,35 @@ ngx_http_seadragon_response_init(ngx_conf_t *cf)
 
 
 /*
+ * A header of the answer; its "next" (nginx 1.23 and later chain headers
+ * of one name through it) starts empty.  value may be set by the caller.
+ */
+
+ngx_table_elt_t *
+ngx_http_seadragon_header_add(ngx_http_request_t *r, char *key,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = value;
+    h->value.len = len;
+
+    return h;
+}
+
+
+/*
  * Rejects a request with a message of our own: the status goes through
  * nginx's special response path (which discards the body and decides on
  * keepalive), and the header filter puts the message in place of the
@@ -102,16 +131,10 @@ ngx_http_seadragon_fail(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
     ctx->error.len = ngx_strlen(message);
 
     if (retry_after) {
-        h = ngx_list_push(&r->headers_out.headers);
+        h = ngx_http_seadragon_header_add(r, "Retry-After", NULL, 0);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Retry-After");
 
         h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (h->value.data == NULL) {
