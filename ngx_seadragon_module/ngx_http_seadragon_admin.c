@@ -623,13 +623,11 @@ static ngx_int_t
 ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap)
 {
-    ngx_uint_t                            i, j, n, room, best, *next;
+    ngx_uint_t                            i, n, room;
     ngx_queue_t                          *q;
     ngx_http_seadragon_shctx_t           *sh;
-    ngx_http_seadragon_entry_t           *e;
+    ngx_http_seadragon_entry_t           *e, **order;
     ngx_http_seadragon_snapshot_entry_t  *copy;
-    ngx_http_seadragon_snapshot_entry_t  *start[NGX_HTTP_SEADRAGON_MAX_SOURCES];
-    ngx_uint_t                            count[NGX_HTTP_SEADRAGON_MAX_SOURCES];
 
     sh = zone->sh;
 
@@ -637,13 +635,10 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
 
     copy = ngx_palloc(r->pool,
                       2 * room * sizeof(ngx_http_seadragon_snapshot_entry_t));
-    next = ngx_pcalloc(r->pool, NGX_HTTP_SEADRAGON_MAX_SOURCES
-                                * sizeof(ngx_uint_t));
-    if (copy == NULL || next == NULL) {
+    order = ngx_palloc(r->pool, room * sizeof(ngx_http_seadragon_entry_t *));
+    if (copy == NULL || order == NULL) {
         return NGX_ERROR;
     }
-
-    n = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -655,21 +650,19 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_memcpy(snap->sources, sh->sources,
                sh->nsources * sizeof(ngx_http_seadragon_shm_source_t));
 
-    for (i = 0; i < sh->nsources; i++) {
-        start[i] = &copy[n];
-        count[i] = 0;
+    /* the order of dispatch is the queue's own */
 
-        for (q = ngx_queue_head(&sh->sources[i].waiting);
-             q != ngx_queue_sentinel(&sh->sources[i].waiting) && n < room;
-             q = ngx_queue_next(q))
-        {
-            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
-            copy[n].entry = *e;
-            copy[n++].effective = ngx_http_seadragon_queue_effective(sh, e,
+    snap->waiting = copy;
+    n = ngx_http_seadragon_queue_order(sh, ngx_current_msec, order, room);
+
+    for (i = 0; i < n; i++) {
+        copy[i].entry = *order[i];
+        copy[i].position = i + 1;
+        copy[i].effective = ngx_http_seadragon_queue_effective(sh, order[i],
                                                           ngx_current_msec);
-            count[i]++;
-        }
     }
+
+    snap->nwaiting = n;
 
     snap->running = &copy[room];
     snap->nrunning = 0;
@@ -683,41 +676,6 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    /* merge the FIFOs by (aged priority, arrival): the order of dispatch */
-
-    snap->waiting = ngx_palloc(r->pool,
-                               (n + 1)
-                               * sizeof(ngx_http_seadragon_snapshot_entry_t));
-    if (snap->waiting == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (j = 0; j < n; j++) {
-        best = NGX_HTTP_SEADRAGON_MAX_SOURCES;
-
-        for (i = 0; i < snap->nsources; i++) {
-            if (next[i] == count[i]) {
-                continue;
-            }
-
-            if (best == NGX_HTTP_SEADRAGON_MAX_SOURCES
-                || start[i][next[i]].effective
-                   < start[best][next[best]].effective
-                || (start[i][next[i]].effective
-                    == start[best][next[best]].effective
-                    && start[i][next[i]].entry.id
-                       < start[best][next[best]].entry.id))
-            {
-                best = i;
-            }
-        }
-
-        snap->waiting[j] = start[best][next[best]++];
-        snap->waiting[j].position = j + 1;
-    }
-
-    snap->nwaiting = n;
 
     return NGX_OK;
 }

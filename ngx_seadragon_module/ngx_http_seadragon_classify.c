@@ -296,13 +296,15 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "seadragon: client %V is not whitelisted",
                       &r->connection->addr_text);
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_FORBIDDEN,
-                                       "IP not whitelisted", 0);
+        return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                                 ngx_http_seadragon_counter(rejected_whitelist),
+                                 "IP not whitelisted", 0);
 
     default: /* NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR */
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       NGX_HTTP_SEADRAGON_STORE_FAILED,
-                                       NGX_HTTP_SEADRAGON_STORE_RETRY);
+        return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                               ngx_http_seadragon_counter(rejected_unavailable),
+                               NGX_HTTP_SEADRAGON_STORE_FAILED,
+                               NGX_HTTP_SEADRAGON_STORE_RETRY);
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -313,12 +315,17 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
     h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
                                       (u_char *) "Bearer", 6);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_seadragon_reject(r, ctx,
+                               NGX_HTTP_INTERNAL_SERVER_ERROR,
+                               ngx_http_seadragon_counter(rejected_unavailable),
+                               NULL, 0);
     }
 
     r->headers_out.www_authenticate = h;
 
-    return ngx_http_seadragon_fail(r, ctx, status, message, 0);
+    return ngx_http_seadragon_reject(r, ctx, status,
+                                     ngx_http_seadragon_counter(rejected_key),
+                                     message, 0);
 }
 
 

@@ -298,8 +298,9 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "seadragon: \"%V\" is no endpoint of Ollama's API",
                       &r->uri);
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_NOT_FOUND,
-                                       NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
+        return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_NOT_FOUND,
+                                  ngx_http_seadragon_counter(rejected_endpoint),
+                                  NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
     }
 
     if (!(source->endpoints & kind)) {
@@ -307,7 +308,8 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
                       "seadragon: the source \"%V\" may not use \"%V\"",
                       &source->name, &r->uri);
 
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_FORBIDDEN,
+        return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_FORBIDDEN,
+                   ngx_http_seadragon_counter(rejected_endpoint),
                    kind == NGX_HTTP_SEADRAGON_MANAGE
                    ? "model management needs an admin key"
                    : kind == NGX_HTTP_SEADRAGON_GENERATE
@@ -320,8 +322,9 @@ ngx_http_seadragon_endpoint_check(ngx_http_request_t *r,
     /* an exact name is needed to reach Ollama, whoever asks */
 
     if (ctx->endpoint == NULL) {
-        return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_NOT_FOUND,
-                                       NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
+        return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_NOT_FOUND,
+                                  ngx_http_seadragon_counter(rejected_endpoint),
+                                  NGX_HTTP_SEADRAGON_NO_ENDPOINT, 0);
     }
 
     return NGX_OK;

@@ -330,37 +330,28 @@ ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
     zone = ctx->zone;
     src = &zone->sh->sources[zone->slot[ctx->source]];
 
-    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-
     if (place->draining) {
-        ngx_http_seadragon_counters_add(ctx,
-            ngx_http_seadragon_counter(rejected_draining));
-
-        return ngx_http_seadragon_fail(r, ctx,
+        return ngx_http_seadragon_reject(r, ctx,
                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 ngx_http_seadragon_counter(rejected_draining),
                                        "server busy, please try again.  "
                                        "the gateway is draining for "
                                        "maintenance", 30);
     }
 
     if (place->full) {
-        ngx_http_seadragon_counters_add(ctx,
-            ngx_http_seadragon_counter(rejected_queue_full));
-
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "seadragon queue of zone \"%V\" is full for "
                       "source \"%*s\"", &zone->name, src->name_len,
                       src->name);
 
-        return ngx_http_seadragon_fail(r, ctx,
+        return ngx_http_seadragon_reject(r, ctx,
                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                               ngx_http_seadragon_counter(rejected_queue_full),
                                        NGX_HTTP_SEADRAGON_QUEUE_FULL, 5);
     }
 
     if (place->capped) {
-        ngx_http_seadragon_counters_add(ctx,
-            ngx_http_seadragon_counter(rejected_client_cap));
-
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "seadragon client \"%*s\" already has %ui requests "
                       "waiting in zone \"%V\", its most "
@@ -369,26 +360,28 @@ ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
 
         msg = ngx_pnalloc(r->pool, 128);
         if (msg == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_http_seadragon_reject(r, ctx,
+                               NGX_HTTP_INTERNAL_SERVER_ERROR,
+                               ngx_http_seadragon_counter(rejected_client_cap),
+                               NULL, 0);
         }
 
         (void) ngx_snprintf(msg, 128, "too many requests: this client "
                             "already has %ui waiting in line, the most "
                             "it may%Z", place->cap);
 
-        return ngx_http_seadragon_fail(r, ctx,
+        return ngx_http_seadragon_reject(r, ctx,
                                        NGX_HTTP_TOO_MANY_REQUESTS,
+                               ngx_http_seadragon_counter(rejected_client_cap),
                                        (char *) msg, 5);
     }
-
-    ngx_http_seadragon_counters_add(ctx,
-        ngx_http_seadragon_counter(rejected_unavailable));
 
     ngx_log_error(NGX_LOG_ERR, c->log, 0,
                   "seadragon could not allocate a queue entry in zone "
                   "\"%V\"", &zone->name);
 
-    return ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+    return ngx_http_seadragon_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                               ngx_http_seadragon_counter(rejected_unavailable),
                                    "server busy, please try again.  "
                                    "the gateway's queue is out of memory",
                                    5);
@@ -649,12 +642,8 @@ ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
     ngx_http_seadragon_gate_free_clients_locked(zone);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_seadragon_counters_add(ctx,
-        ngx_http_seadragon_counter(rejected_wait_timeout));
-
     ctx->entry = NULL;
     ctx->wait = ngx_current_msec - ctx->enqueued;
-    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
     zone->nparked--;
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -665,7 +654,8 @@ ngx_http_seadragon_gate_timeout(ngx_http_request_t *r,
     r->write_event_handler = ngx_http_core_run_phases;
 
     ngx_http_finalize_request(r,
-        ngx_http_seadragon_fail(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+        ngx_http_seadragon_reject(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                            ngx_http_seadragon_counter(rejected_wait_timeout),
                                 "server busy, please try again.  "
                                 "timed out waiting in the queue",
                                 (zone->max_wait + 999) / 1000));

@@ -18,8 +18,6 @@ static ngx_int_t ngx_http_seadragon_access_start(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static ngx_int_t ngx_http_seadragon_access_validate(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-static ngx_int_t ngx_http_seadragon_access_reject(ngx_http_seadragon_ctx_t *ctx,
-    ngx_int_t rc, size_t counter);
 static void ngx_http_seadragon_body_handler(ngx_http_request_t *r);
 
 static void *ngx_http_seadragon_create_main_conf(ngx_conf_t *cf);
@@ -238,23 +236,12 @@ ngx_http_seadragon_access_start(ngx_http_request_t *r,
 
     rc = ngx_http_seadragon_access_check(r, ctx);
     if (rc != NGX_OK) {
-        if (rc == NGX_HTTP_FORBIDDEN) {
-            counter = ngx_http_seadragon_counter(rejected_whitelist);
-
-        } else if (rc == NGX_HTTP_UNAUTHORIZED) {
-            counter = ngx_http_seadragon_counter(rejected_key);
-
-        } else {
-            counter = ngx_http_seadragon_counter(rejected_unavailable);
-        }
-
-        return ngx_http_seadragon_access_reject(ctx, rc, counter);
+        return rc;
     }
 
     rc = ngx_http_seadragon_endpoint_check(r, ctx);
     if (rc != NGX_OK) {
-        return ngx_http_seadragon_access_reject(ctx, rc,
-                                 ngx_http_seadragon_counter(rejected_endpoint));
+        return rc;
     }
 
     /* what does not generate never waits for the model */
@@ -286,7 +273,9 @@ ngx_http_seadragon_access_start(ngx_http_request_t *r,
             counter = ngx_http_seadragon_counter(aborted_parked);
         }
 
-        return ngx_http_seadragon_access_reject(ctx, rc, counter);
+        /* nginx answers with its own status: the message is its page's */
+
+        return ngx_http_seadragon_reject(r, ctx, rc, counter, NULL, 0);
     }
 
     ngx_http_finalize_request(r, NGX_DONE);
@@ -304,29 +293,12 @@ ngx_http_seadragon_access_validate(ngx_http_request_t *r,
 
     rc = ngx_http_seadragon_body_parse(r, ctx);
     if (rc != NGX_OK) {
-        return ngx_http_seadragon_access_reject(ctx, rc,
-                                  ngx_http_seadragon_counter(rejected_invalid));
+        return ngx_http_seadragon_reject(r, ctx, rc,
+                                  ngx_http_seadragon_counter(rejected_invalid),
+                                  NULL, 0);
     }
 
     return ngx_http_seadragon_gate_enter(r, ctx);
-}
-
-
-/*
- * Every refusal of the access phase ends here: the request is marked
- * refused, so that a resumed phase refuses it again, and counted.  The
- * message was set, and logged, by the check that refused it; the status
- * returned makes nginx answer with it.
- */
-
-static ngx_int_t
-ngx_http_seadragon_access_reject(ngx_http_seadragon_ctx_t *ctx, ngx_int_t rc,
-    size_t counter)
-{
-    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
-    ngx_http_seadragon_counters_add(ctx, counter);
-
-    return rc;
 }
 
 

@@ -623,6 +623,8 @@ ngx_uint_t ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
 ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_head(
     ngx_http_seadragon_shctx_t *sh, ngx_msec_t now);
+ngx_uint_t ngx_http_seadragon_queue_order(ngx_http_seadragon_shctx_t *sh,
+    ngx_msec_t now, ngx_http_seadragon_entry_t **out, ngx_uint_t max);
 void ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
@@ -683,9 +685,9 @@ ngx_uint_t ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
 ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
 ngx_table_elt_t *ngx_http_seadragon_header_add(ngx_http_request_t *r,
     char *key, u_char *value, size_t len);
-ngx_int_t ngx_http_seadragon_fail(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_uint_t status, char *message,
-    time_t retry_after);
+ngx_int_t ngx_http_seadragon_reject(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_uint_t status, size_t counter,
+    char *message, time_t retry_after);
 ngx_int_t ngx_http_seadragon_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,

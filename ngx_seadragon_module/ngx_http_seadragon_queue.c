@@ -247,6 +247,54 @@ ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh, ngx_msec_t now)
 }
 
 
+/*
+ * The waiting entries in dispatch order, as of now, into out (room for
+ * max): the order in which queue_head() would give them, had nothing
+ * changed.  The FIFOs are merged, each already in that order.  Returns
+ * how many were written.
+ */
+
+ngx_uint_t
+ngx_http_seadragon_queue_order(ngx_http_seadragon_shctx_t *sh,
+    ngx_msec_t now, ngx_http_seadragon_entry_t **out, ngx_uint_t max)
+{
+    ngx_uint_t                   i, n, best;
+    ngx_queue_t                 *next[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_http_seadragon_entry_t  *e, *b;
+
+    for (i = 0; i < sh->nsources; i++) {
+        next[i] = ngx_queue_head(&sh->sources[i].waiting);
+    }
+
+    for (n = 0; n < max; n++) {
+        best = sh->nsources;
+        b = NULL;
+
+        for (i = 0; i < sh->nsources; i++) {
+            if (next[i] == ngx_queue_sentinel(&sh->sources[i].waiting)) {
+                continue;
+            }
+
+            e = ngx_queue_data(next[i], ngx_http_seadragon_entry_t, link);
+
+            if (b == NULL || ngx_http_seadragon_queue_before(sh, e, b, now)) {
+                best = i;
+                b = e;
+            }
+        }
+
+        if (b == NULL) {
+            break;
+        }
+
+        out[n] = b;
+        next[best] = ngx_queue_next(next[best]);
+    }
+
+    return n;
+}
+
+
 void
 ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)

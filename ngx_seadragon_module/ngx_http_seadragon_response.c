@@ -115,20 +115,28 @@ ngx_http_seadragon_header_add(ngx_http_request_t *r, char *key,
 
 
 /*
- * Rejects a request with a message of our own: the status goes through
- * nginx's special response path (which discards the body and decides on
- * keepalive), and the header filter puts the message in place of the
- * HTML page.
+ * Every refusal ends here, whichever check made it: the request is marked
+ * refused (so that a resumed access phase refuses it again), counted under
+ * its reason, and given its message (NULL: the one the check set) and, for
+ * a refusal that passes, a Retry-After.  The status returned goes through
+ * nginx's special response path, which discards the body and decides on
+ * keepalive, and the header filter puts the message in place of the HTML
+ * page.  The check that refused logs why, with what only it knows.
  */
 
 ngx_int_t
-ngx_http_seadragon_fail(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
-    ngx_uint_t status, char *message, time_t retry_after)
+ngx_http_seadragon_reject(ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
+    ngx_uint_t status, size_t counter, char *message, time_t retry_after)
 {
     ngx_table_elt_t  *h;
 
-    ctx->error.data = (u_char *) message;
-    ctx->error.len = ngx_strlen(message);
+    ctx->state = NGX_HTTP_SEADRAGON_REJECTED;
+    ngx_http_seadragon_counters_add(ctx, counter);
+
+    if (message) {
+        ctx->error.data = (u_char *) message;
+        ctx->error.len = ngx_strlen(message);
+    }
 
     if (retry_after) {
         h = ngx_http_seadragon_header_add(r, "Retry-After", NULL, 0);

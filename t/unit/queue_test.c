@@ -212,6 +212,27 @@ drain(char *out, size_t size)
 }
 
 
+/* the waiting entries as queue_order lists them, their ids */
+
+static void
+listed(char *out, size_t size)
+{
+    char                        *p;
+    ngx_uint_t                   i, n;
+    ngx_http_seadragon_entry_t  *list[64];
+
+    p = out;
+    *p = '\0';
+
+    n = ngx_http_seadragon_queue_order(&sh, now, list, 64);
+
+    for (i = 0; i < n; i++) {
+        p += snprintf(p, size - (p - out), "%s%d", p == out ? "" : ",",
+                      (int) list[i]->id);
+    }
+}
+
+
 int
 main(void)
 {
@@ -266,6 +287,9 @@ main(void)
 
     ok(e1->id < e2->id && e2->id < e3->id, "ids are arrival tickets");
 
+    listed(order, sizeof(order));
+    ok(strcmp(order, "3,6,2,4,1,5") == 0,
+       "queue_order lists the line in dispatch order: %s", order);
     drain(order, sizeof(order));
     ok(strcmp(order, "3,6,2,4,1,5") == 0,
        "dispatch by priority, then arrival across equal sources: %s", order);
@@ -459,7 +483,10 @@ main(void)
     ok(ngx_http_seadragon_queue_effective(&sh, e1, now) == 0,
        "aging stops at priority 0");
 
+    listed(order + 192, 64);
     drain(order, sizeof(order));
+    ok(strcmp(order, order + 192) == 0,
+       "with aging, queue_order agrees with dispatch: %s", order + 192);
     snprintf(order + 128, 64, "%d,%d,%d", (int) e1->id, (int) e2->id,
              (int) e3->id);
     ok(strcmp(order, order + 128) == 0,
