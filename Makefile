@@ -61,7 +61,8 @@ FUZZ_DIR       := $(BUILD)/fuzz
 FUZZ_CFLAGS    := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
                   -I ngx_seadragon_module -I t/fuzz
 FUZZ_SANITIZE  := address,undefined -fno-sanitize-recover=all
-CODEC_SRCS     := ngx_seadragon_module/ngx_http_seadragon_store_codec.c
+CODEC_SRCS     := ngx_seadragon_module/ngx_http_seadragon_store_codec.c \
+                  ngx_seadragon_module/ngx_http_seadragon_store_usage.c
 FUZZ_json_SRCS  := ngx_seadragon_module/ngx_http_seadragon_json.c
 FUZZ_json_LIBS  := -lyajl
 FUZZ_net_SRCS   := $(CODEC_SRCS)
@@ -126,12 +127,11 @@ $(MODULE): $(BUILD)/objs/Makefile $(SOURCES)
 	cp $(BUILD)/objs/ngx_seadragon_module.so $@.tmp && mv -f $@.tmp $@
 
 # the operators' tool for the store, on the module's own store codec
-$(BUILD)/seadragon-store: scripts/seadragon-store.c \
-                          ngx_seadragon_module/ngx_http_seadragon_store_codec.c \
+$(BUILD)/seadragon-store: scripts/seadragon-store.c $(CODEC_SRCS) \
                           ngx_seadragon_module/ngx_http_seadragon_store_codec.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CC_OPT) -o $@ -I ngx_seadragon_module scripts/seadragon-store.c \
-	  ngx_seadragon_module/ngx_http_seadragon_store_codec.c -llmdb -lcrypto
+	  $(CODEC_SRCS) -llmdb -lcrypto
 
 # the queue's data structure on its own, against nginx's headers
 $(BUILD)/queue-test: t/unit/queue_test.c \

@@ -376,6 +376,26 @@ typedef struct {
 } ngx_http_seadragon_endpoint_t;
 
 
+/*
+ * What one answer used: Ollama's own figures (the last line of a stream,
+ * a whole answer, OpenAI's "usage"), or, for an OpenAI stream without
+ * usage, the content chunks counted (one token each) and marked
+ * estimated.  Filled in by the body filter as the answer passes.
+ */
+
+typedef struct {
+    uint64_t                         prompt_tokens;
+    uint64_t                         completion_tokens;
+    uint64_t                         total_ms;        /* total_duration */
+    uint64_t                         load_ms;         /* load_duration */
+    uint64_t                         prompt_ms;       /* prompt_eval_... */
+    uint64_t                         generation_ms;   /* eval_duration */
+    unsigned                         counted:1;       /* the answer was read */
+    unsigned                         reported:1;      /* Ollama's figures */
+    unsigned                         estimated:1;     /* chunks counted */
+} ngx_http_seadragon_usage_t;
+
+
 typedef enum {
     NGX_HTTP_SEADRAGON_NEW = 0,
     NGX_HTTP_SEADRAGON_READING_BODY,
@@ -413,6 +433,8 @@ typedef struct {
     ngx_event_t                      stall;      /* the client takes nothing */
     off_t                            stall_mark; /* what it had taken */
     ngx_msec_t                       stall_since;
+    ngx_http_seadragon_usage_t       usage;
+    void                            *usage_parser; /* its reading state */
 
     unsigned                         classified:1;
     unsigned                         endpoint_found:1;

@@ -272,8 +272,19 @@ seadragon_store_open_dbs(MDB_txn *txn, seadragon_store_dbs_t *dbs,
         return rc;
     }
 
-    return mdb_dbi_open(txn, SEADRAGON_STORE_DB_KEY_NAMES, flags,
-                        &dbs->key_names);
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_KEY_NAMES, flags,
+                      &dbs->key_names);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    /* a store from before usage was counted has none yet */
+
+    dbs->usage = 0;
+
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_USAGE, flags, &dbs->usage);
+
+    return (rc == MDB_NOTFOUND && !(flags & MDB_CREATE)) ? MDB_SUCCESS : rc;
 }
 
 
@@ -886,3 +897,4 @@ seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 
     return mdb_put(txn, dbs->keys, &k, &v, 0);
 }
+

@@ -14,6 +14,11 @@
  *                bytes, host bits zero) -> entry
  *   "keys"       SHA-256 of the key -> key record
  *   "key_names"  key name -> SHA-256 of the key
+ *   "usage"      day (uint32, big-endian: days since 1970-01-01 UTC),
+ *                principal ("key:NAME" or "source:NAME"), a NUL, model
+ *                -> usage record; a store made before usage was counted
+ *                has no "usage" database until the gateway first writes
+ *                one (dbs->usage is then 0)
  *
  * A whitelist lookup probes one exact key per prefix length in use, so it
  * costs a bounded number of B-tree lookups, never a scan.
@@ -37,6 +42,14 @@
 #define SEADRAGON_STORE_DB_WHITELIST    "whitelist"
 #define SEADRAGON_STORE_DB_KEYS         "keys"
 #define SEADRAGON_STORE_DB_KEY_NAMES    "key_names"
+#define SEADRAGON_STORE_DB_USAGE        "usage"
+
+/* a principal: "key:" and a key's name, or "source:" and a source's */
+#define SEADRAGON_USAGE_PRINCIPAL_LEN   (sizeof("source:") - 1 + 64)
+#define SEADRAGON_USAGE_MODEL_LEN       64
+#define SEADRAGON_USAGE_KEY_LEN                                            \
+    (4 + SEADRAGON_USAGE_PRINCIPAL_LEN + 1 + SEADRAGON_USAGE_MODEL_LEN)
+#define SEADRAGON_USAGE_ESTIMATED       0x01    /* some counts are guesses */
 
 #define SEADRAGON_NET_KEY_LEN           18
 #define SEADRAGON_NET_TEXT_LEN          64
@@ -93,11 +106,30 @@ typedef struct {
 } seadragon_store_file_t;
 
 
+/*
+ * What one principal used of one model on one day: a usage record, or
+ * what one answer adds to it.  Durations are Ollama's, in milliseconds.
+ */
+
+typedef struct {
+    uint32_t    version;            /* 1 */
+    uint32_t    flags;              /* SEADRAGON_USAGE_ESTIMATED */
+    uint64_t    requests;
+    uint64_t    prompt_tokens;
+    uint64_t    completion_tokens;
+    uint64_t    generation_ms;      /* eval_duration */
+    uint64_t    prompt_ms;          /* prompt_eval_duration */
+    uint64_t    load_ms;            /* load_duration */
+    uint64_t    estimated;          /* answers whose counts are guesses */
+} seadragon_usage_record_t;
+
+
 typedef struct {
     MDB_dbi     meta;
     MDB_dbi     whitelist;
     MDB_dbi     keys;
     MDB_dbi     key_names;
+    MDB_dbi     usage;              /* 0: the store has none yet */
 } seadragon_store_dbs_t;
 
 
@@ -176,6 +208,44 @@ int seadragon_key_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 int seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const uint8_t hash[SEADRAGON_KEY_HASH_LEN],
     seadragon_key_record_t *record);
+
+
+/*
+ * Usage.  A day is the number of days since 1970-01-01 UTC (time / 86400).
+ * seadragon_usage_open() opens, in a write transaction creating, the
+ * "usage" database: MDB_SUCCESS or an LMDB error.
+ */
+int seadragon_usage_open(MDB_txn *txn, seadragon_store_dbs_t *dbs);
+
+/* the key of (day, principal, model) into key (SEADRAGON_USAGE_KEY_LEN
+ * bytes); 0 for a principal or model too long */
+size_t seadragon_usage_key(uint32_t day, const char *principal, size_t plen,
+    const char *model, size_t mlen, uint8_t *key);
+
+/* a key's parts, pointing into the key; 0, or -1 for a malformed key */
+int seadragon_usage_key_parse(const MDB_val *key, uint32_t *day,
+    const char **principal, size_t *plen, const char **model, size_t *mlen);
+
+/* in a write transaction: adds delta to the record of (day, principal,
+ * model), creating it; MDB_SUCCESS or an LMDB error */
+int seadragon_usage_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    uint32_t day, const char *principal, size_t plen, const char *model,
+    size_t mlen, const seadragon_usage_record_t *delta);
+
+/* the record of a value, checked; 0, or MDB_CORRUPTED */
+int seadragon_usage_record(const MDB_val *value,
+    seadragon_usage_record_t *record);
+
+/* what a principal used of every model on a day, summed into *sum
+ * (zeroed first); 0 (also when nothing or no "usage" database is there),
+ * or an LMDB error */
+int seadragon_usage_sum(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    uint32_t day, const char *principal, size_t plen,
+    seadragon_usage_record_t *sum);
+
+/* "2026-12-01" into buf (11 bytes), and back: 0, or -1 for a bad date */
+void seadragon_usage_day_format(uint32_t day, char *buf);
+int seadragon_usage_day_parse(const char *text, size_t len, uint32_t *day);
 
 
 /*
