@@ -217,7 +217,7 @@ ngx_http_seadragon_params_parse(ngx_conf_t *cf,
         value.data = args[i].data + p->name.len;
         value.len = args[i].len - p->name.len;
 
-        if (p->set(cf, &args[i], &value, conf) != NGX_CONF_OK) {
+        if (p->set(cf, &args[i], &value, p, conf) != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
     }
@@ -226,178 +226,127 @@ ngx_http_seadragon_params_parse(ngx_conf_t *cf,
 }
 
 
-/* max_queued=N, of a zone or a source */
+/*
+ * The setters of the parameters.  Each sets the field at the entry's
+ * offset in conf (a zone or a source), within the entry's bounds, and
+ * names what the value must be in its error.
+ */
 
 static char *
-ngx_http_seadragon_param_max_queued(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, ngx_uint_t *max_queued)
+ngx_http_seadragon_param_bounded(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_int_t n, ngx_http_seadragon_param_t *p)
 {
-    ngx_int_t  n;
-
-    n = ngx_atoi(value->data, value->len);
-    if (n == NGX_ERROR || n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": max_queued must be a "
-                           "whole number, at least 1", param);
+    if (n == NGX_ERROR || n < (ngx_int_t) p->low
+        || (p->high && n > (ngx_int_t) p->high))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"%V\": %s",
+                           param, p->error);
         return NGX_CONF_ERROR;
     }
-
-    *max_queued = n;
 
     return NGX_CONF_OK;
 }
 
 
-/* aging=TIME: how long a wait makes a request one step more urgent */
+static char *
+ngx_http_seadragon_param_number(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
+{
+    ngx_int_t  n;
+
+    n = ngx_atoi(value->data, value->len);
+
+    if (ngx_http_seadragon_param_bounded(cf, param, n, p) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    *(ngx_uint_t *) ((u_char *) conf + p->offset) = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_seadragon_param_time(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
+{
+    ngx_int_t  n;
+
+    n = ngx_parse_time(value, 0);
+
+    if (ngx_http_seadragon_param_bounded(cf, param, n, p) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    *(ngx_msec_t *) ((u_char *) conf + p->offset) = n;
+
+    return NGX_CONF_OK;
+}
+
+
+/* aging=TIME|off: how long a wait makes a request one step more urgent */
 
 static char *
 ngx_http_seadragon_param_aging(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, ngx_msec_t *aging)
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
 {
-    ngx_int_t  n;
-
     if (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0) {
-        *aging = 0;
+        *(ngx_msec_t *) ((u_char *) conf + p->offset) = 0;
         return NGX_CONF_OK;
     }
 
-    n = ngx_parse_time(value, 0);
+    return ngx_http_seadragon_param_time(cf, param, value, p, conf);
+}
 
-    if (n == NGX_ERROR || n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": aging must be a time, such as "
-                           "30s (each 30s waited is one step of priority), "
-                           "or off", param);
-        return NGX_CONF_ERROR;
-    }
 
-    *aging = n;
+/* a flag, such as "key": present, it is set */
+
+static char *
+ngx_http_seadragon_param_flag(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
+{
+    *(ngx_uint_t *) ((u_char *) conf + p->offset) = 1;
 
     return NGX_CONF_OK;
 }
 
 
-/* the parameters of seadragon_zone */
+#define NGX_HTTP_SEADRAGON_AGING_ERROR                                       \
+    "aging must be a time, such as 30s (each 30s waited is one step of "     \
+    "priority), or off"
 
-static char *
-ngx_http_seadragon_zone_capacity(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    ngx_int_t  n;
-
-    n = ngx_atoi(value->data, value->len);
-    if (n == NGX_ERROR || n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": capacity must be a whole "
-                           "number of requests, at least 1", param);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->capacity = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_zone_max_queued(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    return ngx_http_seadragon_param_max_queued(cf, param, value,
-                                               &zone->max_queued);
-}
-
-
-static char *
-ngx_http_seadragon_zone_per_client(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    ngx_int_t  n;
-
-    n = ngx_atoi(value->data, value->len);
-    if (n == NGX_ERROR || n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": max_queued_per_client "
-                           "must be a whole number of requests, at "
-                           "least 1", param);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->max_queued_per_client = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_zone_tick(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    ngx_int_t  n;
-
-    n = ngx_parse_time(value, 0);
-    if (n == NGX_ERROR || n == 0 || n > 10000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": tick must be a time "
-                           "from 1ms to 10s", param);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->tick = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_zone_max_wait(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    ngx_int_t  n;
-
-    n = ngx_parse_time(value, 0);
-    if (n == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": max_wait must be a time, "
-                           "such as 300s or 10m (0 waits forever)", param);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->max_wait = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_zone_aging(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_zone_t  *zone = conf;
-
-    return ngx_http_seadragon_param_aging(cf, param, value, &zone->aging);
-}
+#define NGX_HTTP_SEADRAGON_MAX_QUEUED_ERROR                                  \
+    "max_queued must be a whole number, at least 1"
 
 
 static ngx_http_seadragon_param_t  ngx_http_seadragon_zone_params[] = {
-    { ngx_string("capacity="), ngx_http_seadragon_zone_capacity },
-    { ngx_string("max_queued="), ngx_http_seadragon_zone_max_queued },
-    { ngx_string("max_queued_per_client="),
-      ngx_http_seadragon_zone_per_client },
-    { ngx_string("tick="), ngx_http_seadragon_zone_tick },
-    { ngx_string("max_wait="), ngx_http_seadragon_zone_max_wait },
-    { ngx_string("aging="), ngx_http_seadragon_zone_aging },
-    { ngx_null_string, NULL }
+
+    { ngx_string("capacity="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, capacity), 1, 0,
+      "capacity must be a whole number of requests, at least 1" },
+
+    { ngx_string("max_queued="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, max_queued), 1, 0,
+      NGX_HTTP_SEADRAGON_MAX_QUEUED_ERROR },
+
+    { ngx_string("max_queued_per_client="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, max_queued_per_client), 1, 0,
+      "max_queued_per_client must be a whole number of requests, at "
+      "least 1" },
+
+    { ngx_string("tick="), ngx_http_seadragon_param_time,
+      offsetof(ngx_http_seadragon_zone_t, tick), 1, 10000,
+      "tick must be a time from 1ms to 10s" },
+
+    { ngx_string("max_wait="), ngx_http_seadragon_param_time,
+      offsetof(ngx_http_seadragon_zone_t, max_wait), 0, 0,
+      "max_wait must be a time, such as 300s or 10m (0 waits forever)" },
+
+    { ngx_string("aging="), ngx_http_seadragon_param_aging,
+      offsetof(ngx_http_seadragon_zone_t, aging), 1, 0,
+      NGX_HTTP_SEADRAGON_AGING_ERROR },
+
+    { ngx_null_string, NULL, 0, 0, 0, NULL }
 };
 
 
@@ -490,48 +439,13 @@ ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* the parameters of seadragon_source */
-
-static char *
-ngx_http_seadragon_source_priority(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_source_t  *source = conf;
-
-    ngx_int_t  n;
-
-    n = ngx_atoi(value->data, value->len);
-    if (n == NGX_ERROR || n > 1000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": priority must be a number "
-                           "from 0 to 1000, lower is served first", param);
-        return NGX_CONF_ERROR;
-    }
-
-    source->priority = n;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_source_max_queued(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_source_t  *source = conf;
-
-    return ngx_http_seadragon_param_max_queued(cf, param, value,
-                                               &source->max_queued);
-}
-
+/* the parameters of seadragon_source that are more than a field */
 
 static char *
 ngx_http_seadragon_source_per_client(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
 {
     ngx_http_seadragon_source_t  *source = conf;
-
-    ngx_int_t  n;
 
     if (value->len == 3 && ngx_strncmp(value->data, "off", 3) == 0) {
         source->per_client_off = 1;
@@ -539,59 +453,15 @@ ngx_http_seadragon_source_per_client(ngx_conf_t *cf, ngx_str_t *param,
         return NGX_CONF_OK;
     }
 
-    n = ngx_atoi(value->data, value->len);
-    if (n == NGX_ERROR || n == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"%V\": max_queued_per_client "
-                           "must be a whole number of requests, at "
-                           "least 1, or \"off\"", param);
-        return NGX_CONF_ERROR;
-    }
-
     source->per_client_off = 0;
-    source->max_queued_per_client = n;
 
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_source_key(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_source_t  *source = conf;
-
-    source->require_key = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_source_whitelist(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_source_t  *source = conf;
-
-    source->require_whitelist = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_seadragon_source_aging(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
-{
-    ngx_http_seadragon_source_t  *source = conf;
-
-    return ngx_http_seadragon_param_aging(cf, param, value, &source->aging);
+    return ngx_http_seadragon_param_number(cf, param, value, p, conf);
 }
 
 
 static char *
 ngx_http_seadragon_source_endpoints(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
 {
     ngx_http_seadragon_source_t  *source = conf;
 
@@ -601,7 +471,7 @@ ngx_http_seadragon_source_endpoints(ngx_conf_t *cf, ngx_str_t *param,
 
 static char *
 ngx_http_seadragon_source_if(ngx_conf_t *cf, ngx_str_t *param,
-    ngx_str_t *value, void *conf)
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
 {
     ngx_http_seadragon_source_t  *source = conf;
 
@@ -634,16 +504,37 @@ ngx_http_seadragon_source_if(ngx_conf_t *cf, ngx_str_t *param,
 
 
 static ngx_http_seadragon_param_t  ngx_http_seadragon_source_params[] = {
-    { ngx_string("priority="), ngx_http_seadragon_source_priority },
-    { ngx_string("max_queued="), ngx_http_seadragon_source_max_queued },
+
+    { ngx_string("priority="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_source_t, priority), 0, 1000,
+      "priority must be a number from 0 to 1000, lower is served first" },
+
+    { ngx_string("max_queued="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_source_t, max_queued), 1, 0,
+      NGX_HTTP_SEADRAGON_MAX_QUEUED_ERROR },
+
     { ngx_string("max_queued_per_client="),
-      ngx_http_seadragon_source_per_client },
-    { ngx_string("key"), ngx_http_seadragon_source_key },
-    { ngx_string("whitelist"), ngx_http_seadragon_source_whitelist },
-    { ngx_string("aging="), ngx_http_seadragon_source_aging },
-    { ngx_string("endpoints="), ngx_http_seadragon_source_endpoints },
-    { ngx_string("if="), ngx_http_seadragon_source_if },
-    { ngx_null_string, NULL }
+      ngx_http_seadragon_source_per_client,
+      offsetof(ngx_http_seadragon_source_t, max_queued_per_client), 1, 0,
+      "max_queued_per_client must be a whole number of requests, at "
+      "least 1, or \"off\"" },
+
+    { ngx_string("key"), ngx_http_seadragon_param_flag,
+      offsetof(ngx_http_seadragon_source_t, require_key), 0, 0, NULL },
+
+    { ngx_string("whitelist"), ngx_http_seadragon_param_flag,
+      offsetof(ngx_http_seadragon_source_t, require_whitelist), 0, 0, NULL },
+
+    { ngx_string("aging="), ngx_http_seadragon_param_aging,
+      offsetof(ngx_http_seadragon_source_t, aging), 1, 0,
+      NGX_HTTP_SEADRAGON_AGING_ERROR },
+
+    { ngx_string("endpoints="), ngx_http_seadragon_source_endpoints,
+      0, 0, 0, NULL },
+
+    { ngx_string("if="), ngx_http_seadragon_source_if, 0, 0, 0, NULL },
+
+    { ngx_null_string, NULL, 0, 0, 0, NULL }
 };
 
 

@@ -255,8 +255,8 @@ typedef struct {
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
-    unsigned                         require_key:1;
-    unsigned                         require_whitelist:1;
+    ngx_uint_t                       require_key;
+    ngx_uint_t                       require_whitelist;
     unsigned                         per_client_off:1; /* not the zone's */
 } ngx_http_seadragon_source_t;
 
@@ -482,13 +482,20 @@ typedef enum {
 
 /* a KEY=VALUE parameter of a directive and what sets it */
 
-typedef char *(*ngx_http_seadragon_param_set_pt)(ngx_conf_t *cf,
-    ngx_str_t *param, ngx_str_t *value, void *conf);
+typedef struct ngx_http_seadragon_param_s  ngx_http_seadragon_param_t;
 
-typedef struct {
+typedef char *(*ngx_http_seadragon_param_set_pt)(ngx_conf_t *cf,
+    ngx_str_t *param, ngx_str_t *value, ngx_http_seadragon_param_t *p,
+    void *conf);
+
+struct ngx_http_seadragon_param_s {
     ngx_str_t                        name;    /* "tick=", or "key" whole */
     ngx_http_seadragon_param_set_pt  set;
-} ngx_http_seadragon_param_t;
+    size_t                           offset;  /* of the field it sets */
+    ngx_uint_t                       low;     /* of a number or a time */
+    ngx_uint_t                       high;    /* 0: no upper bound */
+    char                            *error;   /* what the value must be */
+};
 
 
 /*
