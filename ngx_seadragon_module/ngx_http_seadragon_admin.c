@@ -721,6 +721,32 @@ ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
 
 
 /*
+ * The start of an answer about the zone: its snapshot, and a JSON map
+ * opened with the zone's name.  NULL when memory runs out.
+ */
+
+static ngx_http_seadragon_snapshot_t *
+ngx_http_seadragon_admin_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_json_t *j)
+{
+    ngx_http_seadragon_snapshot_t  *snap;
+
+    snap = ngx_palloc(r->pool, sizeof(ngx_http_seadragon_snapshot_t));
+    if (snap == NULL
+        || ngx_http_seadragon_admin_snapshot(r, zone, snap) != NGX_OK
+        || ngx_http_seadragon_json_begin(r, j) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    ngx_http_seadragon_json_map_open(j);
+    ngx_http_seadragon_json_field(j, "zone", zone->name.data, zone->name.len);
+
+    return snap;
+}
+
+
+/*
  * The reference design's shape (queue_length, processing, entries[] with
  * id, source, priority and wait_time), extended.
  */
@@ -734,21 +760,10 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
     ngx_http_seadragon_entry_t     *e;
     ngx_http_seadragon_snapshot_t  *snap;
 
-    snap = ngx_palloc(r->pool, sizeof(ngx_http_seadragon_snapshot_t));
-    if (snap == NULL
-        || ngx_http_seadragon_admin_snapshot(r, zone, snap) != NGX_OK)
-    {
+    snap = ngx_http_seadragon_admin_begin(r, zone, &j);
+    if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_seadragon_json_map_open(&j);
-
-    ngx_http_seadragon_json_field(&j, "zone", zone->name.data,
-                                  zone->name.len);
     ngx_http_seadragon_json_str(&j, "gate");
     ngx_http_seadragon_json_str(&j, ngx_http_seadragon_gate_states[
                                          snap->gate_state]);
@@ -844,20 +859,10 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     ngx_http_seadragon_snapshot_t    *snap;
     ngx_http_seadragon_shm_source_t  *src;
 
-    snap = ngx_palloc(r->pool, sizeof(ngx_http_seadragon_snapshot_t));
-    if (snap == NULL
-        || ngx_http_seadragon_admin_snapshot(r, zone, snap) != NGX_OK)
-    {
+    snap = ngx_http_seadragon_admin_begin(r, zone, &j);
+    if (snap == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_field(&j, "zone", zone->name.data,
-                                  zone->name.len);
     ngx_http_seadragon_json_int(&j, "since", (long long) snap->started);
     ngx_http_seadragon_json_str(&j, "sources");
     ngx_http_seadragon_json_map_open(&j);
