@@ -33,10 +33,10 @@ add_block_preprocessor(sub {
 });
 
 sub hold {
-    my $h = start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
-        body => '{"model":"llama3:70b","messages":[],"stream":false}');
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
+    return hold_gate(sub {
+        start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
+            body => '{"model":"llama3:70b","messages":[],"stream":false}');
+    });
 }
 
 sub chat_body { '{"model":"llama3:70b","messages":[{"role":"user","content":"Why is the sky blue?"}]' . ($_[0] // '') . '}' }

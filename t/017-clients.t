@@ -81,10 +81,10 @@ sub client { client_wait(client_start(@_)) }
 END { kill 'TERM', map { $_->{pid} } @running if @running }
 
 sub hold {
-    my $h = start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
-        body => '{"model":"llama3:70b","messages":[],"stream":false}');
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
+    return hold_gate(sub {
+        start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
+            body => '{"model":"llama3:70b","messages":[],"stream":false}');
+    });
 }
 
 # what reached Ollama: "METHOD PATH who" for each record, where who is the

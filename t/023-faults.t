@@ -49,15 +49,9 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %h) = @_;
-    my $port = delete $h{port} // $ENV{TEST_NGINX_SPREAD_PORT};
-    my $handle = start_request('POST /api/chat', port => $port,
-        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
-        headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1, %h });
-    $handle->{tag} = $tag;
-    return $handle;
-}
+# chat($tag): the harness's, sent to the spread server unless port => is given
+chat_defaults(body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+              port => sub { $ENV{TEST_NGINX_SPREAD_PORT} }, 'X-Standin-Tokens' => 1);
 
 sub queue { json_decode(request('GET /api/admin/queue')->{body}) }
 sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources}{api} }
@@ -117,8 +111,7 @@ __DATA__
 --- timeout: 30
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @h = park_in_both_workers();
     my $q = queue();
     my $victim = $q->{running}[0]{worker};
@@ -147,8 +140,7 @@ a new request: 200
 --- timeout: 30
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @h = park_in_both_workers();
     my $q = queue();
     my $holder = $q->{running}[0]{worker};
@@ -177,8 +169,7 @@ in order: yes
 $c
 --- timeout: 60
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my (@h, $full);
     for my $i (1 .. 400) {
         my $r = chat("api$i");
@@ -289,8 +280,7 @@ $c
 --- client
     # with a tick of 10 s, only the wake-up can admit a request of the other
     # worker while each request's client waits at most 10 s
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my $holder = queue()->{running}[0]{worker};
     my ($n, @h, $other) = (0);
     until ($other) {

@@ -187,8 +187,8 @@ http finalize request: 408
 --- client
     my $port = $ENV{TEST_NGINX_H2_PORT};
     my $url = "http://127.0.0.1:$port/api/chat";
-    my $hold = start_request('POST /api/chat', body => $::chat, headers => { 'X-Standin-Tag' => 'hold', 'X-Standin-Hold' => 1 });
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate(sub { start_request('POST /api/chat', body => $::chat,
+        headers => { 'X-Standin-Tag' => 'hold', 'X-Standin-Hold' => 1 }) });
     # one connection, three streams: api, coding, and one the client
     # cancels (RST_STREAM) once it has parked; Node's http2 client
     my $js = <<'JS';

@@ -61,18 +61,8 @@ add_block_preprocessor(sub {
 
 our $body = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
 
-sub chat {
-    my ($tag, %h) = @_;
-    my $port = delete $h{port};
-    my $key = delete $h{key};
-    $h{Authorization} = "Bearer $key" if $key;
-    my $handle = start_request('POST /api/chat', body => $body,
-        ($port ? (port => $port) : ()),
-        headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1,
-                     'X-Standin-Delay-Ms' => 0, %h });
-    $handle->{tag} = $tag;
-    return $handle;
-}
+# chat($tag, port => P, key => K): the harness's, not streamed, one token
+chat_defaults(body => $body, 'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
 
 sub queue { json_decode(request('GET /api/admin/queue')->{body}) }
 sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources} }
@@ -106,11 +96,6 @@ sub park {
     return @h;
 }
 
-sub hold {
-    my $h = chat('hold', 'X-Standin-Hold' => 1, @_);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
-}
 
 # the new worker, once the master has replaced $victim
 sub respawned {
@@ -143,7 +128,7 @@ __DATA__
 --- timeout: 40
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(20, 'api');
     my $full = wait_request(chat('over'));
     my ($victim) = nginx_worker_pids();
@@ -188,7 +173,7 @@ adds up: yes
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
     my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
-    my $hold = hold(port => $spread);
+    my $hold = hold_gate(port => $spread);
     my $holder = queue()->{running}[0]{worker};
     # park in the other worker only: what lands in the holder leaves again
     my (@h, @left);
@@ -224,8 +209,7 @@ adds up: yes
     my $mid = queue();
     kill 'CONT', $master;
     my @gone = wait_all(@h);
-    standin_release();
-    my $held = wait_request($hold);
+    my $held = release_gate($hold);
     my @w = respawned($victim, 2);
     my $next = wait_request(chat('next', port => $spread));
     my $s = stats();
@@ -296,7 +280,7 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=3/;
 $c
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my $over = wait_request(chat('over'));
     my $q1 = queue();
@@ -305,7 +289,7 @@ $c
     my $s1 = stats();
     standin_release();
     my @res = wait_all($hold, @h, @k);
-    my $hold2 = hold();
+    my $hold2 = hold_gate();
     my @again = park(3, 'again');
     my $over2 = wait_request(chat('over2'));
     my $q3 = queue();
@@ -349,7 +333,7 @@ $c =~ s/priority=1 key;/priority=1 key max_queued_per_client=off;/;
 $c =~ s/seadragon_source api    priority=3;/seadragon_source api    priority=3 max_queued_per_client=1;/;
 $c
 --- client
-    my $hold = hold(key => $bob);
+    my $hold = hold_gate(key => $bob);
     my @a = park(4, 'alice', key => $alice);
     my @b = park(2, 'bob', key => $bob);
     my @api = park(1, 'api');
@@ -382,7 +366,7 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=3/;
 $c
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my $over = wait_request(chat('over'));
     my ($victim) = nginx_worker_pids();
@@ -390,7 +374,7 @@ $c
     my ($worker) = respawned($victim);
     wait_all($hold, @h);
     standin_release();
-    my $hold2 = hold();
+    my $hold2 = hold_gate();
     my @again = park(3, 'again');
     my $over2 = wait_request(chat('over2'));
     my $q = queue();
@@ -438,7 +422,7 @@ invalid "max_queued_per_client=many": max_queued_per_client must be a whole numb
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND} || ! -w '/proc/sys/kernel/ns_last_pid'
 --- client
     # an old worker, still serving what it parked, killed after a reload
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my ($old) = nginx_worker_pids();
     nginx_reload();
@@ -496,8 +480,7 @@ adds up: yes
         start_request('POST /api/ollama/chat', port => $port, body => $body,
             headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1, %h });
     };
-    my $hold = $send->('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate(sub { $send->('hold', 'X-Standin-Hold' => 1) });
     my @h;
     for my $i (1 .. 8) {
         push @h, $send->("api$i");
@@ -530,7 +513,7 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=1/;
 $c
 --- client
-    my $hold = hold(key => $alice);
+    my $hold = hold_gate(key => $alice);
     my @one = park(1, 'long1-', key => $::long1);
     my $over = wait_request(chat('long1-over', key => $::long1));
     my @two = park(1, 'long2-', key => $::long2);
@@ -559,7 +542,7 @@ qr/seadragon client "key:n{60}-01" already has 1 requests waiting/
 --- timeout: 40
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(5, 'api');
     my ($victim) = nginx_worker_pids();
     nginx_reload();
