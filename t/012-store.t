@@ -30,7 +30,8 @@ sub fresh_store {
         my ($net) = split /\t/;
         tool("whitelist remove $net");
     }
-    for (split /\n/, tool('key list')) {
+    my (undef, @keys) = split /\n/, tool('key list');   # under a header row
+    for (@keys) {
         my ($name) = split /\t/;
         tool("key revoke $name");
     }
