@@ -93,7 +93,6 @@ master_on();
 our $chat = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
 
 # "status body", the body as one line
-sub said { my $r = shift; (my $b = $r->{body} // '') =~ s/\n/ /g; "$r->{status} $b" }
 
 # The counters of the harness's gateway (auth=nginx), or of the example's
 # (an admin key), as "source: received=N served=N rejected=REASON:N ...".

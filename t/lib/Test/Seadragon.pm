@@ -453,6 +453,16 @@ C<start_request> handle; C<release_gate($hold)> is C<standin_release()>
 and C<wait_request($hold)>.  C<served_tags()> is the tags of what reached
 the stand-in, in order, joined by commas.
 
+=head2 What a block reads back
+
+    said($r)              "200 {...}": the status and the body on one line
+    admin_queue()         GET /api/admin/queue of the test server, decoded
+    admin_stats()         the "sources" of GET /api/admin/stats
+    admin_stats('api')    the counters of one source
+
+(for a configuration with C<seadragon_admin> at C</api/admin/> of the test
+server).
+
 =head2 The gate suites' set-up
 
     gate_setup();
@@ -524,7 +534,8 @@ our @EXPORT = (
 
     # the store, a chat request
     qw(store_init store_tool store_tool_path start_chat chat chat_defaults
-       hold_gate release_gate served_tags gate_setup),
+       hold_gate release_gate served_tags gate_setup said admin_queue
+       admin_stats),
 );
 
 
@@ -1183,6 +1194,22 @@ sub release_gate {
 }
 
 sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+
+# "status body" of an answer, its body on one line.
+sub said {
+    my $r = shift;
+    (my $b = $r->{body} // '') =~ s/\n/ /g;
+    return "$r->{status} $b";
+}
+
+# The server's GET /api/admin/queue; the sources of GET /api/admin/stats,
+# or the counters of one source.
+sub admin_queue { json_decode(request('GET /api/admin/queue')->{body}) }
+
+sub admin_stats {
+    my $sources = json_decode(request('GET /api/admin/stats')->{body})->{sources};
+    return @_ ? $sources->{ $_[0] } : $sources;
+}
 
 # The gate suites' set-up (t/004, t/008): zone "ollama" of capacity
 # $TEST_NGINX_CAPACITY (1 unless the file sets it), sources coding, chat
