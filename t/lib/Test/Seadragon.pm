@@ -1207,7 +1207,8 @@ sub said {
 sub admin_queue { json_decode(request('GET /api/admin/queue')->{body}) }
 
 sub admin_stats {
-    my $sources = json_decode(request('GET /api/admin/stats')->{body})->{sources};
+    my $r = request('GET /api/admin/stats');
+    my $sources = json_decode($r->{body})->{sources};
     return @_ ? $sources->{ $_[0] } : $sources;
 }
 
