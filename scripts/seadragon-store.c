@@ -1888,6 +1888,7 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
     MDB_val                 k, v;
     MDB_cursor             *cursor;
     const char             *state;
+    unsigned                listed;
     seadragon_key_record_t  record;
 
     rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
@@ -1902,6 +1903,7 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
     }
 
     now = time(NULL);
+    listed = 0;
 
     for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
          rc == MDB_SUCCESS;
@@ -1946,6 +1948,12 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
 
         } else {
             strcpy(expires, "never");
+        }
+
+        /* the header row, above the first key only: no keys, no output */
+
+        if (listed++ == 0) {
+            printf("name\tsource\tstate\tcreated\texpires\n");
         }
 
         printf("%.*s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,

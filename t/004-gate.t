@@ -4,43 +4,9 @@ use lib 't/lib';
 use Test::Seadragon;
 use IO::Socket::INET ();
 
-our $http_config = <<'_EOC_';
-    seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
-    seadragon_source coding priority=1 if=$http_x_coding;
-    seadragon_source chat   priority=2 if=$http_x_chat;
-    seadragon_source api    priority=3;
-    log_format gate "$http_x_standin_tag $seadragon_queue_id $seadragon_source $pid";
-_EOC_
-
-our $config = <<'_EOC_';
-    access_log logs/gate.log gate;
-    location /api/ {
-        seadragon_queue ollama;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
-        proxy_set_header Host localhost;
-        proxy_buffering off;
-    }
-_EOC_
-
-$ENV{TEST_NGINX_CAPACITY} = 1;
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $http_config)
-        unless defined $block->http_config;
-    $block->set_value("config", $config) unless defined $block->config;
-});
-
-# One chat request tagged for the stand-in's record; the source comes from
-# the tag's prefix (coding3 is a coding tool).
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}]}',
-                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
-}
-
-
-sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+# the zone, the sources, gate.log, and chat($tag) saying "hi" for one token
+# (coding3 is a coding tool): the harness's gate_setup()
+gate_setup();
 
 run_tests();
 
@@ -49,8 +15,7 @@ __DATA__
 === TEST 1: a burst of mixed sources is served by priority, FIFO within each
 --- client
     # the hold keeps the gate until every request of the burst has queued
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @burst;
     my $n = 1;
     for my $tag (qw(api1 chat1 coding1 api2 coding2 chat2 coding3 api3 chat3)) {
@@ -94,8 +59,8 @@ $c
 
 === TEST 4: a client that leaves while parked leaves the line, and the next is served
 --- client
-    my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 50);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate(sub { chat('hold', 'X-Standin-Tokens' => 10,
+                                   'X-Standin-Delay-Ms' => 50) });
     my $leaver = chat('coding1');
     wait_until(sub { queued_count() == 2 }, 'coding1 to queue');
     my $next = chat('api1');

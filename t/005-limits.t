@@ -17,11 +17,8 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
-                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
-}
+# chat($tag): the harness's, for one token at once
+chat_defaults('X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
 
 
 run_tests();
@@ -32,8 +29,7 @@ __DATA__
 --- http_config
     seadragon_zone ollama:1m max_queued=2;
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @waiting = (chat('api1'));
     wait_until(sub { queued_count() == 2 }, 'api1 to queue');
     push @waiting, chat('api2');
@@ -62,8 +58,7 @@ seadragon queue of zone "ollama" is full for source "default"
     seadragon_source coding priority=1 if=$http_x_coding;
     seadragon_source api    priority=3 max_queued=1;
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my $api1 = chat('api1');
     wait_until(sub { queued_count() == 2 }, 'api1 to queue');
     my $api2 = wait_request(chat('api2'));
@@ -83,11 +78,9 @@ seadragon queue of zone "ollama" is full for source "api"
 --- http_config
     seadragon_zone ollama:1m max_wait=500ms;
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my $late = wait_request(chat('api1'));
-    standin_release();
-    my $h = wait_request($hold);
+    my $h = release_gate($hold);
     my $after = wait_request(chat('api2'));
     join "\n", "$late->{status} retry-after=$late->{headers}{'retry-after'}",
         $late->{body}, "$h->{status} $after->{status}",
@@ -106,8 +99,8 @@ qr/seadragon request #2 waited \d+ms in zone "ollama", longer than max_wait/
 --- http_config
     seadragon_zone ollama:1m max_wait=0;
 --- client
-    my $hold = chat('hold', 'X-Standin-Tokens' => 10, 'X-Standin-Delay-Ms' => 100);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate(sub { chat('hold', 'X-Standin-Tokens' => 10,
+                                   'X-Standin-Delay-Ms' => 100) });
     my $patient = chat('api1');
     my @r = wait_all($hold, $patient);
     join " ", map { $_->{status} } @r;
@@ -122,8 +115,7 @@ qr/seadragon request #2 waited \d+ms in zone "ollama", longer than max_wait/
     seadragon_source api    priority=3;
 --- client
     # coding1 times out first in line; api1, queued behind it, is served
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my $first = chat('coding1');
     wait_until(sub { queued_count() == 2 }, 'coding1 to queue');
     select undef, undef, undef, 0.4;

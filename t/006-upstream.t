@@ -33,7 +33,8 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
+# (not the harness's chat(): a request to PATH)
+sub chat_to {
     my ($path, %headers) = @_;
     # OpenAI's API streams only when asked to; Ollama's streams by default
     my $stream = $path =~ m{^/v1/} ? ',"stream":true' : '';
@@ -48,8 +49,8 @@ __DATA__
 
 === TEST 1: tokens stream through as Ollama writes them, not at the end
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Tokens' => 6,
-                                           'X-Standin-Delay-Ms' => 200));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Tokens' => 6,
+                                              'X-Standin-Delay-Ms' => 200));
     my $s = standin_requests()->[0];
     # the first line reached the client long before Ollama finished
     my $lead = $s->{end} - $r->{first_byte};
@@ -63,7 +64,7 @@ __DATA__
 
 === TEST 2: OpenAI-style SSE streams through unchanged
 --- client
-    my $r = wait_request(chat('/v1/chat/completions',
+    my $r = wait_request(chat_to('/v1/chat/completions',
         'X-Standin-Tokens' => 3));
     "$r->{status} $r->{headers}{'content-type'} "
         . ($r->{body} =~ /data: \[DONE\]\n\n$/ ? "done" : "not done");
@@ -73,8 +74,8 @@ __DATA__
 
 === TEST 3: Ollama down answers 502 in JSON, never HTML, and frees the slot
 --- client
-    my $a = wait_request(chat('/down/chat'));
-    my $b = wait_request(chat('/down/chat'));
+    my $a = wait_request(chat_to('/down/chat'));
+    my $b = wait_request(chat_to('/down/chat'));
     join "\n", $a->{status}, $a->{headers}{'content-type'}, $a->{body}, $b->{status};
 --- client_output
 502
@@ -88,8 +89,8 @@ connect() failed (111: Connection refused)
 
 === TEST 4: Ollama's own JSON errors pass through with their status
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Fail' => '500'));
-    my $n = wait_request(chat('/api/chat'));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Fail' => '500'));
+    my $n = wait_request(chat_to('/api/chat'));
     join "\n", $r->{status}, $r->{body}, $n->{status};
 --- client_output
 500
@@ -109,8 +110,8 @@ POST /api/chat
 
 === TEST 6: Ollama that never answers gets 504 in JSON, and the next is served
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Fail' => 'stall'));
-    my $n = wait_request(chat('/api/chat'));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Fail' => 'stall'));
+    my $n = wait_request(chat_to('/api/chat'));
     join "\n", $r->{status}, $r->{body}, $n->{status};
 --- client_output
 504
@@ -123,8 +124,8 @@ upstream timed out
 
 === TEST 7: Ollama closing mid-stream ends the stream with an error line
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Fail' => 'close-mid'));
-    my $n = wait_request(chat('/api/chat'));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Fail' => 'close-mid'));
+    my $n = wait_request(chat_to('/api/chat'));
     my @lines = split /\n/, $r->{body};
     join "\n", $r->{status}, scalar(@lines), $lines[-1], $n->{status};
 --- client_output
@@ -139,8 +140,8 @@ upstream prematurely closed connection
 
 === TEST 8: Ollama stalling mid-stream ends the stream with an error line
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Fail' => 'stall-mid'));
-    my $n = wait_request(chat('/api/chat'));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Fail' => 'stall-mid'));
+    my $n = wait_request(chat_to('/api/chat'));
     my @lines = split /\n/, $r->{body};
     join "\n", $r->{status}, scalar(@lines), $lines[-1], $n->{status};
 --- client_output
@@ -155,7 +156,7 @@ upstream timed out
 
 === TEST 9: Ollama's own mid-stream error line passes through untouched
 --- client
-    my $r = wait_request(chat('/api/chat', 'X-Standin-Fail' => 'error-mid'));
+    my $r = wait_request(chat_to('/api/chat', 'X-Standin-Fail' => 'error-mid'));
     my @lines = split /\n/, $r->{body};
     join "\n", $r->{status}, scalar(@lines), $lines[-1];
 --- client_output

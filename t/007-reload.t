@@ -32,13 +32,6 @@ __DATA__
 --- timeout: 30
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    sub chat {
-        my ($tag, %h) = @_;
-        my ($source) = $tag =~ /^([a-z]+)/;
-        start_request('POST /api/chat', body => '{"model":"llama3:70b","messages":[]}',
-            headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
-                         'X-Standin-Tokens' => 1, %h });
-    }
     # the hold streams two tokens, then pauses until released
     my $hold = chat('hold', 'X-Standin-Tokens' => 4, 'X-Standin-Delay-Ms' => 0,
                     'X-Standin-Pause-After' => 2);

@@ -6,43 +6,9 @@ use Test::Seadragon;
 workers(2);
 master_on();
 
-our $http_config = <<'_EOC_';
-    seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
-    seadragon_source coding priority=1 if=$http_x_coding;
-    seadragon_source chat   priority=2 if=$http_x_chat;
-    seadragon_source api    priority=3;
-    log_format gate "$http_x_standin_tag $seadragon_queue_id $seadragon_source $pid";
-_EOC_
-
-our $config = <<'_EOC_';
-    access_log logs/gate.log gate;
-    location /api/ {
-        seadragon_queue ollama;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
-        proxy_set_header Host localhost;
-        proxy_buffering off;
-    }
-_EOC_
-
-$ENV{TEST_NGINX_CAPACITY} = 1;
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value("http_config", $http_config)
-        unless defined $block->http_config;
-    $block->set_value("config", $config) unless defined $block->config;
-});
-
-# One chat request tagged for the stand-in's record; the source comes from
-# the tag's prefix (coding3 is a coding tool).
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}]}',
-                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
-}
-
-
-sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+# the zone, the sources, gate.log, and chat($tag) saying "hi" for one token
+# (coding3 is a coding tool): the harness's gate_setup()
+gate_setup();
 
 run_tests();
 
@@ -67,8 +33,7 @@ _EOC_
     # every request arrives while the gate is held, so the stand-in must see
     # them in exactly (priority, arrival) order, whichever worker took each
     my $port = $ENV{TEST_NGINX_REUSEPORT_PORT};
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @sources = qw(api chat coding);
     my @h;
     for my $i (1 .. 200) {

@@ -1053,7 +1053,7 @@ subtest 'key revoke deletes the name and the record' => sub {
 
 subtest 'key list shows name, source, state, created and expiry, never a key' => sub {
     my $store = new_store();
-    result_is(sd($store, qw(key list)), 0, '', '', 'no keys');
+    result_is(sd($store, qw(key list)), 0, '', '', 'no keys, no header row');
 
     my %keys;
     for (['zed', 'chat', []], ['alice', 'coding', [qw(--expires 2099-01-31)]],
@@ -1074,10 +1074,10 @@ subtest 'key list shows name, source, state, created and expiry, never a key' =>
     }
 
     my $r = sd($store, qw(key list));
-    result_is($r, 0, qr/\A(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\n){4}\z/,
-              '', 'one line per key, five columns');
+    result_is($r, 0, qr/\Aname\tsource\tstate\tcreated\texpires\n(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\n){4}\z/,
+              '', 'a header row, then one line per key, five columns');
 
-    my @lines = map { [ split /\t/ ] } split /\n/, $r->{out};
+    my (undef, @lines) = map { [ split /\t/ ] } split /\n/, $r->{out};
     is_deeply([ map { $_->[0] } @lines ], [qw(Bob alice carol zed)],
               'sorted by name, byte by byte');
     is_deeply([ map { "$_->[1] $_->[2]" } @lines ],

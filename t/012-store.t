@@ -30,7 +30,8 @@ sub fresh_store {
         my ($net) = split /\t/;
         tool("whitelist remove $net");
     }
-    for (split /\n/, tool('key list')) {
+    my (undef, @keys) = split /\n/, tool('key list');   # under a header row
+    for (@keys) {
         my ($name) = split /\t/;
         tool("key revoke $name");
     }
@@ -81,7 +82,8 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
+# an untagged chat, answered before it returns (not the harness's chat())
+sub chat_now {
     my (%headers) = @_;
     return request('POST /api/chat',
         body => '{"model":"llama3:70b","messages":[],"stream":false}',
@@ -102,7 +104,7 @@ __DATA__
 === TEST 1: an address that is not whitelisted is refused with 403 JSON and never queues
 --- client
     fresh_store();
-    my $r = chat();
+    my $r = chat_now();
     join "\n", summary($r), $r->{headers}{'content-type'},
         scalar @{ standin_requests() };
 --- client_output
@@ -115,11 +117,11 @@ application/json
 === TEST 2: whitelisting an address with the tool takes effect on the next request
 --- client
     fresh_store();
-    my $before = chat();
+    my $before = chat_now();
     tool('whitelist add 127.0.0.1');
-    my $after = chat();
+    my $after = chat_now();
     tool('whitelist remove 127.0.0.1');
-    my $removed = chat();
+    my $removed = chat_now();
     join "\n", map { summary($_) } $before, $after, $removed;
 --- client_output
 403 api {"error":"IP not whitelisted"}
@@ -138,7 +140,7 @@ application/json
     {
         my ($net, $addr) = @$case;
         tool("whitelist add $net");
-        push @out, "$net $addr " . chat('X-Forwarded-For' => $addr)->{status};
+        push @out, "$net $addr " . chat_now('X-Forwarded-For' => $addr)->{status};
         tool("whitelist remove $net");
     }
     join "\n", @out;
@@ -163,7 +165,7 @@ application/json
     {
         my ($net, $addr) = @$case;
         tool("whitelist add $net");
-        push @out, "$net $addr " . chat('X-Forwarded-For' => $addr)->{status};
+        push @out, "$net $addr " . chat_now('X-Forwarded-For' => $addr)->{status};
         tool("whitelist remove $net");
     }
     join "\n", @out;
@@ -183,9 +185,9 @@ application/json
     fresh_store();
     tool('whitelist add 10.0.0.0/8');
     tool('whitelist add 10.1.2.0/24');
-    my @s = map { chat('X-Forwarded-For' => $_)->{status} } qw(10.0.0.5 10.1.2.3 11.0.0.1);
+    my @s = map { chat_now('X-Forwarded-For' => $_)->{status} } qw(10.0.0.5 10.1.2.3 11.0.0.1);
     tool('whitelist remove 10.0.0.0/8');
-    push @s, map { chat('X-Forwarded-For' => $_)->{status} } qw(10.0.0.5 10.1.2.3);
+    push @s, map { chat_now('X-Forwarded-For' => $_)->{status} } qw(10.0.0.5 10.1.2.3);
     "@s";
 --- client_output: 200 200 403 403 200
 
@@ -205,7 +207,7 @@ GET /api/tags
     fresh_store();
     my $key = tool('key create editor-alice --source coding');
     die "not a key: $key" unless $key =~ /^sd-[A-Za-z0-9_-]{43}$/;
-    my $r = chat('Authorization' => "Bearer $key");
+    my $r = chat_now('Authorization' => "Bearer $key");
     my $h = standin_requests()->[0]{headers};
     join " ", summary($r), $r->{headers}{'x-key-name'},
         (exists $h->{authorization} ? 'leaked' : 'stripped');
@@ -217,7 +219,7 @@ GET /api/tags
 --- client
     fresh_store();
     my $key = tool('key create script --source chat');
-    my $r = chat('X-API-Key' => $key);
+    my $r = chat_now('X-API-Key' => $key);
     my $h = standin_requests()->[0]{headers};
     join " ", summary($r), (exists $h->{'x-api-key'} ? 'leaked' : 'stripped');
 --- client_output: 200 chat stripped
@@ -227,7 +229,7 @@ GET /api/tags
 === TEST 9: claiming to be a coding tool without a key does not give its priority
 --- client
     fresh_store();
-    my $r = chat('X-Coding' => 1);
+    my $r = chat_now('X-Coding' => 1);
     join "\n", summary($r), $r->{headers}{'www-authenticate'}, scalar @{ standin_requests() };
 --- client_output
 401 coding {"error":"API key required"}
@@ -240,7 +242,7 @@ Bearer
 --- client
     fresh_store();
     my $key = tool('key create chatbot --source chat');
-    summary(chat('X-Coding' => 1, 'Authorization' => "Bearer $key"));
+    summary(chat_now('X-Coding' => 1, 'Authorization' => "Bearer $key"));
 --- client_output: 200 chat
 
 
@@ -251,12 +253,12 @@ Bearer
     my @out;
     for my $source (qw(coding chat api)) {
         my $key = tool("key create k-$source --source $source");
-        my $r = chat('Authorization' => "Bearer $key");
+        my $r = chat_now('Authorization' => "Bearer $key");
         push @out, "$source: " . summary($r) . " " . ($r->{headers}{'x-key-name'} // '-');
     }
     tool('whitelist add 127.0.0.1');
     my $key = tool('key create k-api2 --source api');
-    push @out, "api whitelisted: " . summary(chat('X-API-Key' => $key));
+    push @out, "api whitelisted: " . summary(chat_now('X-API-Key' => $key));
     join "\n", @out;
 --- client_output
 coding: 200 coding k-coding
@@ -270,18 +272,18 @@ api whitelisted: 200 api
 --- client
     fresh_store();
     my @out;
-    push @out, summary(chat('Authorization' => 'Bearer sd-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'));
+    push @out, summary(chat_now('Authorization' => 'Bearer sd-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'));
     my $key = tool('key create bob --source coding');
-    push @out, summary(chat('Authorization' => "Bearer $key"));
+    push @out, summary(chat_now('Authorization' => "Bearer $key"));
     tool('key disable bob');
-    push @out, summary(chat('Authorization' => "Bearer $key"));
+    push @out, summary(chat_now('Authorization' => "Bearer $key"));
     tool('key enable bob');
-    push @out, summary(chat('Authorization' => "Bearer $key"));
+    push @out, summary(chat_now('Authorization' => "Bearer $key"));
     tool('key revoke bob');
-    push @out, summary(chat('Authorization' => "Bearer $key"));
+    push @out, summary(chat_now('Authorization' => "Bearer $key"));
     my $short = tool('key create brief --source coding --expires 1s');
     select undef, undef, undef, 2.1;
-    push @out, summary(chat('Authorization' => "Bearer $short"));
+    push @out, summary(chat_now('Authorization' => "Bearer $short"));
     join "\n", @out;
 --- client_output
 401 api {"error":"invalid API key"}
@@ -297,8 +299,8 @@ api whitelisted: 200 api
 --- client
     fresh_store();
     tool('whitelist add 127.0.0.1');
-    join "\n", summary(chat('Authorization' => 'Bearer ollama')),
-        summary(chat('Authorization' => 'Bearer ollama', 'X-Coding' => 1));
+    join "\n", summary(chat_now('Authorization' => 'Bearer ollama')),
+        summary(chat_now('Authorization' => 'Bearer ollama', 'X-Coding' => 1));
 --- client_output
 200 api
 401 coding {"error":"invalid API key"}
@@ -309,7 +311,7 @@ api whitelisted: 200 api
 --- client
     fresh_store();
     my $key = tool('key create old --source retired');
-    summary(chat('Authorization' => "Bearer $key"));
+    summary(chat_now('Authorization' => "Bearer $key"));
 --- client_output: 401 api {"error":"API key grants a source this gateway does not serve"}
 --- error_log
 seadragon key "old" grants the source "retired", which is not configured
@@ -327,7 +329,7 @@ seadragon key "old" grants the source "retired", which is not configured
 --- client
     fresh_store();
     my $key = tool('key create passer --source chat');
-    my $r = chat('Authorization' => "Bearer $key");
+    my $r = chat_now('Authorization' => "Bearer $key");
     my $h = standin_requests()->[0]{headers};
     $r->{status} . " " . ($h->{authorization} eq "Bearer $key" ? 'passed' : 'missing');
 --- client_output: 200 passed
@@ -352,9 +354,9 @@ seadragon key "old" grants the source "retired", which is not configured
 --- client
     fresh_store();
     my $key = tool('key create logger --source coding');
-    my $ok = chat('Authorization' => "Bearer $key");
+    my $ok = chat_now('Authorization' => "Bearer $key");
     tool('key disable logger');
-    my $refused = chat('Authorization' => "Bearer $key");
+    my $refused = chat_now('Authorization' => "Bearer $key");
     my $log;
     wait_until(sub { $log = access_log_text('keys.log'); ($log =~ tr/\n//) == 2 }, 'two log lines');
     my ($secret) = $key =~ /^sd-(.*)$/;
@@ -432,7 +434,7 @@ qr{seadragon_store "\S+store-corrupt" cannot be opened: data.mdb is not an LMDB 
 --- client
     fresh_store();
     my $key = tool('key create solo --source coding');
-    join " ", summary(chat()), summary(chat('Authorization' => "Bearer $key"));
+    join " ", summary(chat_now()), summary(chat_now('Authorization' => "Bearer $key"));
 --- client_output: 200 api 200 coding
 
 

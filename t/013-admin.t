@@ -44,11 +44,8 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
-                      'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %headers);
-}
+# chat($tag): the harness's, for one token at once
+chat_defaults('X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
 
 sub admin {
     my ($what, %opts) = @_;
@@ -65,8 +62,7 @@ __DATA__
 
 === TEST 1: the queue lists what holds the gate and what waits, in dispatch order
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate();
     my @h;
     my $n = 1;
     for my $tag (qw(api1 coding1 chat1 coding2)) {
@@ -110,8 +106,7 @@ $c
     # rejected: invalid JSON, a forged coding claim, a full queue
     request('POST /api/chat', body => '{"model":');
     request('POST /api/chat', body => '{"model":"llama3:70b"}', headers => { 'X-Coding' => 1 });
-    my $hold = chat('chat-hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate('chat-hold');
     my @wait = map { chat("chat$_") } 1 .. 5;
     wait_until(sub { admin('queue')->{queue_length} == 5 }, 'five to wait');
     my $full = wait_request(chat('chat6'));
@@ -152,11 +147,9 @@ api: received=4 served=1 errors=1 key=0 invalid=1 full=0 parked=0 streaming=1 ad
 (my $c = $::http_config) =~ s/max_wait=\$TEST_NGINX_MAX_WAIT/max_wait=300ms/;
 $c
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate();
     my $late = wait_request(chat('api1'));
-    standin_release();
-    wait_request($hold);
+    release_gate($hold);
     my $c = admin('stats')->{sources}{api};
     "$late->{status} timeout=$c->{rejected}{wait_timeout} served=$c->{served} received=$c->{received}";
 --- client_output: 503 timeout=1 served=1 received=2
@@ -166,8 +159,8 @@ $c
 === TEST 4: pause holds new requests in line while what runs finishes; resume serves them in order
 --- workers: 2
 --- client
-    my $running = chat('api0', 'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 100);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'api0 to run');
+    my $running = hold_gate(sub { chat('api0', 'X-Standin-Tokens' => 3,
+                                      'X-Standin-Delay-Ms' => 100) });
     my $p = admin('gate/pause', method => 'POST');
     my @h = (chat('api1'), chat('coding1'));
     wait_until(sub { admin('queue')->{queue_length} == 2 }, 'two to wait');

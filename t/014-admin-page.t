@@ -155,11 +155,7 @@ sub other_requests {
     return grep { !m{^GET /last-one } } split /\n/, access_log_text('other.log');
 }
 
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[]}',
-                      'X-Standin-Tokens' => 1, %headers);
-}
+# chat($tag): the harness's, of its defaults (one token)
 
 
 run_tests();
@@ -192,8 +188,7 @@ __DATA__
     }
 --- timeout: 60
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate();
     my @h;
     my $n = 1;
     for my $tag (qw(api1 chat1 coding1)) {

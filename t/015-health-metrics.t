@@ -39,11 +39,9 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[],"stream":false}',
-                      'X-Standin-Tokens' => 1, %headers);
-}
+# chat($tag): the harness's, not streamed, one token
+chat_defaults(body => '{"model":"llama3:70b","messages":[],"stream":false}',
+              'X-Standin-Tokens' => 1);
 
 sub metrics_file {
     my ($text) = @_;
@@ -139,8 +137,7 @@ upstream timed out
 
 === TEST 4: health never waits for the gate
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate();
     my $waiting = chat('api1');
     wait_until(sub { error_log_text() =~ /seadragon queued #2/ }, 'api1 to queue');
     my $r = request('GET /health', timeout => 5);
@@ -195,8 +192,7 @@ upstream up=1
 
 === TEST 6: histogram buckets are cumulative and match the waits
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate();
     my $waiting = chat('api1');
     wait_until(sub { error_log_text() =~ /seadragon queued #2/ }, 'api1 to queue');
     select undef, undef, undef, 0.6;

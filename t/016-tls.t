@@ -7,37 +7,12 @@ use Test::Seadragon;
 use Test::Seadragon::TLS;
 use FindBin;
 
-# its store, with loopback whitelisted (the api source needs it)
-store_init();
+# the store, with loopback whitelisted, the harness's own server (it shares
+# the example's zone and upstream: tls_hold() there holds the gate) and the
+# example on test ports: tls_setup()
+tls_setup();
 sub tool { store_tool(@_) }
-tool('whitelist add 127.0.0.1');
 our $chat_key = tool('key create chat-tls --source chat');
-
-# The harness's own server shares the example's zone and upstream: a
-# request sent there with X-Standin-Hold holds the gate.
-our $config = <<'_EOC_';
-    location /api/ {
-        seadragon_queue  ollama;
-        proxy_pass       http://ollama;
-        proxy_set_header Host localhost;
-        proxy_buffering  off;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    tls_certificates();
-    $block->set_value(http_config => tls_example_conf())
-        unless defined $block->http_config;
-    $block->set_value(config => $config) unless defined $block->config;
-});
-
-sub hold {
-    my $h = start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
-        body => '{"model":"llama3:70b","messages":[],"stream":false}');
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
-}
 
 sub chat_body { '{"model":"llama3:70b","messages":[{"role":"user","content":"Why is the sky blue?"}]' . ($_[0] // '') . '}' }
 
@@ -152,7 +127,7 @@ the-key-authorization
 
 === TEST 5: a preflight from each allowed origin is answered at once while the gate is held, without queueing or reaching Ollama
 --- client
-    my $hold = hold();
+    my $hold = tls_hold();
     my @out;
     for my $origin ('https://chat.example.com', 'https://admin.example.com') {
         my $r = curl('OPTIONS', 'https://api.example.com/api/chat', http => '2',
@@ -327,7 +302,7 @@ console.log("chat");
         my $l = <$out> // die "the HTTP/2 client ended";
         json_decode($l);
     };
-    my $hold = hold();
+    my $hold = tls_hold();
     $send->(id => 'api', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'));
     wait_until(sub { queued_count() == 2 }, 'api to queue');
     $send->(id => 'chat', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'),

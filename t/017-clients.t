@@ -9,9 +9,11 @@ use Test::Seadragon::TLS;
 use FindBin;
 
 our $repo = "$FindBin::Bin/..";
-store_init();
+# the store, with loopback whitelisted, the harness's own server (it shares
+# the example's zone: tls_hold() there holds the gate) and the example on
+# test ports: tls_setup()
+tls_setup();
 sub tool { store_tool(@_) }
-tool('whitelist add 127.0.0.1');
 
 # one key for each name, made on first use
 our %keys;
@@ -20,24 +22,6 @@ sub key {
     my ($source) = $name =~ /^([a-z]+)/;
     return $keys{$name} //= tool("key create $name --source $source");
 }
-
-# the harness's own server shares the example's zone: a request sent there
-# with X-Standin-Hold holds the gate
-our $config = <<'_EOC_';
-    location /api/ {
-        seadragon_queue  ollama;
-        proxy_pass       http://ollama;
-        proxy_set_header Host localhost;
-        proxy_buffering  off;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    tls_certificates();
-    $block->set_value(http_config => tls_example_conf());
-    $block->set_value(config => $config);
-});
 
 our $modules;
 our @running;
@@ -79,13 +63,6 @@ sub client_wait {
 sub client { client_wait(client_start(@_)) }
 
 END { kill 'TERM', map { $_->{pid} } @running if @running }
-
-sub hold {
-    my $h = start_request('POST /api/chat', headers => { 'X-Standin-Hold' => 1 },
-        body => '{"model":"llama3:70b","messages":[],"stream":false}');
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
-}
 
 # what reached Ollama: "METHOD PATH who" for each record, where who is the
 # who=NAME the client's text carried
@@ -178,7 +155,7 @@ POST /v1/embeddings 200 chat chat-openai
 === TEST 3: clients of both packages at once with different keys are served by priority, first come first served within one
 --- timeout: 30
 --- client
-    my $hold = hold();
+    my $hold = tls_hold();
     my @calls = (
         ['openai-embeddings',  'api-first',     'who=api-first'],
         ['ollama-generate',    'api-second',    'who=api-second'],

@@ -48,11 +48,9 @@ add_block_preprocessor(sub {
     standin_reset($second);
 });
 
-sub chat {
-    my ($tag, %headers) = @_;
-    return start_chat($tag, '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
-                      'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 5, %headers);
-}
+# chat($tag): the harness's, not streamed, three tokens 5 ms apart
+chat_defaults(body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+              'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 5);
 
 # the tags in the order the gate let them through (its debug lines: a
 # request admitted on arrival, or later from the line)

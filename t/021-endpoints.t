@@ -30,7 +30,6 @@ our $chat = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"
 our $model = '{"model":"llama3:70b"}';
 
 # "status body" of a request, the body as one line
-sub said { my $r = shift; (my $b = $r->{body}) =~ s/\n/ /g; "$r->{status} $b" }
 
 no_shuffle();
 run_tests();

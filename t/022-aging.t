@@ -31,22 +31,16 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %headers) = @_;
-    my ($source) = $tag =~ /^([a-z]+)/;
-    return start_request('POST /api/chat',
-        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
-        headers => { 'X-Standin-Tag' => $tag, ($source eq 'coding' ? ('X-Coding' => 1) : ()),
-                     'X-Standin-Tokens' => 1, %headers });
-}
+# chat($tag): the harness's, not streamed, one token
+chat_defaults(body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+              'X-Standin-Tokens' => 1);
 
 sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
 
 # The gate is held; api1 queues, then five coding requests; the hold is
 # released after api1 has waited more than its two steps of aging.
 sub held_burst {
-    my $hold = chat('coding0', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate('coding0');
     my @h = (chat('api1'));
     wait_until(sub { queued_count() == 2 }, 'api1 to queue');
     Time::HiRes::sleep(0.5);
@@ -97,9 +91,8 @@ api:2>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0,coding:0>0
     seadragon_source chat   priority=2 if=$http_x_chat aging=off;
     seadragon_source api    priority=2;
 --- client
-    my $hold = chat('coding0', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    my @h = (chat('chat1', 'X-Chat' => 1));
+    my $hold = hold_gate('coding0');
+    my @h = (chat('chat1'));
     wait_until(sub { queued_count() == 2 }, 'chat1 to queue');
     push @h, chat('api1');
     wait_until(sub { queued_count() == 3 }, 'api1 to queue');
@@ -124,8 +117,7 @@ $c
     # at once, so the coding traffic never stops.  api1 holds the gate when
     # it reaches Ollama, so the line can be read at that moment.
     my %slow = ('X-Standin-Delay-Ms' => 20, 'X-Standin-Tokens' => 2);
-    my @h = (chat('coding0', 'X-Standin-Hold' => 1));
-    wait_until(sub { standin_stats()->{active} == 1 }, 'coding0 to reach Ollama');
+    my @h = (hold_gate('coding0'));
     my $n = 0;
     my $queue = sub {
         push @h, chat(@_);

@@ -49,27 +49,19 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub chat {
-    my ($tag, %h) = @_;
-    my $port = delete $h{port} // $ENV{TEST_NGINX_SPREAD_PORT};
-    my $handle = start_request('POST /api/chat', port => $port,
-        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
-        headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1, %h });
-    $handle->{tag} = $tag;
-    return $handle;
-}
+# chat($tag): the harness's, sent to the spread server unless port => is given
+chat_defaults(body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}',
+              port => sub { $ENV{TEST_NGINX_SPREAD_PORT} }, 'X-Standin-Tokens' => 1);
 
-sub queue { json_decode(request('GET /api/admin/queue')->{body}) }
-sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources}{api} }
 
 # Parks api1, api2, ... until each worker owns at least two of them.
 sub park_in_both_workers {
     my ($n, @h) = (0);
     while (1) {
         push @h, chat('api' . ++$n);
-        wait_until(sub { queue()->{queue_length} == $n }, "api$n to park");
+        wait_until(sub { admin_queue()->{queue_length} == $n }, "api$n to park");
         my %owned;
-        $owned{$_->{worker}}++ for @{ queue()->{entries} };
+        $owned{$_->{worker}}++ for @{ admin_queue()->{entries} };
         last if keys %owned == 2 && !grep { $_ < 2 } values %owned;
         die "connections never reached both workers" if $n > 60;
     }
@@ -104,7 +96,7 @@ sub reclaim_check {
     my $took = Time::HiRes::time() - $t0;
     my ($n) = error_log_text() =~ /seadragon reclaimed (\d+) entries of zone "ollama" left by the worker process $victim\b/;
     note(sprintf "reclaimed %d entries of worker %d in %.0f ms", $n, $victim, $took * 1000);
-    my $left = grep { $_->{worker} == $victim } @{ queue()->{entries} }, @{ queue()->{running} };
+    my $left = grep { $_->{worker} == $victim } @{ admin_queue()->{entries} }, @{ admin_queue()->{running} };
     return "reclaimed " . ($n == $expected ? 'all' : "$n of $expected") . ", left $left";
 }
 
@@ -117,17 +109,16 @@ __DATA__
 --- timeout: 30
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @h = park_in_both_workers();
-    my $q = queue();
+    my $q = admin_queue();
     my $victim = $q->{running}[0]{worker};
     my @doomed = map { $_->{id} } grep { $_->{worker} == $victim } @{ $q->{entries} };
     my %survivor = map { $_->{id} => 1 } grep { $_->{worker} != $victim } @{ $q->{entries} };
     my $reclaim = reclaim_check($victim, 1 + @doomed);
     my @res = wait_all(@h);
     my @served = map { $h[$_]{tag} } grep { $res[$_]{status} && $res[$_]{status} == 200 } 0 .. $#h;
-    my $after = queue();
+    my $after = admin_queue();
     my $next = wait_request(chat('after'));
     join "\n", $reclaim,
         "survivors served: " . (@served == keys %survivor ? 'all' : scalar(@served) . " of " . keys %survivor),
@@ -147,10 +138,9 @@ a new request: 200
 --- timeout: 30
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my @h = park_in_both_workers();
-    my $q = queue();
+    my $q = admin_queue();
     my $holder = $q->{running}[0]{worker};
     my ($victim) = grep { $_ != $holder } map { $_->{worker} } @{ $q->{entries} };
     my @doomed = grep { $_->{worker} == $victim } @{ $q->{entries} };
@@ -177,36 +167,35 @@ in order: yes
 $c
 --- timeout: 60
 --- client
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate();
     my (@h, $full);
     for my $i (1 .. 400) {
         my $r = chat("api$i");
         push @h, $r;
         if (error_log_text() =~ /could not allocate a queue entry/) { $full = $i; last }
         # every 20 requests, let the earlier ones settle
-        wait_until(sub { my $q = queue(); $q->{queue_length} + (stats()->{rejected}{unavailable}) == $i },
-                   "api$i to park or be refused (" . json_encode([queue()->{queue_length}, stats()]) . ")") if $i % 20 == 0;
+        wait_until(sub { my $q = admin_queue(); $q->{queue_length} + (admin_stats('api')->{rejected}{unavailable}) == $i },
+                   "api$i to park or be refused (" . json_encode([admin_queue()->{queue_length}, admin_stats('api')]) . ")") if $i % 20 == 0;
     }
     die "the zone never filled" unless $full;
     for my $i ($full + 1 .. $full + 5) {
         push @h, chat("api$i");
     }
-    wait_until(sub { my $q = queue(); $q->{queue_length} + stats()->{rejected}{unavailable} == @h },
+    wait_until(sub { my $q = admin_queue(); $q->{queue_length} + admin_stats('api')->{rejected}{unavailable} == @h },
                'every request to park or be refused');
-    my $parked = queue()->{queue_length};
+    my $parked = admin_queue()->{queue_length};
     standin_release();
     my @res = wait_all($hold, @h);
     my %status;
     $status{$_->{status}}++ for @res;
     my ($refused) = grep { $_->{status} == 503 } @res;
-    my $s = stats();
+    my $s = admin_stats('api');
     join "\n",
         "statuses: " . join(",", map { "$_=" . ($_ == 200 ? ($status{$_} == $parked + 1 ? 'every parked one' : $status{$_}) : ($status{$_} == $s->{rejected}{unavailable} ? 'as counted' : $status{$_})) } sort keys %status),
         "refusal: $refused->{body} retry-after=$refused->{headers}{'retry-after'}",
         "parked some: " . ($parked > 10 ? 'yes' : "no ($parked)"),
         "served in arrival order: " . by_arrival(\@h, [ @res[1 .. $#res] ]),
-        "queue after: " . queue()->{queue_length},
+        "queue after: " . admin_queue()->{queue_length},
         "counters add up: " . ($s->{received} == $s->{served} + $s->{rejected}{unavailable} ? 'yes' : 'no');
 --- client_output
 statuses: 200=every parked one,503=as counted
@@ -247,7 +236,7 @@ seadragon could not allocate a queue entry in zone "ollama"
         $body =~ s/^.*?(\{"error"[^\n]*)$/$1/;
         push @out, "$case: $fr->{status} $body; next $nr->{status}";
     }
-    my $s = stats();
+    my $s = admin_stats('api');
     push @out, "served=$s->{served} upstream_errors=$s->{upstream_errors} received=$s->{received} running=$s->{running}";
     join "\n", @out;
 --- client_output
@@ -271,11 +260,11 @@ served=10 upstream_errors=6 received=16 running=0
     }
     # a request is counted when nginx frees it, just after its last byte
     my $before;
-    wait_until(sub { $before = stats(); $before->{served} == 3 }, 'three to be counted');
+    wait_until(sub { $before = admin_stats('api'); $before->{served} == 3 }, 'three to be counted');
     nginx_reload();
     my $r = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[],"stream":false}');
     my $after;
-    wait_until(sub { $after = stats(); $after->{served} == 4 }, 'the fourth to be counted');
+    wait_until(sub { $after = admin_stats('api'); $after->{served} == 4 }, 'the fourth to be counted');
     "before: $before->{received}/$before->{served}; after one more: $after->{received}/$after->{served}";
 --- client_output: before: 3/3; after one more: 4/4
 
@@ -289,14 +278,13 @@ $c
 --- client
     # with a tick of 10 s, only the wake-up can admit a request of the other
     # worker while each request's client waits at most 10 s
-    my $hold = chat('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    my $holder = queue()->{running}[0]{worker};
+    my $hold = hold_gate();
+    my $holder = admin_queue()->{running}[0]{worker};
     my ($n, @h, $other) = (0);
     until ($other) {
         push @h, chat('api' . ++$n);
-        wait_until(sub { queue()->{queue_length} == $n }, "api$n to park");
-        ($other) = grep { $_->{worker} != $holder } @{ queue()->{entries} };
+        wait_until(sub { admin_queue()->{queue_length} == $n }, "api$n to park");
+        ($other) = grep { $_->{worker} != $holder } @{ admin_queue()->{entries} };
         die "no connection reached the other worker" if $n > 40;
     }
     standin_release();

@@ -47,8 +47,6 @@ add_block_preprocessor(sub {
     $block->set_value("config", $config) unless defined $block->config;
 });
 
-sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources} }
-sub said { my $r = shift; (my $b = $r->{body} // '') =~ s/\n/ /g; "$r->{status} $b" }
 
 # curl over HTTP/2 without TLS (prior knowledge); "status body" per URL
 sub h2 {
@@ -138,7 +136,7 @@ valid: 200
     my $answer = <$sock> // '';
     my ($status) = $answer =~ m{^HTTP/1\.1 (\d+)};
     my $next = request('POST /api/chat', body => $::chat);
-    my $s = stats()->{api};
+    my $s = admin_stats()->{api};
     join " ", "slow: " . ($status // 'closed'), "next: $next->{status}",
         "ollama saw " . scalar(@{ standin_requests() }),
         "received=$s->{received} aborted=$s->{aborted}{parked} served=$s->{served}";
@@ -187,8 +185,8 @@ http finalize request: 408
 --- client
     my $port = $ENV{TEST_NGINX_H2_PORT};
     my $url = "http://127.0.0.1:$port/api/chat";
-    my $hold = start_request('POST /api/chat', body => $::chat, headers => { 'X-Standin-Tag' => 'hold', 'X-Standin-Hold' => 1 });
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+    my $hold = hold_gate(sub { start_request('POST /api/chat', body => $::chat,
+        headers => { 'X-Standin-Tag' => 'hold', 'X-Standin-Hold' => 1 }) });
     # one connection, three streams: api, coding, and one the client
     # cancels (RST_STREAM) once it has parked; Node's http2 client
     my $js = <<'JS';
@@ -223,7 +221,7 @@ JS
     standin_release();
     close $node;
     wait_request($hold);
-    my $s = stats();
+    my $s = admin_stats();
     join " ", join(",", map { $_->{tag} } @{ standin_requests() }),
         "aborted=" . ($s->{coding}{aborted}{parked} + $s->{api}{aborted}{parked});
 --- client_output: hold,coding1,api1 aborted=1

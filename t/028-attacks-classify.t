@@ -93,7 +93,6 @@ master_on();
 our $chat = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
 
 # "status body", the body as one line
-sub said { my $r = shift; (my $b = $r->{body} // '') =~ s/\n/ /g; "$r->{status} $b" }
 
 # The counters of the harness's gateway (auth=nginx), or of the example's
 # (an admin key), as "source: received=N served=N rejected=REASON:N ...".
@@ -395,10 +394,9 @@ seadragon_source "batch": "if=$http_x_batch" tests what the client sends ($http_
     my ($rc, $t) = nginx_t();
     my @warn = grep { /\[warn\].*seadragon_source/ } split /\n/, $t;
     # a chat key holds the gate, then strangers try to queue ahead
-    my $hold = start_request('POST /api/chat', port => $p, body => $::chat,
+    my $hold = hold_gate(sub { start_request('POST /api/chat', port => $p, body => $::chat,
         headers => { Authorization => "Bearer $::chat_key", Origin => 'https://chat.example.com',
-                     'X-Standin-Hold' => 1 });
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
+                     'X-Standin-Hold' => 1 }) });
     my %statuses;
     for my $origin (('https://chat.example.com') x 30, ('http://localhost:3000') x 5) {
         my $r = request('POST /api/chat', port => $p, body => $::chat,
@@ -406,8 +404,7 @@ seadragon_source "batch": "if=$http_x_batch" tests what the client sends ($http_
         $statuses{ said($r) }++;
     }
     my $during = queue_of(%admin);
-    standin_release();
-    my $held = wait_request($hold);
+    my $held = release_gate($hold);
     my $after = queue_of(%admin);
     join "\n", "nginx -t exit $rc, " . scalar(@warn) . " warnings about sources",
         (map { "$statuses{$_}x $_" } sort keys %statuses),

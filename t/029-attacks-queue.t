@@ -61,27 +61,15 @@ add_block_preprocessor(sub {
 
 our $body = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
 
-sub chat {
-    my ($tag, %h) = @_;
-    my $port = delete $h{port};
-    my $key = delete $h{key};
-    $h{Authorization} = "Bearer $key" if $key;
-    my $handle = start_request('POST /api/chat', body => $body,
-        ($port ? (port => $port) : ()),
-        headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1,
-                     'X-Standin-Delay-Ms' => 0, %h });
-    $handle->{tag} = $tag;
-    return $handle;
-}
+# chat($tag, port => P, key => K): the harness's, not streamed, one token
+chat_defaults(body => $body, 'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
 
-sub queue { json_decode(request('GET /api/admin/queue')->{body}) }
-sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources} }
 sub alive { kill 0, shift }
 
 # "yes", or what does not add up: received = served + upstream errors +
 # rejected + aborted, for every source
 sub adds_up {
-    my $s = shift // stats();
+    my $s = shift // admin_stats();
     my @bad;
     for my $name (sort keys %$s) {
         my $c = $s->{$name};
@@ -97,20 +85,15 @@ sub adds_up {
 # parks requests until the queue holds $n of them; returns the handles
 sub park {
     my ($n, $tag, %h) = @_;
-    my $before = queue()->{queue_length};
+    my $before = admin_queue()->{queue_length};
     my @h;
     for my $i (1 .. $n) {
         push @h, chat("$tag$i", %h);
-        wait_until(sub { queue()->{queue_length} == $before + $i }, "$tag$i to park");
+        wait_until(sub { admin_queue()->{queue_length} == $before + $i }, "$tag$i to park");
     }
     return @h;
 }
 
-sub hold {
-    my $h = chat('hold', 'X-Standin-Hold' => 1, @_);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold to reach Ollama');
-    return $h;
-}
 
 # the new worker, once the master has replaced $victim
 sub respawned {
@@ -143,7 +126,7 @@ __DATA__
 --- timeout: 40
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(20, 'api');
     my $full = wait_request(chat('over'));
     my ($victim) = nginx_worker_pids();
@@ -153,8 +136,8 @@ __DATA__
     standin_release();
     my $coding = wait_request(chat('coding', key => $alice));
     my $api = wait_request(chat('api'));
-    my $q = queue();
-    my $s = stats();
+    my $q = admin_queue();
+    my $s = admin_stats();
     join "\n",
         "full before: $full->{status} $full->{body}",
         "clients of the dead worker answered: " . scalar(grep { $_->{status} } @gone),
@@ -188,25 +171,25 @@ adds up: yes
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
     my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
-    my $hold = hold(port => $spread);
-    my $holder = queue()->{running}[0]{worker};
+    my $hold = hold_gate(port => $spread);
+    my $holder = admin_queue()->{running}[0]{worker};
     # park in the other worker only: what lands in the holder leaves again
     my (@h, @left);
     for my $i (1 .. 80) {
         my $h = chat("api$i", port => $spread);
         my $n = @h + 1;
-        wait_until(sub { queue()->{queue_length} == $n }, "api$i to park");
-        my ($e) = grep { $_->{id} == (sort { $b <=> $a } map { $_->{id} } @{ queue()->{entries} })[0] } @{ queue()->{entries} };
+        wait_until(sub { admin_queue()->{queue_length} == $n }, "api$i to park");
+        my ($e) = grep { $_->{id} == (sort { $b <=> $a } map { $_->{id} } @{ admin_queue()->{entries} })[0] } @{ admin_queue()->{entries} };
         if ($e->{worker} == $holder) {
             push @left, abort_request($h);
-            wait_until(sub { queue()->{queue_length} == @h }, "api$i to leave");
+            wait_until(sub { admin_queue()->{queue_length} == @h }, "api$i to leave");
         } else {
             push @h, $h;
         }
         last if @h == 5;
     }
     die "no connection reached the other worker" unless @h == 5;
-    my ($victim) = map { $_->{worker} } @{ queue()->{entries} };
+    my ($victim) = map { $_->{worker} } @{ admin_queue()->{entries} };
     my $master = nginx_master_pid();
     kill 'STOP', $master;
     kill 'KILL', $victim;
@@ -221,14 +204,13 @@ adds up: yes
         wait_until(sub { $poll->() == 0 }, 'the ghosts to go', 10); 1
     } ? 'yes' : 'no';
     my $zombie = (`cat /proc/$victim/stat 2>/dev/null` =~ /\) Z /) ? 'zombie' : 'not a zombie';
-    my $mid = queue();
+    my $mid = admin_queue();
     kill 'CONT', $master;
     my @gone = wait_all(@h);
-    standin_release();
-    my $held = wait_request($hold);
+    my $held = release_gate($hold);
     my @w = respawned($victim, 2);
     my $next = wait_request(chat('next', port => $spread));
-    my $s = stats();
+    my $s = admin_stats();
     join "\n",
         "reaped without traffic: $reaped ($zombie)",
         "queue then: $mid->{queue_length} waiting, $mid->{processing} running (" .
@@ -270,8 +252,8 @@ $c
     kill 'KILL', $victim;
     my @res = wait_all(@h);
     respawned($victim, 2);
-    wait_until(sub { my $q = queue(); $q->{queue_length} == 0 && $q->{processing} == 0 }, 'an empty line', 20);
-    my $s = stats()->{api};
+    wait_until(sub { my $q = admin_queue(); $q->{queue_length} == 0 && $q->{processing} == 0 }, 'an empty line', 20);
+    my $s = admin_stats()->{api};
     my $ok = grep { ($_->{status} // 0) == 200 } @res;
     my $lost = grep { !$_->{status} } @res;
     join "\n",
@@ -296,22 +278,22 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=3/;
 $c
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my $over = wait_request(chat('over'));
-    my $q1 = queue();
+    my $q1 = admin_queue();
     my @k = park(2, 'coding', key => $alice);
-    my $q2 = queue();
-    my $s1 = stats();
+    my $q2 = admin_queue();
+    my $s1 = admin_stats();
     standin_release();
     my @res = wait_all($hold, @h, @k);
-    my $hold2 = hold();
+    my $hold2 = hold_gate();
     my @again = park(3, 'again');
     my $over2 = wait_request(chat('over2'));
-    my $q3 = queue();
+    my $q3 = admin_queue();
     standin_release();
     my @res2 = wait_all($hold2, @again);
-    my $s2 = stats();
+    my $s2 = admin_stats();
     my @tags = map { $_->{tag} // '' } @{ standin_requests() };
     join "\n",
         "over the cap: $over->{status} $over->{headers}{'content-type'} $over->{body}",
@@ -349,15 +331,15 @@ $c =~ s/priority=1 key;/priority=1 key max_queued_per_client=off;/;
 $c =~ s/seadragon_source api    priority=3;/seadragon_source api    priority=3 max_queued_per_client=1;/;
 $c
 --- client
-    my $hold = hold(key => $bob);
+    my $hold = hold_gate(key => $bob);
     my @a = park(4, 'alice', key => $alice);
     my @b = park(2, 'bob', key => $bob);
     my @api = park(1, 'api');
     my $api2 = wait_request(chat('api2'));
-    my $q = queue();
+    my $q = admin_queue();
     standin_release();
     my @res = wait_all($hold, @a, @b, @api);
-    my $s = stats();
+    my $s = admin_stats();
     join "\n",
         "alice parked: " . scalar(@a) . ", bob parked: " . scalar(@b),
         "a second keyless: $api2->{status}",
@@ -382,7 +364,7 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=3/;
 $c
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my $over = wait_request(chat('over'));
     my ($victim) = nginx_worker_pids();
@@ -390,13 +372,13 @@ $c
     my ($worker) = respawned($victim);
     wait_all($hold, @h);
     standin_release();
-    my $hold2 = hold();
+    my $hold2 = hold_gate();
     my @again = park(3, 'again');
     my $over2 = wait_request(chat('over2'));
-    my $q = queue();
+    my $q = admin_queue();
     standin_release();
     my @res = wait_all($hold2, @again);
-    my $s = stats();
+    my $s = admin_stats();
     join "\n",
         "before the kill: $over->{status}",
         "after: parked " . scalar(@again) . ", queue $q->{queue_length}, the next $over2->{status}",
@@ -438,7 +420,7 @@ invalid "max_queued_per_client=many": max_queued_per_client must be a whole numb
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND} || ! -w '/proc/sys/kernel/ns_last_pid'
 --- client
     # an old worker, still serving what it parked, killed after a reload
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(3, 'api');
     my ($old) = nginx_worker_pids();
     nginx_reload();
@@ -460,7 +442,7 @@ invalid "max_queued_per_client=many": max_queued_per_client must be a whole numb
     }
     kill 'CONT', $new;
     my $reaped = eval {
-        wait_until(sub { queue()->{queue_length} == 0 && queue()->{processing} == 0 }, 'the ghosts to go', 10); 1
+        wait_until(sub { admin_queue()->{queue_length} == 0 && admin_queue()->{processing} == 0 }, 'the ghosts to go', 10); 1
     } ? 'yes' : 'no';
     my $taken = -e "/proc/$old" ? 'yes' : 'no';
     if ($other) { kill 'KILL', $other; waitpid $other, 0 }
@@ -496,8 +478,7 @@ adds up: yes
         start_request('POST /api/ollama/chat', port => $port, body => $body,
             headers => { 'X-Standin-Tag' => $tag, 'X-Standin-Tokens' => 1, %h });
     };
-    my $hold = $send->('hold', 'X-Standin-Hold' => 1);
-    wait_until(sub { standin_stats()->{active} == 1 }, 'the hold');
+    my $hold = hold_gate(sub { $send->('hold', 'X-Standin-Hold' => 1) });
     my @h;
     for my $i (1 .. 8) {
         push @h, $send->("api$i");
@@ -530,14 +511,14 @@ adds up: yes
 (my $c = $::http_config) =~ s/tick=50ms/tick=50ms max_queued_per_client=1/;
 $c
 --- client
-    my $hold = hold(key => $alice);
+    my $hold = hold_gate(key => $alice);
     my @one = park(1, 'long1-', key => $::long1);
     my $over = wait_request(chat('long1-over', key => $::long1));
     my @two = park(1, 'long2-', key => $::long2);
-    my $q = queue();
+    my $q = admin_queue();
     standin_release();
     my @res = wait_all($hold, @one, @two);
-    my $s = stats();
+    my $s = admin_stats();
     join "\n",
         "the first key's second: $over->{status}",
         "queue: $q->{queue_length} (" . join(",", map { "$_->{client} $_->{source}" } @{ $q->{entries} }) . ")",
@@ -559,21 +540,21 @@ qr/seadragon client "key:n{60}-01" already has 1 requests waiting/
 --- timeout: 40
 --- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- client
-    my $hold = hold();
+    my $hold = hold_gate();
     my @h = park(5, 'api');
     my ($victim) = nginx_worker_pids();
     nginx_reload();
     my ($worker) = grep { $_ != $victim } nginx_worker_pids();
     my $shutting = alive($victim) && `cat /proc/$victim/cmdline` =~ /shutting down/ ? 'yes' : 'no';
-    my $q1 = queue();
+    my $q1 = admin_queue();
     kill 'KILL', $victim or die "kill $victim: $!";
     my @gone = wait_all($hold, @h);
-    wait_until(sub { my $q = queue(); $q->{queue_length} == 0 && $q->{processing} == 0 },
+    wait_until(sub { my $q = admin_queue(); $q->{queue_length} == 0 && $q->{processing} == 0 },
                'the dead worker\'s entries reaped', 10);
-    my $q2 = queue();
+    my $q2 = admin_queue();
     standin_release();
     my $api = wait_request(chat('api'));
-    my $s = stats();
+    my $s = admin_stats();
     join "\n",
         "old worker shutting down with its requests: $shutting",
         "queue before the kill: $q1->{queue_length} waiting, $q1->{processing} running",

@@ -86,18 +86,16 @@ sub recommended {
     return ($upstream, join("\n", @server));
 }
 
-sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources}{api} }
-sub queue { json_decode(request('GET /api/admin/queue')->{body}) }
 
 # "received=N served=N errors=N aborted=parked+streaming" of the source api
 sub counters {
-    my $c = stats();
+    my $c = admin_stats('api');
     return "received=$c->{received} served=$c->{served} errors=$c->{upstream_errors} "
         . "aborted=$c->{aborted}{parked}+$c->{aborted}{streaming}";
 }
 
 sub gate {
-    my $q = queue();
+    my $q = admin_queue();
     return "processing=$q->{processing} waiting=$q->{queue_length}";
 }
 
@@ -163,7 +161,7 @@ __DATA__
     # only now does the stalled client look at what it got
     my $got = drain($s);
     my ($status) = $got =~ m{^HTTP/1\.1 (\d+)};
-    wait_until(sub { stats()->{aborted}{streaming} == 1 }, 'the abort to count');
+    wait_until(sub { admin_stats('api')->{aborted}{streaming} == 1 }, 'the abort to count');
     join "\n", "while it stalled: $waiting",
         "next: " . complete($r) . " while the stalled connection was open",
         "stalled, at Ollama: " . ($stalled->{aborted} ? 'connection closed' : 'still running')
@@ -234,7 +232,7 @@ $c
     my $next = next_request('next');
     my $r = wait_request($next);
     drain($s);
-    wait_until(sub { stats()->{aborted}{streaming} == 1 }, 'the abort to count');
+    wait_until(sub { admin_stats('api')->{aborted}{streaming} == 1 }, 'the abort to count');
     join "\n", "next: " . complete($r), "gate after: " . gate(), counters();
 --- client_output
 next: complete
@@ -269,7 +267,7 @@ my ($upstream, $proxy) = ::recommended('TEST_NGINX_OLLAMA_PORT');
         . "X-Standin-Tag: long\r\nX-Standin-Tokens: 500\r\nX-Standin-Delay-Ms: 0\r\n"
         . "Content-Length: " . length($chat) . "\r\n\r\n$chat";
     wait_until(sub { my $r = record_of('long'); $r && $r->{end} }, 'Ollama to finish');
-    wait_until(sub { queue()->{processing} == 0 }, 'the slot to be free');
+    wait_until(sub { admin_queue()->{processing} == 0 }, 'the slot to be free');
     my $r = request('POST /api/chat', body => $chat, port => $ENV{TEST_NGINX_SNDBUF_PORT},
                     headers => { 'X-Standin-Tag' => 'next' });
     my $got = drain($s);
@@ -433,7 +431,7 @@ JS
     print $node "next\n";
     wait_until(sub { -s $outf && slurp($outf) =~ /next (complete|broken)/ }, 'the next stream', 20);
     close $node;
-    wait_until(sub { stats()->{aborted}{streaming} == 1 }, 'the abort to count');
+    wait_until(sub { admin_stats('api')->{aborted}{streaming} == 1 }, 'the abort to count');
     join "\n", slurp($outf) =~ s/\n\z//r,
         "stalled, at Ollama: " . (record_of('stalled')->{aborted} ? 'connection closed' : 'still running'),
         "gate after: " . gate(), counters();

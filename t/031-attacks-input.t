@@ -43,12 +43,10 @@ add_block_preprocessor(sub {
 our $chat = '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}],"stream":false}';
 our $MB = 1 << 20;
 
-sub said { my $r = shift; (my $b = $r->{body} // '') =~ s/\n/ /g; "$r->{status} $b" }
 
-sub stats { json_decode(request('GET /api/admin/stats')->{body})->{sources}{api} }
 
 sub counters {
-    my $s = stats();
+    my $s = admin_stats('api');
     "received=$s->{received} served=$s->{served} invalid=$s->{rejected}{invalid}"
         . " waiting=$s->{waiting} running=$s->{running}";
 }
@@ -57,7 +55,7 @@ sub counters {
 sub settled {
     my $total = shift;
     wait_until(sub {
-        my $s = stats();
+        my $s = admin_stats('api');
         $s->{waiting} + $s->{running} == 0
             && $s->{served} + $s->{upstream_errors} + $s->{rejected}{invalid} == $total
     }, "$total requests counted");

@@ -88,7 +88,8 @@ add_block_preprocessor(sub {
     }
 });
 
-sub chat {
+# an untagged chat, answered before it returns (not the harness's chat())
+sub chat_now {
     my (%headers) = @_;
     return request('POST /api/chat', port => $ENV{TEST_NGINX_SPREAD_PORT},
         body => '{"model":"llama3:70b","messages":[],"stream":false}',
@@ -102,7 +103,7 @@ sub spread {
     my $want = scalar nginx_worker_pids();
     $json = 1;
     for (1 .. 300) {
-        my $r = chat();
+        my $r = chat_now();
         die "no answer: $r->{error}" unless defined $r->{status};
         $seen{ $r->{headers}{'x-pid'} // '-' }++;
         $status{ $r->{status} }++;
@@ -130,7 +131,7 @@ sub settle {
 
 # a request with the coding key: its status, and its source when served
 sub keyed {
-    my $r = chat('Authorization' => "Bearer $key", 'X-Coding' => 1);
+    my $r = chat_now('Authorization' => "Bearer $key", 'X-Coding' => 1);
     return $r->{status} . ($r->{status} == 200
                            ? ' ' . ($r->{headers}{'x-source'} // '-') : '');
 }

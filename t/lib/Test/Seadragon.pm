@@ -416,6 +416,65 @@ the header a suite's C<if=$http_x_coding> picks its source by; then
 HEADERS (name, value, ...), which may replace those two.  It returns the
 request's handle, for C<wait_request>.
 
+Most suites send one kind of chat, so the harness has it:
+
+    chat_defaults(body => '{"model":"llama3:70b","messages":[],"stream":false}',
+                  'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
+    my $h = chat('coding3', 'X-Standin-Tokens' => 4);
+
+C<chat(TAG, HEADERS)> is C<start_chat> with the file's body and headers
+(set once by C<chat_defaults>; by default the body
+C<{"model":"llama3:70b","messages":[]}> and C<X-Standin-Tokens: 1>), then
+HEADERS.  Two names among HEADERS or the defaults are not headers:
+C<port =E<gt> P> sends the request to port P (a code reference in the
+defaults is called for each request, for a port the harness picks later:
+C<port =E<gt> sub { $ENV{TEST_NGINX_SPREAD_PORT} }>), and C<key =E<gt> K>
+sends C<Authorization: Bearer K>.  The handle has the tag in C<{tag}>.
+A suite that needs another request names its own helper otherwise
+(C<chat_to>, C<chat_now>).
+
+=head2 Holding the gate
+
+    my $hold = hold_gate();                  # chat('hold', 'X-Standin-Hold' => 1)
+    my $hold = hold_gate('coding0', port => $spread);
+    my $hold = hold_gate(sub { chat('hold', 'X-Standin-Tokens' => 10,
+                                   'X-Standin-Delay-Ms' => 50) });
+    ... queue others behind it ...
+    standin_release();
+    my @r = wait_all($hold, @others);        # or: my $r = release_gate($hold);
+
+C<hold_gate(TAG, HEADERS)> starts C<chat(TAG, 'X-Standin-Hold' =E<gt> 1,
+HEADERS)> (TAG C<hold> when the arguments are pairs) and returns its handle
+once the stand-in runs it (its C<active> count is 1), so that with
+C<capacity=1> the next request queues.  Given a code reference it starts
+that request instead (a slow generation, or a suite's own request with
+C<X-Standin-Hold>) and waits the same way.  The handle is a
+C<start_request> handle; C<release_gate($hold)> is C<standin_release()>
+and C<wait_request($hold)>.  C<served_tags()> is the tags of what reached
+the stand-in, in order, joined by commas.
+
+=head2 What a block reads back
+
+    said($r)              "200 {...}": the status and the body on one line
+    admin_queue()         GET /api/admin/queue of the test server, decoded
+    admin_stats()         the "sources" of GET /api/admin/stats
+    admin_stats('api')    the counters of one source
+
+(for a configuration with C<seadragon_admin> at C</api/admin/> of the test
+server).
+
+=head2 The gate suites' set-up
+
+    gate_setup();
+
+What t/004 and t/008 share: C<$::http_config> (zone C<ollama> of
+C<capacity=$TEST_NGINX_CAPACITY>, 1 unless the file set it; sources
+C<coding> if C<$http_x_coding>, C<chat> if C<$http_x_chat>, C<api>; the
+log format C<gate>), C<$::config> (C<logs/gate.log>, C</api/> queued on
+C<ollama> and proxied unbuffered to the stand-in), a block preprocessor
+that gives them to blocks without their own, and C<chat_defaults> of a
+"hi" for one token at once.
+
 =head1 ENVIRONMENT
 
     TEST_NGINX_BINARY        nginx to run (default /usr/sbin/nginx)
@@ -474,7 +533,9 @@ our @EXPORT = (
        wait_until json_encode json_decode),
 
     # the store, a chat request
-    qw(store_init store_tool store_tool_path start_chat),
+    qw(store_init store_tool store_tool_path start_chat chat chat_defaults
+       hold_gate release_gate served_tags gate_setup said admin_queue
+       admin_stats),
 );
 
 
@@ -1077,6 +1138,113 @@ sub start_chat {
     my ($source) = $tag =~ /^([a-z]+)/;
     return start_request('POST /api/chat', body => $body,
         headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1, %headers });
+}
+
+# The file's chat(): its body and the headers every request sends.
+my $ChatBody = '{"model":"llama3:70b","messages":[]}';
+my @ChatHeaders = ('X-Standin-Tokens' => 1);
+
+sub chat_defaults {
+    my (%a) = @_;
+    $ChatBody = delete $a{body} if exists $a{body};
+    @ChatHeaders = %a;
+    return;
+}
+
+# start_chat with the file's defaults; "port" and "key" are not headers
+# but where to send it and the key to send ("Authorization: Bearer KEY").
+sub chat {
+    my ($tag, @pairs) = @_;
+    my (%opt, @headers);
+    while (my ($name, $value) = splice @pairs, 0, 2) {
+        if ($name eq 'port' || $name eq 'key') {
+            $opt{$name} = $value;
+        } else {
+            push @headers, $name, $value;
+        }
+    }
+    my %defaults = @ChatHeaders;
+    my $port = delete $defaults{port};
+    $opt{port} //= ref $port eq 'CODE' ? $port->() : $port;
+    push @headers, Authorization => "Bearer $opt{key}" if $opt{key};
+    my ($source) = $tag =~ /^([a-z]+)/;
+    my $h = start_request('POST /api/chat', body => $ChatBody,
+        ($opt{port} ? (port => $opt{port}) : ()),
+        headers => { 'X-Standin-Tag' => $tag, "X-$source" => 1,
+                     %defaults, @headers });
+    $h->{tag} = $tag;
+    return $h;
+}
+
+# Holding the gate: a request the stand-in holds (X-Standin-Hold) until
+# standin_release(), once the stand-in runs it.
+sub hold_gate {
+    my $start = ref $_[0] eq 'CODE' ? shift : undef;
+    my $tag = @_ % 2 ? shift : 'hold';
+    my $h = $start ? $start->() : chat($tag, 'X-Standin-Hold' => 1, @_);
+    wait_until(sub { standin_stats()->{active} == 1 },
+               ($start ? 'the hold' : $tag) . ' to reach Ollama');
+    return $h;
+}
+
+sub release_gate {
+    my ($h) = @_;
+    standin_release();
+    return wait_request($h);
+}
+
+sub served_tags { join ",", map { $_->{tag} } @{ standin_requests() } }
+
+# "status body" of an answer, its body on one line.
+sub said {
+    my $r = shift;
+    (my $b = $r->{body} // '') =~ s/\n/ /g;
+    return "$r->{status} $b";
+}
+
+# The server's GET /api/admin/queue; the sources of GET /api/admin/stats,
+# or the counters of one source.
+sub admin_queue { json_decode(request('GET /api/admin/queue')->{body}) }
+
+sub admin_stats {
+    my $r = request('GET /api/admin/stats');
+    my $sources = json_decode($r->{body})->{sources};
+    return @_ ? $sources->{ $_[0] } : $sources;
+}
+
+# The gate suites' set-up (t/004, t/008): zone "ollama" of capacity
+# $TEST_NGINX_CAPACITY (1 unless the file sets it), sources coding, chat
+# and api, the access log logs/gate.log, and chat() saying "hi" for one
+# token at once.  $::http_config and $::config are the defaults of the
+# blocks, for a block that extends them.
+sub gate_setup {
+    $::http_config = <<'_EOC_';
+    seadragon_zone ollama:1m capacity=$TEST_NGINX_CAPACITY;
+    seadragon_source coding priority=1 if=$http_x_coding;
+    seadragon_source chat   priority=2 if=$http_x_chat;
+    seadragon_source api    priority=3;
+    log_format gate "$http_x_standin_tag $seadragon_queue_id $seadragon_source $pid";
+_EOC_
+    $::config = <<'_EOC_';
+    access_log logs/gate.log gate;
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+_EOC_
+    $ENV{TEST_NGINX_CAPACITY} //= 1;
+    add_block_preprocessor(sub {
+        my $block = shift;
+        $block->set_value("http_config", $::http_config)
+            unless defined $block->http_config;
+        $block->set_value("config", $::config) unless defined $block->config;
+    });
+    chat_defaults(body => '{"model":"llama3:70b","messages":'
+                          . '[{"role":"user","content":"hi"}]}',
+                  'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
+    return;
 }
 
 

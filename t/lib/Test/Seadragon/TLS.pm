@@ -56,6 +56,18 @@ joined with ", "), C<body> and C<error> (curl's message when it failed).
 
 C<example_hosts()> lists the three names.
 
+C<tls_setup()> is what the TLS suites share: the file's store
+(C<store_init>) with 127.0.0.1 whitelisted (the example's C<api> source
+needs it); C<$::config>, the harness's own server, a C<location /api/>
+queued on the example's zone C<ollama> and proxied unbuffered to its
+upstream; and a block preprocessor that makes the certificates and gives a
+block without its own C<http_config> and C<config> the example and
+C<$::config>.  Call it before C<run_tests>.
+
+C<tls_hold()> holds the gate with an untagged, unstreamed chat sent to the
+harness's own server (C<hold_gate>): it returns the request's handle once
+the stand-in runs it; C<standin_release()> lets it finish.
+
 =cut
 
 use Cwd ();
@@ -65,7 +77,8 @@ use File::Path ();
 use Test::Seadragon ();
 
 use Exporter 'import';
-our @EXPORT = qw(tls_example_conf tls_certificates curl example_hosts);
+our @EXPORT = qw(tls_example_conf tls_certificates curl example_hosts
+                 tls_setup tls_hold);
 
 my @Hosts = qw(api.example.com admin.example.com chat.example.com);
 my $Repo = Cwd::abs_path(File::Basename::dirname(__FILE__) . '/../../../..');
@@ -219,6 +232,37 @@ sub curl {
     }
     unlink map { "$base.$_" } qw(head body req err);
     return \%res;
+}
+
+# The TLS suites' set-up: the store, the harness's own server, the
+# preprocessor.
+sub tls_setup {
+    Test::Seadragon::store_init();
+    Test::Seadragon::store_tool('whitelist add 127.0.0.1');
+    $::config = <<'_EOC_';
+    location /api/ {
+        seadragon_queue  ollama;
+        proxy_pass       http://ollama;
+        proxy_set_header Host localhost;
+        proxy_buffering  off;
+    }
+_EOC_
+    Test::Seadragon::add_block_preprocessor(sub {
+        my $block = shift;
+        tls_certificates();
+        $block->set_value(http_config => tls_example_conf())
+            unless defined $block->http_config;
+        $block->set_value(config => $::config) unless defined $block->config;
+    });
+    return;
+}
+
+sub tls_hold {
+    return Test::Seadragon::hold_gate(sub {
+        Test::Seadragon::start_request('POST /api/chat',
+            headers => { 'X-Standin-Hold' => 1 },
+            body => '{"model":"llama3:70b","messages":[],"stream":false}');
+    });
 }
 
 1;
