@@ -253,6 +253,13 @@ ngx_http_seadragon_access_start(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /* a key over one of its limits is refused before anything is read */
+
+    rc = ngx_http_seadragon_limit_check(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     /*
      * The whole body is read and checked before the request queues, so a
      * slow upload never holds a slot of the gate.
