@@ -119,8 +119,8 @@ static int seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx,
     int disabled);
 static int seadragon_tool_parse_limits(seadragon_tool_ctx_t *ctx,
     char **options, seadragon_key_limits_t *limits);
-static void seadragon_tool_format_limit(uint64_t limit, char *buf,
-    size_t len);
+static void seadragon_tool_format_limit(uint64_t limit, const char *none,
+    char *buf, size_t len);
 
 static int seadragon_tool_init(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_whitelist_add(seadragon_tool_ctx_t *ctx);
@@ -1980,10 +1980,10 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
             strcpy(expires, "never");
         }
 
-        seadragon_tool_format_limit(record.rpm, rpm, sizeof(rpm));
-        seadragon_tool_format_limit(record.tokens_per_day, tokens,
+        seadragon_tool_format_limit(record.rpm, "-", rpm, sizeof(rpm));
+        seadragon_tool_format_limit(record.tokens_per_day, "-", tokens,
                                     sizeof(tokens));
-        seadragon_tool_format_limit(record.max_concurrent, concurrent,
+        seadragon_tool_format_limit(record.max_concurrent, "-", concurrent,
                                     sizeof(concurrent));
 
         printf("%.*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,
@@ -2066,13 +2066,14 @@ seadragon_tool_parse_limits(seadragon_tool_ctx_t *ctx, char **options,
 }
 
 
-/* a limit in "key list": the number, or "-" for none */
+/* a limit: the number, or what stands for none ("key list": "-") */
 
 static void
-seadragon_tool_format_limit(uint64_t limit, char *buf, size_t len)
+seadragon_tool_format_limit(uint64_t limit, const char *none, char *buf,
+    size_t len)
 {
     if (limit == 0) {
-        snprintf(buf, len, "-");
+        snprintf(buf, len, "%s", none);
 
     } else {
         snprintf(buf, len, "%llu", (unsigned long long) limit);
@@ -2122,10 +2123,10 @@ seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
         return rc;
     }
 
-    seadragon_tool_format_limit(record.rpm, rpm, sizeof(rpm));
-    seadragon_tool_format_limit(record.tokens_per_day, tokens,
+    seadragon_tool_format_limit(record.rpm, "none", rpm, sizeof(rpm));
+    seadragon_tool_format_limit(record.tokens_per_day, "none", tokens,
                                 sizeof(tokens));
-    seadragon_tool_format_limit(record.max_concurrent, concurrent,
+    seadragon_tool_format_limit(record.max_concurrent, "none", concurrent,
                                 sizeof(concurrent));
 
     printf("the key \"%s\" now has rpm %s, tokens-per-day %s, "
