@@ -40,10 +40,11 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     time_t                       now, retry_after;
     uint64_t                     seed, used;
     ngx_uint_t                   limit;
-    ngx_slab_pool_t             *shpool;
-    ngx_http_seadragon_zone_t   *zone;
-    ngx_http_seadragon_limit_t  *l;
-    ngx_http_seadragon_limits_t *limits;
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_limit_t       *l;
+    ngx_http_seadragon_limits_t      *limits;
+    ngx_http_seadragon_limit_hold_t  *hold;
 
     limits = &ctx->limits;
 
@@ -108,6 +109,23 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
                                           &retry_after);
     used = ngx_http_seadragon_limit_tokens(&l->state, now);
 
+    /*
+     * The request's place is noted in this worker's record, so that it is
+     * given back if the worker dies; without memory for the note it only
+     * is not, which reaping would have done.
+     */
+
+    hold = NULL;
+
+    if (limit == NGX_HTTP_SEADRAGON_LIMIT_NONE && zone->owner) {
+        hold = ngx_slab_alloc_locked(shpool,
+                                     sizeof(ngx_http_seadragon_limit_hold_t));
+        if (hold) {
+            hold->limit = l;
+            ngx_queue_insert_tail(&zone->owner->limit_holds, &hold->link);
+        }
+    }
+
     ngx_shmtx_unlock(&shpool->mutex);
 
     if (limit != NGX_HTTP_SEADRAGON_LIMIT_NONE) {
@@ -116,6 +134,7 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     }
 
     ctx->limit = l;
+    ctx->limit_hold = hold;
 
     return NGX_OK;
 }
@@ -142,14 +161,54 @@ ngx_http_seadragon_limit_end(ngx_http_request_t *r,
     zone = ctx->zone;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+
     ngx_http_seadragon_limit_give(&ctx->limit->state, tokens, ngx_time());
+
+    if (ctx->limit_hold) {
+        ngx_queue_remove(&ctx->limit_hold->link);
+        ngx_slab_free_locked(zone->shpool, ctx->limit_hold);
+    }
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ctx->limit = NULL;
+    ctx->limit_hold = NULL;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "seadragon limit of the key \"%V\": %uL tokens",
                    &ctx->key_name, tokens);
+}
+
+
+/*
+ * Under the lock, as a worker's record goes (it died, or it exits with
+ * requests open): the places its requests held are given back.  What
+ * they used is not known, and not counted.
+ */
+
+void
+ngx_http_seadragon_limit_purge_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_owner_t *owner)
+{
+    ngx_queue_t                      *q;
+    ngx_http_seadragon_limit_hold_t  *hold;
+
+    if (owner->limit_holds.next == NULL) {
+        return;     /* a record never set up for limits */
+    }
+
+    while (!ngx_queue_empty(&owner->limit_holds)) {
+        q = ngx_queue_head(&owner->limit_holds);
+        ngx_queue_remove(q);
+
+        hold = ngx_queue_data(q, ngx_http_seadragon_limit_hold_t, link);
+
+        if (hold->limit->state.running) {
+            hold->limit->state.running--;
+        }
+
+        ngx_slab_free_locked(zone->shpool, hold);
+    }
 }
 
 

@@ -175,6 +175,7 @@ typedef struct {
     uint64_t                         started;
     ngx_uint_t                       entries;
     ngx_uint_t                       tracked[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_queue_t                      limit_holds;     /* ..._limit_hold_t */
 } ngx_http_seadragon_owner_t;
 
 
@@ -236,6 +237,18 @@ typedef struct {
     size_t                           len;
     u_char                           name[SEADRAGON_KEY_NAME_LEN];
 } ngx_http_seadragon_limit_t;
+
+
+/*
+ * A request of this worker counted as running by a key's limits, in its
+ * worker's record: a worker that dies gives its requests' places back
+ * when it is reaped.
+ */
+
+typedef struct {
+    ngx_queue_t                      link;            /* in the owner's */
+    ngx_http_seadragon_limit_t      *limit;
+} ngx_http_seadragon_limit_hold_t;
 
 
 /*
@@ -488,6 +501,7 @@ typedef struct {
     void                            *usage_parser; /* its reading state */
     ngx_http_seadragon_limits_t      limits;     /* of its key */
     ngx_http_seadragon_limit_t      *limit;      /* the zone's, while held */
+    ngx_http_seadragon_limit_hold_t *limit_hold; /* NULL: not in a record */
     ngx_str_t                        admin_name; /* PATCH keys/NAME */
 
     unsigned                         classified:1;
@@ -744,6 +758,8 @@ ngx_int_t ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 void ngx_http_seadragon_limit_end(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_limit_purge_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_owner_t *owner);
 
 /* upper bounds of the wait-time histogram, in milliseconds */
 extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];

@@ -555,3 +555,31 @@ jack: - - 4, kim: none
     join "\n", grep { /reason="quota"/ } split /\n/, $m;
 --- client_output_like
 seadragon_requests_rejected_total\{[^}]*source="chat"[^}]*reason="quota"[^}]*\} 2
+
+
+
+=== TEST 15: a worker killed with SIGKILL while a key's request runs gives the key's place back when it is reaped
+--- client
+    my $key = tool('key create kill --source chat --max-concurrent 1');
+    my $held = start_call('/api/chat', $key, 'X-Standin-Tag' => 'held',
+                          'X-Standin-Hold' => 1);
+    wait_until(sub { @{ standin_requests() } == 1 }, 'the first to reach the stand-in');
+    my $holder = queue()->{running}[0]{worker};
+    my @out = ('while it runs: ' . summary(call('/api/chat', $key, 'X-Standin-Tag' => 'refused')));
+    kill 'KILL', $holder or die "kill $holder: $!";
+    wait_request($held);
+    my $r;
+    wait_until(sub { $r = call('/api/chat', $key, 'X-Standin-Tag' => 'after');
+                     $r->{status} == 200 }, 'the key to be served again');
+    push @out, 'after the reaping: ' . summary($r);
+    push @out, 'worker alive: ' . (grep({ $_ == $holder } nginx_worker_pids()) ? 'the killed one' : 'new ones only');
+    standin_release();
+    push @out, 'stand-in got: ' . join ',', grep { $_ ne 'refused' } split /,/, got();
+    join "\n", @out;
+--- client_output
+while it runs: 429 retry=2 application/json {"error":"rate limit exceeded: this key already has 1 requests waiting or running, the most it may"}
+after the reaping: 200 retry=-
+worker alive: new ones only
+stand-in got: held,after
+--- error_log
+reclaimed 1 entries of zone "ollama"
