@@ -37,9 +37,9 @@ ngx_int_t
 ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
-    time_t                       now, retry_after;
-    uint64_t                     seed, used;
-    ngx_uint_t                   limit;
+    time_t                            now, retry_after;
+    uint64_t                          seed, used;
+    ngx_uint_t                        limit;
     ngx_slab_pool_t                  *shpool;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_limit_t       *l;
@@ -156,6 +156,10 @@ ngx_http_seadragon_limit_end(ngx_http_request_t *r,
     if (ctx->limit == NULL) {
         return;
     }
+
+    /* an estimate's count is settled at the end */
+
+    ngx_http_seadragon_usage_finish(r, ctx);
 
     tokens = ctx->usage.prompt_tokens + ctx->usage.completion_tokens;
     zone = ctx->zone;

@@ -109,7 +109,7 @@ sub summary {
 }
 
 # the tags of what reached the stand-in
-sub got { join ',', map { $_->{tag} // '-' } @{ standin_requests() } }
+sub got { join(',', map { $_->{tag} // '-' } @{ standin_requests() }) || 'nothing' }
 
 # a database's records, [key, value] each, and records written into one
 # behind the tool's and the gateway's back
@@ -335,7 +335,7 @@ Retry-After until 00:00 UTC: yes
 429 retry=M application/json {"error":"rate limit exceeded: this key's 100 tokens a day are used up (100 today); they renew at 00:00 UTC"}
 Retry-After until 00:00 UTC: yes
 429 retry=M application/json {"error":{"message":"rate limit exceeded: this key's 100 tokens a day are used up (100 today); they renew at 00:00 UTC","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}
-stand-in got: 
+stand-in got: nothing
 raised: 200 retry=-
 stand-in got: c3
 quota 2
@@ -583,3 +583,20 @@ worker alive: new ones only
 stand-in got: held,after
 --- error_log
 reclaimed 1 entries of zone "ollama"
+
+
+
+=== TEST 16: tokens per day: an OpenAI stream without usage counts its chunks, the estimate
+--- client
+    my $key = tool('key create est --source chat --tokens-per-day 4');
+    my $r1 = call('/v1/chat/completions', $key, 'X-Standin-Tag' => 'e1', 'X-Standin-Tokens' => 4,
+                  body => '{"model":"llama3:70b","stream":true,"messages":[{"role":"user","content":"hi there"}]}');
+    my $chunks = () = $r1->{body} =~ /"content":"[^"]+"/g;
+    my $r2 = call('/v1/chat/completions', $key, 'X-Standin-Tag' => 'e2');
+    (my $s = summary($r2)) =~ s/retry=\d+/retry=M/;
+    join "\n", "content chunks: $chunks", summary($r1), $s, 'stand-in got: ' . got();
+--- client_output
+content chunks: 4
+200 retry=-
+429 retry=M application/json {"error":{"message":"rate limit exceeded: this key's 4 tokens a day are used up (4 today); they renew at 00:00 UTC","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}
+stand-in got: e1
