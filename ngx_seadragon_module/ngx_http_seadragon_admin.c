@@ -71,7 +71,8 @@ typedef enum {
 /*
  * A route of the admin API: the methods it takes (0: its handler checks
  * them) and the 405 answer to another one, whether a POST to the path
- * itself reads a body, and the handler with its argument.
+ * itself reads a body (1), or that and a PATCH of PATH/NAME too (2), and
+ * the handler with its argument.
  */
 
 typedef struct {
@@ -154,7 +155,7 @@ static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
       ngx_http_seadragon_admin_store, 0 },
 
     { ngx_string("keys"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
-      0, NULL, NULL, 1,
+      0, NULL, NULL, 2,
       ngx_http_seadragon_admin_store, 0 },
 
     { ngx_null_string, 0, 0, NULL, NULL, 0, NULL, 0 }
@@ -308,10 +309,18 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
 
     rt = ngx_http_seadragon_admin_find(&route);
 
-    /* only adding to the whitelist and creating a key read a body */
+    /*
+     * only adding to the whitelist, creating a key and changing a key's
+     * limits (PATCH keys/NAME) read a body
+     */
 
-    if (!(r->method == NGX_HTTP_POST && rt != NULL && rt->body
-          && route.len == rt->path.len))
+    if (!(rt != NULL && rt->body
+          && ((r->method == NGX_HTTP_POST && route.len == rt->path.len)
+              || (r->method == NGX_HTTP_PATCH && rt->body == 2
+                  && route.len > rt->path.len + 1
+                  && ngx_strlchr(route.data + rt->path.len + 1,
+                                 route.data + route.len, '/')
+                     == NULL))))
     {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {

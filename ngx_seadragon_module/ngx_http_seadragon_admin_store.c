@@ -27,6 +27,14 @@ static ngx_int_t ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, yajl_val body);
 static char *ngx_http_seadragon_admin_key_record(yajl_val body,
     seadragon_key_record_t *record);
+static char *ngx_http_seadragon_admin_key_limits_parse(yajl_val body,
+    seadragon_key_limits_t *limits);
+static u_char *ngx_http_seadragon_admin_limit_print(u_char *p, u_char *last,
+    uint64_t limit);
+static void ngx_http_seadragon_admin_key_limits_json(
+    ngx_http_seadragon_json_t *j, seadragon_key_record_t *record);
+static ngx_int_t ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, ngx_str_t *name, yajl_val body);
 static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
 static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
@@ -41,8 +49,12 @@ static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
  *   GET    whitelist                 list
  *   POST   whitelist                 {"address":"10.0.0.0/8","note":"..."}
  *   DELETE whitelist/ADDR[/PREFIX]
- *   GET    keys                      list (names, sources, states; no keys)
- *   POST   keys                      {"name":..,"source":..,"expires_in":s}
+ *   GET    keys                      list (names, sources, states, limits;
+ *                                    no keys)
+ *   POST   keys                      {"name":..,"source":..,"expires_in":s,
+ *                                     "rpm":n,"tokens_per_day":n,
+ *                                     "max_concurrent":n}
+ *   PATCH  keys/NAME                 {"rpm":n|null, ...}: its limits, live
  *   DELETE keys/NAME                 revoke
  *   POST   keys/NAME/disable | keys/NAME/enable
  */
@@ -157,9 +169,34 @@ ngx_http_seadragon_admin_store(ngx_http_request_t *r,
                                                      "POST");
         }
 
+    } else if (r->method == NGX_HTTP_PATCH) {
+
+        /* the admin handler left the body of PATCH keys/NAME unread */
+
+        ctx = ngx_http_seadragon_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->admin_keys = 1;
+        ctx->admin_name = name;
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                             ngx_http_seadragon_admin_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+
     } else if (r->method != NGX_HTTP_DELETE) {
-        return ngx_http_seadragon_admin_not_allowed(r, "DELETE",
-                                                 "revoke a key with DELETE");
+        return ngx_http_seadragon_admin_not_allowed(r, "DELETE, PATCH",
+                                                 "revoke a key with DELETE, "
+                                                 "change its limits with "
+                                                 "PATCH");
     }
 
     return ngx_http_seadragon_admin_key_change(r, smcf->store, &name, action);
@@ -237,7 +274,11 @@ ngx_http_seadragon_admin_body(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
 
-    if (ctx->admin_keys) {
+    if (ctx->admin_name.len) {
+        rc = ngx_http_seadragon_admin_key_limits(r, smcf->store,
+                                                 &ctx->admin_name, body);
+
+    } else if (ctx->admin_keys) {
         rc = ngx_http_seadragon_admin_key_create(r, smcf->store, body);
 
     } else {
@@ -488,13 +529,9 @@ ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
 
     /* the map is read first, and only here: see store_walk() */
 
-    if (v->mv_size != sizeof(record)) {
+    if (seadragon_key_record_read(v, &record) != 0) {
         return;
     }
-
-    ngx_memcpy(&record, v->mv_data, sizeof(record));
-    record.name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
-    record.source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
 
     j = ctx->j;
 
@@ -510,7 +547,121 @@ ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
         : "active");
     ngx_http_seadragon_json_int(j, "created", (long long) record.created);
     ngx_http_seadragon_json_int(j, "expires", (long long) record.expires);
+    ngx_http_seadragon_admin_key_limits_json(j, &record);
     ngx_http_seadragon_json_map_close(j);
+}
+
+
+/* a limit in an answer: its number, or null for no limit */
+
+static u_char *
+ngx_http_seadragon_admin_limit_print(u_char *p, u_char *last, uint64_t limit)
+{
+    return limit ? ngx_slprintf(p, last, "%uL", limit)
+                 : ngx_slprintf(p, last, "null");
+}
+
+
+/* "limits": {"rpm":10,"tokens_per_day":null,...}, null for no limit */
+
+static void
+ngx_http_seadragon_admin_key_limits_json(ngx_http_seadragon_json_t *j,
+    seadragon_key_record_t *record)
+{
+    ngx_uint_t  i;
+    uint64_t    value[3];
+
+    static char  *names[] = { "rpm", "tokens_per_day", "max_concurrent" };
+
+    value[0] = record->rpm;
+    value[1] = record->tokens_per_day;
+    value[2] = record->max_concurrent;
+
+    ngx_http_seadragon_json_str(j, "limits");
+    ngx_http_seadragon_json_map_open(j);
+
+    for (i = 0; i < 3; i++) {
+        if (value[i]) {
+            ngx_http_seadragon_json_int(j, names[i], (long long) value[i]);
+
+        } else {
+            ngx_http_seadragon_json_str(j, names[i]);
+            ngx_http_seadragon_json_check(j, yajl_gen_null(j->gen));
+        }
+    }
+
+    ngx_http_seadragon_json_map_close(j);
+}
+
+
+/*
+ * The limits a body gives, each a whole number from 0 to its most, or
+ * null (0 and null: no limit); limits->set says which were given.  NULL,
+ * or the message of a 400.
+ */
+
+static char *
+ngx_http_seadragon_admin_key_limits_parse(yajl_val body,
+    seadragon_key_limits_t *limits)
+{
+    long long   n;
+    yajl_val    v;
+    ngx_uint_t  i;
+
+    static const char  *names[] = { "rpm", "tokens_per_day",
+                                    "max_concurrent" };
+    static uint64_t     max[] = { SEADRAGON_LIMIT_RPM_MAX,
+                                  SEADRAGON_LIMIT_TOKENS_MAX,
+                                  SEADRAGON_LIMIT_CONCURRENT_MAX };
+    static char        *errors[] = {
+        "\"rpm\" must be the requests a minute, a whole number from 0 to "
+        "1000000, or null for no limit",
+        "\"tokens_per_day\" must be the tokens a UTC day, a whole number "
+        "from 0 to 1000000000000000, or null for no limit",
+        "\"max_concurrent\" must be the requests waiting or running at "
+        "once, a whole number from 0 to 100000, or null for no limit"
+    };
+
+    ngx_memzero(limits, sizeof(seadragon_key_limits_t));
+
+    for (i = 0; i < 3; i++) {
+        const char  *path[] = { names[i], NULL };
+
+        v = yajl_tree_get(body, path, yajl_t_any);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        if (YAJL_IS_NULL(v)) {
+            n = 0;
+
+        } else if (YAJL_IS_INTEGER(v)) {
+            n = YAJL_GET_INTEGER(v);
+
+            if (n < 0 || (uint64_t) n > max[i]) {
+                return errors[i];
+            }
+
+        } else {
+            return errors[i];
+        }
+
+        limits->set |= 1 << i;
+
+        switch (i) {
+        case 0:
+            limits->rpm = (uint32_t) n;
+            break;
+        case 1:
+            limits->tokens_per_day = (uint64_t) n;
+            break;
+        default:
+            limits->max_concurrent = (uint32_t) n;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -568,8 +719,10 @@ static char *
 ngx_http_seadragon_admin_key_record(yajl_val body,
     seadragon_key_record_t *record)
 {
-    const char  *name, *source;
-    yajl_val     v;
+    char                    *message;
+    const char              *name, *source;
+    yajl_val                 v;
+    seadragon_key_limits_t   limits;
 
     const char  *name_path[] = { "name", NULL };
     const char  *source_path[] = { "source", NULL };
@@ -598,7 +751,7 @@ ngx_http_seadragon_admin_key_record(yajl_val body,
     }
 
     ngx_memzero(record, sizeof(seadragon_key_record_t));
-    record->version = 1;
+    record->version = SEADRAGON_KEY_VERSION;
     record->created = (int64_t) ngx_time();
     ngx_memcpy(record->name, name, ngx_strlen(name));
     ngx_memcpy(record->source, source, ngx_strlen(source));
@@ -613,6 +766,16 @@ ngx_http_seadragon_admin_key_record(yajl_val body,
         record->expires = record->created + YAJL_GET_INTEGER(v);
     }
 
+    message = ngx_http_seadragon_admin_key_limits_parse(body, &limits);
+
+    if (message) {
+        return message;
+    }
+
+    record->rpm = limits.rpm;
+    record->tokens_per_day = limits.tokens_per_day;
+    record->max_concurrent = limits.max_concurrent;
+
     return NULL;
 }
 
@@ -626,6 +789,7 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     int                                  rc;
     char                                *message;
     u_char                              *p;
+    u_char                              *q, *last;
     char                                 key[SEADRAGON_KEY_TEXT_LEN + 1];
     size_t                               size;
     MDB_txn                             *txn;
@@ -680,7 +844,7 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
                   "\"%s\"", record.name, record.source);
 
     size = sizeof(key) + SEADRAGON_KEY_NAME_LEN + SEADRAGON_KEY_SOURCE_LEN
-           + NGX_INT64_LEN + 64;
+           + 4 * NGX_INT64_LEN + 128;
 
     p = ngx_pnalloc(r->pool, size);
     if (p == NULL) {
@@ -690,13 +854,122 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
 
     /* the name and the source passed seadragon_name_valid(): no escapes */
 
-    size = ngx_slprintf(p, p + size, "{\"name\":\"%s\",\"source\":\"%s\","
-                        "\"expires\":%L,\"key\":\"%s\"}", record.name,
-                        record.source, (int64_t) record.expires, key) - p;
+    last = p + size;
+
+    q = ngx_slprintf(p, last, "{\"name\":\"%s\",\"source\":\"%s\","
+                     "\"expires\":%L,\"limits\":{\"rpm\":", record.name,
+                     record.source, (int64_t) record.expires);
+    q = ngx_http_seadragon_admin_limit_print(q, last, record.rpm);
+    q = ngx_slprintf(q, last, ",\"tokens_per_day\":");
+    q = ngx_http_seadragon_admin_limit_print(q, last, record.tokens_per_day);
+    q = ngx_slprintf(q, last, ",\"max_concurrent\":");
+    q = ngx_http_seadragon_admin_limit_print(q, last, record.max_concurrent);
+    q = ngx_slprintf(q, last, "},\"key\":\"%s\"}", key);
+
+    size = q - p;
 
     ngx_explicit_memzero(key, sizeof(key));
 
     return ngx_http_seadragon_send_json(r, NGX_HTTP_CREATED, p, size);
+}
+
+
+typedef struct {
+    ngx_str_t                *name;
+    seadragon_key_limits_t   *limits;
+    seadragon_key_record_t   *record;
+} ngx_http_seadragon_admin_key_limits_t;
+
+
+static int
+ngx_http_seadragon_admin_key_limits_op(MDB_txn *txn,
+    const seadragon_store_dbs_t *dbs, void *data)
+{
+    ngx_http_seadragon_admin_key_limits_t  *op = data;
+
+    return seadragon_key_set_limits(txn, dbs, (const char *) op->name->data,
+                                    op->name->len, op->limits, op->record);
+}
+
+
+/* PATCH keys/NAME: the limits the body gives, the others as they were */
+
+static ngx_int_t
+ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, ngx_str_t *name, yajl_val body)
+{
+    int                                     rc;
+    char                                   *message;
+    MDB_txn                                *txn;
+    ngx_uint_t                              status;
+    seadragon_key_limits_t                  limits;
+    seadragon_key_record_t                  record;
+    ngx_http_seadragon_json_t               j;
+    ngx_http_seadragon_admin_key_limits_t   op;
+
+    if (!seadragon_name_valid((const char *) name->data, name->len,
+                              SEADRAGON_KEY_NAME_LEN - 1, "_-.@"))
+    {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "there is no key with this "
+                                              "name");
+    }
+
+    message = ngx_http_seadragon_admin_key_limits_parse(body, &limits);
+
+    if (message) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              message);
+    }
+
+    if (limits.set == 0) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "nothing to change: give "
+                                              "\"rpm\", \"tokens_per_day\" "
+                                              "or \"max_concurrent\"");
+    }
+
+    status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
+
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
+    }
+
+    op.name = name;
+    op.limits = &limits;
+    op.record = &record;
+
+    rc = ngx_http_seadragon_store_write(store, r->connection->log, txn,
+                                        ngx_http_seadragon_admin_key_limits_op,
+                                        &op);
+
+    if (rc == MDB_NOTFOUND) {
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                              "there is no key with this "
+                                              "name");
+    }
+
+    status = ngx_http_seadragon_admin_commit(r, store, rc, &message);
+
+    if (status != NGX_OK) {
+        return ngx_http_seadragon_admin_error(r, status, message);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "seadragon admin set the limits of the key \"%V\": rpm %uD, "
+                  "tokens_per_day %uL, max_concurrent %uD (0: none)", name,
+                  record.rpm, record.tokens_per_day, record.max_concurrent);
+
+    if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_seadragon_json_map_open(&j);
+    ngx_http_seadragon_json_field(&j, "name", name->data, name->len);
+    ngx_http_seadragon_admin_key_limits_json(&j, &record);
+    ngx_http_seadragon_json_map_close(&j);
+
+    return ngx_http_seadragon_admin_send(r, &j);
 }
 
 

@@ -155,6 +155,12 @@ ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
 
     ngx_memcpy(ctx->key_name.data, record.name, ctx->key_name.len);
 
+    /* as the record says now: a changed limit applies from this request */
+
+    ctx->limits.rpm = record.rpm;
+    ctx->limits.tokens_per_day = record.tokens_per_day;
+    ctx->limits.max_concurrent = record.max_concurrent;
+
     if (record.flags & SEADRAGON_KEY_DISABLED) {
         ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED;
         return NGX_OK;

@@ -740,6 +740,10 @@ ngx_http_seadragon_gate_cleanup(void *data)
         ngx_http_seadragon_counters_add(ctx, counter);
     }
 
+    /* the key's place given back, its answer's tokens counted */
+
+    ngx_http_seadragon_limit_end(r, ctx);
+
     if (entry == NULL) {
         return;
     }

@@ -35,6 +35,7 @@ ngx_http_seadragon_gate_register_locked(ngx_http_seadragon_zone_t *zone)
     o->pid = ngx_pid;
     o->token = ngx_http_seadragon_worker_token;
     o->started = ngx_http_seadragon_worker_started;
+    ngx_queue_init(&o->limit_holds);
 
     ngx_http_seadragon_queue_owner_add(zone->sh, o);
 
@@ -193,6 +194,9 @@ ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone, ngx_pid_t pid,
     ngx_http_seadragon_gate_free_clients_locked(zone);
 
     if (o) {
+        /* its requests no longer count against their keys' limits */
+
+        ngx_http_seadragon_limit_purge_locked(zone, o);
         ngx_slab_free_locked(zone->shpool, o);
     }
 

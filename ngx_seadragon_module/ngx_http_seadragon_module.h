@@ -82,6 +82,7 @@ typedef struct {
     ngx_atomic_uint_t                rejected_endpoint;
     ngx_atomic_uint_t                rejected_client_cap;
     ngx_atomic_uint_t                aborted_reaped;  /* its worker died */
+    ngx_atomic_uint_t                rejected_quota;  /* a key's limit */
     uint64_t                         wait_total_ms;
     uint64_t                         wait_max_ms;
     uint64_t                         waited;          /* admissions */
@@ -113,6 +114,7 @@ typedef struct {
     X(rejected_unavailable, REJECTED, "unavailable", NULL)                   \
     X(rejected_endpoint, REJECTED, "endpoint", NULL)                         \
     X(rejected_client_cap, REJECTED, "client_cap", NULL)                     \
+    X(rejected_quota, REJECTED, "quota", NULL)                               \
     X(aborted_parked, ABORTED, "parked", NULL)                               \
     X(aborted_streaming, ABORTED, "streaming", NULL)                         \
     X(aborted_reaped, ABORTED, "reaped", NULL)                               \
@@ -173,6 +175,7 @@ typedef struct {
     uint64_t                         started;
     ngx_uint_t                       entries;
     ngx_uint_t                       tracked[NGX_HTTP_SEADRAGON_MAX_SOURCES];
+    ngx_queue_t                      limit_holds;     /* ..._limit_hold_t */
 } ngx_http_seadragon_owner_t;
 
 
@@ -189,6 +192,63 @@ typedef struct {
     size_t                           len;
     u_char                           name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
 } ngx_http_seadragon_client_t;
+
+
+/*
+ * What a key with limits has used, in the zone (ngx_http_seadragon_limit.c
+ * and, for the arithmetic, ngx_http_seadragon_limit_window.c): requests in
+ * the minute that began at minute_start, tokens of a UTC day (days since
+ * 1970-01-01), requests parked or running now.
+ */
+
+typedef struct {
+    time_t                           minute_start;    /* 0: none yet */
+    uint64_t                         minute_requests;
+    uint64_t                         day;
+    uint64_t                         day_tokens;
+    ngx_uint_t                       running;
+} ngx_http_seadragon_limit_state_t;
+
+
+/* a key's limits, from its record: 0 is no limit */
+
+typedef struct {
+    uint64_t                         rpm;
+    uint64_t                         tokens_per_day;
+    uint64_t                         max_concurrent;
+} ngx_http_seadragon_limits_t;
+
+
+/* which limit refused a request */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_LIMIT_NONE = 0,
+    NGX_HTTP_SEADRAGON_LIMIT_RPM,
+    NGX_HTTP_SEADRAGON_LIMIT_TOKENS,
+    NGX_HTTP_SEADRAGON_LIMIT_CONCURRENT
+} ngx_http_seadragon_limit_e;
+
+
+/* a key with limits, by name in the zone's tree; it stays there */
+
+typedef struct {
+    ngx_rbtree_node_t                node;            /* key: hash of name */
+    ngx_http_seadragon_limit_state_t state;
+    size_t                           len;
+    u_char                           name[SEADRAGON_KEY_NAME_LEN];
+} ngx_http_seadragon_limit_t;
+
+
+/*
+ * A request of this worker counted as running by a key's limits, in its
+ * worker's record: a worker that dies gives its requests' places back
+ * when it is reaped.
+ */
+
+typedef struct {
+    ngx_queue_t                      link;            /* in the owner's */
+    ngx_http_seadragon_limit_t      *limit;
+} ngx_http_seadragon_limit_hold_t;
 
 
 /*
@@ -240,6 +300,9 @@ typedef struct {
     ngx_rbtree_node_t                clients_sentinel;
     ngx_queue_t                      clients_free;    /* to be freed */
     ngx_uint_t                       nclients;
+    ngx_rbtree_t                     limits;          /* ..._limit_t */
+    ngx_rbtree_node_t                limits_sentinel;
+    ngx_uint_t                       nlimits;
 } ngx_http_seadragon_shctx_t;
 
 
@@ -362,6 +425,7 @@ typedef struct {
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
     ngx_msec_t                       stall_timeout;   /* 0: off */
+    ngx_flag_t                       usage;           /* seadragon_usage */
 } ngx_http_seadragon_loc_conf_t;
 
 
@@ -435,6 +499,10 @@ typedef struct {
     ngx_msec_t                       stall_since;
     ngx_http_seadragon_usage_t       usage;
     void                            *usage_parser; /* its reading state */
+    ngx_http_seadragon_limits_t      limits;     /* of its key */
+    ngx_http_seadragon_limit_t      *limit;      /* the zone's, while held */
+    ngx_http_seadragon_limit_hold_t *limit_hold; /* NULL: not in a record */
+    ngx_str_t                        admin_name; /* PATCH keys/NAME */
 
     unsigned                         classified:1;
     unsigned                         endpoint_found:1;
@@ -456,6 +524,7 @@ typedef struct {
     unsigned                         tracked:1;  /* in zone->owner */
     unsigned                         stall_watched:1;
     unsigned                         stalled:1;
+    unsigned                         quota:1;    /* refused by a limit */
 } ngx_http_seadragon_ctx_t;
 
 
@@ -613,6 +682,9 @@ ngx_int_t ngx_http_seadragon_store_whitelisted(
     ngx_http_seadragon_store_t *store, ngx_connection_t *c);
 ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
     ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
+ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
+    seadragon_usage_record_t *sum);
 ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
     void *data);
@@ -673,6 +745,29 @@ ngx_http_seadragon_client_t *ngx_http_seadragon_queue_client_find(
 void ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_client_t *client, u_char *name, size_t len);
 
+/* ngx_http_seadragon_limit_window.c: a key's limits, no requests */
+void ngx_http_seadragon_limit_init(ngx_http_seadragon_shctx_t *sh);
+ngx_uint_t ngx_http_seadragon_limit_take(
+    ngx_http_seadragon_limit_state_t *state,
+    ngx_http_seadragon_limits_t *limits, time_t now, time_t *retry_after);
+void ngx_http_seadragon_limit_give(ngx_http_seadragon_limit_state_t *state,
+    uint64_t tokens, time_t now);
+uint64_t ngx_http_seadragon_limit_tokens(
+    ngx_http_seadragon_limit_state_t *state, time_t now);
+ngx_http_seadragon_limit_t *ngx_http_seadragon_limit_find(
+    ngx_http_seadragon_shctx_t *sh, u_char *name, size_t len);
+void ngx_http_seadragon_limit_insert(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_limit_t *limit, u_char *name, size_t len,
+    uint64_t tokens, time_t now);
+
+/* ngx_http_seadragon_limit.c: the limits of a request's key */
+ngx_int_t ngx_http_seadragon_limit_check(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_limit_end(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_limit_purge_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_owner_t *owner);
+
 /* upper bounds of the wait-time histogram, in milliseconds */
 extern ngx_msec_t  ngx_http_seadragon_wait_buckets[NGX_HTTP_SEADRAGON_BUCKETS];
 
@@ -723,6 +818,27 @@ ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
 ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
     ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
+
+/*
+ * ngx_http_seadragon_usage_parse.c: what an answer used, read as it
+ * passes (ctx->usage).  usage_start() from the header filter decides
+ * whether the answer is read; usage_parse() reads each buffer from the
+ * body filter; usage_finish() settles ctx->usage at the request's end (an
+ * estimate's generation time) and may be called any number of times;
+ * usage_rate() gives the completion tokens per second in hundredths
+ * (NGX_DECLINED: unknown); usage_load_known() says whether Ollama
+ * reported a load_duration.
+ */
+ngx_int_t ngx_http_seadragon_usage_start(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_chain_t *in);
+void ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
+    uint64_t *hundredths);
+ngx_uint_t ngx_http_seadragon_usage_load_known(
+    ngx_http_seadragon_ctx_t *ctx);
 
 /* ngx_http_seadragon_release.c: the gate's body filter */
 ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,

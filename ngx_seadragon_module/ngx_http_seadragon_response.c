@@ -23,7 +23,7 @@ typedef struct {
 static ngx_int_t ngx_http_seadragon_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_json_error(ngx_http_request_t *r,
     ngx_str_t *message, ngx_str_t *out, ngx_uint_t format,
-    ngx_uint_t status);
+    ngx_uint_t status, char *code);
 static ngx_chain_t *ngx_http_seadragon_stream_error(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_stream_cleanup(void *data);
@@ -279,8 +279,12 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
                  ? NGX_HTTP_SEADRAGON_FORMAT_OPENAI
                  : NGX_HTTP_SEADRAGON_FORMAT_JSON;
 
+        /* a key over its limit: the type and code OpenAI's clients expect */
+
         if (ngx_http_seadragon_json_error(r, &message, &ctx->error_body,
-                                          format, r->err_status)
+                                          format, r->err_status,
+                                          ctx->quota ? "rate_limit_exceeded"
+                                                     : NULL)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -335,6 +339,12 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
             cln->handler = ngx_http_seadragon_stream_cleanup;
             cln->data = ctx;
         }
+    }
+
+    /* Ollama's answer to a generating request: its tokens are counted */
+
+    if (ctx && ngx_http_seadragon_usage_start(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     return ngx_http_next_header_filter(r);
@@ -454,7 +464,7 @@ ngx_http_seadragon_stream_error(ngx_http_request_t *r,
                                       &line,
                                       ctx->sse ? NGX_HTTP_SEADRAGON_FORMAT_SSE
                                              : NGX_HTTP_SEADRAGON_FORMAT_NDJSON,
-                                      NGX_HTTP_BAD_GATEWAY)
+                                      NGX_HTTP_BAD_GATEWAY, NULL)
         != NGX_OK)
     {
         return NULL;
@@ -526,12 +536,13 @@ ngx_http_seadragon_stream_cleanup(void *data)
 /*
  * {"error":"..."} as a body or an NDJSON line; on the OpenAI-compatible
  * routes, OpenAI's {"error":{"message":...,"type":...}} as a body or an
- * SSE event, with the types Ollama's own /v1 errors use.
+ * SSE event, with the types Ollama's own /v1 errors use, or "code" as
+ * both the type and the code (NULL: a null code).
  */
 
 static ngx_int_t
 ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
-    ngx_str_t *out, ngx_uint_t format, ngx_uint_t status)
+    ngx_str_t *out, ngx_uint_t format, ngx_uint_t status, char *code)
 {
     char    *type;
     size_t   len, escaped;
@@ -542,7 +553,8 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
 
     len = sizeof("data: {\"error\":{\"message\":\"\",\"type\":"
                  "\"invalid_request_error\",\"param\":null,"
-                 "\"code\":null}}\n\n") + escaped;
+                 "\"code\":null}}\n\n") + escaped
+          + (code ? 2 * ngx_strlen(code) + 2 : 0);
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -572,6 +584,10 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
                    ? "invalid_request_error" : "api_error";
         }
 
+        if (code) {
+            type = code;
+        }
+
         if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
             p = ngx_cpymem(p, "data: ", sizeof("data: ") - 1);
         }
@@ -579,8 +595,10 @@ ngx_http_seadragon_json_error(ngx_http_request_t *r, ngx_str_t *message,
         p = ngx_cpymem(p, "{\"error\":{\"message\":\"",
                        sizeof("{\"error\":{\"message\":\"") - 1);
         p = (u_char *) ngx_escape_json(p, message->data, message->len);
-        p = ngx_sprintf(p, "\",\"type\":\"%s\",\"param\":null,"
-                           "\"code\":null}}", type);
+        p = ngx_sprintf(p, "\",\"type\":\"%s\",\"param\":null,", type);
+        p = code ? ngx_sprintf(p, "\"code\":\"%s\"}}", code)
+                 : ngx_cpymem(p, "\"code\":null}}",
+                              sizeof("\"code\":null}}") - 1);
 
         if (format == NGX_HTTP_SEADRAGON_FORMAT_SSE) {
             *p++ = '\n';

@@ -67,6 +67,13 @@ typedef struct {
 } ngx_http_seadragon_store_key_find_t;
 
 
+typedef struct {
+    ngx_str_t                   *principal;
+    uint32_t                     day;
+    seadragon_usage_record_t    *sum;
+} ngx_http_seadragon_store_usage_find_t;
+
+
 static ngx_int_t ngx_http_seadragon_store_open(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, ngx_uint_t level);
 static ngx_int_t ngx_http_seadragon_store_env(
@@ -96,6 +103,8 @@ static ngx_int_t ngx_http_seadragon_store_read(
 static int ngx_http_seadragon_store_find_addr(
     ngx_http_seadragon_store_t *store, void *data);
 static int ngx_http_seadragon_store_find_key(
+    ngx_http_seadragon_store_t *store, void *data);
+static int ngx_http_seadragon_store_find_usage(
     ngx_http_seadragon_store_t *store, void *data);
 static void ngx_http_seadragon_store_tick(ngx_event_t *ev);
 static void ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
@@ -1036,6 +1045,39 @@ ngx_http_seadragon_store_find_key(ngx_http_seadragon_store_t *store,
 
     return seadragon_key_find(store->txn, &store->dbs, find->key->data,
                               find->key->len, find->record);
+}
+
+
+/* what a principal used of every model on a day: NGX_OK; NGX_ERROR */
+
+ngx_int_t
+ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
+    seadragon_usage_record_t *sum)
+{
+    ngx_http_seadragon_store_usage_find_t  find;
+
+    ngx_memzero(sum, sizeof(seadragon_usage_record_t));
+
+    find.principal = principal;
+    find.day = day;
+    find.sum = sum;
+
+    return ngx_http_seadragon_store_read(store, log, "a usage lookup",
+                                         ngx_http_seadragon_store_find_usage,
+                                         &find);
+}
+
+
+static int
+ngx_http_seadragon_store_find_usage(ngx_http_seadragon_store_t *store,
+    void *data)
+{
+    ngx_http_seadragon_store_usage_find_t  *find = data;
+
+    return seadragon_usage_sum(store->txn, &store->dbs, find->day,
+                               (const char *) find->principal->data,
+                               find->principal->len, find->sum);
 }
 
 

@@ -691,11 +691,23 @@ seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
         return rc;
     }
 
-    if (v.mv_size != sizeof(seadragon_key_record_t)) {
+    return seadragon_key_record_read(&v, record);
+}
+
+
+int
+seadragon_key_record_read(const MDB_val *value, seadragon_key_record_t *record)
+{
+    if (value->mv_size != sizeof(seadragon_key_record_t)
+        && value->mv_size != SEADRAGON_KEY_RECORD_V1_LEN)
+    {
         return MDB_CORRUPTED;
     }
 
-    memcpy(record, v.mv_data, sizeof(seadragon_key_record_t));
+    /* a version 1 record has no limits: they stay 0 */
+
+    memset(record, 0, sizeof(seadragon_key_record_t));
+    memcpy(record, value->mv_data, value->mv_size);
 
     record->name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
     record->source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
@@ -703,6 +715,47 @@ seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     return 0;
 }
 
+
+int
+seadragon_limit_parse(const char *text, size_t len, uint64_t max,
+    uint64_t *value, const char **error)
+{
+    size_t    i;
+    uint64_t  n;
+
+    if (len == 4 && memcmp(text, "none", 4) == 0) {
+        *value = 0;
+        return 0;
+    }
+
+    if (len == 0 || len > 20) {
+        goto invalid;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            goto invalid;
+        }
+
+        if (n > (max - (uint64_t) (text[i] - '0')) / 10) {
+            *error = "is more than the most a limit may be";
+            return -1;
+        }
+
+        n = n * 10 + (uint64_t) (text[i] - '0');
+    }
+
+    *value = n;
+
+    return 0;
+
+invalid:
+
+    *error = "is not a whole number or \"none\"";
+    return -1;
+}
 
 int
 seadragon_name_valid(const char *text, size_t len, size_t max,
@@ -890,6 +943,8 @@ seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
         record->flags &= ~SEADRAGON_KEY_DISABLED;
     }
 
+    record->version = SEADRAGON_KEY_VERSION;
+
     k.mv_data = hash;
     k.mv_size = sizeof(hash);
     v.mv_data = record;
@@ -898,3 +953,52 @@ seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     return mdb_put(txn, dbs->keys, &k, &v, 0);
 }
 
+
+
+int
+seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, const seadragon_key_limits_t *limits,
+    seadragon_key_record_t *record)
+{
+    int      rc;
+    uint8_t  hash[SEADRAGON_KEY_HASH_LEN];
+    MDB_val  k, v;
+
+    rc = seadragon_key_hash_of_name(txn, dbs, name, len, hash);
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    rc = seadragon_key_find_hash(txn, dbs, hash, record);
+
+    if (rc == MDB_NOTFOUND) {
+        return MDB_CORRUPTED;       /* a name whose record is gone */
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return rc;
+    }
+
+    if (limits->set & SEADRAGON_LIMIT_RPM) {
+        record->rpm = limits->rpm;
+    }
+
+    if (limits->set & SEADRAGON_LIMIT_TOKENS) {
+        record->tokens_per_day = limits->tokens_per_day;
+    }
+
+    if (limits->set & SEADRAGON_LIMIT_CONCURRENT) {
+        record->max_concurrent = limits->max_concurrent;
+    }
+
+    /* a version 1 record becomes version 2 */
+
+    record->version = SEADRAGON_KEY_VERSION;
+
+    k.mv_data = hash;
+    k.mv_size = sizeof(hash);
+    v.mv_data = record;
+    v.mv_size = sizeof(seadragon_key_record_t);
+
+    return mdb_put(txn, dbs->keys, &k, &v, 0);
+}

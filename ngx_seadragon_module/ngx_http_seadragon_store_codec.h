@@ -12,7 +12,9 @@
  *                whitelist entries of each prefix length (33 / 129)
  *   "whitelist"  family (4|6), prefix length, network address (4|16
  *                bytes, host bits zero) -> entry
- *   "keys"       SHA-256 of the key -> key record
+ *   "keys"       SHA-256 of the key -> key record: version 2 (with the
+ *                key's limits), or version 1 (without: no limits), read
+ *                by its size; every write makes it version 2
  *   "key_names"  key name -> SHA-256 of the key
  *   "usage"      day (uint32, big-endian: days since 1970-01-01 UTC),
  *                principal ("key:NAME" or "source:NAME"), a NUL, model
@@ -60,6 +62,22 @@
 
 #define SEADRAGON_KEY_DISABLED          0x01
 
+/* a key record's version: 2 has limits, 1 (SEADRAGON_KEY_RECORD_V1_LEN
+ * bytes) has none */
+#define SEADRAGON_KEY_VERSION           2
+#define SEADRAGON_KEY_RECORD_V1_LEN                                        \
+    offsetof(seadragon_key_record_t, tokens_per_day)
+
+/* the most a limit may be; 0 is no limit */
+#define SEADRAGON_LIMIT_RPM_MAX         1000000
+#define SEADRAGON_LIMIT_TOKENS_MAX      1000000000000000ULL
+#define SEADRAGON_LIMIT_CONCURRENT_MAX  100000
+
+/* which limits seadragon_key_set_limits() changes */
+#define SEADRAGON_LIMIT_RPM             0x01
+#define SEADRAGON_LIMIT_TOKENS          0x02
+#define SEADRAGON_LIMIT_CONCURRENT      0x04
+
 /* "sd-" and the base64url of 32 random bytes, without padding */
 #define SEADRAGON_KEY_RANDOM_LEN        32
 #define SEADRAGON_KEY_TEXT_LEN          (sizeof(SEADRAGON_KEY_PREFIX) - 1 + 43)
@@ -80,16 +98,32 @@ typedef struct {
 } seadragon_whitelist_entry_t;
 
 
-/* a key record: what a key grants */
+/*
+ * A key record: what a key grants, and (version 2) how much of it: 0 is
+ * no limit.  A version 1 record ends before tokens_per_day.
+ */
 
 typedef struct {
-    uint32_t    version;            /* 1 */
+    uint32_t    version;            /* SEADRAGON_KEY_VERSION, or 1 */
     uint32_t    flags;              /* SEADRAGON_KEY_DISABLED */
     int64_t     created;
     int64_t     expires;            /* unix time; 0: never */
     char        name[SEADRAGON_KEY_NAME_LEN];
     char        source[SEADRAGON_KEY_SOURCE_LEN];
+    uint64_t    tokens_per_day;     /* prompt + completion, a UTC day */
+    uint32_t    rpm;                /* requests per minute */
+    uint32_t    max_concurrent;     /* parked and running at once */
 } seadragon_key_record_t;
+
+
+/* limits to set: the bits of "set" say which */
+
+typedef struct {
+    uint64_t    tokens_per_day;
+    uint32_t    rpm;
+    uint32_t    max_concurrent;
+    unsigned    set;                /* SEADRAGON_LIMIT_* */
+} seadragon_key_limits_t;
 
 
 /*
@@ -199,8 +233,8 @@ int seadragon_whitelist_remove(MDB_txn *txn,
 void seadragon_key_hash(const uint8_t *key, size_t len,
     uint8_t hash[SEADRAGON_KEY_HASH_LEN]);
 
-/* 0 and the record, MDB_NOTFOUND, or an LMDB error (also for a record
- * of another size: the store is not one this code can read) */
+/* 0 and the record, MDB_NOTFOUND, or an LMDB error (MDB_CORRUPTED for a
+ * record of neither version's size: not one this code can read) */
 int seadragon_key_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const uint8_t *key, size_t len, seadragon_key_record_t *record);
 
@@ -270,6 +304,27 @@ int seadragon_key_hash_of_name(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 /* deletes a key by name; MDB_NOTFOUND: no key has that name */
 int seadragon_key_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const char *name, size_t len);
+
+/*
+ * The record of a value of "keys", either version, into *record (as
+ * version 2, the limits of a version 1 record 0); 0, or MDB_CORRUPTED
+ * for a value of another size.
+ */
+int seadragon_key_record_read(const MDB_val *value,
+    seadragon_key_record_t *record);
+
+/*
+ * A limit as the tool and the admin API take it: "none" or "0" (no
+ * limit), or 1 to max in decimal; 0, or -1 with *error set.
+ */
+int seadragon_limit_parse(const char *text, size_t len, uint64_t max,
+    uint64_t *value, const char **error);
+
+/* changes the limits of limits->set of a key by name; MDB_NOTFOUND: no
+ * key has that name; the record as it now is goes to *record */
+int seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, const seadragon_key_limits_t *limits,
+    seadragon_key_record_t *record);
 
 /* disables or enables a key by name; *changed says whether it was not
  * already so; the record as it now is goes to *record */

@@ -39,7 +39,7 @@
 #define SEADRAGON_TOOL_STORE            3
 #define SEADRAGON_TOOL_HELP             (-1)
 
-#define SEADRAGON_TOOL_MAX_OPTIONS      2
+#define SEADRAGON_TOOL_MAX_OPTIONS      5
 #define SEADRAGON_TOOL_NOTE_LEN         63
 #define SEADRAGON_TOOL_TIME_LEN         sizeof("2027-01-31T12:00:00Z")
 
@@ -117,6 +117,10 @@ static int seadragon_tool_key_hash_of(seadragon_tool_store_t *store,
     const char *name, uint8_t hash[SEADRAGON_KEY_HASH_LEN]);
 static int seadragon_tool_key_set_disabled(seadragon_tool_ctx_t *ctx,
     int disabled);
+static int seadragon_tool_parse_limits(seadragon_tool_ctx_t *ctx,
+    char **options, seadragon_key_limits_t *limits);
+static void seadragon_tool_format_limit(uint64_t limit, const char *none,
+    char *buf, size_t len);
 
 static int seadragon_tool_init(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_whitelist_add(seadragon_tool_ctx_t *ctx);
@@ -127,6 +131,7 @@ static int seadragon_tool_key_create(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_revoke(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_disable(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_key_set(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_list(seadragon_tool_ctx_t *ctx);
 
 
@@ -161,8 +166,11 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
       "exit 0 if the gateway lets ADDR in, 1 if not",
       seadragon_tool_whitelist_check },
 
-    { "key", "create", "NAME", { "--source", "--expires" },
-      "key create NAME --source SOURCE [--expires WHEN]",
+    { "key", "create", "NAME",
+      { "--source", "--expires", "--rpm", "--tokens-per-day",
+        "--max-concurrent" },
+      "key create NAME --source SOURCE [--expires WHEN] [--rpm N] "
+      "[--tokens-per-day N] [--max-concurrent N]",
       "print a new key, which is shown only this once",
       seadragon_tool_key_create },
 
@@ -181,9 +189,16 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
       "accept a disabled key again",
       seadragon_tool_key_enable },
 
+    { "key", "set", "NAME",
+      { "--rpm", "--tokens-per-day", "--max-concurrent", NULL, NULL },
+      "key set NAME [--rpm N|none] [--tokens-per-day N|none] "
+      "[--max-concurrent N|none]",
+      "change a key's limits, live (none: no limit)",
+      seadragon_tool_key_set },
+
     { "key", "list", NULL, { NULL, NULL },
       "key list",
-      "name, source, state, created and expiry of every key",
+      "name, source, state, created, expiry and limits of every key",
       seadragon_tool_key_list },
 
     { NULL, NULL, NULL, { NULL, NULL }, NULL, NULL, NULL }
@@ -270,7 +285,7 @@ main(int argc, char **argv)
                                               "command: %s", group,
                                               strcmp(group, "key") == 0
                                               ? "create, revoke, disable, "
-                                                "enable or list"
+                                                "enable, set or list"
                                               : "add, remove, list or check");
         }
 
@@ -385,7 +400,13 @@ seadragon_tool_usage(FILE *out)
           "3600s)\n"
           "or a time in UTC (2027-01-31, 2027-01-31T12:00:00Z).  A NAME that "
           "starts\n"
-          "with \"-\" goes after \"--\".\n"
+          "with \"-\" goes after \"--\".  Limits (0 or none: no limit): "
+          "--rpm requests a\n"
+          "minute (at most 1000000), --tokens-per-day prompt and completion "
+          "tokens a\n"
+          "UTC day (at most 10^15), --max-concurrent requests parked or "
+          "running at\n"
+          "once (at most 100000).\n"
           "\n"
           "exit status: 0 done; 1 \"whitelist check\" said no; 2 bad usage "
           "or input;\n"
@@ -1624,6 +1645,7 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
     char                    key[SEADRAGON_KEY_TEXT_LEN + 1];
     time_t                  now;
     const char             *name, *source;
+    seadragon_key_limits_t  limits;
     seadragon_key_record_t  record;
 
     name = ctx->arg;
@@ -1659,7 +1681,7 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
 
     memset(&record, 0, sizeof(seadragon_key_record_t));
 
-    record.version = 1;
+    record.version = SEADRAGON_KEY_VERSION;
     record.flags = 0;
     record.created = (int64_t) now;
     record.expires = 0;
@@ -1688,6 +1710,15 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
                                               ctx->options[1], when);
         }
     }
+
+    rc = seadragon_tool_parse_limits(ctx, &ctx->options[2], &limits);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    record.rpm = limits.rpm;
+    record.tokens_per_day = limits.tokens_per_day;
+    record.max_concurrent = limits.max_concurrent;
 
     if (seadragon_key_generate(key) != 0) {
         seadragon_tool_error("cannot make a key: OpenSSL's RAND_bytes() "
@@ -1883,6 +1914,7 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
     int                     rc;
     char                    created[SEADRAGON_TOOL_TIME_LEN];
     char                    expires[SEADRAGON_TOOL_TIME_LEN];
+    char                    rpm[24], tokens[24], concurrent[24];
     time_t                  now;
     uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
     MDB_val                 k, v;
@@ -1950,14 +1982,22 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
             strcpy(expires, "never");
         }
 
+        seadragon_tool_format_limit(record.rpm, "-", rpm, sizeof(rpm));
+        seadragon_tool_format_limit(record.tokens_per_day, "-", tokens,
+                                    sizeof(tokens));
+        seadragon_tool_format_limit(record.max_concurrent, "-", concurrent,
+                                    sizeof(concurrent));
+
         /* the header row, above the first key only: no keys, no output */
 
         if (listed++ == 0) {
-            printf("name\tsource\tstate\tcreated\texpires\n");
+            printf("name\tsource\tstate\tcreated\texpires\trpm\t"
+                   "tokens_per_day\tmax_concurrent\n");
         }
 
-        printf("%.*s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,
-               (char *) k.mv_data, record.source, state, created, expires);
+        printf("%.*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,
+               (char *) k.mv_data, record.source, state, created, expires,
+               rpm, tokens, concurrent);
     }
 
     mdb_cursor_close(cursor);
@@ -1966,6 +2006,140 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
         return seadragon_tool_store_error(&ctx->store, "read",
                                           "reading the keys", rc);
     }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/*
+ * --rpm, --tokens-per-day and --max-concurrent, the three options from
+ * options[0]: those given are set in limits->set, the others are 0.
+ */
+
+static int
+seadragon_tool_parse_limits(seadragon_tool_ctx_t *ctx, char **options,
+    seadragon_key_limits_t *limits)
+{
+    int          i;
+    uint64_t     value;
+    const char  *error;
+
+    static const char      *names[] = {
+        "--rpm", "--tokens-per-day", "--max-concurrent"
+    };
+    static const uint64_t   max[] = {
+        SEADRAGON_LIMIT_RPM_MAX, SEADRAGON_LIMIT_TOKENS_MAX,
+        SEADRAGON_LIMIT_CONCURRENT_MAX
+    };
+    static const char      *what[] = {
+        "requests a minute", "tokens a UTC day",
+        "requests parked or running at once"
+    };
+
+    memset(limits, 0, sizeof(seadragon_key_limits_t));
+
+    for (i = 0; i < 3; i++) {
+
+        if (options[i] == NULL) {
+            continue;
+        }
+
+        if (seadragon_limit_parse(options[i], strlen(options[i]), max[i],
+                                  &value, &error)
+            != 0)
+        {
+            return seadragon_tool_usage_error(ctx->command, "invalid %s "
+                                              "\"%s\": it %s; expected %s, "
+                                              "0 to %llu, or none for no "
+                                              "limit", names[i], options[i],
+                                              error, what[i],
+                                              (unsigned long long) max[i]);
+        }
+
+        switch (i) {
+        case 0:
+            limits->rpm = (uint32_t) value;
+            limits->set |= SEADRAGON_LIMIT_RPM;
+            break;
+        case 1:
+            limits->tokens_per_day = value;
+            limits->set |= SEADRAGON_LIMIT_TOKENS;
+            break;
+        default:
+            limits->max_concurrent = (uint32_t) value;
+            limits->set |= SEADRAGON_LIMIT_CONCURRENT;
+        }
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* a limit: the number, or what stands for none ("key list": "-") */
+
+static void
+seadragon_tool_format_limit(uint64_t limit, const char *none, char *buf,
+    size_t len)
+{
+    if (limit == 0) {
+        snprintf(buf, len, "%s", none);
+
+    } else {
+        snprintf(buf, len, "%llu", (unsigned long long) limit);
+    }
+}
+
+
+static int
+seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
+{
+    int                     rc;
+    char                    rpm[24], tokens[24], concurrent[24];
+    uint8_t                 hash[SEADRAGON_KEY_HASH_LEN];
+    seadragon_key_limits_t  limits;
+    seadragon_key_record_t  record;
+
+    rc = seadragon_tool_parse_limits(ctx, &ctx->options[0], &limits);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (limits.set == 0) {
+        return seadragon_tool_usage_error(ctx->command, "nothing to set: "
+                                          "give --rpm, --tokens-per-day or "
+                                          "--max-concurrent");
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_key_hash_of(&ctx->store, ctx->arg, hash);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_key_set_limits(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                                  strlen(ctx->arg), &limits, &record);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "changing the key", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    seadragon_tool_format_limit(record.rpm, "none", rpm, sizeof(rpm));
+    seadragon_tool_format_limit(record.tokens_per_day, "none", tokens,
+                                sizeof(tokens));
+    seadragon_tool_format_limit(record.max_concurrent, "none", concurrent,
+                                sizeof(concurrent));
+
+    printf("the key \"%s\" now has rpm %s, tokens-per-day %s, "
+           "max-concurrent %s\n", ctx->arg, rpm, tokens, concurrent);
 
     return SEADRAGON_TOOL_DONE;
 }

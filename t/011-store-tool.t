@@ -183,8 +183,10 @@ sub key_record {
     my ($record) = grep { $_->[0] eq $named->[1] } @{ dump_db($store, 'keys') };
     return undef unless $record;
     my %r;
-    @r{qw(version flags created expires name source)}
-        = unpack 'V V q< q< Z64 Z32', $record->[1];
+    @r{qw(version flags created expires name source tokens_per_day rpm
+          max_concurrent)}
+        = unpack 'V V q< q< Z64 Z32 Q< V V', $record->[1];
+    $r{$_} //= 0 for qw(tokens_per_day rpm max_concurrent);
     $r{hash} = $named->[1];
     $r{size} = length $record->[1];
     return \%r;
@@ -218,8 +220,11 @@ subtest 'help prints the usage of every command and exits 0' => sub {
                 'whitelist add ADDR|CIDR [--note TEXT]',
                 'whitelist remove ADDR|CIDR', 'whitelist list',
                 'whitelist check ADDR',
-                'key create NAME --source SOURCE [--expires WHEN]',
+                'key create NAME --source SOURCE [--expires WHEN] [--rpm N] '
+                . '[--tokens-per-day N] [--max-concurrent N]',
                 'key revoke NAME', 'key disable NAME', 'key enable NAME',
+                'key set NAME [--rpm N|none] [--tokens-per-day N|none] '
+                . '[--max-concurrent N|none]',
                 'key list';
         like($r->{out}, qr/exit status: 0 done; 1 .*; 2 bad usage/s,
              "@$args: explains the exit statuses");
@@ -234,7 +239,7 @@ subtest 'bad usage exits 2 with a message that says what was expected' => sub {
         [ [ '--verbose', 'key', 'list' ], qr/unknown option "--verbose"/ ],
         [ [ 'frob' ], qr/unknown command "frob"; expected init, whitelist or key/ ],
         [ [ 'whitelist' ], qr/"whitelist" needs a command: add, remove, list or check/ ],
-        [ [ 'key' ], qr/"key" needs a command: create, revoke, disable, enable or list/ ],
+        [ [ 'key' ], qr/"key" needs a command: create, revoke, disable, enable, set or list/ ],
         [ [ 'whitelist', 'frob' ], qr/unknown command "whitelist frob"/ ],
         [ [ 'key', 'frob' ], qr/unknown command "key frob"/ ],
         [ [ 'whitelist', 'add' ], qr/^seadragon-store: whitelist add: ADDR\|CIDR is missing\nusage: seadragon-store \[--store PATH\] whitelist add ADDR\|CIDR \[--note TEXT\]\n\z/ ],
@@ -308,8 +313,8 @@ subtest 'init creates the directories, the environment, the databases and the ma
     is(mode_of("$store/$_"), '0644', "$_ is 0644 whatever the umask")
         for 'data.mdb', 'lock.mdb';
 
-    is_deeply(db_names($store), [qw(key_names keys meta whitelist)],
-              'the four named databases');
+    is_deeply(db_names($store), [qw(key_names keys meta usage whitelist)],
+              'the five named databases');
     is(meta($store, 'format'), 'seadragon-store 1', 'the format marker');
     is_deeply(counts($store, 4), [ (0) x 33 ], '33 zero IPv4 prefix counts');
     is_deeply(counts($store, 6), [ (0) x 129 ], '129 zero IPv6 prefix counts');
@@ -387,8 +392,8 @@ subtest 'init accepts an empty directory, or one with only a reader\'s lock file
     result_is(sd($bare, qw(init --map-size 1m)), 0,
               "initialized $bare (map size 1m)\n", '',
               'an LMDB environment with nothing in it');
-    is_deeply(db_names($bare), [qw(key_names keys meta whitelist)],
-              'it got the four databases');
+    is_deeply(db_names($bare), [qw(key_names keys meta usage whitelist)],
+              'it got the five databases');
 };
 
 
@@ -867,8 +872,10 @@ subtest 'key create prints a new key alone on stdout and stores only its hash' =
 
     my $record = key_record($store, 'alice@example.com');
     is($record->{hash}, sha256($key), 'key_names holds the SHA-256 of the key');
-    is($record->{size}, 120, 'the record is a seadragon_key_record_t');
-    is($record->{version}, 1, 'version 1');
+    is($record->{size}, 136, 'the record is a seadragon_key_record_t');
+    is($record->{version}, 2, 'version 2, with limits');
+    is_deeply([ @$record{qw(rpm tokens_per_day max_concurrent)} ], [ 0, 0, 0 ],
+              'no limits');
     is($record->{flags}, 0, 'no flags');
     ok($record->{created} >= $before && $record->{created} <= $after,
        'created now');
@@ -957,7 +964,7 @@ subtest 'key create refuses a bad name, source or expiry, and stores nothing' =>
         my $r = sd($store, qw(key create), @$args);
         result_is($r, 2, '', qr/^seadragon-store: key create: /, "create @$args");
         like($r->{err}, $err, "create @$args: says what is wrong and expected");
-        like($r->{err}, qr/\nusage: seadragon-store \[--store PATH\] key create NAME --source SOURCE \[--expires WHEN\]\n\z/,
+        like($r->{err}, qr/\nusage: seadragon-store \[--store PATH\] key create NAME --source SOURCE \[--expires WHEN\] \[--rpm N\] \[--tokens-per-day N\] \[--max-concurrent N\]\n\z/,
              "create @$args: shows the usage");
     }
 
@@ -1051,7 +1058,7 @@ subtest 'key revoke deletes the name and the record' => sub {
 };
 
 
-subtest 'key list shows name, source, state, created and expiry, never a key' => sub {
+subtest 'key list shows name, source, state, created, expiry and limits, never a key' => sub {
     my $store = new_store();
     result_is(sd($store, qw(key list)), 0, '', '', 'no keys, no header row');
 
@@ -1074,8 +1081,8 @@ subtest 'key list shows name, source, state, created and expiry, never a key' =>
     }
 
     my $r = sd($store, qw(key list));
-    result_is($r, 0, qr/\Aname\tsource\tstate\tcreated\texpires\n(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\n){4}\z/,
-              '', 'a header row, then one line per key, five columns');
+    result_is($r, 0, qr/\Aname\tsource\tstate\tcreated\texpires\trpm\ttokens_per_day\tmax_concurrent\n(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\t-\t-\t-\n){4}\z/,
+              '', 'a header row, then one line per key, eight columns (no limits: "-")');
 
     my (undef, @lines) = map { [ split /\t/ ] } split /\n/, $r->{out};
     is_deeply([ map { $_->[0] } @lines ], [qw(Bob alice carol zed)],

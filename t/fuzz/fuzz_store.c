@@ -427,7 +427,8 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
     }
 
     size = fuzz_byte(in);
-    size = (size & 0x80) ? size % sizeof(bytes) : sizeof(record);
+    size = (size & 0x80) ? size % sizeof(bytes)
+           : (size & 0x01) ? SEADRAGON_KEY_RECORD_V1_LEN : sizeof(record);
 
     memset(bytes, 0, sizeof(bytes));
     fuzz_bytes(in, bytes, size);
@@ -444,19 +445,27 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
 
     rc = seadragon_key_find_hash(txn, &fuzz_dbs, hash, &record);
 
-    if (size != sizeof(seadragon_key_record_t)) {
+    if (size != sizeof(seadragon_key_record_t)
+        && size != SEADRAGON_KEY_RECORD_V1_LEN)
+    {
         fuzz_check(rc == MDB_CORRUPTED, "a record of %zu bytes: %d", size,
                    rc);
 
     } else {
         fuzz_check(rc == 0, "a record of the right size: %d", rc);
 
-        memcpy(&raw, bytes, sizeof(raw));
+        /* a version 1 record (shorter) has no limits */
+
+        memset(&raw, 0, sizeof(raw));
+        memcpy(&raw, bytes, size);
 
         fuzz_check(record.version == raw.version
                    && record.flags == raw.flags
                    && record.created == raw.created
-                   && record.expires == raw.expires,
+                   && record.expires == raw.expires
+                   && record.rpm == raw.rpm
+                   && record.tokens_per_day == raw.tokens_per_day
+                   && record.max_concurrent == raw.max_concurrent,
                    "the record's numbers changed");
 
         fuzz_check(memchr(record.name, '\0', sizeof(record.name)) != NULL
@@ -613,7 +622,7 @@ fuzz_store_key_add(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
     }
 
     memset(&record, 0, sizeof(record));
-    record.version = 1;
+    record.version = SEADRAGON_KEY_VERSION;
     record.flags = fuzz_byte(in) & SEADRAGON_KEY_DISABLED;
     record.created = (int64_t) fuzz_u32(in);
     record.expires = (int64_t) fuzz_u32(in);

@@ -1,0 +1,13 @@
+# A key's limits, tested on their own with the clock driven by the test:
+# see t/unit/limit_test.c.
+use strict;
+use warnings;
+use FindBin;
+
+# built against the nginx under test (make test passes its build folder)
+my $bin = ($ENV{SEADRAGON_BUILD} || "$FindBin::Bin/../build") . "/limit-test";
+unless (-x $bin) {
+    print "1..0 # SKIP build/limit-test is not built: run make unit\n";
+    exit 0;
+}
+exec $bin or die "cannot run $bin: $!";
