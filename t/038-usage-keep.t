@@ -71,7 +71,7 @@ system(store_tool_path(), '--store', "$ro_dir/store", 'init') == 0 or die;
 $ENV{TEST_NGINX_RO_STORE} = "$ro_dir/store";
 {
     local $ENV{SEADRAGON_STORE} = "$ro_dir/store";
-    our $ro_alice = `@{[store_tool_path()]} --store $ro_dir/store key create alice --source coding`;
+    our $ro_alice = `@{[store_tool_path()]} --store $ro_dir/store key create alice --source coding 2>/dev/null`;
     chomp $ro_alice;
 }
 chmod 0755, "$ro_dir/store";
