@@ -107,6 +107,13 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       offsetof(ngx_http_seadragon_loc_conf_t, stall_timeout),
       NULL },
 
+    { ngx_string("seadragon_usage"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_seadragon_loc_conf_t, usage),
+      NULL },
+
       ngx_null_command
 };
 
@@ -521,6 +528,7 @@ ngx_http_seadragon_create_loc_conf(ngx_conf_t *cf)
     slcf->json_errors = NGX_CONF_UNSET;
     slcf->pass_key = NGX_CONF_UNSET;
     slcf->stall_timeout = NGX_CONF_UNSET_MSEC;
+    slcf->usage = NGX_CONF_UNSET;
 
     return slcf;
 }
@@ -572,6 +580,10 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_msec_value(conf->stall_timeout, prev->stall_timeout,
                               10000);
+
+    /* the answers' tokens are counted unless told otherwise */
+
+    ngx_conf_merge_value(conf->usage, prev->usage, 1);
 
     if (conf->zone == NULL) {
         return NGX_CONF_OK;

@@ -363,6 +363,7 @@ typedef struct {
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
     ngx_msec_t                       stall_timeout;   /* 0: off */
+    ngx_flag_t                       usage;           /* seadragon_usage */
 } ngx_http_seadragon_loc_conf_t;
 
 
@@ -778,10 +779,29 @@ ngx_int_t ngx_http_seadragon_send_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
     ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
 
+/*
+ * ngx_http_seadragon_usage_parse.c: what an answer used, read as it
+ * passes (ctx->usage).  usage_start() from the header filter decides
+ * whether the answer is read; usage_parse() reads each buffer from the
+ * body filter; usage_finish() settles ctx->usage at the request's end (an
+ * estimate's generation time) and may be called any number of times;
+ * usage_rate() gives the completion tokens per second in hundredths
+ * (NGX_DECLINED: unknown); usage_load_known() says whether Ollama
+ * reported a load_duration.
+ */
+ngx_int_t ngx_http_seadragon_usage_start(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_chain_t *in);
+void ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
+    uint64_t *hundredths);
+ngx_uint_t ngx_http_seadragon_usage_load_known(
+    ngx_http_seadragon_ctx_t *ctx);
+
 /* ngx_http_seadragon_usage.c: usage kept in the zone and the store */
 void ngx_http_seadragon_usage_end(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx);
-void ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 ngx_int_t ngx_http_seadragon_usage_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_usage_exit_process(ngx_cycle_t *cycle);

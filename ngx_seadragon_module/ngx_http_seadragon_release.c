@@ -49,6 +49,12 @@ ngx_http_seadragon_release_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
 
+    /* what the answer used, read before it goes on (it is not changed) */
+
+    if (ctx && ctx->usage_parser && r == r->main) {
+        ngx_http_seadragon_usage_parse(r, ctx, in);
+    }
+
     if (ctx == NULL || r != r->main || !ctx->holds_slot) {
         return ngx_http_seadragon_body_replace(r, in, ctx);
     }

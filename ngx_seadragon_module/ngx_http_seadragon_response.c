@@ -337,6 +337,12 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
         }
     }
 
+    /* Ollama's answer to a generating request: its tokens are counted */
+
+    if (ctx && ngx_http_seadragon_usage_start(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_next_header_filter(r);
 }
 

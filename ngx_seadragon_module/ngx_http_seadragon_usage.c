@@ -134,16 +134,6 @@ static ngx_event_t  ngx_http_seadragon_usage_timer;
 static ngx_msec_t   ngx_http_seadragon_usage_delay;
 
 
-/* replaced by usage_parse.c at merge */
-
-void
-ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx)
-{
-    return;
-}
-
-
 /*
  * At the request's end (the gate's cleanup): what its answer used, added
  * to its row of today and to its model's figures, under the zone's lock,

@@ -19,6 +19,8 @@ static void ngx_http_seadragon_variable_stream(ngx_http_request_t *r,
 static ngx_int_t ngx_http_seadragon_variable_number(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, ngx_http_seadragon_ctx_t *ctx,
     uintptr_t data);
+static ngx_int_t ngx_http_seadragon_variable_usage(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 enum {
@@ -30,7 +32,11 @@ enum {
     NGX_HTTP_SEADRAGON_VAR_MODEL,
     NGX_HTTP_SEADRAGON_VAR_STREAM,
     NGX_HTTP_SEADRAGON_VAR_KEY_NAME,
-    NGX_HTTP_SEADRAGON_VAR_ENDPOINT
+    NGX_HTTP_SEADRAGON_VAR_ENDPOINT,
+    NGX_HTTP_SEADRAGON_VAR_PROMPT_TOKENS,
+    NGX_HTTP_SEADRAGON_VAR_COMPLETION_TOKENS,
+    NGX_HTTP_SEADRAGON_VAR_LOAD_MS,
+    NGX_HTTP_SEADRAGON_VAR_TOKENS_PER_SECOND
 };
 
 
@@ -63,6 +69,22 @@ static ngx_http_variable_t  ngx_http_seadragon_vars[] = {
 
     { ngx_string("seadragon_endpoint"), NULL, ngx_http_seadragon_variable,
       NGX_HTTP_SEADRAGON_VAR_ENDPOINT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_prompt_tokens"), NULL,
+      ngx_http_seadragon_variable_usage,
+      NGX_HTTP_SEADRAGON_VAR_PROMPT_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_completion_tokens"), NULL,
+      ngx_http_seadragon_variable_usage,
+      NGX_HTTP_SEADRAGON_VAR_COMPLETION_TOKENS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_load_ms"), NULL,
+      ngx_http_seadragon_variable_usage,
+      NGX_HTTP_SEADRAGON_VAR_LOAD_MS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_tokens_per_second"), NULL,
+      ngx_http_seadragon_variable_usage,
+      NGX_HTTP_SEADRAGON_VAR_TOKENS_PER_SECOND, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -263,6 +285,84 @@ ngx_http_seadragon_variable_number(ngx_http_request_t *r,
     }
 
     v->len = p - v->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the answer used (ngx_http_seadragon_usage_parse.c): not found
+ * ("-" in a log) for an answer that was not read, or that carried no
+ * figures and no chunk of text (/api/embeddings); the load time only when
+ * Ollama reported one, the rate only when a generation time is known.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_variable_usage(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                    *p;
+    uint64_t                   value;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 1;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_seadragon_module);
+
+    if (ctx == NULL || !ctx->usage.counted
+        || !(ctx->usage.reported || ctx->usage.estimated))
+    {
+        return NGX_OK;
+    }
+
+    ngx_http_seadragon_usage_finish(r->main, ctx);
+
+    switch (data) {
+
+    case NGX_HTTP_SEADRAGON_VAR_PROMPT_TOKENS:
+        value = ctx->usage.prompt_tokens;
+        break;
+
+    case NGX_HTTP_SEADRAGON_VAR_COMPLETION_TOKENS:
+        value = ctx->usage.completion_tokens;
+        break;
+
+    case NGX_HTTP_SEADRAGON_VAR_LOAD_MS:
+        if (!ngx_http_seadragon_usage_load_known(ctx)) {
+            return NGX_OK;
+        }
+
+        value = ctx->usage.load_ms;
+        break;
+
+    default: /* NGX_HTTP_SEADRAGON_VAR_TOKENS_PER_SECOND */
+        if (ngx_http_seadragon_usage_rate(ctx, &value) != NGX_OK) {
+            return NGX_OK;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + sizeof(".00"));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        p = ngx_sprintf(p, "%uL.%02uL", value / 100, value % 100);
+        v->len = p - v->data;
+        v->not_found = 0;
+
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%uL", value) - p;
+    v->not_found = 0;
 
     return NGX_OK;
 }

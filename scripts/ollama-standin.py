@@ -62,6 +62,10 @@ Control headers (per request, all optional)
                                  at the moment it chooses)
     X-Standin-Pause-After: N     stream N tokens, then wait for POST /_standin/release
                                  before the rest (a stream in progress, on hold)
+    X-Standin-Split: N           write the answer's body in pieces of at most N bytes,
+                                 1 ms apart (a line cut across the reads of a proxy)
+    X-Standin-Big-Token: N       the first token's text is N bytes ("x" * N) instead
+                                 of "tok1 "
     A release counts for every request that started before it.
     X-Standin-Fail: MODE         after the first delay:
         500 | 503 | 400 | 404    that status with an Ollama-style JSON error
@@ -85,7 +89,9 @@ Control endpoints (no Host check, not recorded)
 Records: seq, method, path (with query), headers (lower-cased names), body
 (the JSON if it parsed, else the raw text; null when empty), model, stream,
 tag, start / first_byte / last_byte / end (time.time() seconds), status (null
-when nothing was sent), tokens_sent, aborted (the client left before the response ended),
+when nothing was sent), tokens_sent, usage_sent (the figures the answer
+carried, once they are written: Ollama's prompt_eval_count, eval_count and
+*_duration in ns, or OpenAI's usage; else null), aborted (the client left before the response ended),
 active_at_start (generation requests in flight, this one included, when it
 started). start is taken once the request (head and body) has been read;
 last_byte just before the last bytes of a complete answer are written (null
@@ -417,6 +423,7 @@ class Recorder:
                 self.peak = max(self.peak, self.active)
             data = {"seq": self.seq, **fields, "start": round(time.time(), 6),
                     "first_byte": None, "last_byte": None, "end": None, "status": None, "tokens_sent": 0,
+                    "usage_sent": None,
                     "aborted": False, "active_at_start": self.active}
             entry = Entry(data, generation, self.epoch)
             self.records.append(entry)
@@ -490,8 +497,11 @@ class Generation:
     """One generation's output in the shape of its endpoint: the pieces of a
     stream (NDJSON lines or SSE events), or the whole response at once."""
 
-    def __init__(self, kind, model, tokens, prompt_count, seq, include_usage=False):
+    def __init__(self, kind, model, tokens, prompt_count, seq, include_usage=False,
+                 big_token=0):
         self.kind = kind  # "generate", "chat", "v1_chat" or "v1_completions"
+        self.big_token = big_token  # bytes of the first token's text (0: "tok1 ")
+        self.sent = None  # the figures of the last metrics() or usage()
         self.model = model  # as the client named it: Ollama echoes that
         self.tokens = tokens
         self.prompt_count = max(1, prompt_count)
@@ -511,8 +521,9 @@ class Generation:
         """Marks the end of the model load (the first delay)."""
         self.loaded_at = time.monotonic()
 
-    @staticmethod
-    def token(i):
+    def token(self, i):
+        if i == 1 and self.big_token:
+            return "x" * self.big_token
         return f"tok{i} "
 
     def text(self):
@@ -521,7 +532,7 @@ class Generation:
     def metrics(self):
         now = time.monotonic()
         ns = lambda seconds: max(1, int(seconds * 1e9))  # noqa: E731
-        return {
+        self.sent = {
             "total_duration": ns(now - self.started),
             "load_duration": ns(self.loaded_at - self.started),
             "prompt_eval_count": self.prompt_count,
@@ -529,10 +540,12 @@ class Generation:
             "eval_count": self.tokens,
             "eval_duration": ns(now - self.loaded_at),
         }
+        return dict(self.sent)
 
     def usage(self):
-        return {"prompt_tokens": self.prompt_count, "completion_tokens": self.tokens,
-                "total_tokens": self.prompt_count + self.tokens}
+        self.sent = {"prompt_tokens": self.prompt_count, "completion_tokens": self.tokens,
+                     "total_tokens": self.prompt_count + self.tokens}
+        return dict(self.sent)
 
     # --- Ollama's own objects
 
@@ -648,6 +661,8 @@ class Exchange:
         self.fail = None
         self.hold = False  # X-Standin-Hold: wait for POST /_standin/release
         self.pause_after = None  # X-Standin-Pause-After: tokens before the wait
+        self.split = 0  # X-Standin-Split: bytes a write, at most (0: whole)
+        self.big_token = 0  # X-Standin-Big-Token: bytes of the first token
         self.release_mark = 0  # releases seen when the request started
 
 
@@ -718,8 +733,17 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(min(remaining, POLL_SECONDS))
 
     def write(self, data):
-        """Send bytes at once; False (and the request aborted) when the client is gone."""
+        """Send bytes at once (in pieces of X-Standin-Split bytes, 1 ms
+        apart); False (and the request aborted) when the client is gone."""
+        split = self.ex.split if self.ex is not None else 0
         try:
+            if split:
+                for at in range(0, len(data), split):
+                    if at:
+                        time.sleep(0.001)
+                    self.wfile.write(data[at:at + split])
+                    self.wfile.flush()
+                return True
             self.wfile.write(data)
             self.wfile.flush()
             return True
@@ -926,6 +950,8 @@ class Handler(BaseHTTPRequestHandler):
         ex.fail = fail
         ex.hold = number("X-Standin-Hold", 0) > 0
         ex.pause_after = number("X-Standin-Pause-After", None)
+        ex.split = number("X-Standin-Split", 0)
+        ex.big_token = number("X-Standin-Big-Token", 0)
         with self.server.release_cond:
             ex.release_mark = self.server.releases
 
@@ -1030,7 +1056,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_error_json(500, MID_STREAM_ERROR)
             body, content_type = generation.whole()
             if self.send_body(200, body, content_type, allow_mid=True):
-                self.server.recorder.update(ex.entry, tokens_sent=generation.tokens)
+                self.server.recorder.update(ex.entry, tokens_sent=generation.tokens,
+                                            usage_sent=generation.sent)
                 ex.entry.outcome = "served"
             return
 
@@ -1063,6 +1090,8 @@ class Handler(BaseHTTPRequestHandler):
         for piece in pieces:
             if not send(piece):
                 return
+        if generation.sent is not None:
+            self.server.recorder.update(ex.entry, usage_sent=generation.sent)
         if chunked and not self.write(b"0\r\n\r\n"):
             return
         if not mid:
@@ -1074,7 +1103,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def new_generation(self, kind, body, model, prompt_count, include_usage=False):
         return Generation(kind, model, self.token_count(body), prompt_count,
-                          self.ex.entry.data["seq"], include_usage)
+                          self.ex.entry.data["seq"], include_usage, self.ex.big_token)
 
     def embeddings_reply(self, value):
         """An embeddings answer after the first delay (a model load)."""
@@ -1084,6 +1113,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_error_json(500, MID_STREAM_ERROR)
         if self.send_json(value, allow_mid=True):
             self.ex.entry.outcome = "served"
+            sent = value.get("usage") or {k: v for k, v in value.items()
+                                          if k.endswith(("_count", "_duration"))}
+            self.server.recorder.update(self.ex.entry, usage_sent=sent or None)
 
     # ------------------------------------------------------------ Ollama API
 

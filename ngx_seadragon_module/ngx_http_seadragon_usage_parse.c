@@ -1,0 +1,1047 @@
+
+/*
+ * Copyright (C) The Seadragon authors
+ *
+ * What an answer used, read from the answer as it passes the body filter
+ * (ngx_http_seadragon_release_filter()): Ollama's own figures (the line
+ * with "done":true of a stream, a whole answer, /api/embed's
+ * prompt_eval_count, OpenAI's "usage"), or the stream's content chunks
+ * counted, one token each, and marked estimated.  The answer is never
+ * changed, copied or held: each buffer is scanned where it lies.
+ *
+ * The scan follows the JSON's structure itself rather than handing the
+ * bytes to yajl: yajl keeps a token that a buffer cuts and lexes it again
+ * from its first byte with every later buffer (one 16 MB string in 4k
+ * reads is lexed thousands of times over, and held whole in yajl's
+ * buffer).  Here a string is skipped byte by byte wherever it is cut; of
+ * a key, at most NGX_HTTP_SEADRAGON_USAGE_KEY_LEN bytes are kept, and
+ * only at the levels where a figure can be (the top four); a number is
+ * read into a uint64_t as it passes.  The scan checks the structure (the
+ * brackets, the order of keys, colons, commas and values) and stops
+ * counting at the first byte that is not JSON: what was counted stays.
+ */
+
+
+#include "ngx_http_seadragon_module.h"
+
+
+/* the longest key that is compared: longer ones are someone else's */
+#define NGX_HTTP_SEADRAGON_USAGE_KEY_LEN  24
+
+/* the deepest nesting followed (as deep as a request body may be) */
+#define NGX_HTTP_SEADRAGON_USAGE_LEVELS   NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH
+
+/* a figure beyond it stays there */
+#define NGX_HTTP_SEADRAGON_USAGE_MAX      ((uint64_t) -1)
+
+/* the levels whose keys it remembers */
+#define NGX_HTTP_SEADRAGON_USAGE_DEPTH    4
+
+
+/* where the JSON scan is */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_SCAN_VALUE = 0,    /* a value is next */
+    NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END, /* after "[" */
+    NGX_HTTP_SEADRAGON_SCAN_KEY,          /* after "," in an object */
+    NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END,   /* after "{" */
+    NGX_HTTP_SEADRAGON_SCAN_COLON,
+    NGX_HTTP_SEADRAGON_SCAN_AFTER,        /* after a value: , } ] */
+    NGX_HTTP_SEADRAGON_SCAN_STRING,
+    NGX_HTTP_SEADRAGON_SCAN_ESCAPE,
+    NGX_HTTP_SEADRAGON_SCAN_NUMBER,
+    NGX_HTTP_SEADRAGON_SCAN_LITERAL
+} ngx_http_seadragon_scan_e;
+
+
+/* where an SSE stream is (/v1 with "stream": true) */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_SSE_LINE = 0,      /* at the start of a line */
+    NGX_HTTP_SEADRAGON_SSE_FIELD,         /* matching "data:" */
+    NGX_HTTP_SEADRAGON_SSE_DATA,          /* after "data:" */
+    NGX_HTTP_SEADRAGON_SSE_JSON,          /* the event's JSON, to the \n */
+    NGX_HTTP_SEADRAGON_SSE_SKIP           /* any other line, [DONE] */
+} ngx_http_seadragon_sse_e;
+
+
+/* the keys that matter, and the figures of the current top-level value */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_KEY_OTHER = 0,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT,
+    NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT,
+    NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS,
+    NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS,
+    NGX_HTTP_SEADRAGON_KEY_NUMBERS,       /* the numbers above it */
+    NGX_HTTP_SEADRAGON_KEY_DONE,
+    NGX_HTTP_SEADRAGON_KEY_USAGE,
+    NGX_HTTP_SEADRAGON_KEY_CHOICES,
+    NGX_HTTP_SEADRAGON_KEY_DELTA,
+    NGX_HTTP_SEADRAGON_KEY_CONTENT,
+    NGX_HTTP_SEADRAGON_KEY_TEXT,
+    NGX_HTTP_SEADRAGON_KEY_MESSAGE,
+    NGX_HTTP_SEADRAGON_KEY_RESPONSE
+} ngx_http_seadragon_usage_key_e;
+
+
+#define NGX_HTTP_SEADRAGON_TARGET_CONTENT  NGX_HTTP_SEADRAGON_KEY_CONTENT
+#define NGX_HTTP_SEADRAGON_TARGET_DONE     NGX_HTTP_SEADRAGON_KEY_DONE
+
+#define ngx_http_seadragon_usage_bit(key)  ((ngx_uint_t) 1 << (key))
+
+/* whether level d (1: the top-level value) is an array */
+#define ngx_http_seadragon_usage_array(p, d)                                  \
+    ((p)->arrays[((d) - 1) / 8] >> (((d) - 1) % 8) & 1)
+
+#define NGX_HTTP_SEADRAGON_NATIVE_FIGURES                                     \
+    (ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT)   \
+     |ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT)         \
+     |ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION))
+
+#define NGX_HTTP_SEADRAGON_OPENAI_FIGURES                                     \
+    (ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS)       \
+     |ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS))
+
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_uint_t                       key;
+} ngx_http_seadragon_usage_name_t;
+
+
+typedef struct {
+    /* the scan */
+    ngx_uint_t                       state;          /* SCAN_* */
+    ngx_uint_t                       depth;          /* open containers */
+    u_char                           arrays[NGX_HTTP_SEADRAGON_USAGE_LEVELS
+                                            / 8];  /* bit d-1: level d */
+    ngx_uint_t                       keys[NGX_HTTP_SEADRAGON_USAGE_DEPTH + 1];
+    ngx_uint_t                       target;         /* of the value: KEY_* */
+    u_char                           key[NGX_HTTP_SEADRAGON_USAGE_KEY_LEN];
+    size_t                           key_len;
+    const char                      *literal;        /* "true", ... */
+    ngx_uint_t                       literal_pos;
+    uint64_t                         number;
+    ngx_uint_t                       sse;            /* SSE_* */
+    ngx_uint_t                       sse_pos;
+
+    /* the figures of the current top-level value */
+    uint64_t                         figures[NGX_HTTP_SEADRAGON_KEY_NUMBERS];
+    ngx_uint_t                       seen;           /* their bits */
+
+    /* the answer's */
+    uint64_t                         chunks;         /* with content */
+    uint64_t                         eval_ns;        /* eval_duration */
+    ngx_msec_t                       first;          /* the first chunk */
+    ngx_msec_t                       last;           /* the last one */
+
+    unsigned                         openai:1;
+    unsigned                         streamed:1;     /* NDJSON or SSE */
+    unsigned                         event_stream:1; /* SSE */
+    unsigned                         in_key:1;       /* the string is a key */
+    unsigned                         key_long:1;     /* or escaped */
+    unsigned                         nonempty:1;     /* the string has bytes */
+    unsigned                         negative:1;
+    unsigned                         fraction:1;     /* . or e: not counted */
+    unsigned                         value_true:1;
+    unsigned                         line_content:1; /* chunk counted */
+    unsigned                         done:1;
+    unsigned                         load_seen:1;
+    unsigned                         failed:1;       /* not JSON: stopped */
+    unsigned                         finished:1;
+} ngx_http_seadragon_usage_parser_t;
+
+
+static void ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
+    u_char *pos, u_char *last);
+static ngx_int_t ngx_http_seadragon_usage_scan(
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
+    u_char *pos, u_char *last);
+static ngx_int_t ngx_http_seadragon_usage_open(
+    ngx_http_seadragon_usage_parser_t *p, ngx_uint_t array);
+static void ngx_http_seadragon_usage_close(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_value_target(
+    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_key_end(
+    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_string_end(
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_number_end(
+    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p);
+
+
+static ngx_http_seadragon_usage_name_t  ngx_http_seadragon_usage_names[] = {
+    { ngx_string("prompt_eval_count"),
+      NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT },
+    { ngx_string("eval_count"), NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT },
+    { ngx_string("total_duration"), NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION },
+    { ngx_string("load_duration"), NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION },
+    { ngx_string("prompt_eval_duration"),
+      NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION },
+    { ngx_string("eval_duration"), NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION },
+    { ngx_string("prompt_tokens"), NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS },
+    { ngx_string("completion_tokens"),
+      NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS },
+    { ngx_string("done"), NGX_HTTP_SEADRAGON_KEY_DONE },
+    { ngx_string("usage"), NGX_HTTP_SEADRAGON_KEY_USAGE },
+    { ngx_string("choices"), NGX_HTTP_SEADRAGON_KEY_CHOICES },
+    { ngx_string("delta"), NGX_HTTP_SEADRAGON_KEY_DELTA },
+    { ngx_string("content"), NGX_HTTP_SEADRAGON_KEY_CONTENT },
+    { ngx_string("text"), NGX_HTTP_SEADRAGON_KEY_TEXT },
+    { ngx_string("message"), NGX_HTTP_SEADRAGON_KEY_MESSAGE },
+    { ngx_string("response"), NGX_HTTP_SEADRAGON_KEY_RESPONSE },
+    { ngx_null_string, 0 }
+};
+
+
+/*
+ * The answers that are read: Ollama's 200 to an admitted request of a
+ * generating endpoint, in plain JSON (nginx's gzip, if any, comes later in
+ * the chain).  Called by the header filter; the copy filter is asked for
+ * the answer in memory (nginx reads what it buffered in a temporary file
+ * back into memory instead of sending it with sendfile).
+ */
+
+ngx_int_t
+ngx_http_seadragon_usage_start(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_str_t                          *name, *type;
+    ngx_http_seadragon_usage_parser_t  *p;
+    ngx_http_seadragon_loc_conf_t      *slcf;
+
+    if (r != r->main || ctx->usage_parser != NULL || r->upstream == NULL
+        || r->header_only
+        || r->headers_out.status != NGX_HTTP_OK
+        || ctx->endpoint == NULL
+        || ctx->endpoint->kind != NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
+        || (ctx->state != NGX_HTTP_SEADRAGON_ADMITTED
+            && ctx->state != NGX_HTTP_SEADRAGON_BYPASSED))
+    {
+        return NGX_OK;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+
+    if (!slcf->usage) {
+        return NGX_OK;
+    }
+
+    if (r->headers_out.content_encoding
+        && r->headers_out.content_encoding->value.len
+        && !(r->headers_out.content_encoding->value.len == 8
+             && ngx_strncasecmp(r->headers_out.content_encoding->value.data,
+                                (u_char *) "identity", 8) == 0))
+    {
+        return NGX_OK;
+    }
+
+    name = &ctx->endpoint->name;
+
+    p = ngx_pcalloc(r->pool, sizeof(ngx_http_seadragon_usage_parser_t));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    p->openai = (ctx->endpoint->api == NGX_HTTP_SEADRAGON_API_OPENAI);
+
+    type = &r->headers_out.content_type;
+
+    if (type->len
+        && ngx_strlcasestrn(type->data, type->data + type->len,
+                            (u_char *) "event-stream",
+                            sizeof("event-stream") - 2)
+           != NULL)
+    {
+        p->event_stream = 1;
+        p->streamed = 1;
+
+    } else if (type->len
+               && ngx_strlcasestrn(type->data, type->data + type->len,
+                                   (u_char *) "ndjson",
+                                   sizeof("ndjson") - 2)
+                  != NULL)
+    {
+        p->streamed = 1;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "seadragon usage: reading the answer of %V "
+                   "(streamed: %ui, sse: %ui)", name,
+                   (ngx_uint_t) p->streamed, (ngx_uint_t) p->event_stream);
+
+    r->filter_need_in_memory = 1;
+
+    ctx->usage_parser = p;
+    ctx->usage.counted = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Each buffer of the answer, before it goes down the chain.  Nothing here
+ * can change or stop the answer: a failure only stops the counting.
+ */
+
+void
+ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_chain_t *in)
+{
+    ngx_buf_t                          *b;
+    ngx_chain_t                        *cl;
+    ngx_http_seadragon_usage_parser_t  *p;
+
+    p = ctx->usage_parser;
+
+    if (p == NULL || p->failed || p->finished) {
+        return;
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_special(b)) {
+            continue;
+        }
+
+        if (!ngx_buf_in_memory(b)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "seadragon usage: a part of the answer is not in "
+                          "memory, its tokens are not counted");
+            p->failed = 1;
+            return;
+        }
+
+        ngx_http_seadragon_usage_feed(r, ctx, p, b->pos, b->last);
+
+        if (p->failed) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "seadragon usage: the answer is not the JSON "
+                          "expected, counting stops there");
+            return;
+        }
+    }
+}
+
+
+/* a piece of the answer: NDJSON or JSON as it is, SSE through its lines */
+
+static void
+ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
+    u_char *pos, u_char *last)
+{
+    u_char  *nl;
+
+    static u_char  data[] = "data:";
+
+    if (!p->event_stream) {
+        if (ngx_http_seadragon_usage_scan(ctx, p, pos, last) != NGX_OK) {
+            p->failed = 1;
+        }
+
+        return;
+    }
+
+    while (pos < last) {
+
+        switch (p->sse) {
+
+        case NGX_HTTP_SEADRAGON_SSE_LINE:
+            if (*pos == '\n' || *pos == '\r') {
+                pos++;
+                break;
+            }
+
+            p->sse = NGX_HTTP_SEADRAGON_SSE_FIELD;
+            p->sse_pos = 0;
+
+            /* fall through */
+
+        case NGX_HTTP_SEADRAGON_SSE_FIELD:
+            while (pos < last && p->sse_pos < sizeof(data) - 1) {
+                if (*pos != data[p->sse_pos]) {
+                    p->sse = NGX_HTTP_SEADRAGON_SSE_SKIP;
+                    break;
+                }
+
+                pos++;
+                p->sse_pos++;
+            }
+
+            if (p->sse_pos == sizeof(data) - 1) {
+                p->sse = NGX_HTTP_SEADRAGON_SSE_DATA;
+            }
+
+            break;
+
+        case NGX_HTTP_SEADRAGON_SSE_DATA:
+            if (*pos == ' ') {
+                pos++;
+                break;
+            }
+
+            /* an event's JSON is an object; "[DONE]" is not JSON */
+
+            p->sse = (*pos == '{') ? NGX_HTTP_SEADRAGON_SSE_JSON
+                                   : NGX_HTTP_SEADRAGON_SSE_SKIP;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SSE_JSON:
+            nl = ngx_strlchr(pos, last, '\n');
+
+            if (ngx_http_seadragon_usage_scan(ctx, p, pos, nl ? nl : last)
+                != NGX_OK)
+            {
+                p->failed = 1;
+                return;
+            }
+
+            if (nl == NULL) {
+                return;
+            }
+
+            /* the event ends with its line: so must its JSON */
+
+            if (p->depth || p->state != NGX_HTTP_SEADRAGON_SCAN_VALUE) {
+                p->failed = 1;
+                return;
+            }
+
+            p->sse = NGX_HTTP_SEADRAGON_SSE_LINE;
+            pos = nl + 1;
+            break;
+
+        default: /* NGX_HTTP_SEADRAGON_SSE_SKIP */
+            nl = ngx_strlchr(pos, last, '\n');
+
+            if (nl == NULL) {
+                return;
+            }
+
+            p->sse = NGX_HTTP_SEADRAGON_SSE_LINE;
+            pos = nl + 1;
+        }
+    }
+}
+
+
+/*
+ * The JSON scan over one piece: NGX_ERROR at a byte that is not JSON.  Any
+ * number of top-level values follow each other (NDJSON, SSE events).
+ */
+
+static ngx_int_t
+ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
+{
+    u_char   c, *start;
+
+    while (pos < last) {
+        c = *pos;
+
+        switch (p->state) {
+
+        case NGX_HTTP_SEADRAGON_SCAN_STRING:
+
+            /* the bulk of an answer: its text, skipped */
+
+            if (p->in_key) {
+                while (pos < last && *pos != '"' && *pos != '\\') {
+                    if (p->key_len < NGX_HTTP_SEADRAGON_USAGE_KEY_LEN) {
+                        p->key[p->key_len++] = *pos;
+
+                    } else {
+                        p->key_long = 1;
+                    }
+
+                    pos++;
+                }
+
+            } else {
+                start = pos;
+
+                while (pos < last && *pos != '"' && *pos != '\\') {
+                    pos++;
+                }
+
+                if (pos != start) {
+                    p->nonempty = 1;
+                }
+            }
+
+            if (pos == last) {
+                return NGX_OK;
+            }
+
+            c = *pos++;
+
+            if (c == '\\') {
+                p->state = NGX_HTTP_SEADRAGON_SCAN_ESCAPE;
+                p->key_long = 1;
+                p->nonempty = 1;
+                break;
+            }
+
+            if (p->in_key) {
+                ngx_http_seadragon_usage_key_end(p);
+                p->state = NGX_HTTP_SEADRAGON_SCAN_COLON;
+                break;
+            }
+
+            ngx_http_seadragon_usage_string_end(ctx, p);
+            p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_ESCAPE:
+            pos++;
+            p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_NUMBER:
+            if (c >= '0' && c <= '9') {
+                if (!p->fraction) {
+                    if (p->number > (NGX_HTTP_SEADRAGON_USAGE_MAX - 9) / 10) {
+                        p->number = NGX_HTTP_SEADRAGON_USAGE_MAX;
+
+                    } else {
+                        p->number = p->number * 10 + (c - '0');
+                    }
+                }
+
+                pos++;
+                break;
+            }
+
+            if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+                p->fraction = 1;
+                pos++;
+                break;
+            }
+
+            ngx_http_seadragon_usage_number_end(p);
+            p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+
+            /* the byte after the number is looked at again */
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_LITERAL:
+            if (c != (u_char) p->literal[p->literal_pos]) {
+                return NGX_ERROR;
+            }
+
+            pos++;
+
+            if (p->literal[++p->literal_pos] == '\0') {
+                if (p->target == NGX_HTTP_SEADRAGON_TARGET_DONE
+                    && p->value_true)
+                {
+                    p->done = 1;
+                }
+
+                p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            }
+
+            break;
+
+        default:
+
+            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+                pos++;
+                break;
+            }
+
+            switch (p->state) {
+
+            case NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END:
+                if (c == '}') {
+                    goto close_object;
+                }
+
+                /* fall through */
+
+            case NGX_HTTP_SEADRAGON_SCAN_KEY:
+                if (c != '"') {
+                    return NGX_ERROR;
+                }
+
+                pos++;
+                p->in_key = 1;
+                p->key_long = 0;
+                p->key_len = 0;
+                p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+                break;
+
+            case NGX_HTTP_SEADRAGON_SCAN_COLON:
+                if (c != ':') {
+                    return NGX_ERROR;
+                }
+
+                pos++;
+                p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+                break;
+
+            case NGX_HTTP_SEADRAGON_SCAN_AFTER:
+                if (p->depth == 0) {
+                    /* a top-level scalar: the next value may follow */
+                    p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+                    break;
+                }
+
+                if (c == ',') {
+                    pos++;
+                    p->state = ngx_http_seadragon_usage_array(p, p->depth)
+                               ? NGX_HTTP_SEADRAGON_SCAN_VALUE
+                               : NGX_HTTP_SEADRAGON_SCAN_KEY;
+                    break;
+                }
+
+                if (c == '}') {
+                    goto close_object;
+                }
+
+                if (c == ']') {
+                    goto close_array;
+                }
+
+                return NGX_ERROR;
+
+            case NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END:
+                if (c == ']') {
+                    goto close_array;
+                }
+
+                /* fall through */
+
+            default: /* NGX_HTTP_SEADRAGON_SCAN_VALUE */
+
+                ngx_http_seadragon_usage_value_target(p);
+
+                pos++;
+
+                switch (c) {
+
+                case '{':
+                case '[':
+                    if (ngx_http_seadragon_usage_open(p, c == '[')
+                        != NGX_OK)
+                    {
+                        return NGX_ERROR;
+                    }
+
+                    break;
+
+                case '"':
+                    p->in_key = 0;
+                    p->nonempty = 0;
+                    p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+                    break;
+
+                case 't':
+                case 'f':
+                case 'n':
+                    p->literal = (c == 't') ? "true"
+                                 : (c == 'f') ? "false" : "null";
+                    p->literal_pos = 1;
+                    p->value_true = (c == 't');
+                    p->state = NGX_HTTP_SEADRAGON_SCAN_LITERAL;
+                    break;
+
+                case '-':
+                    p->number = 0;
+                    p->negative = 1;
+                    p->fraction = 0;
+                    p->state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
+                    break;
+
+                default:
+                    if (c < '0' || c > '9') {
+                        return NGX_ERROR;
+                    }
+
+                    p->number = c - '0';
+                    p->negative = 0;
+                    p->fraction = 0;
+                    p->state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
+                }
+            }
+        }
+
+        continue;
+
+    close_object:
+
+        if (p->depth == 0 || ngx_http_seadragon_usage_array(p, p->depth)) {
+            return NGX_ERROR;
+        }
+
+        pos++;
+        ngx_http_seadragon_usage_close(ctx, p);
+
+        continue;
+
+    close_array:
+
+        if (p->depth == 0 || !ngx_http_seadragon_usage_array(p, p->depth)) {
+            return NGX_ERROR;
+        }
+
+        pos++;
+        ngx_http_seadragon_usage_close(ctx, p);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_usage_open(ngx_http_seadragon_usage_parser_t *p,
+    ngx_uint_t array)
+{
+    if (p->depth == 0) {
+        /* a new top-level value: its own figures */
+        ngx_memzero(p->figures, sizeof(p->figures));
+        p->seen = 0;
+        p->done = 0;
+        p->line_content = 0;
+    }
+
+    if (p->depth == NGX_HTTP_SEADRAGON_USAGE_LEVELS) {
+        return NGX_ERROR;
+    }
+
+    p->depth++;
+
+    if (array) {
+        p->arrays[(p->depth - 1) / 8] |= 1 << ((p->depth - 1) % 8);
+
+    } else {
+        p->arrays[(p->depth - 1) / 8] &= ~(1 << ((p->depth - 1) % 8));
+    }
+
+    if (p->depth <= NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
+        p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
+    }
+
+    p->state = array ? NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END
+                     : NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_seadragon_usage_close(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p)
+{
+    p->depth--;
+
+    if (p->depth == 0) {
+        ngx_http_seadragon_usage_line_end(ctx, p);
+        p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+        return;
+    }
+
+    p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+}
+
+
+/*
+ * What the value that begins here is, by the path to it: one of the
+ * figures (a top-level number, or one in the top-level "usage"), "done",
+ * or the text of a chunk: the top-level "response" (generate), the
+ * "content" of the top-level "message" (chat), choices[].text
+ * (completions) or choices[].delta.content (chat completions).
+ */
+
+static void
+ngx_http_seadragon_usage_value_target(ngx_http_seadragon_usage_parser_t *p)
+{
+    ngx_uint_t  d, key;
+
+    p->target = NGX_HTTP_SEADRAGON_KEY_OTHER;
+
+    d = p->depth;
+
+    if (d == 0 || d > NGX_HTTP_SEADRAGON_USAGE_DEPTH
+        || ngx_http_seadragon_usage_array(p, d))
+    {
+        return;
+    }
+
+    key = p->keys[d];
+
+    switch (d) {
+
+    case 1:
+        if (key == NGX_HTTP_SEADRAGON_KEY_RESPONSE && !p->openai) {
+            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
+
+        } else if (key < NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS
+                   || key == NGX_HTTP_SEADRAGON_KEY_DONE)
+        {
+            p->target = key;
+        }
+
+        return;
+
+    case 2:
+        if (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_USAGE
+            && (key == NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS
+                || key == NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS))
+        {
+            p->target = key;
+
+        } else if (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_MESSAGE
+                   && key == NGX_HTTP_SEADRAGON_KEY_CONTENT && !p->openai)
+        {
+            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
+        }
+
+        return;
+
+    case 3:
+        if (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_CHOICES
+            && ngx_http_seadragon_usage_array(p, 2)
+            && key == NGX_HTTP_SEADRAGON_KEY_TEXT)
+        {
+            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
+        }
+
+        return;
+
+    default: /* 4 */
+        if (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_CHOICES
+            && ngx_http_seadragon_usage_array(p, 2)
+            && !ngx_http_seadragon_usage_array(p, 3)
+            && p->keys[3] == NGX_HTTP_SEADRAGON_KEY_DELTA
+            && key == NGX_HTTP_SEADRAGON_KEY_CONTENT)
+        {
+            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
+        }
+    }
+}
+
+
+static void
+ngx_http_seadragon_usage_key_end(ngx_http_seadragon_usage_parser_t *p)
+{
+    ngx_http_seadragon_usage_name_t  *n;
+
+    if (p->depth == 0 || p->depth > NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
+        return;
+    }
+
+    p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
+
+    if (p->key_long) {
+        return;
+    }
+
+    for (n = ngx_http_seadragon_usage_names; n->name.len; n++) {
+        if (n->name.len == p->key_len
+            && ngx_memcmp(n->name.data, p->key, p->key_len) == 0)
+        {
+            p->keys[p->depth] = n->key;
+            return;
+        }
+    }
+}
+
+
+/* a chunk of a stream with text in it: one token, counted as it passes */
+
+static void
+ngx_http_seadragon_usage_string_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p)
+{
+    if (p->target != NGX_HTTP_SEADRAGON_TARGET_CONTENT || !p->nonempty
+        || !p->streamed || p->line_content)
+    {
+        return;
+    }
+
+    p->line_content = 1;
+    p->chunks++;
+
+    if (p->chunks == 1) {
+        p->first = ngx_current_msec;
+    }
+
+    p->last = ngx_current_msec;
+
+    if (!ctx->usage.reported) {
+        ctx->usage.completion_tokens = p->chunks;
+        ctx->usage.estimated = 1;
+    }
+}
+
+
+static void
+ngx_http_seadragon_usage_number_end(ngx_http_seadragon_usage_parser_t *p)
+{
+    if (p->target == NGX_HTTP_SEADRAGON_KEY_OTHER
+        || p->target >= NGX_HTTP_SEADRAGON_KEY_NUMBERS)
+    {
+        return;
+    }
+
+    p->figures[p->target] = p->negative ? 0 : p->number;
+    p->seen |= ngx_http_seadragon_usage_bit(p->target);
+}
+
+
+/*
+ * The end of a top-level value (a line of a stream, an event, a whole
+ * answer): Ollama's figures, if it has them, are the answer's.
+ */
+
+static void
+ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p)
+{
+    uint64_t                    *f;
+    ngx_http_seadragon_usage_t  *u;
+
+    f = p->figures;
+    u = &ctx->usage;
+
+    if (p->openai) {
+        if (!(p->seen & NGX_HTTP_SEADRAGON_OPENAI_FIGURES)) {
+            return;
+        }
+
+        u->prompt_tokens = f[NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS];
+        u->completion_tokens = f[NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS];
+        u->reported = 1;
+        u->estimated = 0;
+
+        return;
+    }
+
+    if (!p->done && !(p->seen & NGX_HTTP_SEADRAGON_NATIVE_FIGURES)) {
+        return;
+    }
+
+    u->prompt_tokens = f[NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT];
+    u->completion_tokens = f[NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT];
+    u->total_ms = f[NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION] / 1000000;
+    u->load_ms = f[NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION] / 1000000;
+    u->prompt_ms = f[NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION] / 1000000;
+    u->generation_ms = f[NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION] / 1000000;
+    u->reported = 1;
+    u->estimated = 0;
+
+    p->eval_ns = f[NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION];
+    p->load_seen = (p->seen
+                    & ngx_http_seadragon_usage_bit(
+                          NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION))
+                   != 0;
+}
+
+
+/*
+ * The request's end (H2's accounting calls it first; the variables call
+ * it too): an estimate's generation time is the time from its first chunk
+ * to its last.  Safe to call any number of times.
+ */
+
+void
+ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_http_seadragon_usage_parser_t  *p;
+
+    p = ctx->usage_parser;
+
+    if (p == NULL || p->finished) {
+        return;
+    }
+
+    p->finished = 1;
+
+    if (ctx->usage.estimated && !ctx->usage.reported && p->chunks) {
+        ctx->usage.completion_tokens = p->chunks;
+        ctx->usage.generation_ms = p->last - p->first;
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "seadragon usage: prompt %uL, completion %uL, "
+                   "generation %uLms, reported %ui, estimated %ui",
+                   ctx->usage.prompt_tokens, ctx->usage.completion_tokens,
+                   ctx->usage.generation_ms,
+                   (ngx_uint_t) ctx->usage.reported,
+                   (ngx_uint_t) ctx->usage.estimated);
+}
+
+
+/*
+ * Completion tokens per second of generation, in hundredths: from
+ * Ollama's eval_duration (in nanoseconds) when it reported one, else
+ * from the estimate's time; NGX_DECLINED when unknown.
+ */
+
+ngx_int_t
+ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
+    uint64_t *hundredths)
+{
+    uint64_t                            tokens, ns;
+    ngx_http_seadragon_usage_parser_t  *p;
+
+    p = ctx->usage_parser;
+
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    tokens = ctx->usage.completion_tokens;
+
+    if (ctx->usage.reported && p->eval_ns) {
+        ns = p->eval_ns;
+
+    } else if (ctx->usage.generation_ms) {
+        ns = ctx->usage.generation_ms * 1000000;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    if (tokens == 0) {
+        *hundredths = 0;
+        return NGX_OK;
+    }
+
+    /* tokens * 100 * 10^9 / ns, rounded; figures beyond reason saturate */
+
+    if (tokens > NGX_HTTP_SEADRAGON_USAGE_MAX / 100000000000ULL) {
+        *hundredths = NGX_HTTP_SEADRAGON_USAGE_MAX;
+        return NGX_OK;
+    }
+
+    *hundredths = (tokens * 100000000000ULL + ns / 2) / ns;
+
+    return NGX_OK;
+}
+
+
+/* whether Ollama reported a load_duration (the native API only) */
+
+ngx_uint_t
+ngx_http_seadragon_usage_load_known(ngx_http_seadragon_ctx_t *ctx)
+{
+    ngx_http_seadragon_usage_parser_t  *p;
+
+    p = ctx->usage_parser;
+
+    return p != NULL && ctx->usage.reported && p->load_seen;
+}
