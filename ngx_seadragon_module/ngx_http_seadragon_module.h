@@ -518,6 +518,7 @@ typedef struct {
     unsigned                         tracked:1;  /* in zone->owner */
     unsigned                         stall_watched:1;
     unsigned                         stalled:1;
+    unsigned                         usage_kept:1; /* in the zone */
 } ngx_http_seadragon_ctx_t;
 
 

@@ -3,8 +3,10 @@
  * Copyright (C) The Seadragon authors
  *
  * Usage kept: what each answer used (ctx->usage, read from the answer by
- * ngx_http_seadragon_usage_parse.c) is added at the request's end to the
- * zone, per day, principal and model, and per model for the metrics.
+ * ngx_http_seadragon_usage_parse.c) is added to the zone, per day,
+ * principal and model, and per model for the metrics, once: when the
+ * answer's last buffer has passed the body filter, or else at the
+ * request's end (the gate's cleanup: a broken or aborted answer).
  *
  * The zone's rows hold what is not in the store yet ("pending"); each
  * worker, once a second, takes the pending rows under the lock and
@@ -155,12 +157,14 @@ ngx_http_seadragon_usage_end(ngx_http_request_t *r,
     ngx_http_seadragon_usage_row_t  *row;
     ngx_http_seadragon_main_conf_t  *smcf;
 
-    if (ctx->endpoint == NULL
+    if (ctx->usage_kept || ctx->endpoint == NULL
         || ctx->endpoint->kind != NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
         || ctx->zone == NULL || r != r->main)
     {
         return;
     }
+
+    ctx->usage_kept = 1;
 
     ngx_http_seadragon_usage_finish(r, ctx);
 

@@ -308,8 +308,8 @@ subtest 'init creates the directories, the environment, the databases and the ma
     is(mode_of("$store/$_"), '0644', "$_ is 0644 whatever the umask")
         for 'data.mdb', 'lock.mdb';
 
-    is_deeply(db_names($store), [qw(key_names keys meta whitelist)],
-              'the four named databases');
+    is_deeply(db_names($store), [qw(key_names keys meta usage whitelist)],
+              'the five named databases');
     is(meta($store, 'format'), 'seadragon-store 1', 'the format marker');
     is_deeply(counts($store, 4), [ (0) x 33 ], '33 zero IPv4 prefix counts');
     is_deeply(counts($store, 6), [ (0) x 129 ], '129 zero IPv6 prefix counts');
@@ -387,8 +387,8 @@ subtest 'init accepts an empty directory, or one with only a reader\'s lock file
     result_is(sd($bare, qw(init --map-size 1m)), 0,
               "initialized $bare (map size 1m)\n", '',
               'an LMDB environment with nothing in it');
-    is_deeply(db_names($bare), [qw(key_names keys meta whitelist)],
-              'it got the four databases');
+    is_deeply(db_names($bare), [qw(key_names keys meta usage whitelist)],
+              'it got the five databases');
 };
 
 

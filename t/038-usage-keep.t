@@ -85,7 +85,7 @@ sub generate {
                         messages => [{ role => 'user', content => $words }] })
         : json_encode({ model => $o{model} // 'llama3:70b', stream => $o{stream} ? \1 : \0,
                         prompt => $words });
-    my %h = ('X-Standin-Tokens' => $o{tokens} // 4, 'X-Standin-Delay-Ms' => 0);
+    my %h = ('X-Standin-Tokens' => $o{tokens} // 4, 'X-Standin-Delay-Ms' => 2);
     $h{Authorization} = "Bearer $o{key}" if $o{key};
     $h{'X-Chat'} = 1 if $o{source_chat};
     $h{'X-Standin-Tag'} = $o{tag} if $o{tag};
@@ -199,8 +199,7 @@ days: (\d{4}-\d\d-\d\d) \1
 written: 3 6 14
 tool: 3 6 14
 generation: yes
-principals: key:alice
-\z
+principals: key:alice\z
 
 
 === TEST 2: keys and keyless sources across two workers: admin API, metrics and the tool agree with the stand-in
@@ -292,8 +291,7 @@ admin source=: source:chat
     };
 --- client_output_like
 \Aafter start: (\d+) (\d+) (\d+) unwritten 0
-tool: \1 \2 \3
-\z
+tool: \1 \2 \3\z
 
 
 === TEST 4: the total of TEST 1 and TEST 3, today: the day before has nothing, a range has both
@@ -316,8 +314,7 @@ yesterday: 0
 range: 5 9 21 \d{4}-\d\d-\d\d \d{4}-\d\d-\d\d
 tool range: 5 9 21
 tool yesterday: 0
-366 days: ok
-\z
+366 days: ok\z
 
 
 === TEST 5: a reload keeps what the zone has not written, and the old workers write theirs
