@@ -86,7 +86,8 @@ static void ngx_http_seadragon_usage_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_seadragon_usage_row_t *ngx_http_seadragon_usage_row_locked(
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_usage_shm_t *usage,
-    uint32_t day, u_char *p, size_t plen, u_char *m, size_t mlen);
+    uint32_t day, u_char *p, size_t plen, u_char *m, size_t mlen,
+    ngx_uint_t store);
 static void ngx_http_seadragon_usage_model_locked(
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_usage_shm_t *usage,
     ngx_uint_t slot, u_char *m, size_t mlen,
@@ -210,7 +211,8 @@ ngx_http_seadragon_usage_end(ngx_http_request_t *r,
     }
 
     row = ngx_http_seadragon_usage_row_locked(zone, usage, day, principal,
-                                              plen, ctx->model.data, mlen);
+                                              plen, ctx->model.data, mlen,
+                                              smcf->store != NULL);
 
     if (row == NULL) {
         usage->dropped++;
@@ -346,7 +348,7 @@ ngx_http_seadragon_usage_rbtree_insert(ngx_rbtree_node_t *temp,
 static ngx_http_seadragon_usage_row_t *
 ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_usage_shm_t *usage, uint32_t day, u_char *p,
-    size_t plen, u_char *m, size_t mlen)
+    size_t plen, u_char *m, size_t mlen, ngx_uint_t store)
 {
     uint32_t                         hash;
     ngx_int_t                        rc;
@@ -381,12 +383,25 @@ ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
         node = (rc < 0) ? node->left : node->right;
     }
 
+    /* full: with a store, the rows it has in full make room */
+
+    if (usage->nrows >= NGX_HTTP_SEADRAGON_USAGE_ROWS && store) {
+        ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
+    }
+
     if (usage->nrows >= NGX_HTTP_SEADRAGON_USAGE_ROWS) {
         return NULL;
     }
 
     row = ngx_slab_calloc_locked(zone->shpool,
                                  sizeof(ngx_http_seadragon_usage_row_t));
+
+    if (row == NULL && store) {
+        ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
+        row = ngx_slab_calloc_locked(zone->shpool,
+                                     sizeof(ngx_http_seadragon_usage_row_t));
+    }
+
     if (row == NULL) {
         return NULL;
     }
