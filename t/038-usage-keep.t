@@ -19,6 +19,7 @@ our $admin = tool('key create ops --source admin');
 our $alice = tool('key create alice --source coding');
 our $bob = tool('key create bob@example.org --source coding');
 our $carol = tool('key create carol --source coding');
+our $dave = tool('key create dave --source coding');
 
 our $http_config = <<'_EOC_';
     seadragon_store $TEST_NGINX_STORE;
@@ -276,7 +277,7 @@ admin source=: source:chat
 --- client
     capture {
         generate(key => $alice, tokens => 3, prompt => 2, tag => 'alice');
-        my $before = figures(admin('usage')->{principals}{'key:alice'});
+        my $before = admin('usage')->{principals}{'key:alice'};
         # the fast shutdown of nginx -s stop, at once, before the next write
         generate(key => $alice, tokens => 4, prompt => 1, tag => 'alice');
         my $master = nginx_master_pid();
@@ -286,12 +287,16 @@ admin source=: source:chat
         my $err = Test::Seadragon::start_nginx();
         die $err if $err;
         my $u = admin('usage');
-        print "after start: ", figures($u->{principals}{'key:alice'}), " unwritten $u->{unwritten}\n";
-        print "tool: ", figures(tool_usage('--key alice')->{'key:alice llama3:70b'}), "\n";
+        my $after = $u->{principals}{'key:alice'};
+        print "gained: ", join(' ', map { $after->{$_} - $before->{$_} }
+                                   qw(requests prompt_tokens completion_tokens)),
+              " unwritten $u->{unwritten}\n";
+        print "tool: ", (figures(tool_usage('--key alice')->{'key:alice llama3:70b'}) eq figures($after)
+                         ? 'the same' : 'differs'), "\n";
     };
---- client_output_like
-\Aafter start: (\d+) (\d+) (\d+) unwritten 0
-tool: \1 \2 \3\z
+--- client_output
+gained: 1 1 4 unwritten 0
+tool: the same
 
 
 === TEST 4: the total of TEST 1 and TEST 3, today: the day before has nothing, a range has both
@@ -438,3 +443,38 @@ unchanged: yes
 405 GET, HEAD
 unchanged: yes
 stand-in: 0
+
+
+
+=== TEST 9: embeddings count their prompt tokens under their own model; an OpenAI stream without usage is counted as an estimate
+--- client
+    capture {
+        my $auth = { Authorization => "Bearer $dave", 'X-Standin-Delay-Ms' => 2 };
+        my $r = request('POST /api/embed', headers => $auth,
+                        body => '{"model":"nomic-embed-text:latest","input":"one two three four"}');
+        die "embed: $r->{status}" unless $r->{status} == 200;
+        $r = request('POST /v1/chat/completions',
+                     headers => { %$auth, 'X-Standin-Tokens' => 5 },
+                     body => '{"model":"llama3:70b","stream":true,"messages":[{"role":"user","content":"a b"}]}');
+        die "v1: $r->{status}" unless $r->{status} == 200;
+        my ($embed) = grep { $_->{path} eq '/api/embed' } @{ standin_requests() };
+        my $sent = $embed->{usage_sent}{prompt_eval_count};
+        my $u = admin('usage?key=dave');
+        my $d = $u->{principals}{'key:dave'};
+        my $e = $d->{models}{'nomic-embed-text:latest'};
+        my $l = $d->{models}{'llama3:70b'};
+        print "embed: $e->{requests} prompt ", ($e->{prompt_tokens} == $sent ? 'as sent' : "$e->{prompt_tokens} vs $sent"),
+              " completion $e->{completion_tokens} estimated $e->{estimated}\n";
+        print "v1 stream: $l->{requests} completion $l->{completion_tokens} estimated $l->{estimated}\n";
+        print "key total: $d->{requests} estimated $d->{estimated}\n";
+        print "models: ", join(',', sort keys %{ $u->{models} }), "\n";
+        wait_until(sub { admin('usage')->{unwritten} == 0 }, 'the write');
+        my $rows = tool_usage('--key dave');
+        print "tool: ", join(' ', map { "$_=" . figures($rows->{$_}) } sort keys %$rows), "\n";
+    };
+--- client_output_like
+\Aembed: 1 prompt as sent completion 0 estimated 0
+v1 stream: 1 completion 5 estimated 1
+key total: 2 estimated 1
+models: llama3:70b,nomic-embed-text:latest
+tool: key:dave llama3:70b=1 \d+ 5 key:dave nomic-embed-text:latest=1 [1-9]\d* 0\z
