@@ -449,7 +449,7 @@ typedef struct ngx_http_seadragon_usage_shm_s {
                         *models[NGX_HTTP_SEADRAGON_USAGE_MODELS + 1];
     uint64_t                         dropped;   /* answers not kept */
     uint64_t                         dropped_metrics;
-    uint64_t                         written;   /* rows written to store */
+    uint64_t                         written;   /* rows settled as written */
 } ngx_http_seadragon_usage_shm_t;
 
 

@@ -116,7 +116,12 @@ static void ngx_http_seadragon_usage_sum_each(MDB_val *key, MDB_val *value,
     void *data);
 static ngx_int_t ngx_http_seadragon_usage_sum_zones(ngx_http_request_t *r,
     ngx_http_seadragon_main_conf_t *smcf, ngx_http_seadragon_usage_sum_t *sum,
+    uint64_t *unwritten, uint64_t *dropped, uint64_t *written);
+static ngx_int_t ngx_http_seadragon_usage_collect(ngx_http_request_t *r,
+    ngx_http_seadragon_main_conf_t *smcf, ngx_http_seadragon_usage_sum_t *sum,
     uint64_t *unwritten, uint64_t *dropped);
+static uint64_t ngx_http_seadragon_usage_written(
+    ngx_http_seadragon_main_conf_t *smcf);
 static int ngx_libc_cdecl ngx_http_seadragon_usage_item_cmp(const void *one,
     const void *two);
 static int ngx_libc_cdecl ngx_http_seadragon_usage_model_cmp(const void *one,
@@ -845,7 +850,7 @@ ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
     char                             *error, from[11], to[11];
     uint64_t                          unwritten, dropped;
     ngx_int_t                         rc;
-    ngx_uint_t                        i, k, n;
+    ngx_uint_t                        i, k, n, try;
     ngx_http_seadragon_json_t         j;
     seadragon_usage_record_t          total;
     ngx_http_seadragon_usage_sum_t    sum;
@@ -861,42 +866,36 @@ ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST, error);
     }
 
-    ngx_rbtree_init(&sum.tree, &sum.sentinel,
-                    ngx_http_seadragon_usage_item_insert);
+    /*
+     * The store first, then what the zones have not written: a write
+     * that commits in between is still "writing" in its zone when the
+     * zones are read, unless it was settled meanwhile, which the zones'
+     * count of written rows shows; then it is read again.
+     */
 
-    if (ngx_array_init(&sum.items, r->pool, 16,
-                       sizeof(ngx_http_seadragon_usage_item_t *))
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (smcf->store) {
-        rc = ngx_http_seadragon_store_usage_read(smcf->store,
-                                       r->connection->log, sum.from, sum.to,
-                                       ngx_http_seadragon_usage_sum_each,
-                                       &sum);
-        if (rc != NGX_OK) {
-            if (ngx_http_seadragon_header_add(r, "Retry-After",
-                    (u_char *) NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT,
-                    sizeof(NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT) - 1)
-                == NULL)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_seadragon_admin_error(r,
-                                              NGX_HTTP_SERVICE_UNAVAILABLE,
-                                              "the store cannot be read "
-                                              "right now, please try again");
+    for (try = 0; try < 8; try++) {
+        rc = ngx_http_seadragon_usage_collect(r, smcf, &sum, &unwritten,
+                                              &dropped);
+        if (rc != NGX_AGAIN) {
+            break;
         }
     }
 
-    if (ngx_http_seadragon_usage_sum_zones(r, smcf, &sum, &unwritten,
-                                           &dropped)
-        != NGX_OK
-        || sum.failed)
-    {
+    if (rc == NGX_DECLINED) {
+        if (ngx_http_seadragon_header_add(r, "Retry-After",
+                (u_char *) NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT,
+                sizeof(NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT) - 1)
+            == NULL)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_seadragon_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                              "the store cannot be read "
+                                              "right now, please try again");
+    }
+
+    if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1366,10 +1365,87 @@ ngx_http_seadragon_usage_sum_each(MDB_val *key, MDB_val *value, void *data)
  * under each zone's lock into memory taken before it.
  */
 
+/*
+ * One reading of the store and the zones into sum: NGX_OK; NGX_AGAIN: a
+ * write was settled meanwhile, to be read again; NGX_DECLINED: the store
+ * cannot be read; NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_usage_collect(ngx_http_request_t *r,
+    ngx_http_seadragon_main_conf_t *smcf, ngx_http_seadragon_usage_sum_t *sum,
+    uint64_t *unwritten, uint64_t *dropped)
+{
+    uint64_t  before, after;
+
+    sum->failed = 0;
+    sum->corrupted = 0;
+
+    ngx_rbtree_init(&sum->tree, &sum->sentinel,
+                    ngx_http_seadragon_usage_item_insert);
+
+    if (ngx_array_init(&sum->items, r->pool, 16,
+                       sizeof(ngx_http_seadragon_usage_item_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    before = ngx_http_seadragon_usage_written(smcf);
+
+    if (smcf->store
+        && ngx_http_seadragon_store_usage_read(smcf->store,
+                                      r->connection->log, sum->from, sum->to,
+                                      ngx_http_seadragon_usage_sum_each, sum)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_seadragon_usage_sum_zones(r, smcf, sum, unwritten, dropped,
+                                           &after)
+        != NGX_OK
+        || sum->failed)
+    {
+        return NGX_ERROR;
+    }
+
+    return (before == after || smcf->store == NULL) ? NGX_OK : NGX_AGAIN;
+}
+
+
+static uint64_t
+ngx_http_seadragon_usage_written(ngx_http_seadragon_main_conf_t *smcf)
+{
+    uint64_t                    written;
+    ngx_uint_t                  z;
+    ngx_http_seadragon_zone_t **zones;
+
+    written = 0;
+    zones = smcf->zones.elts;
+
+    for (z = 0; z < smcf->zones.nelts; z++) {
+        if (zones[z]->sh == NULL) {
+            continue;
+        }
+
+        ngx_shmtx_lock(&zones[z]->shpool->mutex);
+
+        if (zones[z]->sh->usage) {
+            written += zones[z]->sh->usage->written;
+        }
+
+        ngx_shmtx_unlock(&zones[z]->shpool->mutex);
+    }
+
+    return written;
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_usage_sum_zones(ngx_http_request_t *r,
     ngx_http_seadragon_main_conf_t *smcf, ngx_http_seadragon_usage_sum_t *sum,
-    uint64_t *unwritten, uint64_t *dropped)
+    uint64_t *unwritten, uint64_t *dropped, uint64_t *written)
 {
     ngx_uint_t                         i, n, room, z;
     ngx_queue_t                       *q;
@@ -1380,6 +1456,7 @@ ngx_http_seadragon_usage_sum_zones(ngx_http_request_t *r,
 
     *unwritten = 0;
     *dropped = 0;
+    *written = 0;
 
     zones = smcf->zones.elts;
 
@@ -1402,6 +1479,7 @@ ngx_http_seadragon_usage_sum_zones(ngx_http_request_t *r,
 
         usage = zones[z]->sh->usage;
         *dropped += usage->dropped;
+        *written += usage->written;
 
         for (q = ngx_queue_head(&usage->rows);
              q != ngx_queue_sentinel(&usage->rows) && n < room;
