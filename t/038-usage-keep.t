@@ -20,6 +20,7 @@ our $alice = tool('key create alice --source coding');
 our $bob = tool('key create bob@example.org --source coding');
 our $carol = tool('key create carol --source coding');
 our $dave = tool('key create dave --source coding');
+our $erin = tool('key create erin --source coding');
 
 our $http_config = <<'_EOC_';
     seadragon_store $TEST_NGINX_STORE;
@@ -478,3 +479,34 @@ v1 stream: 1 completion 5 estimated 1
 key total: 2 estimated 1
 models: llama3:70b,nomic-embed-text:latest
 tool: key:dave llama3:70b=1 \d+ 5 key:dave nomic-embed-text:latest=1 [1-9]\d* 0\z
+
+
+
+=== TEST 10: a client that leaves a stream: what had passed is kept, counted once, and written
+--- client
+    capture {
+        my $h = start_request('POST /api/chat', timeout => 30,
+            body => '{"model":"llama3:70b","messages":[{"role":"user","content":"a b"}]}',
+            headers => { Authorization => "Bearer $erin", 'X-Standin-Tag' => 'left',
+                         'X-Standin-Tokens' => 50, 'X-Standin-Pause-After' => 4,
+                         'X-Standin-Delay-Ms' => 0 });
+        wait_until(sub { my ($r) = grep { ($_->{tag} // '') eq 'left' } @{ standin_requests() };
+                         $r && $r->{tokens_sent} == 4 }, 'four tokens to be sent');
+        Time::HiRes::sleep(0.3);
+        my $r = abort_request($h);
+        my $got = () = $r->{body} =~ /"content":"tok\d+ "/g;
+        standin_release();
+        wait_until(sub { (admin('usage?key=erin')->{principals}{'key:erin'}{requests} // 0) == 1 },
+                   'the request to end');
+        wait_until(sub { admin('usage')->{unwritten} == 0 }, 'the write');
+        my $e = admin('usage?key=erin')->{principals}{'key:erin'};
+        print "client got $got; kept $e->{requests} request, $e->{completion_tokens} completion tokens, estimated $e->{estimated}\n";
+        my $row = tool_usage('--key erin')->{'key:erin llama3:70b'};
+        print "tool: ", figures($row) eq figures($e) ? 'the same' : 'differs', "\n";
+        my $stats = admin('stats')->{sources}{coding}{aborted}{streaming};
+        print "aborted streaming: $stats\n";
+    };
+--- client_output
+client got 4; kept 1 request, 4 completion tokens, estimated 1
+tool: the same
+aborted streaming: 1
