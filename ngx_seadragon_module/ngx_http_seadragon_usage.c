@@ -161,9 +161,12 @@ ngx_http_seadragon_usage_end(ngx_http_request_t *r,
     seadragon_usage_record_t         delta;
     ngx_http_seadragon_usage_shm_t  *usage;
     ngx_http_seadragon_usage_row_t  *row;
+    ngx_http_seadragon_loc_conf_t   *slcf;
     ngx_http_seadragon_main_conf_t  *smcf;
 
-    if (ctx->usage_kept || ctx->endpoint == NULL
+    slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
+
+    if (ctx->usage_kept || !slcf->usage || ctx->endpoint == NULL
         || ctx->endpoint->kind != NGX_HTTP_SEADRAGON_ENDPOINT_GENERATE
         || ctx->zone == NULL || r != r->main)
     {

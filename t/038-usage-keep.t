@@ -510,3 +510,43 @@ tool: key:dave llama3:70b=1 \d+ 5 key:dave nomic-embed-text:latest=1 [1-9]\d* 0\
 client got 4; kept 1 request, 4 completion tokens, estimated 1
 tool: the same
 aborted streaming: 1
+
+
+
+=== TEST 11: seadragon_usage off in a location keeps nothing of its answers; another location still keeps its own
+--- config
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        seadragon_usage off;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+    location /v1/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- client
+    capture {
+        my $before = admin('usage')->{principals}{'source:api'}{requests} // 0;
+        generate(tokens => 3, tag => 'off') for 1 .. 2;
+        my $r = request('POST /v1/chat/completions',
+                        headers => { 'X-Standin-Tokens' => 2 },
+                        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"a"}]}');
+        die "v1: $r->{status}" unless $r->{status} == 200;
+        my $after = admin('usage')->{principals}{'source:api'};
+        print "kept: ", $after->{requests} - $before, " request\n";
+        print "served: ", scalar(grep { ($_->{status} // 0) == 200 } @{ standin_requests() }), "\n";
+    };
+--- client_output
+kept: 1 request
+served: 3
