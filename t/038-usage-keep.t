@@ -550,3 +550,33 @@ aborted streaming: 1
 --- client_output
 kept: 1 request
 served: 3
+
+
+
+=== TEST 12: seadragon-store usage: bad input exits 2 saying what is wrong; a store that is not there exits 3
+--- client
+    capture {
+        my $tool = store_tool_path();
+        for my $args ('--day 2026-02-31', '--from 2026-01-01', '--from 2026-02-01 --to 2026-01-01',
+                      '--from 2025-01-01 --to 2026-01-02', '--day 2026-01-01 --to 2026-01-02',
+                      '--key alice --source api', "--key 'a b'", '--source ' . ('s' x 40),
+                      '--frob 1') {
+            my $err = `$tool --store $ENV{TEST_NGINX_STORE} usage $args 2>&1 >/dev/null`;
+            my $rc = $? >> 8;
+            my ($first) = split /\n/, $err;
+            print "$rc $first\n";
+        }
+        my $err = `$tool --store $ENV{TEST_NGINX_STORE}-missing usage 2>&1 >/dev/null`;
+        print $? >> 8, " ", ($err =~ /no such file|No such file/i ? 'no store' : $err), "\n";
+    };
+--- client_output
+2 seadragon-store: usage: --day "2026-02-31" is not a date: use YYYY-MM-DD (UTC)
+2 seadragon-store: usage: a range needs both --from and --to
+2 seadragon-store: usage: --from is after --to
+2 seadragon-store: usage: a range has at most 366 days
+2 seadragon-store: usage: --day and --from/--to do not go together
+2 seadragon-store: usage: --key and --source do not go together
+2 seadragon-store: usage: invalid NAME "a b": expected 1 to 63 letters, digits, "_", "-", "." and "@"
+2 seadragon-store: usage: invalid SOURCE "ssssssssssssssssssssssssssssssssssssssss": expected 1 to 31 letters, digits, "_" and "-"
+2 seadragon-store: usage: unknown option "--frob"
+3 no store
