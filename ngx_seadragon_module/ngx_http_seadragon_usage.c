@@ -143,9 +143,10 @@ static ngx_msec_t   ngx_http_seadragon_usage_delay;
 
 
 /*
- * At the request's end (the gate's cleanup): what its answer used, added
- * to its row of today and to its model's figures, under the zone's lock,
- * with no allocation of request memory and no I/O.
+ * Once the answer has passed (the body filter), or at the request's end
+ * (the gate's cleanup): what it used, added to its row of today and to
+ * its model's figures, under the zone's lock, with no allocation of
+ * request memory and no I/O.
  */
 
 void
@@ -215,6 +216,10 @@ ngx_http_seadragon_usage_end(ngx_http_request_t *r,
 
     if (usage == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "seadragon zone \"%V\" has no memory left to keep "
+                      "usage: this answer's is not kept", &zone->name);
         return;
     }
 
