@@ -580,3 +580,47 @@ served: 3
 2 seadragon-store: usage: invalid SOURCE "ssssssssssssssssssssssssssssssssssssssss": expected 1 to 31 letters, digits, "_" and "-"
 2 seadragon-store: usage: unknown option "--frob"
 3 no store
+
+
+
+=== TEST 13: without seadragon_store, usage lives in the zone: GET usage shows it, store false, across 2 workers and a reload
+--- workers: 2
+--- http_config
+    seadragon_zone ollama:1m capacity=2;
+    seadragon_source chat priority=2 if=$http_x_chat;
+    seadragon_source api  priority=3;
+--- config
+    location /api/admin/ {
+        allow 127.0.0.1;
+        deny all;
+        seadragon_admin ollama auth=nginx;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- client
+    capture {
+        my $get = sub { json_decode(request("GET /api/admin/usage$_[0]")->{body}) };
+        generate(tokens => 3, prompt => 2, tag => 'api') for 1 .. 3;
+        generate(tokens => 5, prompt => 1, source_chat => 1, tag => 'chat');
+        nginx_reload();
+        generate(tokens => 1, prompt => 1, tag => 'api');
+        my $u = $get->('');
+        my $sent = standin_sums();
+        print "store: ", ($u->{store} ? 'true' : 'false'), " unwritten $u->{unwritten}\n";
+        for my $who (qw(api chat)) {
+            print "$who: ", (figures($u->{principals}{"source:$who"}) eq figures($sent->{$who})
+                             ? 'as sent' : figures($u->{principals}{"source:$who"}) . ' vs ' . figures($sent->{$who})), "\n";
+        }
+        print "yesterday: ", scalar(keys %{ $get->("?day=$yesterday")->{principals} }), "\n";
+    };
+--- client_output
+store: false unwritten 0
+api: as sent
+chat: as sent
+yesterday: 0
