@@ -132,7 +132,7 @@ typedef struct {
     ngx_uint_t                       seen;           /* their bits */
 
     /* the answer's */
-    uint64_t                         chunks;         /* with content */
+    uint64_t                         chunks;         /* counted, one token */
     uint64_t                         eval_ns;        /* eval_duration */
     ngx_msec_t                       first;          /* the first chunk */
     ngx_msec_t                       last;           /* the last one */
@@ -154,9 +154,8 @@ typedef struct {
 } ngx_http_seadragon_usage_parser_t;
 
 
-static void ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last);
+static void ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
 static u_char *ngx_http_seadragon_usage_lines(ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
 static ngx_int_t ngx_http_seadragon_usage_scan(
@@ -306,7 +305,7 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
             return;
         }
 
-        ngx_http_seadragon_usage_feed(r, ctx, p, b->pos, b->last);
+        ngx_http_seadragon_usage_feed(ctx, p, b->pos, b->last);
 
         if (p->failed) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -321,9 +320,8 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
 /* a piece of the answer: NDJSON or JSON as it is, SSE through its lines */
 
 static void
-ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last)
+ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
 {
     u_char  *nl;
 
