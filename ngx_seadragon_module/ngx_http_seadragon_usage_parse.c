@@ -33,13 +33,10 @@
 /* the longest key that is compared: longer ones are someone else's */
 #define NGX_HTTP_SEADRAGON_USAGE_KEY_LEN  24
 
-/* the deepest nesting followed (as deep as a request body may be) */
-#define NGX_HTTP_SEADRAGON_USAGE_LEVELS   NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH
-
 /* a figure beyond it stays there */
 #define NGX_HTTP_SEADRAGON_USAGE_MAX      ((uint64_t) -1)
 
-/* the levels whose keys it remembers */
+/* the levels followed: deeper, and elsewhere, a figure cannot be */
 #define NGX_HTTP_SEADRAGON_USAGE_DEPTH    4
 
 
@@ -55,7 +52,10 @@ typedef enum {
     NGX_HTTP_SEADRAGON_SCAN_STRING,
     NGX_HTTP_SEADRAGON_SCAN_ESCAPE,
     NGX_HTTP_SEADRAGON_SCAN_NUMBER,
-    NGX_HTTP_SEADRAGON_SCAN_LITERAL
+    NGX_HTTP_SEADRAGON_SCAN_LITERAL,
+    NGX_HTTP_SEADRAGON_SCAN_SKIP,         /* a container of no interest */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING,  /* a string in it */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE
 } ngx_http_seadragon_scan_e;
 
 
@@ -98,8 +98,7 @@ typedef enum {
 #define ngx_http_seadragon_usage_bit(key)  ((ngx_uint_t) 1 << (key))
 
 /* whether level d (1: the top-level value) is an array */
-#define ngx_http_seadragon_usage_array(p, d)                                  \
-    ((p)->arrays[((d) - 1) / 8] >> (((d) - 1) % 8) & 1)
+#define ngx_http_seadragon_usage_array(p, d)  ((p)->arrays >> ((d) - 1) & 1)
 
 #define NGX_HTTP_SEADRAGON_NATIVE_FIGURES                                     \
     (ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT)   \
@@ -115,8 +114,8 @@ typedef struct {
     /* the scan */
     ngx_uint_t                       state;          /* SCAN_* */
     ngx_uint_t                       depth;          /* open containers */
-    u_char                           arrays[NGX_HTTP_SEADRAGON_USAGE_LEVELS
-                                            / 8];  /* bit d-1: level d */
+    ngx_uint_t                       arrays;         /* bit d-1: level d */
+    uint64_t                         skipped;        /* open in a SKIP */
     ngx_uint_t                       keys[NGX_HTTP_SEADRAGON_USAGE_DEPTH + 1];
     ngx_uint_t                       target;         /* of the value: KEY_* */
     u_char                           key[NGX_HTTP_SEADRAGON_USAGE_KEY_LEN];
@@ -133,7 +132,7 @@ typedef struct {
     ngx_uint_t                       seen;           /* their bits */
 
     /* the answer's */
-    uint64_t                         chunks;         /* with content */
+    uint64_t                         chunks;         /* counted, one token */
     uint64_t                         eval_ns;        /* eval_duration */
     ngx_msec_t                       first;          /* the first chunk */
     ngx_msec_t                       last;           /* the last one */
@@ -155,15 +154,16 @@ typedef struct {
 } ngx_http_seadragon_usage_parser_t;
 
 
-static void ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last);
+static void ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
 static u_char *ngx_http_seadragon_usage_lines(ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
 static ngx_int_t ngx_http_seadragon_usage_scan(
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
     u_char *pos, u_char *last);
-static ngx_int_t ngx_http_seadragon_usage_open(
+static ngx_uint_t ngx_http_seadragon_usage_wanted(
+    ngx_http_seadragon_usage_parser_t *p, ngx_uint_t array);
+static void ngx_http_seadragon_usage_open(
     ngx_http_seadragon_usage_parser_t *p, ngx_uint_t array);
 static u_char *ngx_http_seadragon_usage_skip(
     ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last,
@@ -305,7 +305,7 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
             return;
         }
 
-        ngx_http_seadragon_usage_feed(r, ctx, p, b->pos, b->last);
+        ngx_http_seadragon_usage_feed(ctx, p, b->pos, b->last);
 
         if (p->failed) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -320,9 +320,8 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
 /* a piece of the answer: NDJSON or JSON as it is, SSE through its lines */
 
 static void
-ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last)
+ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
 {
     u_char  *nl;
 
@@ -579,6 +578,50 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
             state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
             break;
 
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP:
+
+            /* brackets and strings only: what is inside is not looked at */
+
+            while (pos < last && *pos != '"' && *pos != '{' && *pos != '}'
+                   && *pos != '[' && *pos != ']')
+            {
+                pos++;
+            }
+
+            if (pos == last) {
+                break;
+            }
+
+            c = *pos++;
+
+            if (c == '"') {
+                state = NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
+
+            } else if (c == '{' || c == '[') {
+                p->skipped++;
+
+            } else if (--p->skipped == 0) {
+                state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            }
+
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING:
+            state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+            pos = ngx_http_seadragon_usage_skip(p, pos, last, &state);
+
+            state = (state == NGX_HTTP_SEADRAGON_SCAN_AFTER)
+                    ? NGX_HTTP_SEADRAGON_SCAN_SKIP
+                    : (state == NGX_HTTP_SEADRAGON_SCAN_ESCAPE)
+                      ? NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE
+                      : NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE:
+            pos++;
+            state = NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
+            break;
+
         case NGX_HTTP_SEADRAGON_SCAN_LITERAL:
             if (*pos != (u_char) p->literal[p->literal_pos]) {
                 return NGX_ERROR;
@@ -687,11 +730,13 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
 
                 case '{':
                 case '[':
-                    if (ngx_http_seadragon_usage_open(p, c == '[')
-                        != NGX_OK)
-                    {
-                        return NGX_ERROR;
+                    if (!ngx_http_seadragon_usage_wanted(p, c == '[')) {
+                        p->skipped = 1;
+                        state = NGX_HTTP_SEADRAGON_SCAN_SKIP;
+                        break;
                     }
+
+                    ngx_http_seadragon_usage_open(p, c == '[');
 
                     state = (c == '[') ? NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END
                                        : NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END;
@@ -769,7 +814,44 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+/*
+ * Whether a container that opens here can hold a figure: the top-level
+ * value, its "usage" object, its "choices" array, their objects and the
+ * "delta" in them.  Any other (Ollama's "message" and "context", the
+ * vectors of embeddings, a tool call's arguments) is skipped whole.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_usage_wanted(ngx_http_seadragon_usage_parser_t *p,
+    ngx_uint_t array)
+{
+    ngx_uint_t  choices;
+
+    choices = (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_CHOICES);
+
+    switch (p->depth) {
+
+    case 0:
+        return 1;
+
+    case 1:
+        return array ? choices
+                     : (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_USAGE);
+
+    case 2:
+        return choices && !array && ngx_http_seadragon_usage_array(p, 2);
+
+    case 3:
+        return choices && !array && !ngx_http_seadragon_usage_array(p, 3)
+               && p->keys[3] == NGX_HTTP_SEADRAGON_KEY_DELTA;
+
+    default:
+        return 0;
+    }
+}
+
+
+static void
 ngx_http_seadragon_usage_open(ngx_http_seadragon_usage_parser_t *p,
     ngx_uint_t array)
 {
@@ -782,24 +864,16 @@ ngx_http_seadragon_usage_open(ngx_http_seadragon_usage_parser_t *p,
         p->line_content = 0;
     }
 
-    if (p->depth == NGX_HTTP_SEADRAGON_USAGE_LEVELS) {
-        return NGX_ERROR;
-    }
-
     p->depth++;
 
     if (array) {
-        p->arrays[(p->depth - 1) / 8] |= 1 << ((p->depth - 1) % 8);
+        p->arrays |= (ngx_uint_t) 1 << (p->depth - 1);
 
     } else {
-        p->arrays[(p->depth - 1) / 8] &= ~(1 << ((p->depth - 1) % 8));
+        p->arrays &= ~((ngx_uint_t) 1 << (p->depth - 1));
     }
 
-    if (p->depth <= NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
-        p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
-    }
-
-    return NGX_OK;
+    p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
 }
 
 
