@@ -148,6 +148,10 @@ static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
       0, NULL, NULL, 0,
       ngx_http_seadragon_admin_no_control, 0 },
 
+    { ngx_string("usage"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_usage_admin, 0 },
+
     /* the store's endpoints check their methods themselves */
 
     { ngx_string("whitelist"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
@@ -331,7 +335,7 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
     if (rt == NULL) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                               "no such admin endpoint: use "
-                                              "queue, stats, "
+                                              "queue, stats, usage, "
                                               "gate/pause|resume|drain, "
                                               "whitelist or keys");
     }

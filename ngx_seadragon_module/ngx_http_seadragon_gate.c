@@ -740,6 +740,12 @@ ngx_http_seadragon_gate_cleanup(void *data)
         ngx_http_seadragon_counters_add(ctx, counter);
     }
 
+    if (ctx->state == NGX_HTTP_SEADRAGON_ADMITTED
+        || ctx->state == NGX_HTTP_SEADRAGON_BYPASSED)
+    {
+        ngx_http_seadragon_usage_end(r, ctx);
+    }
+
     /* the key's place given back, its answer's tokens counted */
 
     ngx_http_seadragon_limit_end(r, ctx);

@@ -553,6 +553,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     u_char                         *p, *last, *start;
     size_t                          len;
     ngx_int_t                       rc;
+    ngx_str_t                       usage;
     ngx_http_seadragon_zone_t      *zone;
     ngx_http_seadragon_metrics_t    m;
     ngx_http_seadragon_loc_conf_t  *slcf;
@@ -599,9 +600,15 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    if (ngx_http_seadragon_usage_metrics(r, zone, &m.zone, &usage)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /* the HELP and TYPE lines, then every sample line with its names */
 
-    len = 4096
+    len = usage.len + 4096
           + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
              + NGX_HTTP_SEADRAGON_ZONE_LINES)
             * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
@@ -618,6 +625,10 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     p = ngx_http_seadragon_metrics_counters(p, last, &m);
     p = ngx_http_seadragon_metrics_histograms(p, last, &m);
     p = ngx_http_seadragon_metrics_gauges(p, last, &m);
+
+    if ((size_t) (last - p) > usage.len) {
+        p = ngx_cpymem(p, usage.data, usage.len);
+    }
 
     /* the size above has room to spare: a full buffer means a cut text */
 

@@ -662,7 +662,11 @@ ngx_http_seadragon_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_seadragon_gate_init_process(cycle);
+    if (ngx_http_seadragon_gate_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_seadragon_usage_init_process(cycle);
 }
 
 
@@ -670,5 +674,9 @@ static void
 ngx_http_seadragon_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_seadragon_gate_exit_process(cycle);
+
+    /* what is left of the usage, written while the store is open */
+
+    ngx_http_seadragon_usage_exit_process(cycle);
     ngx_http_seadragon_store_exit_process(cycle);
 }

@@ -303,6 +303,7 @@ typedef struct {
     ngx_rbtree_t                     limits;          /* ..._limit_t */
     ngx_rbtree_node_t                limits_sentinel;
     ngx_uint_t                       nlimits;
+    struct ngx_http_seadragon_usage_shm_s  *usage;    /* NULL: none yet */
 } ngx_http_seadragon_shctx_t;
 
 
@@ -460,6 +461,66 @@ typedef struct {
 } ngx_http_seadragon_usage_t;
 
 
+/*
+ * Usage kept in the zone (ngx_http_seadragon_usage.c): a row per day,
+ * principal ("key:NAME" or "source:NAME") and model, with what the zone
+ * counted and what is not in the store yet; and per model, for the
+ * metrics, the tokens of each source, Ollama's load time and a histogram
+ * of the tokens per second of its answers.  Both are bounded: what does
+ * not fit is counted as dropped, never lost silently.
+ */
+
+#define NGX_HTTP_SEADRAGON_USAGE_ROWS      4096
+#define NGX_HTTP_SEADRAGON_USAGE_MODELS    64     /* then "other" */
+#define NGX_HTTP_SEADRAGON_USAGE_TPS       10     /* histogram buckets */
+
+typedef struct {
+    ngx_rbtree_node_t                node;      /* key: crc32 of the names */
+    ngx_queue_t                      link;      /* in usage->rows */
+    uint32_t                         day;       /* days since 1970-01-01 */
+    size_t                           plen;
+    size_t                           mlen;
+    u_char                           principal[SEADRAGON_USAGE_PRINCIPAL_LEN];
+    u_char                           model[SEADRAGON_USAGE_MODEL_LEN];
+    seadragon_usage_record_t         total;     /* counted in this zone */
+    seadragon_usage_record_t         pending;   /* not in the store yet */
+    seadragon_usage_record_t         writing;   /* in a worker's write */
+    uint64_t                         writer;    /* its token; 0: none */
+    time_t                           writing_since;
+} ngx_http_seadragon_usage_row_t;
+
+
+typedef struct {
+    u_char                           model[SEADRAGON_USAGE_MODEL_LEN];
+    size_t                           mlen;
+    uint64_t                         load_ms;
+    uint64_t                         tokens[NGX_HTTP_SEADRAGON_MAX_SOURCES][2];
+    uint64_t                         tps[NGX_HTTP_SEADRAGON_USAGE_TPS];
+    uint64_t                         tps_count;
+    uint64_t                         tps_sum;   /* tokens/s, thousandths */
+} ngx_http_seadragon_usage_model_t;
+
+
+typedef struct ngx_http_seadragon_usage_shm_s {
+    ngx_rbtree_t                     tree;      /* of rows */
+    ngx_rbtree_node_t                sentinel;
+    ngx_queue_t                      rows;
+    ngx_uint_t                       nrows;
+    ngx_uint_t                       npending;  /* rows not yet written */
+    ngx_uint_t                       nmodels;
+    ngx_http_seadragon_usage_model_t
+                        *models[NGX_HTTP_SEADRAGON_USAGE_MODELS + 1];
+    uint64_t                         dropped;   /* answers not kept */
+    uint64_t                         dropped_metrics;
+    uint64_t                         written;   /* rows settled as written */
+} ngx_http_seadragon_usage_shm_t;
+
+
+/* upper bounds of the tokens-per-second histogram */
+extern ngx_uint_t  ngx_http_seadragon_usage_tps_buckets[
+                                               NGX_HTTP_SEADRAGON_USAGE_TPS];
+
+
 typedef enum {
     NGX_HTTP_SEADRAGON_NEW = 0,
     NGX_HTTP_SEADRAGON_READING_BODY,
@@ -525,6 +586,7 @@ typedef struct {
     unsigned                         stall_watched:1;
     unsigned                         stalled:1;
     unsigned                         quota:1;    /* refused by a limit */
+    unsigned                         usage_kept:1; /* in the zone */
 } ngx_http_seadragon_ctx_t;
 
 
@@ -839,6 +901,23 @@ ngx_int_t ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
     uint64_t *hundredths);
 ngx_uint_t ngx_http_seadragon_usage_load_known(
     ngx_http_seadragon_ctx_t *ctx);
+
+/* ngx_http_seadragon_usage.c: usage kept in the zone and the store */
+void ngx_http_seadragon_usage_end(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx);
+ngx_int_t ngx_http_seadragon_usage_init_process(ngx_cycle_t *cycle);
+void ngx_http_seadragon_usage_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_usage_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
+
+/* a read of the store's usage of days from to to: NGX_OK, NGX_ERROR */
+typedef void (*ngx_http_seadragon_store_usage_pt)(MDB_val *key,
+    MDB_val *value, void *data);
+ngx_int_t ngx_http_seadragon_store_usage_read(
+    ngx_http_seadragon_store_t *store, ngx_log_t *log, uint32_t from,
+    uint32_t to, ngx_http_seadragon_store_usage_pt each, void *data);
 
 /* ngx_http_seadragon_release.c: the gate's body filter */
 ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,

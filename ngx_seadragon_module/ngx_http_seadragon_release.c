@@ -55,6 +55,23 @@ ngx_http_seadragon_release_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ngx_http_seadragon_usage_parse(r, ctx, in);
     }
 
+    /*
+     * The whole answer has passed: its usage is kept now, not when the
+     * request is freed, which a lingering close delays past a fast
+     * shutdown (that runs no cleanup).
+     */
+
+    if (ctx && r == r->main && ctx->state == NGX_HTTP_SEADRAGON_ADMITTED
+        && !ctx->usage_kept)
+    {
+        for (cl = in; cl; cl = cl->next) {
+            if (cl->buf->last_buf) {
+                ngx_http_seadragon_usage_end(r, ctx);
+                break;
+            }
+        }
+    }
+
     if (ctx == NULL || r != r->main || !ctx->holds_slot) {
         return ngx_http_seadragon_body_replace(r, in, ctx);
     }

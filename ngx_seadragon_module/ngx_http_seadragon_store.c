@@ -1200,3 +1200,109 @@ ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
 
     return rc;
 }
+
+
+/*
+ * The usage database's entries of the days from "from" to "to", in key
+ * order, inside the guard as every other read; "each" copies what it
+ * reads of the map first.  A worker whose read-only environment was
+ * opened before the gateway made the database opens it in the read
+ * transaction itself (the handle ends with the transaction).  NGX_OK:
+ * all read (also when the store has no usage yet); NGX_ERROR: the store
+ * cannot be read, and is closed.
+ */
+
+ngx_int_t
+ngx_http_seadragon_store_usage_read(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, uint32_t from, uint32_t to,
+    ngx_http_seadragon_store_usage_pt each, void *data)
+{
+    int                    rc;
+    uint8_t                start[4];
+    uint32_t               day;
+    MDB_dbi                dbi;
+    MDB_val                k, v;
+    sigjmp_buf             jmp;
+    MDB_cursor            *c;
+    MDB_cursor *volatile   cursor;
+
+    if (ngx_http_seadragon_store_ready(store, log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cursor = NULL;
+
+    if (sigsetjmp(jmp, 0)) {
+        if (cursor) {
+            mdb_cursor_close(cursor);
+        }
+
+        return ngx_http_seadragon_store_faulted(store, log);
+    }
+
+    ngx_http_seadragon_store_jmp = &jmp;
+
+    rc = ngx_http_seadragon_store_renew(store, log);
+
+    if (rc == MDB_SUCCESS) {
+        dbi = store->dbs.usage;
+
+        if (dbi == 0) {
+            rc = mdb_dbi_open(store->txn, SEADRAGON_STORE_DB_USAGE, 0, &dbi);
+        }
+
+        if (rc == MDB_SUCCESS) {
+            rc = mdb_cursor_open(store->txn, dbi, &c);
+        }
+
+        if (rc == MDB_SUCCESS) {
+            cursor = c;
+
+            start[0] = (uint8_t) (from >> 24);
+            start[1] = (uint8_t) (from >> 16);
+            start[2] = (uint8_t) (from >> 8);
+            start[3] = (uint8_t) from;
+
+            k.mv_data = start;
+            k.mv_size = sizeof(start);
+
+            for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+                 rc == MDB_SUCCESS;
+                 rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+            {
+                if (k.mv_size < 4) {
+                    continue;
+                }
+
+                day = ((uint32_t) ((uint8_t *) k.mv_data)[0] << 24)
+                      | ((uint32_t) ((uint8_t *) k.mv_data)[1] << 16)
+                      | ((uint32_t) ((uint8_t *) k.mv_data)[2] << 8)
+                      | ((uint8_t *) k.mv_data)[3];
+
+                if (day > to) {
+                    break;
+                }
+
+                each(&k, &v, data);
+            }
+
+            cursor = NULL;
+            mdb_cursor_close(c);
+        }
+
+        if (rc == MDB_NOTFOUND) {
+            rc = MDB_SUCCESS;
+        }
+
+        mdb_txn_reset(store->txn);
+    }
+
+    ngx_http_seadragon_store_jmp = NULL;
+
+    if (rc != MDB_SUCCESS) {
+        return ngx_http_seadragon_store_read_failed(store, log,
+                                                    "a usage listing", rc);
+    }
+
+    return NGX_OK;
+}

@@ -5,20 +5,25 @@
  * What an answer used, read from the answer as it passes the body filter
  * (ngx_http_seadragon_release_filter()): Ollama's own figures (the line
  * with "done":true of a stream, a whole answer, /api/embed's
- * prompt_eval_count, OpenAI's "usage"), or the stream's content chunks
- * counted, one token each, and marked estimated.  The answer is never
+ * prompt_eval_count, OpenAI's "usage"), or else the stream's chunks
+ * counted, one token each, and marked estimated: the lines of Ollama's
+ * stream before its last, OpenAI's chunks with text.  The answer is never
  * changed, copied or held: each buffer is scanned where it lies.
  *
  * The scan follows the JSON's structure itself rather than handing the
  * bytes to yajl: yajl keeps a token that a buffer cuts and lexes it again
  * from its first byte with every later buffer (one 16 MB string in 4k
  * reads is lexed thousands of times over, and held whole in yajl's
- * buffer).  Here a string is skipped byte by byte wherever it is cut; of
+ * buffer).  Here a string is skipped with memchr() wherever it is cut; of
  * a key, at most NGX_HTTP_SEADRAGON_USAGE_KEY_LEN bytes are kept, and
  * only at the levels where a figure can be (the top four); a number is
  * read into a uint64_t as it passes.  The scan checks the structure (the
  * brackets, the order of keys, colons, commas and values) and stops
  * counting at the first byte that is not JSON: what was counted stays.
+ * A line of Ollama's stream that is whole in a buffer and ends as the
+ * lines before the last do ("done":false) is counted without a scan, so
+ * that a stream costs a search for its newlines and the scan of its last
+ * line.
  */
 
 
@@ -28,13 +33,10 @@
 /* the longest key that is compared: longer ones are someone else's */
 #define NGX_HTTP_SEADRAGON_USAGE_KEY_LEN  24
 
-/* the deepest nesting followed (as deep as a request body may be) */
-#define NGX_HTTP_SEADRAGON_USAGE_LEVELS   NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH
-
 /* a figure beyond it stays there */
 #define NGX_HTTP_SEADRAGON_USAGE_MAX      ((uint64_t) -1)
 
-/* the levels whose keys it remembers */
+/* the levels followed: deeper, and elsewhere, a figure cannot be */
 #define NGX_HTTP_SEADRAGON_USAGE_DEPTH    4
 
 
@@ -50,7 +52,10 @@ typedef enum {
     NGX_HTTP_SEADRAGON_SCAN_STRING,
     NGX_HTTP_SEADRAGON_SCAN_ESCAPE,
     NGX_HTTP_SEADRAGON_SCAN_NUMBER,
-    NGX_HTTP_SEADRAGON_SCAN_LITERAL
+    NGX_HTTP_SEADRAGON_SCAN_LITERAL,
+    NGX_HTTP_SEADRAGON_SCAN_SKIP,         /* a container of no interest */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING,  /* a string in it */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE
 } ngx_http_seadragon_scan_e;
 
 
@@ -83,9 +88,7 @@ typedef enum {
     NGX_HTTP_SEADRAGON_KEY_CHOICES,
     NGX_HTTP_SEADRAGON_KEY_DELTA,
     NGX_HTTP_SEADRAGON_KEY_CONTENT,
-    NGX_HTTP_SEADRAGON_KEY_TEXT,
-    NGX_HTTP_SEADRAGON_KEY_MESSAGE,
-    NGX_HTTP_SEADRAGON_KEY_RESPONSE
+    NGX_HTTP_SEADRAGON_KEY_TEXT
 } ngx_http_seadragon_usage_key_e;
 
 
@@ -95,8 +98,7 @@ typedef enum {
 #define ngx_http_seadragon_usage_bit(key)  ((ngx_uint_t) 1 << (key))
 
 /* whether level d (1: the top-level value) is an array */
-#define ngx_http_seadragon_usage_array(p, d)                                  \
-    ((p)->arrays[((d) - 1) / 8] >> (((d) - 1) % 8) & 1)
+#define ngx_http_seadragon_usage_array(p, d)  ((p)->arrays >> ((d) - 1) & 1)
 
 #define NGX_HTTP_SEADRAGON_NATIVE_FIGURES                                     \
     (ngx_http_seadragon_usage_bit(NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT)   \
@@ -109,20 +111,15 @@ typedef enum {
 
 
 typedef struct {
-    ngx_str_t                        name;
-    ngx_uint_t                       key;
-} ngx_http_seadragon_usage_name_t;
-
-
-typedef struct {
     /* the scan */
     ngx_uint_t                       state;          /* SCAN_* */
     ngx_uint_t                       depth;          /* open containers */
-    u_char                           arrays[NGX_HTTP_SEADRAGON_USAGE_LEVELS
-                                            / 8];  /* bit d-1: level d */
+    ngx_uint_t                       arrays;         /* bit d-1: level d */
+    uint64_t                         skipped;        /* open in a SKIP */
     ngx_uint_t                       keys[NGX_HTTP_SEADRAGON_USAGE_DEPTH + 1];
     ngx_uint_t                       target;         /* of the value: KEY_* */
     u_char                           key[NGX_HTTP_SEADRAGON_USAGE_KEY_LEN];
+    u_char                          *key_start;      /* in place, or NULL */
     size_t                           key_len;
     const char                      *literal;        /* "true", ... */
     ngx_uint_t                       literal_pos;
@@ -135,7 +132,7 @@ typedef struct {
     ngx_uint_t                       seen;           /* their bits */
 
     /* the answer's */
-    uint64_t                         chunks;         /* with content */
+    uint64_t                         chunks;         /* counted, one token */
     uint64_t                         eval_ns;        /* eval_duration */
     ngx_msec_t                       first;          /* the first chunk */
     ngx_msec_t                       last;           /* the last one */
@@ -150,26 +147,36 @@ typedef struct {
     unsigned                         fraction:1;     /* . or e: not counted */
     unsigned                         value_true:1;
     unsigned                         line_content:1; /* chunk counted */
-    unsigned                         done:1;
+    unsigned                         done:1;         /* "done": true */
+    unsigned                         not_done:1;     /* "done": false */
     unsigned                         load_seen:1;
     unsigned                         failed:1;       /* not JSON: stopped */
-    unsigned                         finished:1;
 } ngx_http_seadragon_usage_parser_t;
 
 
-static void ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last);
+static void ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
+static u_char *ngx_http_seadragon_usage_lines(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
 static ngx_int_t ngx_http_seadragon_usage_scan(
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
     u_char *pos, u_char *last);
-static ngx_int_t ngx_http_seadragon_usage_open(
+static ngx_uint_t ngx_http_seadragon_usage_wanted(
     ngx_http_seadragon_usage_parser_t *p, ngx_uint_t array);
-static void ngx_http_seadragon_usage_close(ngx_http_seadragon_ctx_t *ctx,
-    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_open(
+    ngx_http_seadragon_usage_parser_t *p, ngx_uint_t array);
+static u_char *ngx_http_seadragon_usage_skip(
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last,
+    ngx_uint_t *state);
+static void ngx_http_seadragon_usage_key_add(
+    ngx_http_seadragon_usage_parser_t *p, u_char *start, u_char *end,
+    ngx_uint_t cut);
+static ngx_uint_t ngx_http_seadragon_usage_key_find(u_char *key, size_t len);
 static void ngx_http_seadragon_usage_value_target(
     ngx_http_seadragon_usage_parser_t *p);
 static void ngx_http_seadragon_usage_key_end(
+    ngx_http_seadragon_usage_parser_t *p);
+static void ngx_http_seadragon_usage_chunk(ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_usage_parser_t *p);
 static void ngx_http_seadragon_usage_string_end(
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p);
@@ -177,30 +184,6 @@ static void ngx_http_seadragon_usage_number_end(
     ngx_http_seadragon_usage_parser_t *p);
 static void ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_usage_parser_t *p);
-
-
-static ngx_http_seadragon_usage_name_t  ngx_http_seadragon_usage_names[] = {
-    { ngx_string("prompt_eval_count"),
-      NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT },
-    { ngx_string("eval_count"), NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT },
-    { ngx_string("total_duration"), NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION },
-    { ngx_string("load_duration"), NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION },
-    { ngx_string("prompt_eval_duration"),
-      NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION },
-    { ngx_string("eval_duration"), NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION },
-    { ngx_string("prompt_tokens"), NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS },
-    { ngx_string("completion_tokens"),
-      NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS },
-    { ngx_string("done"), NGX_HTTP_SEADRAGON_KEY_DONE },
-    { ngx_string("usage"), NGX_HTTP_SEADRAGON_KEY_USAGE },
-    { ngx_string("choices"), NGX_HTTP_SEADRAGON_KEY_CHOICES },
-    { ngx_string("delta"), NGX_HTTP_SEADRAGON_KEY_DELTA },
-    { ngx_string("content"), NGX_HTTP_SEADRAGON_KEY_CONTENT },
-    { ngx_string("text"), NGX_HTTP_SEADRAGON_KEY_TEXT },
-    { ngx_string("message"), NGX_HTTP_SEADRAGON_KEY_MESSAGE },
-    { ngx_string("response"), NGX_HTTP_SEADRAGON_KEY_RESPONSE },
-    { ngx_null_string, 0 }
-};
 
 
 /*
@@ -303,7 +286,7 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
 
     p = ctx->usage_parser;
 
-    if (p == NULL || p->failed || p->finished) {
+    if (p == NULL || p->failed) {
         return;
     }
 
@@ -322,7 +305,7 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
             return;
         }
 
-        ngx_http_seadragon_usage_feed(r, ctx, p, b->pos, b->last);
+        ngx_http_seadragon_usage_feed(ctx, p, b->pos, b->last);
 
         if (p->failed) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -337,16 +320,19 @@ ngx_http_seadragon_usage_parse(ngx_http_request_t *r,
 /* a piece of the answer: NDJSON or JSON as it is, SSE through its lines */
 
 static void
-ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
-    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_usage_parser_t *p,
-    u_char *pos, u_char *last)
+ngx_http_seadragon_usage_feed(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
 {
     u_char  *nl;
 
     static u_char  data[] = "data:";
 
     if (!p->event_stream) {
-        if (ngx_http_seadragon_usage_scan(ctx, p, pos, last) != NGX_OK) {
+        if (p->streamed && !p->openai) {
+            pos = ngx_http_seadragon_usage_lines(ctx, p, pos, last);
+        }
+
+        if (pos && ngx_http_seadragon_usage_scan(ctx, p, pos, last) != NGX_OK) {
             p->failed = 1;
         }
 
@@ -437,131 +423,236 @@ ngx_http_seadragon_usage_feed(ngx_http_request_t *r,
 
 
 /*
- * The JSON scan over one piece: NGX_ERROR at a byte that is not JSON.  Any
- * number of top-level values follow each other (NDJSON, SSE events).
+ * Ollama's stream, line by line: a whole line that ends as every line
+ * before the last ends, "done":false at the top level, is one token, and
+ * is not scanned any further (encoding/json writes the struct's fields in
+ * their order, "done" after the text); any other line (the last one with
+ * the figures, an error, a line cut by the piece's end) is scanned.
+ * Returns where the scan of the rest begins, or NULL: no rest.
  */
+
+#define NGX_HTTP_SEADRAGON_USAGE_LINE_END  ",\"done\":false}"
+
+static u_char *
+ngx_http_seadragon_usage_lines(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
+{
+    size_t   n;
+    u_char  *nl, *end;
+
+    n = sizeof(NGX_HTTP_SEADRAGON_USAGE_LINE_END) - 1;
+
+    while (pos < last
+           && p->depth == 0 && p->state == NGX_HTTP_SEADRAGON_SCAN_VALUE)
+    {
+        nl = memchr(pos, '\n', last - pos);
+
+        if (nl == NULL) {
+            return pos;
+        }
+
+        end = (nl > pos && nl[-1] == '\r') ? nl - 1 : nl;
+
+        if (*pos == '{' && (size_t) (end - pos) > n
+            && ngx_memcmp(end - n, NGX_HTTP_SEADRAGON_USAGE_LINE_END, n) == 0)
+        {
+            ngx_http_seadragon_usage_chunk(ctx, p);
+
+        } else if (ngx_http_seadragon_usage_scan(ctx, p, pos, nl + 1)
+                   != NGX_OK)
+        {
+            p->failed = 1;
+            return NULL;
+        }
+
+        pos = nl + 1;
+    }
+
+    return pos;
+}
+
+
+/*
+ * The JSON scan over one piece: NGX_ERROR at a byte that is not JSON.  Any
+ * number of top-level values follow each other (NDJSON, SSE events).  The
+ * state lives in locals while the piece is scanned (the parser's fields
+ * are written back where a helper needs them, and at the end); a key is
+ * compared where it lies in the piece, and only a key cut by the piece's
+ * end is copied, at most NGX_HTTP_SEADRAGON_USAGE_KEY_LEN bytes of it.
+ */
+
+#define ngx_http_seadragon_usage_space(c)                                     \
+    ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
 static ngx_int_t
 ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last)
 {
-    u_char   c, *start;
+    u_char      c, *start;
+    uint64_t    number;
+    ngx_uint_t  state;
+
+    state = p->state;
+    number = p->number;
 
     while (pos < last) {
-        c = *pos;
 
-        switch (p->state) {
+        switch (state) {
 
         case NGX_HTTP_SEADRAGON_SCAN_STRING:
 
-            /* the bulk of an answer: its text, skipped */
+            if (!p->in_key) {
+                pos = ngx_http_seadragon_usage_skip(p, pos, last, &state);
 
-            if (p->in_key) {
-                while (pos < last && *pos != '"' && *pos != '\\') {
-                    if (p->key_len < NGX_HTTP_SEADRAGON_USAGE_KEY_LEN) {
-                        p->key[p->key_len++] = *pos;
-
-                    } else {
-                        p->key_long = 1;
-                    }
-
-                    pos++;
+                if (state == NGX_HTTP_SEADRAGON_SCAN_AFTER) {
+                    ngx_http_seadragon_usage_string_end(ctx, p);
                 }
 
-            } else {
-                start = pos;
-
-                while (pos < last && *pos != '"' && *pos != '\\') {
-                    pos++;
-                }
-
-                if (pos != start) {
-                    p->nonempty = 1;
-                }
+                break;
             }
+
+            start = pos;
+
+            while (pos < last && *pos != '"' && *pos != '\\') {
+                pos++;
+            }
+
+            ngx_http_seadragon_usage_key_add(p, start, pos, pos == last);
 
             if (pos == last) {
-                return NGX_OK;
+                break;
             }
 
-            c = *pos++;
-
-            if (c == '\\') {
-                p->state = NGX_HTTP_SEADRAGON_SCAN_ESCAPE;
+            if (*pos++ == '\\') {
+                state = NGX_HTTP_SEADRAGON_SCAN_ESCAPE;
                 p->key_long = 1;
-                p->nonempty = 1;
                 break;
             }
 
-            if (p->in_key) {
-                ngx_http_seadragon_usage_key_end(p);
-                p->state = NGX_HTTP_SEADRAGON_SCAN_COLON;
-                break;
-            }
-
-            ngx_http_seadragon_usage_string_end(ctx, p);
-            p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            ngx_http_seadragon_usage_key_end(p);
+            state = NGX_HTTP_SEADRAGON_SCAN_COLON;
             break;
 
         case NGX_HTTP_SEADRAGON_SCAN_ESCAPE:
             pos++;
-            p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+            p->nonempty = 1;
+            state = NGX_HTTP_SEADRAGON_SCAN_STRING;
             break;
 
         case NGX_HTTP_SEADRAGON_SCAN_NUMBER:
-            if (c >= '0' && c <= '9') {
-                if (!p->fraction) {
-                    if (p->number > (NGX_HTTP_SEADRAGON_USAGE_MAX - 9) / 10) {
-                        p->number = NGX_HTTP_SEADRAGON_USAGE_MAX;
+
+            while (pos < last) {
+                c = *pos;
+
+                if (c >= '0' && c <= '9') {
+                    if (p->fraction) {
+                        /* a figure's fraction or exponent is not counted */
+
+                    } else if (number > NGX_HTTP_SEADRAGON_USAGE_MAX / 10 - 1) {
+                        number = NGX_HTTP_SEADRAGON_USAGE_MAX;
 
                     } else {
-                        p->number = p->number * 10 + (c - '0');
+                        number = number * 10 + (c - '0');
                     }
+
+                } else if (c == '.' || c == 'e' || c == 'E' || c == '+'
+                           || c == '-')
+                {
+                    p->fraction = 1;
+
+                } else {
+                    break;
                 }
 
                 pos++;
-                break;
             }
 
-            if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
-                p->fraction = 1;
-                pos++;
+            if (pos == last) {
                 break;
             }
-
-            ngx_http_seadragon_usage_number_end(p);
-            p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
 
             /* the byte after the number is looked at again */
+
+            p->number = number;
+            ngx_http_seadragon_usage_number_end(p);
+            state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP:
+
+            /* brackets and strings only: what is inside is not looked at */
+
+            while (pos < last && *pos != '"' && *pos != '{' && *pos != '}'
+                   && *pos != '[' && *pos != ']')
+            {
+                pos++;
+            }
+
+            if (pos == last) {
+                break;
+            }
+
+            c = *pos++;
+
+            if (c == '"') {
+                state = NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
+
+            } else if (c == '{' || c == '[') {
+                p->skipped++;
+
+            } else if (--p->skipped == 0) {
+                state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            }
+
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING:
+            state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+            pos = ngx_http_seadragon_usage_skip(p, pos, last, &state);
+
+            state = (state == NGX_HTTP_SEADRAGON_SCAN_AFTER)
+                    ? NGX_HTTP_SEADRAGON_SCAN_SKIP
+                    : (state == NGX_HTTP_SEADRAGON_SCAN_ESCAPE)
+                      ? NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE
+                      : NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
+            break;
+
+        case NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE:
+            pos++;
+            state = NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING;
             break;
 
         case NGX_HTTP_SEADRAGON_SCAN_LITERAL:
-            if (c != (u_char) p->literal[p->literal_pos]) {
+            if (*pos != (u_char) p->literal[p->literal_pos]) {
                 return NGX_ERROR;
             }
 
             pos++;
 
             if (p->literal[++p->literal_pos] == '\0') {
-                if (p->target == NGX_HTTP_SEADRAGON_TARGET_DONE
-                    && p->value_true)
-                {
-                    p->done = 1;
+                if (p->target == NGX_HTTP_SEADRAGON_TARGET_DONE) {
+                    p->done = p->value_true;
+                    p->not_done = !p->value_true;
                 }
 
-                p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+                state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
             }
 
             break;
 
         default:
 
-            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            while (pos < last && ngx_http_seadragon_usage_space(*pos)) {
                 pos++;
+            }
+
+            if (pos == last) {
                 break;
             }
 
-            switch (p->state) {
+            c = *pos;
+
+            switch (state) {
 
             case NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END:
                 if (c == '}') {
@@ -579,7 +670,8 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
                 p->in_key = 1;
                 p->key_long = 0;
                 p->key_len = 0;
-                p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+                p->key_start = NULL;
+                state = NGX_HTTP_SEADRAGON_SCAN_STRING;
                 break;
 
             case NGX_HTTP_SEADRAGON_SCAN_COLON:
@@ -588,21 +680,21 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
                 }
 
                 pos++;
-                p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+                state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
                 break;
 
             case NGX_HTTP_SEADRAGON_SCAN_AFTER:
                 if (p->depth == 0) {
                     /* a top-level scalar: the next value may follow */
-                    p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+                    state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
                     break;
                 }
 
                 if (c == ',') {
                     pos++;
-                    p->state = ngx_http_seadragon_usage_array(p, p->depth)
-                               ? NGX_HTTP_SEADRAGON_SCAN_VALUE
-                               : NGX_HTTP_SEADRAGON_SCAN_KEY;
+                    state = ngx_http_seadragon_usage_array(p, p->depth)
+                            ? NGX_HTTP_SEADRAGON_SCAN_VALUE
+                            : NGX_HTTP_SEADRAGON_SCAN_KEY;
                     break;
                 }
 
@@ -625,7 +717,12 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
 
             default: /* NGX_HTTP_SEADRAGON_SCAN_VALUE */
 
-                ngx_http_seadragon_usage_value_target(p);
+                if (p->depth <= NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
+                    ngx_http_seadragon_usage_value_target(p);
+
+                } else {
+                    p->target = NGX_HTTP_SEADRAGON_KEY_OTHER;
+                }
 
                 pos++;
 
@@ -633,18 +730,22 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
 
                 case '{':
                 case '[':
-                    if (ngx_http_seadragon_usage_open(p, c == '[')
-                        != NGX_OK)
-                    {
-                        return NGX_ERROR;
+                    if (!ngx_http_seadragon_usage_wanted(p, c == '[')) {
+                        p->skipped = 1;
+                        state = NGX_HTTP_SEADRAGON_SCAN_SKIP;
+                        break;
                     }
 
+                    ngx_http_seadragon_usage_open(p, c == '[');
+
+                    state = (c == '[') ? NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END
+                                       : NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END;
                     break;
 
                 case '"':
                     p->in_key = 0;
                     p->nonempty = 0;
-                    p->state = NGX_HTTP_SEADRAGON_SCAN_STRING;
+                    state = NGX_HTTP_SEADRAGON_SCAN_STRING;
                     break;
 
                 case 't':
@@ -654,14 +755,14 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
                                  : (c == 'f') ? "false" : "null";
                     p->literal_pos = 1;
                     p->value_true = (c == 't');
-                    p->state = NGX_HTTP_SEADRAGON_SCAN_LITERAL;
+                    state = NGX_HTTP_SEADRAGON_SCAN_LITERAL;
                     break;
 
                 case '-':
-                    p->number = 0;
+                    number = 0;
                     p->negative = 1;
                     p->fraction = 0;
-                    p->state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
+                    state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
                     break;
 
                 default:
@@ -669,10 +770,10 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
                         return NGX_ERROR;
                     }
 
-                    p->number = c - '0';
+                    number = c - '0';
                     p->negative = 0;
                     p->fraction = 0;
-                    p->state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
+                    state = NGX_HTTP_SEADRAGON_SCAN_NUMBER;
                 }
             }
         }
@@ -685,10 +786,7 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
             return NGX_ERROR;
         }
 
-        pos++;
-        ngx_http_seadragon_usage_close(ctx, p);
-
-        continue;
+        goto close;
 
     close_array:
 
@@ -696,15 +794,64 @@ ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
             return NGX_ERROR;
         }
 
+    close:
+
         pos++;
-        ngx_http_seadragon_usage_close(ctx, p);
+
+        if (--p->depth == 0) {
+            ngx_http_seadragon_usage_line_end(ctx, p);
+            state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
+
+        } else {
+            state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+        }
     }
+
+    p->state = state;
+    p->number = number;
 
     return NGX_OK;
 }
 
 
-static ngx_int_t
+/*
+ * Whether a container that opens here can hold a figure: the top-level
+ * value, its "usage" object, its "choices" array, their objects and the
+ * "delta" in them.  Any other (Ollama's "message" and "context", the
+ * vectors of embeddings, a tool call's arguments) is skipped whole.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_usage_wanted(ngx_http_seadragon_usage_parser_t *p,
+    ngx_uint_t array)
+{
+    ngx_uint_t  choices;
+
+    choices = (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_CHOICES);
+
+    switch (p->depth) {
+
+    case 0:
+        return 1;
+
+    case 1:
+        return array ? choices
+                     : (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_USAGE);
+
+    case 2:
+        return choices && !array && ngx_http_seadragon_usage_array(p, 2);
+
+    case 3:
+        return choices && !array && !ngx_http_seadragon_usage_array(p, 3)
+               && p->keys[3] == NGX_HTTP_SEADRAGON_KEY_DELTA;
+
+    default:
+        return 0;
+    }
+}
+
+
+static void
 ngx_http_seadragon_usage_open(ngx_http_seadragon_usage_parser_t *p,
     ngx_uint_t array)
 {
@@ -713,55 +860,28 @@ ngx_http_seadragon_usage_open(ngx_http_seadragon_usage_parser_t *p,
         ngx_memzero(p->figures, sizeof(p->figures));
         p->seen = 0;
         p->done = 0;
+        p->not_done = 0;
         p->line_content = 0;
-    }
-
-    if (p->depth == NGX_HTTP_SEADRAGON_USAGE_LEVELS) {
-        return NGX_ERROR;
     }
 
     p->depth++;
 
     if (array) {
-        p->arrays[(p->depth - 1) / 8] |= 1 << ((p->depth - 1) % 8);
+        p->arrays |= (ngx_uint_t) 1 << (p->depth - 1);
 
     } else {
-        p->arrays[(p->depth - 1) / 8] &= ~(1 << ((p->depth - 1) % 8));
+        p->arrays &= ~((ngx_uint_t) 1 << (p->depth - 1));
     }
 
-    if (p->depth <= NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
-        p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
-    }
-
-    p->state = array ? NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END
-                     : NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_seadragon_usage_close(ngx_http_seadragon_ctx_t *ctx,
-    ngx_http_seadragon_usage_parser_t *p)
-{
-    p->depth--;
-
-    if (p->depth == 0) {
-        ngx_http_seadragon_usage_line_end(ctx, p);
-        p->state = NGX_HTTP_SEADRAGON_SCAN_VALUE;
-        return;
-    }
-
-    p->state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+    p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
 }
 
 
 /*
  * What the value that begins here is, by the path to it: one of the
  * figures (a top-level number, or one in the top-level "usage"), "done",
- * or the text of a chunk: the top-level "response" (generate), the
- * "content" of the top-level "message" (chat), choices[].text
- * (completions) or choices[].delta.content (chat completions).
+ * or the text of an OpenAI chunk: choices[].text (completions) or
+ * choices[].delta.content (chat completions).
  */
 
 static void
@@ -784,11 +904,8 @@ ngx_http_seadragon_usage_value_target(ngx_http_seadragon_usage_parser_t *p)
     switch (d) {
 
     case 1:
-        if (key == NGX_HTTP_SEADRAGON_KEY_RESPONSE && !p->openai) {
-            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
-
-        } else if (key < NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS
-                   || key == NGX_HTTP_SEADRAGON_KEY_DONE)
+        if (key < NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS
+            || key == NGX_HTTP_SEADRAGON_KEY_DONE)
         {
             p->target = key;
         }
@@ -801,11 +918,6 @@ ngx_http_seadragon_usage_value_target(ngx_http_seadragon_usage_parser_t *p)
                 || key == NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS))
         {
             p->target = key;
-
-        } else if (p->keys[1] == NGX_HTTP_SEADRAGON_KEY_MESSAGE
-                   && key == NGX_HTTP_SEADRAGON_KEY_CONTENT && !p->openai)
-        {
-            p->target = NGX_HTTP_SEADRAGON_TARGET_CONTENT;
         }
 
         return;
@@ -833,45 +945,225 @@ ngx_http_seadragon_usage_value_target(ngx_http_seadragon_usage_parser_t *p)
 }
 
 
-static void
-ngx_http_seadragon_usage_key_end(ngx_http_seadragon_usage_parser_t *p)
+/*
+ * A string's text, skipped to its closing quote with memchr(): the bulk
+ * of an answer (and a 16 MB one) costs what a search for a byte costs.
+ * A quote after an odd run of backslashes is escaped; a run that the
+ * piece's end cuts is told by the state (ESCAPE: the next piece's first
+ * byte is escaped).  Returns where the scan goes on; *state becomes AFTER
+ * at the closing quote.
+ */
+
+static u_char *
+ngx_http_seadragon_usage_skip(ngx_http_seadragon_usage_parser_t *p,
+    u_char *pos, u_char *last, ngx_uint_t *state)
 {
-    ngx_http_seadragon_usage_name_t  *n;
+    u_char  *q, *b;
 
-    if (p->depth == 0 || p->depth > NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
-        return;
-    }
+    for ( ;; ) {
+        q = memchr(pos, '"', last - pos);
 
-    p->keys[p->depth] = NGX_HTTP_SEADRAGON_KEY_OTHER;
+        b = (q ? q : last);
 
-    if (p->key_long) {
-        return;
-    }
+        if (b != pos) {
+            p->nonempty = 1;
+        }
 
-    for (n = ngx_http_seadragon_usage_names; n->name.len; n++) {
-        if (n->name.len == p->key_len
-            && ngx_memcmp(n->name.data, p->key, p->key_len) == 0)
-        {
-            p->keys[p->depth] = n->key;
-            return;
+        /* the backslashes right before the quote, or the piece's end */
+
+        while (b > pos && b[-1] == '\\') {
+            b--;
+        }
+
+        if (q == NULL) {
+            if ((last - b) % 2) {
+                *state = NGX_HTTP_SEADRAGON_SCAN_ESCAPE;
+            }
+
+            return last;
+        }
+
+        if ((q - b) % 2 == 0) {
+            *state = NGX_HTTP_SEADRAGON_SCAN_AFTER;
+            return q + 1;
+        }
+
+        pos = q + 1;
+
+        if (pos == last) {
+            return last;
         }
     }
 }
 
 
-/* a chunk of a stream with text in it: one token, counted as it passes */
+/*
+ * A key's bytes in this piece: a key that ends in the piece where it
+ * began is compared where it lies; one that a piece's end cuts is copied,
+ * at most NGX_HTTP_SEADRAGON_USAGE_KEY_LEN bytes (a longer key matches
+ * none, nor does one with an escape).
+ */
 
 static void
-ngx_http_seadragon_usage_string_end(ngx_http_seadragon_ctx_t *ctx,
-    ngx_http_seadragon_usage_parser_t *p)
+ngx_http_seadragon_usage_key_add(ngx_http_seadragon_usage_parser_t *p,
+    u_char *start, u_char *end, ngx_uint_t cut)
 {
-    if (p->target != NGX_HTTP_SEADRAGON_TARGET_CONTENT || !p->nonempty
-        || !p->streamed || p->line_content)
-    {
+    size_t  n;
+
+    if (p->key_long) {
         return;
     }
 
-    p->line_content = 1;
+    n = end - start;
+
+    if (p->key_len + n > NGX_HTTP_SEADRAGON_USAGE_KEY_LEN) {
+        p->key_long = 1;
+        return;
+    }
+
+    if (p->key_len == 0 && !cut) {
+        p->key_start = start;
+        p->key_len = n;
+        return;
+    }
+
+    ngx_memcpy(p->key + p->key_len, start, n);
+    p->key_len += n;
+    p->key_start = NULL;
+}
+
+
+static void
+ngx_http_seadragon_usage_key_end(ngx_http_seadragon_usage_parser_t *p)
+{
+    u_char      *key;
+    ngx_uint_t   found;
+
+    key = p->key_start ? p->key_start : p->key;
+    p->key_start = NULL;
+
+    if (p->depth == 0 || p->depth > NGX_HTTP_SEADRAGON_USAGE_DEPTH) {
+        return;
+    }
+
+    found = NGX_HTTP_SEADRAGON_KEY_OTHER;
+
+    if (!p->key_long) {
+        found = ngx_http_seadragon_usage_key_find(key, p->key_len);
+    }
+
+    p->keys[p->depth] = found;
+}
+
+
+/*
+ * The keys that matter, by length first: most keys of an answer are none
+ * of them, and this runs for every key of the top four levels.
+ */
+
+#define ngx_http_seadragon_usage_is(key, name)                                \
+    (ngx_memcmp(key, name, sizeof(name) - 1) == 0)
+
+static ngx_uint_t
+ngx_http_seadragon_usage_key_find(u_char *key, size_t len)
+{
+    switch (len) {
+
+    case 4:
+        if (ngx_http_seadragon_usage_is(key, "done")) {
+            return NGX_HTTP_SEADRAGON_KEY_DONE;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "text")) {
+            return NGX_HTTP_SEADRAGON_KEY_TEXT;
+        }
+
+        break;
+
+    case 5:
+        if (ngx_http_seadragon_usage_is(key, "usage")) {
+            return NGX_HTTP_SEADRAGON_KEY_USAGE;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "delta")) {
+            return NGX_HTTP_SEADRAGON_KEY_DELTA;
+        }
+
+        break;
+
+    case 7:
+        if (ngx_http_seadragon_usage_is(key, "choices")) {
+            return NGX_HTTP_SEADRAGON_KEY_CHOICES;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "content")) {
+            return NGX_HTTP_SEADRAGON_KEY_CONTENT;
+        }
+
+        break;
+
+    case 10:
+        if (ngx_http_seadragon_usage_is(key, "eval_count")) {
+            return NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT;
+        }
+
+        break;
+
+    case 13:
+        if (ngx_http_seadragon_usage_is(key, "load_duration")) {
+            return NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "eval_duration")) {
+            return NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "prompt_tokens")) {
+            return NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS;
+        }
+
+        break;
+
+    case 14:
+        if (ngx_http_seadragon_usage_is(key, "total_duration")) {
+            return NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION;
+        }
+
+        break;
+
+    case 17:
+        if (ngx_http_seadragon_usage_is(key, "prompt_eval_count")) {
+            return NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT;
+        }
+
+        if (ngx_http_seadragon_usage_is(key, "completion_tokens")) {
+            return NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS;
+        }
+
+        break;
+
+    case 20:
+        if (ngx_http_seadragon_usage_is(key, "prompt_eval_duration")) {
+            return NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION;
+        }
+
+        break;
+    }
+
+    return NGX_HTTP_SEADRAGON_KEY_OTHER;
+}
+
+
+/*
+ * A chunk of a stream, one token: a line of Ollama's with "done": false,
+ * an OpenAI chunk with text in it.  Counted as it passes; Ollama's own
+ * figures, when they come, replace the count.
+ */
+
+static void
+ngx_http_seadragon_usage_chunk(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p)
+{
     p->chunks++;
 
     if (p->chunks == 1) {
@@ -884,6 +1176,22 @@ ngx_http_seadragon_usage_string_end(ngx_http_seadragon_ctx_t *ctx,
         ctx->usage.completion_tokens = p->chunks;
         ctx->usage.estimated = 1;
     }
+}
+
+
+static void
+ngx_http_seadragon_usage_string_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p)
+{
+    if (p->target != NGX_HTTP_SEADRAGON_TARGET_CONTENT || !p->nonempty
+        || !p->streamed || p->line_content)
+    {
+        return;
+    }
+
+    p->line_content = 1;
+
+    ngx_http_seadragon_usage_chunk(ctx, p);
 }
 
 
@@ -930,6 +1238,11 @@ ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
     }
 
     if (!p->done && !(p->seen & NGX_HTTP_SEADRAGON_NATIVE_FIGURES)) {
+
+        if (p->not_done && p->streamed) {
+            ngx_http_seadragon_usage_chunk(ctx, p);
+        }
+
         return;
     }
 
@@ -951,9 +1264,10 @@ ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
 
 
 /*
- * The request's end (H2's accounting calls it first; the variables call
- * it too): an estimate's generation time is the time from its first chunk
- * to its last.  Safe to call any number of times.
+ * The request's end (the accounting calls it first; the variables call it
+ * too): an estimate's generation time is the time from its first chunk to
+ * its last.  It changes nothing else, and may be called any number of
+ * times, also before the answer's end (a variable in a header).
  */
 
 void
@@ -964,11 +1278,9 @@ ngx_http_seadragon_usage_finish(ngx_http_request_t *r,
 
     p = ctx->usage_parser;
 
-    if (p == NULL || p->finished) {
+    if (p == NULL) {
         return;
     }
-
-    p->finished = 1;
 
     if (ctx->usage.estimated && !ctx->usage.reported && p->chunks) {
         ctx->usage.completion_tokens = p->chunks;

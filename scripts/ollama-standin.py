@@ -66,6 +66,8 @@ Control headers (per request, all optional)
                                  1 ms apart (a line cut across the reads of a proxy)
     X-Standin-Big-Token: N       the first token's text is N bytes ("x" * N) instead
                                  of "tok1 "
+    X-Standin-Token-Text: TEXT   the first token's text is TEXT (quotes, backslashes:
+                                 escapes in the JSON)
     A release counts for every request that started before it.
     X-Standin-Fail: MODE         after the first delay:
         500 | 503 | 400 | 404    that status with an Ollama-style JSON error
@@ -498,9 +500,10 @@ class Generation:
     stream (NDJSON lines or SSE events), or the whole response at once."""
 
     def __init__(self, kind, model, tokens, prompt_count, seq, include_usage=False,
-                 big_token=0):
+                 big_token=0, token_text=None):
         self.kind = kind  # "generate", "chat", "v1_chat" or "v1_completions"
         self.big_token = big_token  # bytes of the first token's text (0: "tok1 ")
+        self.token_text = token_text  # or the first token's text itself
         self.sent = None  # the figures of the last metrics() or usage()
         self.model = model  # as the client named it: Ollama echoes that
         self.tokens = tokens
@@ -522,6 +525,8 @@ class Generation:
         self.loaded_at = time.monotonic()
 
     def token(self, i):
+        if i == 1 and self.token_text is not None:
+            return self.token_text
         if i == 1 and self.big_token:
             return "x" * self.big_token
         return f"tok{i} "
@@ -663,6 +668,7 @@ class Exchange:
         self.pause_after = None  # X-Standin-Pause-After: tokens before the wait
         self.split = 0  # X-Standin-Split: bytes a write, at most (0: whole)
         self.big_token = 0  # X-Standin-Big-Token: bytes of the first token
+        self.token_text = None  # X-Standin-Token-Text: the first token's text
         self.release_mark = 0  # releases seen when the request started
 
 
@@ -952,6 +958,7 @@ class Handler(BaseHTTPRequestHandler):
         ex.pause_after = number("X-Standin-Pause-After", None)
         ex.split = number("X-Standin-Split", 0)
         ex.big_token = number("X-Standin-Big-Token", 0)
+        ex.token_text = self.headers.get("X-Standin-Token-Text")
         with self.server.release_cond:
             ex.release_mark = self.server.releases
 
@@ -1103,7 +1110,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def new_generation(self, kind, body, model, prompt_count, include_usage=False):
         return Generation(kind, model, self.token_count(body), prompt_count,
-                          self.ex.entry.data["seq"], include_usage, self.ex.big_token)
+                          self.ex.entry.data["seq"], include_usage, self.ex.big_token,
+                          self.ex.token_text)
 
     def embeddings_reply(self, value):
         """An embeddings answer after the first delay (a model load)."""

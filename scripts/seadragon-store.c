@@ -133,6 +133,7 @@ static int seadragon_tool_key_disable(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_set(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_list(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx);
 
 
 /* "2027-01-31T12:00:00Z", or its first ten characters; d: a digit */
@@ -200,6 +201,12 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
       "key list",
       "name, source, state, created, expiry and limits of every key",
       seadragon_tool_key_list },
+
+    { "usage", NULL, NULL, { "--day", "--from", "--to", "--key", "--source" },
+      "usage [--day DAY | --from DAY --to DAY] [--key NAME | --source SOURCE]",
+      "requests, tokens and seconds per principal and model (DAY: "
+      "2026-12-01,\n      UTC; default today; a range of at most 366 days)",
+      seadragon_tool_usage_list },
 
     { NULL, NULL, NULL, { NULL, NULL }, NULL, NULL, NULL }
 };
@@ -274,7 +281,8 @@ main(int argc, char **argv)
 
     if (command->group == NULL) {
         return seadragon_tool_usage_error(NULL, "unknown command \"%s\"; "
-                                          "expected init, whitelist or key",
+                                          "expected init, whitelist, key "
+                                          "or usage",
                                           group);
     }
 
@@ -2140,6 +2148,277 @@ seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
 
     printf("the key \"%s\" now has rpm %s, tokens-per-day %s, "
            "max-concurrent %s\n", ctx->arg, rpm, tokens, concurrent);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* a principal and model of "usage", summed over the days asked for */
+
+typedef struct {
+    char                      principal[SEADRAGON_USAGE_PRINCIPAL_LEN + 1];
+    char                      model[SEADRAGON_USAGE_MODEL_LEN + 1];
+    seadragon_usage_record_t  sum;
+} seadragon_tool_usage_row_t;
+
+
+static int
+seadragon_tool_usage_cmp(const void *one, const void *two)
+{
+    int                                rc;
+    const seadragon_tool_usage_row_t  *a = one, *b = two;
+
+    rc = strcmp(a->principal, b->principal);
+
+    return rc ? rc : strcmp(a->model, b->model);
+}
+
+
+/*
+ * What the gateway wrote of the days asked for, as the admin API's GET
+ * usage shows it (which adds the last second or so not yet written), read
+ * in one read transaction while nginx runs.
+ */
+
+static int
+seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
+{
+    int                          rc, i;
+    char                        *name;
+    char                         filter[SEADRAGON_USAGE_PRINCIPAL_LEN + 1];
+    size_t                       plen, mlen, n, room, j;
+    uint8_t                      start[4];
+    uint32_t                     day, from, to;
+    MDB_val                      k, v;
+    MDB_dbi                      dbi;
+    MDB_cursor                  *cursor;
+    const char                  *p, *m, *what;
+    seadragon_usage_record_t     record;
+    seadragon_tool_usage_row_t  *rows, *row, *more;
+
+    static const char  *options[] = { "--day", "--from", "--to" };
+
+    /* the days: --day, or --from and --to, or today (UTC) */
+
+    from = (uint32_t) (time(NULL) / 86400);
+    to = from;
+
+    for (i = 0; i < 3; i++) {
+        if (ctx->options[i]
+            && seadragon_usage_day_parse(ctx->options[i],
+                                         strlen(ctx->options[i]), &day)
+               != 0)
+        {
+            return seadragon_tool_usage_error(ctx->command, "%s \"%s\" is not "
+                                              "a date: use YYYY-MM-DD (UTC)",
+                                              options[i], ctx->options[i]);
+        }
+    }
+
+    if (ctx->options[0] && (ctx->options[1] || ctx->options[2])) {
+        return seadragon_tool_usage_error(ctx->command, "--day and --from/--to "
+                                          "do not go together");
+    }
+
+    if (ctx->options[0]) {
+        (void) seadragon_usage_day_parse(ctx->options[0],
+                                         strlen(ctx->options[0]), &from);
+        to = from;
+
+    } else if (ctx->options[1] || ctx->options[2]) {
+        if (ctx->options[1] == NULL || ctx->options[2] == NULL) {
+            return seadragon_tool_usage_error(ctx->command, "a range needs "
+                                              "both --from and --to");
+        }
+
+        (void) seadragon_usage_day_parse(ctx->options[1],
+                                         strlen(ctx->options[1]), &from);
+        (void) seadragon_usage_day_parse(ctx->options[2],
+                                         strlen(ctx->options[2]), &to);
+
+        if (from > to) {
+            return seadragon_tool_usage_error(ctx->command, "--from is after "
+                                              "--to");
+        }
+
+        if (to - from >= 366) {
+            return seadragon_tool_usage_error(ctx->command, "a range has at "
+                                              "most 366 days");
+        }
+    }
+
+    /* whose: --key NAME ("key:NAME") or --source SOURCE ("source:...") */
+
+    filter[0] = '\0';
+
+    if (ctx->options[3] && ctx->options[4]) {
+        return seadragon_tool_usage_error(ctx->command, "--key and --source "
+                                          "do not go together");
+    }
+
+    if (ctx->options[3] || ctx->options[4]) {
+        name = ctx->options[3] ? ctx->options[3] : ctx->options[4];
+
+        if (ctx->options[3]
+            && seadragon_tool_check_name(name, SEADRAGON_KEY_NAME_LEN - 1,
+                                         "_-.@")
+               != 0)
+        {
+            return seadragon_tool_usage_error(ctx->command, "invalid NAME "
+                                              "\"%s\": expected 1 to %d "
+                                              "letters, digits, \"_\", \"-\", "
+                                              "\".\" and \"@\"", name,
+                                              SEADRAGON_KEY_NAME_LEN - 1);
+        }
+
+        if (ctx->options[4]
+            && seadragon_tool_check_name(name, SEADRAGON_KEY_SOURCE_LEN - 1,
+                                         "_-")
+               != 0)
+        {
+            return seadragon_tool_usage_error(ctx->command, "invalid SOURCE "
+                                              "\"%s\": expected 1 to %d "
+                                              "letters, digits, \"_\" and "
+                                              "\"-\"", name,
+                                              SEADRAGON_KEY_SOURCE_LEN - 1);
+        }
+
+        snprintf(filter, sizeof(filter), "%s%s",
+                 ctx->options[3] ? "key:" : "source:", name);
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("principal\tmodel\trequests\tprompt_tokens\tcompletion_tokens\t"
+           "generation_seconds\tload_seconds\testimated\n");
+
+    /* a store the gateway has not written usage to yet has none */
+
+    rc = mdb_dbi_open(ctx->store.txn, SEADRAGON_STORE_DB_USAGE, 0, &dbi);
+
+    if (rc == MDB_NOTFOUND) {
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_dbi_open()", rc);
+    }
+
+    rc = mdb_cursor_open(ctx->store.txn, dbi, &cursor);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_cursor_open()", rc);
+    }
+
+    rows = NULL;
+    n = 0;
+    room = 0;
+    what = "reading the usage";
+
+    start[0] = (uint8_t) (from >> 24);
+    start[1] = (uint8_t) (from >> 16);
+    start[2] = (uint8_t) (from >> 8);
+    start[3] = (uint8_t) from;
+
+    k.mv_data = start;
+    k.mv_size = sizeof(start);
+
+    for (rc = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT))
+    {
+        if (seadragon_usage_key_parse(&k, &day, &p, &plen, &m, &mlen) != 0
+            || seadragon_usage_record(&v, &record) != 0)
+        {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        if (day > to) {
+            rc = MDB_NOTFOUND;
+            break;
+        }
+
+        if (filter[0] && (plen != strlen(filter)
+                          || memcmp(p, filter, plen) != 0))
+        {
+            continue;
+        }
+
+        /* the same principal and model of another day: added to it */
+
+        for (j = 0; j < n; j++) {
+            row = &rows[j];
+
+            if (strlen(row->principal) == plen
+                && memcmp(row->principal, p, plen) == 0
+                && strlen(row->model) == mlen
+                && memcmp(row->model, m, mlen) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == n) {
+            if (n == room) {
+                room = room ? 2 * room : 64;
+                more = realloc(rows, room * sizeof(seadragon_tool_usage_row_t));
+                if (more == NULL) {
+                    rc = ENOMEM;
+                    what = "realloc()";
+                    break;
+                }
+
+                rows = more;
+            }
+
+            row = &rows[n++];
+            memset(row, 0, sizeof(seadragon_tool_usage_row_t));
+            memcpy(row->principal, p, plen);
+            memcpy(row->model, m, mlen);
+        }
+
+        row = &rows[j];
+        row->sum.requests += record.requests;
+        row->sum.prompt_tokens += record.prompt_tokens;
+        row->sum.completion_tokens += record.completion_tokens;
+        row->sum.generation_ms += record.generation_ms;
+        row->sum.load_ms += record.load_ms;
+        row->sum.estimated += record.estimated;
+    }
+
+    mdb_cursor_close(cursor);
+
+    if (rc != MDB_NOTFOUND) {
+        free(rows);
+        return seadragon_tool_store_error(&ctx->store, "read", what, rc);
+    }
+
+    if (n) {
+        qsort(rows, n, sizeof(seadragon_tool_usage_row_t),
+              seadragon_tool_usage_cmp);
+    }
+
+    for (j = 0; j < n; j++) {
+        row = &rows[j];
+
+        printf("%s\t%s\t%llu\t%llu\t%llu\t%llu.%03llu\t%llu.%03llu\t%llu\n",
+               row->principal, row->model[0] ? row->model : "-",
+               (unsigned long long) row->sum.requests,
+               (unsigned long long) row->sum.prompt_tokens,
+               (unsigned long long) row->sum.completion_tokens,
+               (unsigned long long) (row->sum.generation_ms / 1000),
+               (unsigned long long) (row->sum.generation_ms % 1000),
+               (unsigned long long) (row->sum.load_ms / 1000),
+               (unsigned long long) (row->sum.load_ms % 1000),
+               (unsigned long long) row->sum.estimated);
+    }
+
+    free(rows);
 
     return SEADRAGON_TOOL_DONE;
 }

@@ -792,6 +792,35 @@ class StandinTest(unittest.TestCase):
             tags = [json.loads(line)["tag"] for line in f]
         self.assertIn("one", tags)
 
+    def test_usage_sent_is_recorded(self):
+        _, _, data = self.post("/api/chat", CHAT, X_Standin_Tokens=3)
+        final = json.loads(data.decode().splitlines()[-1])
+        sent = self.ended()["usage_sent"]
+        self.assertEqual(sent, {key: final[key] for key in METRICS})
+        self.post("/v1/chat/completions", {"model": MODEL, "messages": CHAT["messages"]},
+                  X_Standin_Tokens=2)
+        self.assertEqual(self.ended(2)["usage_sent"]["completion_tokens"], 2)
+        # a stream without include_usage sends no figures
+        self.post("/v1/chat/completions", {"model": MODEL, "stream": True,
+                                           "messages": CHAT["messages"]})
+        self.assertIsNone(self.ended(3)["usage_sent"])
+        self.post("/api/embed", {"model": MODEL, "input": ["a b", "c"]})
+        self.assertEqual(self.ended(4)["usage_sent"]["prompt_eval_count"], 3)
+
+    def test_split_and_first_token_text(self):
+        raw = self.raw().send("POST", "/api/generate", {"model": MODEL, "prompt": "hi"},
+                              {"X-Standin-Tokens": 2, "X-Standin-Split": 3,
+                               "X-Standin-Token-Text": 'a "q" \\'})
+        self.assertEqual(raw.read_head()[0], 200)
+        chunks = [data for data, _ in raw.read_chunks()]
+        lines = [json.loads(data) for data in chunks]
+        self.assertEqual([line["response"] for line in lines], ['a "q" \\', "tok2 ", ""])
+        _, _, data = self.post("/api/chat", CHAT, X_Standin_Tokens=2,
+                               X_Standin_Big_Token=100000)
+        lines = [json.loads(line) for line in data.decode().splitlines()]
+        self.assertEqual([len(line["message"]["content"]) for line in lines],
+                         [100000, 5, 0])
+
     def test_record_visible_in_flight(self):
         raw = self.raw().send("POST", "/api/chat", CHAT,
                               {"X-Standin-Tokens": 10, "X-Standin-Delay-Ms": 50})

@@ -237,7 +237,7 @@ subtest 'bad usage exits 2 with a message that says what was expected' => sub {
     my @cases = (
         [ [], qr/^seadragon-store: no command given\ntry "seadragon-store --help"\n\z/ ],
         [ [ '--verbose', 'key', 'list' ], qr/unknown option "--verbose"/ ],
-        [ [ 'frob' ], qr/unknown command "frob"; expected init, whitelist or key/ ],
+        [ [ 'frob' ], qr/unknown command "frob"; expected init, whitelist, key or usage/ ],
         [ [ 'whitelist' ], qr/"whitelist" needs a command: add, remove, list or check/ ],
         [ [ 'key' ], qr/"key" needs a command: create, revoke, disable, enable, set or list/ ],
         [ [ 'whitelist', 'frob' ], qr/unknown command "whitelist frob"/ ],

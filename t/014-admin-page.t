@@ -17,6 +17,7 @@ if (!-x '/usr/bin/chromium' || !-x store_tool_path()) {
 store_init();
 sub tool { store_tool(@_) }
 our $admin = tool('key create ops --source admin');
+our $alice = tool('key create alice --source coding');
 
 # Chromium, headless and offline, given a few virtual seconds to poll
 sub chromium {
@@ -102,6 +103,18 @@ sub page {
         my ($received) = $cells =~ /<td class="num received">(\d+)</;
         my ($served) = $cells =~ /<td class="num served">(\d+)</;
         $p{counters}{$src} = "$received/$served";
+    }
+    my ($usage) = $dom =~ m{<table id="usage">.*?<tbody>(.*?)</tbody>}s;
+    while ($usage =~ /<tr data-principal="([^"]+)">(.*?)<\/tr>/g) {
+        my ($who, $cells) = ($1, $2);
+        my @n = map { $cells =~ /<td class="num $_">(\d+)</ ? $1 : '?' }
+                qw(requests prompt completion);
+        $p{usage}{$who} = join '/', @n;
+    }
+    my ($models) = $dom =~ m{<table id="models">.*?<tbody>(.*?)</tbody>}s;
+    while ($models =~ /<tr data-model="([^"]+)">(.*?)<\/tr>/g) {
+        my ($model, $cells) = ($1, $2);
+        ($p{tps}{$model}) = $cells =~ /<td class="num tps">([^<]*)</;
     }
     return \%p;
 }
@@ -326,3 +339,57 @@ POST /api/admin/gate/drain 403 key=- site=cross-site
 POST /t/admin/gate/drain 403 key=- site=cross-site
 POST /t/admin/gate/pause 403 key=- site=cross-site
 POST /t/admin/whitelist 403 key=- site=cross-site
+
+
+
+=== TEST 5: the page shows today's usage per key and source, and the tokens per second of each model
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1;
+    seadragon_source coding priority=1 key;
+    seadragon_source api    priority=3;
+--- config
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html {
+        root html;
+    }
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- timeout: 60
+--- client
+    my $body = '{"model":"llama3:70b","stream":false,"messages":[{"role":"user","content":"a b c"}]}';
+    for my $i (1 .. 2) {
+        my $r = request('POST /api/chat', body => $body,
+                        headers => { Authorization => "Bearer $alice",
+                                     'X-Standin-Tokens' => 4, 'X-Standin-Delay-Ms' => 5 });
+        die "chat: $r->{status}" unless $r->{status} == 200;
+    }
+    my $r = request('POST /api/chat', body => $body,
+                    headers => { 'X-Standin-Tokens' => 6, 'X-Standin-Delay-Ms' => 5 });
+    die "chat: $r->{status}" unless $r->{status} == 200;
+    my $p = page();
+    my $tps = $p->{tps}{'llama3:70b'} // 'none';
+    # earlier blocks served the keyless sources too: the page shows the API's figures
+    my $u = json_decode(request('GET /api/admin/usage',
+                                headers => { Authorization => "Bearer $admin" })->{body});
+    my $api = join '/', map { $u->{principals}{'source:api'}{$_} }
+                        qw(requests prompt_tokens completion_tokens);
+    join "\n", "ready=$p->{ready}",
+        "key:alice: $p->{usage}{'key:alice'}",
+        "source:api as the API: " . ($p->{usage}{'source:api'} eq $api ? 'yes' : "$p->{usage}{'source:api'} vs $api"),
+        "tokens/s: " . ($tps =~ /^\d+\.\d$/ && $tps > 0 ? 'shown' : $tps);
+--- client_output
+ready=1
+key:alice: 2/6/8
+source:api as the API: yes
+tokens/s: shown

@@ -226,3 +226,45 @@ POST /metrics
 --- must_die
 --- error_log
 invalid check URI "tags": expected the URI of a location that proxies to Ollama's /api/tags
+
+
+
+=== TEST 9: usage metrics (tokens by source, model and kind; load time; tokens per second) pass promtool and agree with the stand-in
+--- client
+    my $gen = sub {
+        my ($tag, $tokens) = @_;
+        wait_request(start_chat($tag, '{"model":"llama3:70b","messages":[],"stream":false}',
+                                'X-Standin-Tokens' => $tokens, 'X-Standin-Delay-Ms' => 5));
+    };
+    $gen->('api1', 5);
+    $gen->('api2', 3);
+    $gen->('coding1', 4);
+    my $sent = 0;
+    $sent += $_->{tokens_sent} for @{ standin_requests() };
+    my $r = request('GET /metrics');
+    my $file = metrics_file($r->{body});
+    my $promtool = `promtool check metrics < '$file' 2>&1`;
+    die "promtool: $promtool" if $?;
+    my $m = parsed_metrics($r->{body});
+    my $h = histogram_samples($r->{body}, 'seadragon_generation_tokens_per_second');
+    my $z = 'zone=ollama';
+    my $t = sub { $m->{"seadragon_tokens_total{$z,source=$_[0],model=llama3:70b,kind=$_[1]}"} // '-' };
+    join "\n", "sent $sent",
+        "api prompt=" . $t->('api', 'prompt') . " completion=" . $t->('api', 'completion'),
+        "coding prompt=" . $t->('coding', 'prompt') . " completion=" . $t->('coding', 'completion'),
+        "types " . $m->{"type:seadragon_tokens_total"} . " "
+            . $m->{"type:seadragon_model_load_seconds_total"} . " "
+            . $m->{"type:seadragon_generation_tokens_per_second"},
+        "load " . (defined $m->{"seadragon_model_load_seconds_total{$z,model=llama3:70b}"} ? 'shown' : 'missing'),
+        "tokens/s count=" . $h->{"seadragon_generation_tokens_per_second_count{$z,model=llama3:70b}"}
+            . " +Inf=" . $h->{"seadragon_generation_tokens_per_second_bucket{$z,model=llama3:70b,le=+Inf}"}
+            . " sum>0=" . ($h->{"seadragon_generation_tokens_per_second_sum{$z,model=llama3:70b}"} > 0 ? 'yes' : 'no'),
+        "dropped " . $m->{"seadragon_usage_dropped_total{$z,what=usage}"};
+--- client_output
+sent 12
+api prompt=2 completion=8
+coding prompt=1 completion=4
+types COUNTER COUNTER HISTOGRAM
+load shown
+tokens/s count=3 +Inf=3 sum>0=yes
+dropped 0

@@ -392,3 +392,56 @@ _EOC_
 ^status 200, agrees: p=2 c=3 load=\d+ tps=\d+\.\d\d$
 --- no_error_log
 [alert]
+
+
+
+=== TEST 14: quotes and backslashes in the text, every escape cut between two reads (pieces of 1 byte), on both APIs
+--- timeout: 60
+--- client
+    my $text = 'say "\\" \\\\" x\\\\\\';
+    my $v1 = '{"model":"llama3:70b","stream":true,"messages":[{"role":"user","content":"a b"}]}';
+    my $r = request('POST /v1/chat/completions', body => $v1, timeout => 50,
+        headers => { 'X-Standin-Tag' => 'esc-v1', 'X-Standin-Tokens' => 3,
+                     'X-Standin-Split' => 1, 'X-Standin-Token-Text' => $text,
+                     'X-Standin-Delay-Ms' => 0 });
+    my ($first) = $r->{body} =~ /^data: (\{.*\})$/m;
+    my $escaped = json_decode($first)->{choices}[0]{delta}{content} eq $text
+        ? 'escaped' : 'not escaped';
+    join "\n",
+        counted('esc-chat', '/api/chat', $chat, 'X-Standin-Tokens' => 3,
+                'X-Standin-Split' => 1, 'X-Standin-Token-Text' => $text),
+        "esc-v1: $r->{status} $escaped " . logged('esc-v1');
+--- client_output_like
+^esc-chat: p=3 c=3 load=\d+ tps=\d+\.\d\d
+esc-v1: 200 escaped p=0 c=3 load=- tps=(?:\d+\.\d\d|-)$
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 15: an answer that is not JSON is passed on untouched; counting stops, with a line in the log, and logs "-"
+--- http_config eval
+$::http_config . <<'_EOC_';
+    server {
+        listen 127.0.0.1:$TEST_NGINX_JUNK_PORT;
+        location / {
+            default_type application/x-ndjson;
+            return 200 "{\"done\":false}\n{\"done\":tru, not json \"eval_count\":5}\n";
+        }
+    }
+_EOC_
+--- config eval
+(my $c = $::config) =~ s{proxy_pass         http://ollama;}{proxy_pass         http://127.0.0.1:\$TEST_NGINX_JUNK_PORT;} or die;
+$c
+--- client
+    my $r = request('POST /api/chat', body => $chat, headers => { 'X-Standin-Tag' => 'junk' });
+    join "\n", "$r->{status} $r->{body}" . logged('junk');
+--- client_output
+200 {"done":false}
+{"done":tru, not json "eval_count":5}
+p=0 c=1 load=- tps=-
+--- error_log
+seadragon usage: the answer is not the JSON expected, counting stops there
+--- no_error_log
+[alert]

@@ -45,6 +45,13 @@ The figures (section numbers are issue 6's):
    16 MB, read, checked to its end and refused for a byte after it (so
    that nothing is proxied). Seadragon alone; `--only 7` (make
    bench-body) runs just this one in seconds and prints its table.
+8. Usage accounting (issue 14): wrk, 16 connections, POSTs through
+   Seadragon with its answers read for their tokens (seadragon_usage on,
+   the default) and without (seadragon_usage off), the same configuration
+   otherwise, in front of the instant upstream: a whole chat answer, and a
+   streamed generation of USAGE_TOKENS tokens; requests per second and the
+   gateway's CPU time per request, the pair started twice, in both orders.
+   `--only 8` runs just this one and prints its table.
 """
 
 import argparse
@@ -99,6 +106,7 @@ TTFT_REQUESTS = 200
 PARKED_BATCH = 500
 BODY_SIZES_MB = (1, 2, 4, 8, 16)
 BODY_ROUNDS = 3
+USAGE_TOKENS = 32  # the streamed generation of figure 8
 
 
 class BenchError(Exception):
@@ -445,7 +453,8 @@ class Bench:
               max_queued=1000, connections=1024, reuseport=False, instant=None,
               server_extra=()):
         """An nginx: Seadragon's gate (module), plain proxy_pass, or with
-        instant= (a dict of path -> body) the upstream that answers at once."""
+        instant= (a dict of path -> body, or (body, content type)) the
+        upstream that answers at once."""
         port = free_port()
         conf_dir = os.path.join(self.workdir, name)
         for sub in ("logs", "tmp"):
@@ -465,11 +474,12 @@ class Bench:
         if instant is not None:
             locations = []
             for path, body in instant.items():
+                body, content_type = body if isinstance(body, tuple) else (body, "application/json")
                 text = body.decode()
                 if "$" in text:
                     raise BenchError(f"a '$' in the instant answer to {path}")
                 text = text.replace("\\", "\\\\").replace("'", "\\'")
-                locations.append(f"location = {path} {{ default_type application/json; "
+                locations.append(f"location = {path} {{ default_type {content_type}; "
                                  f"return 200 '{text}'; }}")
             server = [listen] + locations
         else:
@@ -695,6 +705,12 @@ backend ollama
             conn.request("POST", "/api/chat", body=chat_body(False),
                          headers={"Host": "localhost", "X-Standin-Tokens": "1"})
             bodies["/api/chat"] = conn.getresponse().read()
+            # figure 8's stream, as one NDJSON answer
+            conn.request("POST", "/api/generate",
+                         body=json.dumps({"model": MODEL, "prompt": "hi"}),
+                         headers={"Host": "localhost", "X-Standin-Delay-Ms": "0",
+                                  "X-Standin-Tokens": str(USAGE_TOKENS)})
+            bodies["/api/generate"] = (conn.getresponse().read(), "application/x-ndjson")
         finally:
             conn.close()
         return self.nginx("instant", None, module=False, instant=bodies)
@@ -879,6 +895,46 @@ backend ollama
         gateway.stop()
         self.results["body"] = out
 
+    # ------------------------------------------------------------ 8: usage
+
+    def phase_usage(self):
+        """The same gateway with its answers read for their tokens and
+        without, in turns, in front of the instant upstream. A gateway
+        started first ran some 5% slower here than the same one started
+        second (an A/A run): the pair is made twice, in both orders, and
+        each figure is the mean of the two medians."""
+        halves = {}
+        instant = self.instant_upstream()
+        try:
+            for order in (("on", "off"), ("off", "on")):
+                gateways = {}
+                try:
+                    for name in order:
+                        extra = ["seadragon_usage off;"] if name == "off" else []
+                        gateways[name] = self.nginx(f"usage-{name}-{order[0]}", instant.port,
+                                                    capacity=4 * WRK_CONNECTIONS,
+                                                    server_extra=extra)
+                    targets = {name: (g.port, WRK_CONNECTIONS, g)
+                               for name, g in gateways.items()}
+                    for what, path in (("whole", "/api/chat"), ("stream", "/api/generate")):
+                        halves.setdefault(what, []).append(self.rounds(targets, path, True))
+                finally:
+                    for g in gateways.values():
+                        g.stop()
+        finally:
+            instant.stop()
+        out = {}
+        for what, rows in halves.items():
+            out[what] = row = {}
+            for name in ("on", "off"):
+                row[name] = {"stalled": sum(r[name]["stalled"] for r in rows)}
+                for key in ("rps", "p50", "p99", "cpu_us"):
+                    values = [r[name][key] for r in rows if r[name][key] is not None]
+                    row[name][key] = statistics.mean(values) if values else None
+            log(f"usage accounting {what}: " + ", ".join(
+                f"{k} {v['rps']:.0f}/s {num(v['cpu_us'], 1)} us/req" for k, v in row.items()))
+        self.results["usage"] = out
+
     # ------------------------------------------------------------ the run
 
     def run(self):
@@ -887,7 +943,7 @@ backend ollama
         self.standin = Standin(self.procs)
         phases = {"1": self.phase_backlog, "3": self.phase_throughput,
                   "4": self.phase_passthrough, "5": self.phase_ttft, "6": self.phase_parked,
-                  "7": self.phase_body}
+                  "7": self.phase_body, "8": self.phase_usage}
         for key, phase in phases.items():
             if self.args.only and key not in self.args.only:
                 continue
@@ -1041,6 +1097,19 @@ def report(bench):
                      f"{h['cpu_percent']:.3f}; {h['wakeups']:.0f}", "", "",
                      f"CPU {ratio(s['cpu_percent'], h['cpu_percent'])}"))
 
+    if "usage" in r:
+        for key, label in (("whole", "short POST /api/chat, whole answer"),
+                           ("stream", f"POST /api/generate, {USAGE_TOKENS}-token stream")):
+            u = r["usage"][key]
+            s, o = u["on"], u["off"]
+            def cell(x):
+                return f"{num(x['rps'])}; {num(x['cpu_us'], 1)}"
+            rows.append((f"8. Usage accounting, {label}, instant upstream: req/s; "
+                         "gateway CPU µs/req — seadragon_usage on vs off",
+                         cell(s), "", "", "",
+                         f"off: {cell(o)}; req/s {ratio(s['rps'], o['rps'])}, "
+                         f"CPU {ratio(s['cpu_us'], o['cpu_us'])}"))
+
     header = ("Figure", "Seadragon", "HAProxy 2.6", "plain nginx", "upstream direct",
               "Seadragon against its peer")
     rows = [tuple(c if c != "" else "—" for c in row) for row in rows]
@@ -1184,6 +1253,15 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
    them parked, divided by their number; the kernel's socket buffers are
    not in it. CPU is the gateway processes' time on a CPU (schedstat) over
    {b.idle:.0f} s of waiting, and wake-ups are their context switches per second.
+8. **Usage accounting.** wrk with {WRK_CONNECTIONS} connections for {b.duration} s, short
+   POSTs through two Seadragons in front of the instant upstream, alike
+   but for `seadragon_usage off` in one: with it on (the default) every
+   answer is read for its tokens as it passes. Two answers: the whole
+   chat of figure 4, and a streamed generation of {USAGE_TOKENS} tokens (NDJSON,
+   its last line with Ollama's figures). The pair is started twice, in
+   both orders (the one started first ran some 5% slower in an A/A run),
+   and each figure is the mean of the two medians. The goal is at least
+   0.97× the requests per second of the one that does not read them.
 {body_section(bench)}
 ## Why the figures are what they are
 
@@ -1234,7 +1312,8 @@ def main(argv=None):
     module = os.path.join(args.build, "ngx_seadragon_module.so")
     if not os.path.exists(module):
         raise SystemExit(f"bench: {module} is missing; run make first")
-    for tool in (NGINX,) if args.only == {"7"} else (NGINX, HAPROXY, WRK):
+    for tool in ((NGINX,) if args.only == {"7"}
+                 else (NGINX, WRK) if args.only == {"8"} else (NGINX, HAPROXY, WRK)):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (make bench installs it)")
 
