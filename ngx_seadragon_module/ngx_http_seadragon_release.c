@@ -7,7 +7,8 @@
  * (the stall watch).  It is the module's body filter in nginx's chain
  * (registered by ngx_http_seadragon_response_init()); what goes down the
  * chain passes through ngx_http_seadragon_body_replace(), the error
- * output, first.
+ * output, first.  Each buffer of an answer whose tokens are counted is
+ * read by ngx_http_seadragon_usage_parse() before that, as it is.
  */
 
 

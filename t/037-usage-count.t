@@ -445,3 +445,24 @@ p=0 c=1 load=- tps=-
 seadragon usage: the answer is not the JSON expected, counting stops there
 --- no_error_log
 [alert]
+
+
+
+=== TEST 16: nginx's gzip comes after the reading in the filter chain: a client that takes the stream gzipped gets it so, and the counts are Ollama's
+--- config eval
+(my $c = $::config) =~ s/(proxy_buffering    off;)/$1\n        gzip on; gzip_types application\/x-ndjson; gzip_min_length 1;/ or die;
+$c
+--- client
+    my $r = request('POST /api/chat', body => $chat, timeout => 30,
+        headers => { 'X-Standin-Tag' => 'gz', 'X-Standin-Tokens' => 4,
+                     'X-Standin-Delay-Ms' => 0, 'Accept-Encoding' => 'gzip' });
+    my $want = expected('gz');
+    my $got = logged('gz');
+    "$r->{status} " . ($r->{headers}{'content-encoding'} // 'identity') . ', '
+        . (substr($r->{body}, 0, 2) eq "\x1f\x8b" ? 'gzip bytes' : 'plain bytes') . ', '
+        . ($got eq $want ? "agrees: $got" : "logged '$got', sent '$want'");
+--- client_output_like
+^200 gzip, gzip bytes, agrees: p=3 c=4 load=\d+ tps=\d+\.\d\d$
+--- no_error_log
+[error]
+[alert]
