@@ -1,0 +1,519 @@
+# Attacks on token usage and the limits per key (issue 14), as strangers
+# and hostile clients would make them: forged token counts, hostile model
+# names in the metrics, the admin API and the tool's output, the admin
+# endpoints without a credential or cross-site, limits raced by parallel
+# clients over 2 workers, limits taken away and set again, bad limit
+# values, yesterday's usage, a worker killed mid-stream and the zone's
+# table of rows filled.  Each block checks the state afterwards: usage,
+# limits, counters, what the stand-in received, the workers.
+use lib 't/lib';
+use Test::Seadragon;
+use POSIX ();
+
+if (!-x store_tool_path()) {
+    require Test::More;
+    Test::More::plan(skip_all => "build/seadragon-store is not built: run make");
+}
+
+our $dir = store_init();
+sub tool { store_tool(@_) }
+our $ops = tool('key create ops --source admin');
+
+workers(2);
+
+our $http_config = <<'_EOC_';
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source chat priority=1 key;
+    seadragon_source open priority=2;
+
+    # reuseport spreads connections over the workers
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SPREAD_PORT reuseport;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+            proxy_set_header Host localhost;
+            proxy_buffering off;
+            add_header X-Pid $pid always;
+        }
+    }
+
+    # an engine that answers any model, as llama-server does
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ANY_PORT;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+            proxy_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"model":"m","created_at":"2026-12-01T00:00:00Z","message":{"role":"assistant","content":"hi"},"done":true,"total_duration":2000000,"load_duration":0,"prompt_eval_count":3,"prompt_eval_duration":1000000,"eval_count":5,"eval_duration":1000000}';
+        }
+    }
+_EOC_
+
+our $config = <<'_EOC_';
+    location /admin/ { seadragon_admin ollama; }
+    location = /metrics { seadragon_metrics ollama; }
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+        add_header X-Pid $pid always;
+    }
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config) unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+our $today = POSIX::strftime('%Y-%m-%d', gmtime);
+our $yesterday = POSIX::strftime('%Y-%m-%d', gmtime(time - 86400));
+
+sub chat_body {
+    my ($model, %more) = @_;
+    return json_encode({ model => $model, stream => \0,
+                         messages => [{ role => 'user', content => 'hi there' }], %more });
+}
+
+# a request of a key (undef: none); %h: more headers, port and body
+sub call {
+    my ($path, $key, %h) = @_;
+    my $port = delete $h{port};
+    my $body = delete $h{body} // chat_body('llama3:70b');
+    return request("POST $path", body => $body,
+        ($port ? (port => $port) : ()),
+        headers => { ($key ? (Authorization => "Bearer $key") : ()),
+                     'X-Standin-Tokens' => 2, 'X-Standin-Delay-Ms' => 0, %h });
+}
+
+sub start_call {
+    my ($path, $key, %h) = @_;
+    my $port = delete $h{port};
+    my $body = delete $h{body} // chat_body('llama3:70b');
+    return start_request("POST $path", body => $body,
+        ($port ? (port => $port) : ()),
+        headers => { ($key ? (Authorization => "Bearer $key") : ()),
+                     'X-Standin-Tokens' => 2, 'X-Standin-Delay-Ms' => 0, %h });
+}
+
+sub admin {
+    my ($what, %opts) = @_;
+    my $method = delete $opts{method} // 'GET';
+    my $h = delete $opts{headers} // {};
+    return request("$method /admin/$what",
+        headers => { Authorization => "Bearer $ops", %$h }, %opts);
+}
+
+sub stats { json_decode(admin('stats')->{body})->{sources} }
+sub queue { json_decode(admin('queue')->{body}) }
+sub usage { json_decode(admin('usage' . ($_[0] // ''))->{body}) }
+
+# received = served + errors + rejected + aborted, for every source
+sub balanced {
+    my $s = stats();
+    my @bad;
+    for my $name (sort keys %$s) {
+        my $c = $s->{$name};
+        my $sum = $c->{served} + $c->{upstream_errors};
+        $sum += $_ for values %{ $c->{rejected} };
+        $sum += $_ for values %{ $c->{aborted} };
+        push @bad, "$name $c->{received} != $sum" if $c->{received} != $sum;
+    }
+    return @bad ? join(', ', @bad) : 'yes';
+}
+
+# the figures of a principal (and model) in GET usage
+sub figures {
+    my ($u, $principal, $model) = @_;
+    my $p = $u->{principals}{$principal} or return 'none';
+    my $f = defined $model ? $p->{models}{$model} : $p;
+    return 'none' unless $f;
+    return "requests $f->{requests}, prompt $f->{prompt_tokens}, "
+         . "completion $f->{completion_tokens}, estimated $f->{estimated}";
+}
+
+sub summary {
+    my ($r) = @_;
+    my $retry = $r->{headers}{'retry-after'} // '-';
+    return "$r->{status} retry=$retry" . ($r->{status} == 200 ? '' : " $r->{body}");
+}
+
+sub got { join(',', map { $_->{tag} // '-' } @{ standin_requests() }) || 'nothing' }
+
+sub listed {
+    my ($name) = @_;
+    my ($line) = grep { /^\Q$name\E\t/ } split /\n/, tool('key list');
+    my @f = split /\t/, $line // '';
+    return join ' ', @f[5 .. 7];
+}
+
+# runs the tool; status, stdout and stderr
+sub sd {
+    my ($args) = @_;
+    my $tool = store_tool_path();
+    my $out = `'$tool' --store '$ENV{TEST_NGINX_STORE}' $args 2>'$dir/sd.err'`;
+    my $status = $? >> 8;
+    open my $fh, '<', "$dir/sd.err";
+    my $err = do { local $/; <$fh> };
+    return { status => $status, out => $out, err => $err };
+}
+
+# the tool's usage rows once they match: waits for the gateway's write
+sub written {
+    my ($args, $re) = @_;
+    my $r;
+    eval { wait_until(sub { $r = sd("usage $args"); $r->{out} =~ $re }, 'the usage to be written'); 1 }
+        or die "the tool never showed it: exit $r->{status}, $r->{err}, out: $r->{out}\n";
+    return $r->{out};
+}
+
+sub promtool_ok {
+    my ($text) = @_;
+    my $file = "$dir/metrics.txt";
+    open my $fh, '>:raw', $file or die $!;
+    print $fh $text;
+    close $fh;
+    my $out = `promtool check metrics < '$file' 2>&1`;
+    return $? ? "promtool: $out" : 'promtool: ok';
+}
+
+# a usage record, as the gateway writes them (store_usage.c), on a day
+sub usage_load {
+    my ($day, $principal, $model, $prompt, $completion) = @_;
+    my $input = "$dir/load";
+    open my $fh, '>', $input or die $!;
+    print $fh "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n";
+    print $fh ' ', unpack('H*', pack('N', $day) . $principal . "\0" . $model), "\n ",
+        unpack('H*', pack('V V Q< Q< Q< Q< Q< Q< Q<', 1, 0, 1, $prompt,
+                          $completion, 0, 0, 0, 0)), "\n";
+    print $fh "DATA=END\n";
+    close $fh;
+    system("mdb_load -s usage -f '$input' '$ENV{TEST_NGINX_STORE}'") == 0
+        or die "mdb_load failed";
+}
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: forged counts: a model that writes Ollama's or OpenAI's figures in its text, and a request body with its own, change nothing of what is counted
+--- client
+    my $key = tool('key create forger --source chat --tokens-per-day 1000');
+    my $fake = '","done":true,"prompt_eval_count":99999,"eval_count":99999,"eval_duration":1}'
+             . "\n" . '{"done":true,"eval_count":77777,"usage":{"prompt_tokens":5555,"completion_tokens":5555}}';
+    my @r;
+    # a native stream, the line that carries the text cut in pieces of 7 bytes
+    push @r, call('/api/chat', $key, 'X-Standin-Tag' => 'native', 'X-Standin-Token-Text' => $fake,
+                  'X-Standin-Split' => 7, 'X-Standin-Tokens' => 3,
+                  body => json_encode({ model => 'llama3:70b', messages => [{ role => 'user', content => 'hi there' }],
+                                        eval_count => 99999, prompt_eval_count => 99999 }));
+    # a whole answer with a body that brings its own usage
+    push @r, call('/api/generate', $key, 'X-Standin-Tag' => 'whole', 'X-Standin-Token-Text' => $fake,
+                  body => json_encode({ model => 'llama3:70b', prompt => 'hi there', stream => \0,
+                                        usage => { prompt_tokens => 5555, completion_tokens => 5555 } }));
+    # an OpenAI stream without include_usage: its chunks are counted
+    push @r, call('/v1/chat/completions', $key, 'X-Standin-Tag' => 'sse', 'X-Standin-Token-Text' => $fake,
+                  'X-Standin-Tokens' => 3,
+                  body => json_encode({ model => 'llama3:70b', stream => \1,
+                                        messages => [{ role => 'user', content => 'hi there' }] }));
+    my ($prompt, $completion) = (0, 0);
+    for (@{ standin_requests() }) {
+        my $u = $_->{usage_sent};
+        if ($u) { $prompt += $u->{prompt_eval_count}; $completion += $u->{eval_count} }
+        else { $completion += $_->{tokens_sent} }
+    }
+    my $u = usage();
+    join "\n", (map { summary($_) } @r), 'stand-in got: ' . got(),
+        "the stand-in sent: prompt $prompt, completion $completion",
+        'usage: ' . figures($u, 'key:forger'),
+        'tokens counted for the limit: ' . (call('/api/chat', $key)->{status} == 200 ? 'under 1000' : 'over');
+--- client_output
+200 retry=-
+200 retry=-
+200 retry=-
+stand-in got: native,whole,sse
+the stand-in sent: prompt 4, completion 8
+usage: requests 3, prompt 4, completion 8, estimated 1
+tokens counted for the limit: under 1000
+
+
+
+=== TEST 2: hostile model names (quote, backslash, newline, tab, CR, NUL, a forged row) behind an engine that takes any model: the metrics pass promtool, GET usage shows the name as sent, the tool prints one row of 8 fields for it, and the usage of others is still written
+--- client
+    my $key = tool('key create mallory --source chat');
+    my $plain = tool('key create plain --source chat');
+    my $evil = "q\"b\\s\nnl\ttab\rcr\x00nul\nkey:alice\tllama3:70b\t9999\t9999\t9999\t1.000\t0.000\t0";
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my @out = (summary(call('/api/chat', $key, port => $any, body => chat_body($evil))));
+    push @out, summary(call('/api/chat', $plain, port => $any, body => chat_body('llama3:70b')));
+    my $m = request('GET /metrics')->{body};
+    push @out, promtool_ok($m);
+    my $u = usage();
+    push @out, 'GET usage: ' . figures($u, 'key:mallory', $evil);
+    push @out, 'GET usage models: ' . join(',', map { $_ eq $evil ? 'the name as sent' : 'another' }
+                                               keys %{ $u->{principals}{'key:mallory'}{models} });
+    push @out, 'the other key written: ' . (written('--key plain', qr/key:plain/) =~ /\tllama3:70b\t1\t3\t5\t/ ? 'yes' : 'no');
+    my $rows = written('--key mallory', qr/mallory/);
+    my @lines = split /\n/, $rows, -1;
+    pop @lines if @lines && $lines[-1] eq '';
+    push @out, 'tool lines: ' . scalar(@lines);
+    push @out, 'tool fields: ' . join(',', map { scalar(my @f = split /\t/, $_, -1) } @lines);
+    push @out, 'tool shows alice: ' . (grep({ /^key:alice/ } @lines) ? 'yes' : 'no');
+    push @out, 'no NUL in its output: ' . ($rows =~ /\x00/ ? 'no' : 'yes');
+    push @out, 'GET usage after the write: ' . figures(usage(), 'key:mallory', $evil)
+        . ', unwritten ' . usage()->{unwritten};
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+200 retry=-
+200 retry=-
+promtool: ok
+GET usage: requests 1, prompt 3, completion 5, estimated 0
+GET usage models: the name as sent
+the other key written: yes
+tool lines: 2
+tool fields: 8,8
+tool shows alice: no
+no NUL in its output: yes
+GET usage after the write: requests 1, prompt 3, completion 5, estimated 0, unwritten 0
+stand-in got: nothing
+--- no_error_log
+[alert]
+[crit]
+writing the usage
+
+
+
+=== TEST 3: a model name whose 64th byte is inside a UTF-8 character, behind an engine that takes any model: the metrics stay UTF-8 (promtool), GET usage and the tool too
+--- client
+    my $key = tool('key create utf --source chat');
+    my $model = ('m' x 63) . "\x{e9}t\x{e9}";     # é at bytes 64 and 65
+    my $r = call('/api/chat', $key, port => $ENV{TEST_NGINX_ANY_PORT}, body => chat_body($model));
+    my @out = (summary($r));
+    push @out, promtool_ok(request('GET /metrics')->{body});
+    my $g = admin('usage?key=utf');
+    my $u = eval { json_decode($g->{body}) };
+    push @out, "GET usage: $g->{status} " . ($u ? 'JSON' : 'not JSON');
+    my ($name) = keys %{ $u->{principals}{'key:utf'}{models} // {} };
+    push @out, 'its model: ' . (defined $name && $name eq 'm' x 63 ? "the first 63 bytes" : 'cut inside a character');
+    my $rows = written('--key utf', qr/key:utf/);
+    push @out, 'tool output UTF-8: ' . (utf8::decode(my $copy = $rows) ? 'yes' : 'no');
+    join "\n", @out;
+--- client_output
+200 retry=-
+promtool: ok
+GET usage: 200 JSON
+its model: the first 63 bytes
+tool output UTF-8: yes
+
+
+
+=== TEST 4: GET usage and PATCH keys/NAME without an admin credential, with a client's key, with the key in the URL or cross-site with the admin key: refused, nothing shown, the limits unchanged
+--- client
+    my $key = tool('key create victim --source chat --rpm 5');
+    call('/api/chat', $key, 'X-Standin-Tag' => 'used');
+    my @out;
+    my @tries = (
+        ['no key', {}],
+        ['a client key', { Authorization => "Bearer $key" }],
+        ['a bogus key', { Authorization => "Bearer sd_bogus" }],
+        ['cross-site', { Authorization => "Bearer $ops", 'Sec-Fetch-Site' => 'cross-site',
+                         Origin => 'https://evil.example' }],
+        ['other origin', { Authorization => "Bearer $ops", Origin => 'https://evil.example' }],
+    );
+    for my $t (@tries) {
+        my ($what, $h) = @$t;
+        my $p = request('PATCH /admin/keys/victim', body => '{"rpm":null}', headers => $h);
+        push @out, "PATCH $what: $p->{status} $p->{body}";
+    }
+    for my $t (@tries[0 .. 2]) {
+        my ($what, $h) = @$t;
+        my $g = request('GET /admin/usage', headers => $h);
+        push @out, "GET usage $what: $g->{status} " . ($g->{body} =~ /victim/ ? 'shows the usage' : 'shows nothing');
+    }
+    my $g = request("GET /admin/usage?key=$ops");
+    push @out, "GET usage with ?key=: $g->{status}";
+    push @out, 'limits: ' . listed('victim');
+    push @out, 'usage: ' . figures(usage(), 'key:victim');
+    join "\n", @out;
+--- client_output
+PATCH no key: 401 {"error":"admin key required"}
+PATCH a client key: 403 {"error":"not an admin key"}
+PATCH a bogus key: 401 {"error":"invalid admin key"}
+PATCH cross-site: 403 {"error":"cross-site admin requests are refused: use the admin page of this origin, or a client that is not a browser"}
+PATCH other origin: 403 {"error":"cross-site admin requests are refused: use the admin page of this origin, or a client that is not a browser"}
+GET usage no key: 401 shows nothing
+GET usage a client key: 403 shows nothing
+GET usage a bogus key: 401 shows nothing
+GET usage with ?key=: 401
+limits: 5 - -
+usage: requests 1, prompt 2, completion 2, estimated 0
+
+
+
+=== TEST 5: a key's limits taken away and set again the same day: the tokens it used meanwhile still count
+--- client
+    my $key = tool('key create lapse --source chat --rpm 1000');
+    my @out = (summary(call('/api/chat', $key, 'X-Standin-Tag' => 'a1', 'X-Standin-Tokens' => 8)));
+    tool('key set lapse --rpm none');
+    push @out, map { summary(call('/api/chat', $key, 'X-Standin-Tag' => "b$_", 'X-Standin-Tokens' => 8)) } 1 .. 2;
+    written('--key lapse', qr/\tllama3:70b\t3\t/);
+    tool('key set lapse --tokens-per-day 25');
+    push @out, 'usage: ' . figures(usage(), 'key:lapse');
+    my $r = call('/api/chat', $key, 'X-Standin-Tag' => 'c1');
+    (my $s = summary($r)) =~ s/retry=\d+/retry=M/;
+    push @out, $s, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+200 retry=-
+200 retry=-
+200 retry=-
+usage: requests 3, prompt 6, completion 24, estimated 0
+429 retry=M {"error":"rate limit exceeded: this key's 25 tokens a day are used up (30 today); they renew at 00:00 UTC"}
+stand-in got: a1,b1,b2
+
+
+
+=== TEST 6: rpm raced by 40 parallel clients over 2 workers: exactly the limit passes, the rest are 429 with a sane Retry-After, and every request is counted once
+--- client
+    my $key = tool('key create race --source chat --rpm 7');
+    my @h = map { start_call('/api/chat', $key, port => $ENV{TEST_NGINX_SPREAD_PORT},
+                             'X-Standin-Tag' => "r$_") } 1 .. 40;
+    my @r = wait_all(@h);
+    my (%status, %pids, @retry);
+    for (@r) {
+        $status{ $_->{status} // 'none' }++;
+        $pids{ $_->{headers}{'x-pid'} }++ if $_->{headers}{'x-pid'};
+        push @retry, $_->{headers}{'retry-after'} if $_->{status} == 429;
+    }
+    my @bad = grep { !/^\d+$/ || $_ < 1 || $_ > 60 } @retry;
+    my $s = stats()->{chat};
+    join "\n", join(' ', map { "$_:$status{$_}" } sort keys %status),
+        'workers: ' . (keys %pids == 2 ? 'both' : scalar keys %pids),
+        'Retry-After within 1..60: ' . (@bad ? "no (@bad)" : 'yes'),
+        'stand-in got: ' . scalar(@{ standin_requests() }),
+        "chat: received $s->{received}, served $s->{served}, quota $s->{rejected}{quota}",
+        'balanced: ' . balanced(),
+        'usage requests: ' . usage('?key=race')->{principals}{'key:race'}{requests};
+--- client_output
+200:7 429:33
+workers: both
+Retry-After within 1..60: yes
+stand-in got: 7
+chat: received 40, served 7, quota 33
+balanced: yes
+usage requests: 7
+
+
+
+=== TEST 7: max_concurrent raced by 16 parallel held clients over 2 workers: exactly the limit reach Ollama, and the places are all given back
+--- client
+    my $key = tool('key create crowd --source chat --max-concurrent 3');
+    my @h = map { start_call('/api/chat', $key, port => $ENV{TEST_NGINX_SPREAD_PORT},
+                             'X-Standin-Tag' => "c$_", 'X-Standin-Hold' => 1) } 1 .. 16;
+    wait_until(sub { stats()->{chat}{rejected}{quota} == 13 }, '13 refusals');
+    my @out = ('at Ollama: ' . standin_stats()->{active});
+    standin_release();
+    my %status;
+    $status{ $_->{status} }++ for wait_all(@h);
+    push @out, join ' ', map { "$_:$status{$_}" } sort keys %status;
+    my @again = map { start_call('/api/chat', $key, port => $ENV{TEST_NGINX_SPREAD_PORT},
+                                 'X-Standin-Tag' => "d$_", 'X-Standin-Hold' => 1) } 1 .. 3;
+    wait_until(sub { standin_stats()->{active} == 3 }, 'the 3 places to be taken again');
+    push @out, 'a fourth: ' . summary(call('/api/chat', $key));
+    standin_release();
+    push @out, 'again: ' . join ',', map { $_->{status} } wait_all(@again);
+    my $q = queue();
+    push @out, "queue: $q->{queue_length} waiting, " . scalar(@{ $q->{running} }) . ' running';
+    push @out, 'balanced: ' . balanced();
+    join "\n", @out;
+--- client_output
+at Ollama: 3
+200:3 429:13
+a fourth: 429 retry=2 {"error":"rate limit exceeded: this key already has 3 requests waiting or running, the most it may"}
+again: 200,200,200
+queue: 0 waiting, 0 running
+balanced: yes
+
+
+
+=== TEST 8: yesterday's usage never counts toward today's tokens, and shows on its own day; the day's refusal says the seconds to 00:00 UTC
+--- client
+    my $key = tool('key create nora --source chat --tokens-per-day 10');
+    my $day = int(time / 86400);
+    usage_load($day - 1, 'key:nora', 'llama3:70b', 500000, 500000);
+    my @out = ('today: ' . summary(call('/api/chat', $key, 'X-Standin-Tag' => 'n1', 'X-Standin-Tokens' => 8)));
+    my $r = call('/api/chat', $key, 'X-Standin-Tag' => 'n2');
+    my $retry = $r->{headers}{'retry-after'};
+    my $midnight = 86400 - time % 86400;
+    push @out, "then: $r->{status}, Retry-After "
+        . ($retry =~ /^\d+$/ && $retry >= 1 && $retry <= 86400 && abs($retry - $midnight) <= 2 ? 'to 00:00 UTC' : $retry);
+    push @out, 'yesterday: ' . figures(usage("?day=$yesterday"), 'key:nora');
+    push @out, 'today: ' . figures(usage(), 'key:nora');
+    push @out, 'both: ' . figures(usage("?from=$yesterday&to=$today"), 'key:nora');
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+today: 200 retry=-
+then: 429, Retry-After to 00:00 UTC
+yesterday: requests 1, prompt 500000, completion 500000, estimated 0
+today: requests 1, prompt 2, completion 8, estimated 0
+both: requests 2, prompt 500002, completion 500008, estimated 0
+stand-in got: n1
+
+
+
+=== TEST 9: limits of odd spellings and out of range, through the API and the tool: refused, nothing changed
+--- client
+    tool('key create odd --source chat --rpm 7 --tokens-per-day 70 --max-concurrent 3');
+    my @out;
+    for my $body ('{"rpm":1e3}', '{"rpm":01}', '{"rpm":18446744073709551616}',
+                  '{"rpm":99999999999999999999999999}', '{"tokens_per_day":-1}',
+                  '{"max_concurrent":"3"}', '{"rpm":[1]}', '{"rpm":{"n":1}}',
+                  '{"rpm":1,"tokens_per_day":"x"}')
+    {
+        my $r = admin('keys/odd', method => 'PATCH', body => $body);
+        push @out, "$body: $r->{status} " . ($r->{body} =~ /^\{"error":"/ ? 'JSON error' : $r->{body});
+    }
+    push @out, 'after the API: ' . listed('odd');
+    for my $args ('--rpm 99999999999999999999999', '--rpm +5', "--rpm ' 5'", '--rpm 0x10',
+                  '--rpm 5abc', '--tokens-per-day 18446744073709551616', '--max-concurrent 1e2',
+                  '--rpm 1 --tokens-per-day x')
+    {
+        my $r = sd("key set odd $args");
+        push @out, "$args: exit $r->{status}";
+    }
+    push @out, 'after the tool: ' . listed('odd');
+    my $r = admin('keys/odd', method => 'PATCH', body => '{"rpm":1000000,"tokens_per_day":1000000000000000,"max_concurrent":100000}');
+    push @out, "the most: $r->{status} $r->{body}";
+    join "\n", @out;
+--- client_output
+{"rpm":1e3}: 400 JSON error
+{"rpm":01}: 400 JSON error
+{"rpm":18446744073709551616}: 400 JSON error
+{"rpm":99999999999999999999999999}: 400 JSON error
+{"tokens_per_day":-1}: 400 JSON error
+{"max_concurrent":"3"}: 400 JSON error
+{"rpm":[1]}: 400 JSON error
+{"rpm":{"n":1}}: 400 JSON error
+{"rpm":1,"tokens_per_day":"x"}: 400 JSON error
+after the API: 7 70 3
+--rpm 99999999999999999999999: exit 2
+--rpm +5: exit 2
+--rpm ' 5': exit 2
+--rpm 0x10: exit 2
+--rpm 5abc: exit 2
+--tokens-per-day 18446744073709551616: exit 2
+--max-concurrent 1e2: exit 2
+--rpm 1 --tokens-per-day x: exit 2
+after the tool: 7 70 3
+the most: 200 {"name":"odd","limits":{"rpm":1000000,"tokens_per_day":1000000000000000,"max_concurrent":100000}}
