@@ -39,7 +39,7 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
 {
     time_t                            now, retry_after;
     uint64_t                          seed, used;
-    ngx_uint_t                        limit;
+    ngx_uint_t                        limit, none;
     ngx_slab_pool_t                  *shpool;
     ngx_http_seadragon_zone_t        *zone;
     ngx_http_seadragon_limit_t       *l;
@@ -48,16 +48,28 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
 
     limits = &ctx->limits;
 
-    if ((limits->rpm == 0 && limits->tokens_per_day == 0
-         && limits->max_concurrent == 0)
-        || ctx->key_name.len == 0
+    if (ctx->key_name.len == 0
         || ctx->key_name.len >= SEADRAGON_KEY_NAME_LEN)
     {
         return NGX_OK;
     }
 
+    none = (limits->rpm == 0 && limits->tokens_per_day == 0
+            && limits->max_concurrent == 0);
+
     zone = ctx->zone;
     shpool = zone->shpool;
+
+    /*
+     * A key the zone knows still counts while it has no limits, so that
+     * limits set again later the same day find what it used meanwhile;
+     * one the zone does not know is started from the store then.
+     */
+
+    if (none && zone->sh->limits.root == NULL) {
+        return NGX_OK;
+    }
+
     now = ngx_time();
     seed = 0;
     retry_after = 0;
@@ -66,6 +78,11 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
 
     l = ngx_http_seadragon_limit_find(zone->sh, ctx->key_name.data,
                                       ctx->key_name.len);
+
+    if (l == NULL && none) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_OK;
+    }
 
     if (l == NULL) {
 
