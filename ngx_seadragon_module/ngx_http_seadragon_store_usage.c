@@ -33,10 +33,15 @@ seadragon_usage_key(uint32_t day, const char *principal, size_t plen,
 {
     uint8_t  *p;
 
+    /*
+     * The principal ends at the first NUL; the model, whatever a client
+     * named it, may hold NULs of its own (a model "a\u0000b" behind an
+     * engine that takes any name), which the parse keeps.
+     */
+
     if (plen == 0 || plen > SEADRAGON_USAGE_PRINCIPAL_LEN
         || mlen > SEADRAGON_USAGE_MODEL_LEN
-        || memchr(principal, '\0', plen) != NULL
-        || memchr(model, '\0', mlen) != NULL)
+        || memchr(principal, '\0', plen) != NULL)
     {
         return 0;
     }

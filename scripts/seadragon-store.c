@@ -134,6 +134,9 @@ static int seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_set(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_list(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_bytes_cmp(const char *a, size_t alen,
+    const char *b, size_t blen);
+static void seadragon_tool_usage_name(const char *name, size_t len);
 
 
 /* "2027-01-31T12:00:00Z", or its first ten characters; d: a digit */
@@ -2156,8 +2159,10 @@ seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
 /* a principal and model of "usage", summed over the days asked for */
 
 typedef struct {
-    char                      principal[SEADRAGON_USAGE_PRINCIPAL_LEN + 1];
-    char                      model[SEADRAGON_USAGE_MODEL_LEN + 1];
+    char                      principal[SEADRAGON_USAGE_PRINCIPAL_LEN];
+    size_t                    plen;
+    char                      model[SEADRAGON_USAGE_MODEL_LEN];
+    size_t                    mlen;
     seadragon_usage_record_t  sum;
 } seadragon_tool_usage_row_t;
 
@@ -2168,9 +2173,58 @@ seadragon_tool_usage_cmp(const void *one, const void *two)
     int                                rc;
     const seadragon_tool_usage_row_t  *a = one, *b = two;
 
-    rc = strcmp(a->principal, b->principal);
+    rc = seadragon_tool_bytes_cmp(a->principal, a->plen, b->principal,
+                                  b->plen);
 
-    return rc ? rc : strcmp(a->model, b->model);
+    return rc ? rc : seadragon_tool_bytes_cmp(a->model, a->mlen, b->model,
+                                              b->mlen);
+}
+
+
+static int
+seadragon_tool_bytes_cmp(const char *a, size_t alen, const char *b,
+    size_t blen)
+{
+    int  rc;
+
+    rc = memcmp(a, b, alen < blen ? alen : blen);
+
+    return rc ? rc : (alen > blen) - (alen < blen);
+}
+
+
+/*
+ * A name as a client wrote it, on one line and in one column: a control
+ * byte (a tab, a newline, a NUL), DEL and "\" as \xNN, as nginx writes
+ * them in its logs; an empty name as "-", and "-" itself as \x2d.
+ */
+
+static void
+seadragon_tool_usage_name(const char *name, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0) {
+        fputc('-', stdout);
+        return;
+    }
+
+    if (len == 1 && name[0] == '-') {
+        fputs("\\x2d", stdout);
+        return;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) name[i];
+
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            printf("\\x%02X", c);
+
+        } else {
+            fputc(c, stdout);
+        }
+    }
 }
 
 
@@ -2354,9 +2408,9 @@ seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
         for (j = 0; j < n; j++) {
             row = &rows[j];
 
-            if (strlen(row->principal) == plen
+            if (row->plen == plen
                 && memcmp(row->principal, p, plen) == 0
-                && strlen(row->model) == mlen
+                && row->mlen == mlen
                 && memcmp(row->model, m, mlen) == 0)
             {
                 break;
@@ -2378,8 +2432,16 @@ seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
 
             row = &rows[n++];
             memset(row, 0, sizeof(seadragon_tool_usage_row_t));
+            if (plen > sizeof(row->principal) || mlen > sizeof(row->model)) {
+                rc = MDB_CORRUPTED;
+                n--;
+                break;
+            }
+
             memcpy(row->principal, p, plen);
+            row->plen = plen;
             memcpy(row->model, m, mlen);
+            row->mlen = mlen;
         }
 
         row = &rows[j];
@@ -2406,8 +2468,11 @@ seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
     for (j = 0; j < n; j++) {
         row = &rows[j];
 
-        printf("%s\t%s\t%llu\t%llu\t%llu\t%llu.%03llu\t%llu.%03llu\t%llu\n",
-               row->principal, row->model[0] ? row->model : "-",
+        seadragon_tool_usage_name(row->principal, row->plen);
+        fputc('\t', stdout);
+        seadragon_tool_usage_name(row->model, row->mlen);
+
+        printf("\t%llu\t%llu\t%llu\t%llu.%03llu\t%llu.%03llu\t%llu\n",
                (unsigned long long) row->sum.requests,
                (unsigned long long) row->sum.prompt_tokens,
                (unsigned long long) row->sum.completion_tokens,
