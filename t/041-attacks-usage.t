@@ -520,3 +520,191 @@ after the API: 7 70 3
 --rpm 1 --tokens-per-day x: exit 2
 after the tool: 7 70 3
 the most: 200 {"name":"odd","limits":{"rpm":1000000,"tokens_per_day":1000000000000000,"max_concurrent":100000}}
+
+
+
+=== TEST 10: 4,200 distinct model names (behind an engine that takes any): every answer is kept or counted as dropped, the metrics fold models past 64 into "other", and the gate still takes requests
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my $n = 4200;
+    my %status;
+    for my $i (1 .. $n) {
+        my $r = request('POST /api/chat', port => $any, body => chat_body("m$i"));
+        $status{ $r->{status} }++;
+    }
+    my @out = ('answers: ' . join(' ', map { "$_:$status{$_}" } sort keys %status));
+    my ($u, $p);
+    eval { wait_until(sub { $u = usage(); $p = $u->{principals}{'source:open'};
+                            $p->{requests} + $u->{dropped} == $n }, 'every answer kept or dropped'); 1 };
+    push @out, 'kept + dropped: ' . ($p->{requests} + $u->{dropped} == $n ? 'all' : "$p->{requests} + $u->{dropped}");
+    push @out, 'tokens kept: ' . ($p->{prompt_tokens} == 3 * $p->{requests} ? 'each' : $p->{prompt_tokens});
+    my $m = request('GET /metrics')->{body};
+    my @models = $m =~ /^seadragon_model_load_seconds_total\{[^}]*model="([^"]*)"/mg;
+    push @out, 'metrics models: ' . scalar(@models) . (grep({ $_ eq 'other' } @models) ? ' with other' : '');
+    my $prompt = 0;
+    $prompt += $_ for $m =~ /^seadragon_tokens_total\{[^}]*kind="prompt"\} (\d+)$/mg;
+    my ($dm) = $m =~ /^seadragon_usage_dropped_total\{[^}]*\} (\d+)$/m;
+    push @out, 'metrics prompt tokens: ' . ($prompt == 3 * $n ? 'all' : $prompt);
+    push @out, promtool_ok($m);
+    push @out, 'the gate: ' . summary(call('/api/chat', undef, 'X-Standin-Tag' => 'after'));
+    push @out, 'stand-in got: ' . got();
+    push @out, 'balanced: ' . balanced();
+    join "\n", @out;
+--- client_output
+answers: 200:4200
+kept + dropped: all
+tokens kept: each
+metrics models: 65 with other
+metrics prompt tokens: all
+promtool: ok
+the gate: 200 retry=-
+stand-in got: after
+balanced: yes
+--- no_error_log
+[alert]
+[crit]
+--- timeout: 120
+
+
+
+=== TEST 11: without a store, 4,200 distinct model names fill the zone's rows: what found no room is counted as dropped, nothing else lost, and the gate still takes requests
+--- http_config
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source open priority=2;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ANY_PORT;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+            proxy_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"model":"m","done":true,"prompt_eval_count":3,"eval_count":5,"eval_duration":1000000}';
+        }
+    }
+--- config
+    location /admin/ { seadragon_admin ollama auth=nginx; }
+    location = /metrics { seadragon_metrics ollama; }
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my $n = 4200;
+    my %status;
+    for my $i (1 .. $n) {
+        my $r = request('POST /api/chat', port => $any, body => chat_body("m$i"));
+        $status{ $r->{status} }++;
+    }
+    my @out = ('answers: ' . join(' ', map { "$_:$status{$_}" } sort keys %status));
+    my ($u, $p);
+    # the last answer is kept as its request ends, after the client has it
+    eval { wait_until(sub { $u = json_decode(request('GET /admin/usage')->{body});
+                            $p = $u->{principals}{'source:open'};
+                            $p->{requests} + $u->{dropped} == $n }, 'every answer kept or dropped'); 1 };
+    push @out, "store: " . ($u->{store} ? 'yes' : 'no');
+    push @out, 'kept + dropped: ' . ($p->{requests} + $u->{dropped} == $n ? 'all' : "$p->{requests} + $u->{dropped}");
+    push @out, 'dropped: ' . ($u->{dropped} > 0 ? 'some' : 'none');
+    my $m = request('GET /metrics')->{body};
+    my ($dm) = $m =~ /^seadragon_usage_dropped_total\{[^}]*what="usage"\} (\d+)$/m;
+    push @out, 'metrics say dropped: ' . ($dm == $u->{dropped} ? 'the same' : "$dm");
+    push @out, 'the gate: ' . summary(call('/api/chat', undef, 'X-Standin-Tag' => 'after'));
+    push @out, 'stand-in got: ' . got();
+    my $s = json_decode(request('GET /admin/stats')->{body})->{sources}{open};
+    push @out, "open: received $s->{received}, served $s->{served}";
+    join "\n", @out;
+--- client_output
+answers: 200:4200
+store: no
+kept + dropped: all
+dropped: some
+metrics say dropped: the same
+the gate: 200 retry=-
+stand-in got: after
+open: received 4201, served 4201
+--- no_error_log
+[alert]
+[crit]
+--- timeout: 120
+
+
+
+=== TEST 12: a worker killed with SIGKILL in the middle of a key's stream: the key's place is given back, the stream's tokens are not counted (the README says so), the counters still add up, the new workers run
+--- client
+    my $key = tool('key create victim2 --source chat --max-concurrent 1 --tokens-per-day 1000');
+    my $body = json_encode({ model => 'llama3:70b', messages => [{ role => 'user', content => 'hi there' }] });
+    my $h = start_call('/api/chat', $key, body => $body, 'X-Standin-Tag' => 'killed',
+                       'X-Standin-Tokens' => 50, 'X-Standin-Pause-After' => 4);
+    wait_until(sub { (standin_requests()->[0]{tokens_sent} // 0) >= 4 }, 'the stream to be under way');
+    my $holder = queue()->{running}[0]{worker};
+    my @out = ('while it streams: ' . summary(call('/api/chat', $key, 'X-Standin-Tag' => 'refused')));
+    kill 'KILL', $holder or die "kill $holder: $!";
+    wait_request($h);
+    my $r;
+    wait_until(sub { $r = call('/api/chat', $key, 'X-Standin-Tag' => 'after', 'X-Standin-Tokens' => 3);
+                     $r->{status} == 200 }, 'the key to be served again');
+    standin_release();
+    push @out, 'after the reaping: ' . summary($r);
+    push @out, 'the killed worker: ' . (kill(0, $holder) ? 'alive' : 'gone');
+    push @out, 'workers: ' . scalar(nginx_worker_pids());
+    push @out, 'usage: ' . figures(usage(), 'key:victim2');
+    my $s = stats()->{chat};
+    push @out, "reaped $s->{aborted}{reaped}, quota $s->{rejected}{quota}";
+    push @out, 'balanced: ' . balanced();
+    push @out, 'stand-in got: ' . join ',', grep { $_ ne 'refused' } split /,/, got();
+    join "\n", @out;
+--- client_output
+while it streams: 429 retry=2 {"error":"rate limit exceeded: this key already has 1 requests waiting or running, the most it may"}
+after the reaping: 200 retry=-
+the killed worker: gone
+workers: 2
+usage: requests 1, prompt 2, completion 3, estimated 0
+reaped 1, quota 1
+balanced: yes
+stand-in got: killed,after
+--- no_error_log
+[crit]
+[emerg]
+
+
+
+=== TEST 13: the store truncated under the usage writer: the workers live on, GET usage says 503 in JSON, keyless requests are served, and once a good copy is back nothing of the usage is lost
+--- client
+    my $store = $ENV{TEST_NGINX_STORE};
+    my @pids = sort(nginx_worker_pids());
+    my @out = (summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o1', 'X-Standin-Tokens' => 4)));
+    written('--source open', qr/source:open\tllama3:70b\t1\t/);
+    system("cp -a '$store/data.mdb' '$dir/data.mdb.good'") == 0 or die;
+    truncate "$store/data.mdb", 0 or die "truncate: $!";
+    push @out, summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o2', 'X-Standin-Tokens' => 4));
+    my $g;
+    wait_until(sub { $g = admin('usage'); $g->{status} == 503 }, 'GET usage to meet the broken store');
+    push @out, "GET usage: $g->{status} $g->{body}";
+    push @out, summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o3', 'X-Standin-Tokens' => 4));
+    system("cp '$dir/data.mdb.good' '$store/data.mdb'") == 0 or die;
+    my $rows = written('--source open', qr/source:open\tllama3:70b\t3\t/);
+    push @out, 'written: ' . (split /\n/, $rows)[1];
+    push @out, 'GET usage: ' . figures(usage(), 'source:open') . ', unwritten ' . usage()->{unwritten};
+    push @out, 'the same workers: ' . (join(',', sort(nginx_worker_pids())) eq join(',', @pids) ? 'yes' : 'no');
+    push @out, 'stand-in got: ' . got();
+    push @out, 'balanced: ' . balanced();
+    join "\n", @out;
+--- client_output
+200 retry=-
+200 retry=-
+GET usage: 503 {"error":"the gateway cannot check access right now, please try again"}
+200 retry=-
+written: source:open	llama3:70b	3	6	12	0.000	0.000	0
+GET usage: requests 3, prompt 6, completion 12, estimated 0, unwritten 0
+the same workers: yes
+stand-in got: o1,o2,o3
+balanced: yes
+--- no_error_log
+[alert]
+--- timeout: 60
