@@ -708,3 +708,51 @@ balanced: yes
 --- no_error_log
 [alert]
 --- timeout: 60
+
+
+
+=== TEST 14: GET usage and PATCH keys/NAME with hostile arguments: a clear JSON answer each, nothing changed
+--- client
+    tool('key create pat --source chat --rpm 3');
+    tool('key create gone --source chat --rpm 3');
+    tool('key revoke gone');
+    my @out;
+    my $long = 'a' x 2000;
+    for my $q ('key=a%00b', "key=$long", 'day=2026-02-30', 'day=9999-12-31', 'day=1969-12-31',
+               'from=1970-01-01&to=1970-12-31', 'day=2026-12-01&day=2026-12-02',
+               'key=pat&key=ops', 'day=%32026-12-01', 'day=2026-12-1', 'source=', 'key=')
+    {
+        my $r = admin("usage?$q");
+        my $ok = eval { json_decode($r->{body}); 1 };
+        push @out, "usage?" . ($q =~ s/a{2000}/A*2000/r) . ": $r->{status} " . ($ok ? ($r->{status} == 200 ? 'JSON' : $r->{body}) : "not JSON: $r->{body}");
+    }
+    for my $name ('pat%2Frpm', 'gone', '', "$long", 'pat/', 'PAT') {
+        my $r = admin("keys/$name", method => 'PATCH', body => '{"rpm":1}');
+        my $ok = eval { json_decode($r->{body}); 1 };
+        push @out, "PATCH keys/" . ($name =~ s/a{2000}/A*2000/r) . ": $r->{status} " . ($ok ? 'JSON' : "not JSON: $r->{body}");
+    }
+    my $r = admin('keys/pat', method => 'PATCH', body => '{"rpm":1,' . ('"x":1,' x 100000) . '"max_concurrent":1}');
+    push @out, "PATCH a big body: $r->{status} " . (eval { json_decode($r->{body}); 1 } ? 'JSON' : 'not JSON');
+    push @out, 'pat: ' . listed('pat');
+    join "\n", @out;
+--- client_output
+usage?key=a%00b: 400 {"error":"key= is not a key's name"}
+usage?key=A*2000: 400 {"error":"a query value is too long"}
+usage?day=2026-02-30: 400 {"error":"day= is not a date: use YYYY-MM-DD (UTC)"}
+usage?day=9999-12-31: 200 JSON
+usage?day=1969-12-31: 400 {"error":"day= is not a date: use YYYY-MM-DD (UTC)"}
+usage?from=1970-01-01&to=1970-12-31: 200 JSON
+usage?day=2026-12-01&day=2026-12-02: 400 {"error":"day= is given twice"}
+usage?key=pat&key=ops: 400 {"error":"key= is given twice"}
+usage?day=%32026-12-01: 200 JSON
+usage?day=2026-12-1: 400 {"error":"day= is not a date: use YYYY-MM-DD (UTC)"}
+usage?source=: 400 {"error":"source= is not a source's name"}
+usage?key=: 400 {"error":"key= is not a key's name"}
+PATCH keys/pat%2Frpm: 404 JSON
+PATCH keys/gone: 404 JSON
+PATCH keys/: 405 JSON
+PATCH keys/A*2000: 404 JSON
+PATCH keys/pat/: 200 JSON
+PATCH keys/PAT: 404 JSON
+PATCH a big body: 413 JSON
+pat: 1 - -
