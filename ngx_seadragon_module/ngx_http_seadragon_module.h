@@ -516,6 +516,19 @@ typedef struct ngx_http_seadragon_usage_shm_s {
 } ngx_http_seadragon_usage_shm_t;
 
 
+/* a row taken for a write, copied out of the zone */
+
+typedef struct {
+    ngx_http_seadragon_usage_row_t  *row;
+    uint32_t                         day;
+    size_t                           plen;
+    size_t                           mlen;
+    u_char                           principal[SEADRAGON_USAGE_PRINCIPAL_LEN];
+    u_char                           model[SEADRAGON_USAGE_MODEL_LEN];
+    seadragon_usage_record_t         delta;
+} ngx_http_seadragon_usage_batch_t;
+
+
 /* upper bounds of the tokens-per-second histogram */
 extern ngx_uint_t  ngx_http_seadragon_usage_tps_buckets[
                                                NGX_HTTP_SEADRAGON_USAGE_TPS];
@@ -902,11 +915,19 @@ ngx_int_t ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
 ngx_uint_t ngx_http_seadragon_usage_load_known(
     ngx_http_seadragon_ctx_t *ctx);
 
-/* ngx_http_seadragon_usage.c: usage kept in the zone and the store */
+/* ngx_http_seadragon_usage.c: usage kept in the zone (its table) */
 void ngx_http_seadragon_usage_end(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_usage_record_add(seadragon_usage_record_t *to,
+    seadragon_usage_record_t *delta);
+void ngx_http_seadragon_usage_sweep_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_usage_shm_t *usage, uint32_t keep_from);
+
+/* ngx_http_seadragon_usage_write.c: the zone's usage written to the store */
 ngx_int_t ngx_http_seadragon_usage_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_usage_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_usage_admin.c: GET usage and the usage metrics */
 ngx_int_t ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_usage_metrics(ngx_http_request_t *r,
