@@ -753,13 +753,12 @@ char *ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_store_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_seadragon_store_whitelisted(
-    ngx_http_seadragon_store_t *store, ngx_connection_t *c);
-ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
-    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
-ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
-    seadragon_usage_record_t *sum);
+/* a read of the store, run inside the guard by store_read() */
+typedef int (*ngx_http_seadragon_store_read_pt)(
+    ngx_http_seadragon_store_t *store, void *data);
+ngx_int_t ngx_http_seadragon_store_read(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, const char *what, ngx_http_seadragon_store_read_pt read,
+    void *data);
 ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
     void *data);
@@ -770,6 +769,15 @@ int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
     void *data);
 void ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
     const char *fmt, ...);
+
+/* ngx_http_seadragon_store_lookup.c: the lookups of a request's path */
+ngx_int_t ngx_http_seadragon_store_whitelisted(
+    ngx_http_seadragon_store_t *store, ngx_connection_t *c);
+ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
+    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
+ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
+    seadragon_usage_record_t *sum);
 
 /* ngx_http_seadragon_store_guard.c: the fault guard, the file checks */
 ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
