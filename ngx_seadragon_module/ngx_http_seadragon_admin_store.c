@@ -15,6 +15,8 @@
 #define NGX_HTTP_SEADRAGON_ADMIN_BODY_MAX  65536
 
 
+static ngx_int_t ngx_http_seadragon_admin_store_body(ngx_http_request_t *r,
+    ngx_uint_t keys, ngx_str_t *name);
 static void ngx_http_seadragon_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_whitelist_list(
     ngx_http_request_t *r, ngx_http_seadragon_store_t *store);
@@ -71,10 +73,8 @@ ngx_http_seadragon_admin_store(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t data)
 {
     u_char                          *slash;
-    ngx_int_t                        rc;
     ngx_str_t                        arg, name;
     ngx_uint_t                       whitelist, action;
-    ngx_http_seadragon_ctx_t        *ctx;
     ngx_http_seadragon_main_conf_t  *smcf;
 
     smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
@@ -109,23 +109,7 @@ ngx_http_seadragon_admin_store(ngx_http_request_t *r,
                                                      "with POST");
         }
 
-        ctx = ngx_http_seadragon_get_ctx(r);
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->admin_keys = !whitelist;
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                             ngx_http_seadragon_admin_body);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
+        return ngx_http_seadragon_admin_store_body(r, !whitelist, NULL);
     }
 
     if (whitelist) {
@@ -173,24 +157,7 @@ ngx_http_seadragon_admin_store(ngx_http_request_t *r,
 
         /* the admin handler left the body of PATCH keys/NAME unread */
 
-        ctx = ngx_http_seadragon_get_ctx(r);
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->admin_keys = 1;
-        ctx->admin_name = name;
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                             ngx_http_seadragon_admin_body);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
+        return ngx_http_seadragon_admin_store_body(r, 1, &name);
 
     } else if (r->method != NGX_HTTP_DELETE) {
         return ngx_http_seadragon_admin_not_allowed(r, "DELETE, PATCH",
@@ -200,6 +167,41 @@ ngx_http_seadragon_admin_store(ngx_http_request_t *r,
     }
 
     return ngx_http_seadragon_admin_key_change(r, smcf->store, &name, action);
+}
+
+
+/*
+ * A body to read (POST keys or whitelist, PATCH keys/NAME): it is handled
+ * by ngx_http_seadragon_admin_body() once read.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_admin_store_body(ngx_http_request_t *r, ngx_uint_t keys,
+    ngx_str_t *name)
+{
+    ngx_int_t                  rc;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ngx_http_seadragon_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->admin_keys = keys;
+
+    if (name) {
+        ctx->admin_name = *name;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_seadragon_admin_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
 }
 
 

@@ -516,6 +516,19 @@ typedef struct ngx_http_seadragon_usage_shm_s {
 } ngx_http_seadragon_usage_shm_t;
 
 
+/* a row taken for a write, copied out of the zone */
+
+typedef struct {
+    ngx_http_seadragon_usage_row_t  *row;
+    uint32_t                         day;
+    size_t                           plen;
+    size_t                           mlen;
+    u_char                           principal[SEADRAGON_USAGE_PRINCIPAL_LEN];
+    u_char                           model[SEADRAGON_USAGE_MODEL_LEN];
+    seadragon_usage_record_t         delta;
+} ngx_http_seadragon_usage_batch_t;
+
+
 /* upper bounds of the tokens-per-second histogram */
 extern ngx_uint_t  ngx_http_seadragon_usage_tps_buckets[
                                                NGX_HTTP_SEADRAGON_USAGE_TPS];
@@ -740,13 +753,12 @@ char *ngx_http_seadragon_store_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_seadragon_store_init_module(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_seadragon_store_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_store_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_seadragon_store_whitelisted(
-    ngx_http_seadragon_store_t *store, ngx_connection_t *c);
-ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
-    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
-ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
-    seadragon_usage_record_t *sum);
+/* a read of the store, run inside the guard by store_read() */
+typedef int (*ngx_http_seadragon_store_read_pt)(
+    ngx_http_seadragon_store_t *store, void *data);
+ngx_int_t ngx_http_seadragon_store_read(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, const char *what, ngx_http_seadragon_store_read_pt read,
+    void *data);
 ngx_int_t ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, MDB_dbi dbi, ngx_http_seadragon_store_each_pt each,
     void *data);
@@ -757,6 +769,15 @@ int ngx_http_seadragon_store_write(ngx_http_seadragon_store_t *store,
     void *data);
 void ngx_http_seadragon_store_fail(ngx_http_seadragon_store_t *store,
     const char *fmt, ...);
+
+/* ngx_http_seadragon_store_lookup.c: the lookups of a request's path */
+ngx_int_t ngx_http_seadragon_store_whitelisted(
+    ngx_http_seadragon_store_t *store, ngx_connection_t *c);
+ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
+    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record);
+ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
+    seadragon_usage_record_t *sum);
 
 /* ngx_http_seadragon_store_guard.c: the fault guard, the file checks */
 ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
@@ -882,6 +903,114 @@ ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
     ngx_chain_t *in, ngx_http_seadragon_ctx_t *ctx);
 
 /*
+ * The reading of an answer's usage (ngx_http_seadragon_usage_parse.c) and
+ * its JSON scan (ngx_http_seadragon_usage_scan.c): the parser's state.
+ */
+
+/* the longest key that is compared: longer ones are someone else's */
+#define NGX_HTTP_SEADRAGON_USAGE_KEY_LEN  24
+
+/* a figure beyond it stays there */
+#define NGX_HTTP_SEADRAGON_USAGE_MAX      ((uint64_t) -1)
+
+/* the levels followed: deeper, and elsewhere, a figure cannot be */
+#define NGX_HTTP_SEADRAGON_USAGE_DEPTH    4
+
+
+/* where the JSON scan is */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_SCAN_VALUE = 0,    /* a value is next */
+    NGX_HTTP_SEADRAGON_SCAN_VALUE_OR_END, /* after "[" */
+    NGX_HTTP_SEADRAGON_SCAN_KEY,          /* after "," in an object */
+    NGX_HTTP_SEADRAGON_SCAN_KEY_OR_END,   /* after "{" */
+    NGX_HTTP_SEADRAGON_SCAN_COLON,
+    NGX_HTTP_SEADRAGON_SCAN_AFTER,        /* after a value: , } ] */
+    NGX_HTTP_SEADRAGON_SCAN_STRING,
+    NGX_HTTP_SEADRAGON_SCAN_ESCAPE,
+    NGX_HTTP_SEADRAGON_SCAN_NUMBER,
+    NGX_HTTP_SEADRAGON_SCAN_LITERAL,
+    NGX_HTTP_SEADRAGON_SCAN_SKIP,         /* a container of no interest */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_STRING,  /* a string in it */
+    NGX_HTTP_SEADRAGON_SCAN_SKIP_ESCAPE
+} ngx_http_seadragon_scan_e;
+
+
+/* the keys that matter, and the figures of the current top-level value */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_KEY_OTHER = 0,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_COUNT,
+    NGX_HTTP_SEADRAGON_KEY_EVAL_COUNT,
+    NGX_HTTP_SEADRAGON_KEY_TOTAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_LOAD_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_EVAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_EVAL_DURATION,
+    NGX_HTTP_SEADRAGON_KEY_PROMPT_TOKENS,
+    NGX_HTTP_SEADRAGON_KEY_COMPLETION_TOKENS,
+    NGX_HTTP_SEADRAGON_KEY_NUMBERS,       /* the numbers above it */
+    NGX_HTTP_SEADRAGON_KEY_DONE,
+    NGX_HTTP_SEADRAGON_KEY_USAGE,
+    NGX_HTTP_SEADRAGON_KEY_CHOICES,
+    NGX_HTTP_SEADRAGON_KEY_DELTA,
+    NGX_HTTP_SEADRAGON_KEY_CONTENT,
+    NGX_HTTP_SEADRAGON_KEY_TEXT
+} ngx_http_seadragon_usage_key_e;
+
+
+#define NGX_HTTP_SEADRAGON_TARGET_CONTENT  NGX_HTTP_SEADRAGON_KEY_CONTENT
+#define NGX_HTTP_SEADRAGON_TARGET_DONE     NGX_HTTP_SEADRAGON_KEY_DONE
+
+#define ngx_http_seadragon_usage_bit(key)  ((ngx_uint_t) 1 << (key))
+
+/* whether level d (1: the top-level value) is an array */
+#define ngx_http_seadragon_usage_array(p, d)  ((p)->arrays >> ((d) - 1) & 1)
+
+typedef struct {
+    /* the scan */
+    ngx_uint_t                       state;          /* SCAN_* */
+    ngx_uint_t                       depth;          /* open containers */
+    ngx_uint_t                       arrays;         /* bit d-1: level d */
+    uint64_t                         skipped;        /* open in a SKIP */
+    ngx_uint_t                       keys[NGX_HTTP_SEADRAGON_USAGE_DEPTH + 1];
+    ngx_uint_t                       target;         /* of the value: KEY_* */
+    u_char                           key[NGX_HTTP_SEADRAGON_USAGE_KEY_LEN];
+    u_char                          *key_start;      /* in place, or NULL */
+    size_t                           key_len;
+    const char                      *literal;        /* "true", ... */
+    ngx_uint_t                       literal_pos;
+    uint64_t                         number;
+    ngx_uint_t                       sse;            /* SSE_* */
+    ngx_uint_t                       sse_pos;
+
+    /* the figures of the current top-level value */
+    uint64_t                         figures[NGX_HTTP_SEADRAGON_KEY_NUMBERS];
+    ngx_uint_t                       seen;           /* their bits */
+
+    /* the answer's */
+    uint64_t                         chunks;         /* counted, one token */
+    uint64_t                         eval_ns;        /* eval_duration */
+    ngx_msec_t                       first;          /* the first chunk */
+    ngx_msec_t                       last;           /* the last one */
+
+    unsigned                         openai:1;
+    unsigned                         streamed:1;     /* NDJSON or SSE */
+    unsigned                         event_stream:1; /* SSE */
+    unsigned                         in_key:1;       /* the string is a key */
+    unsigned                         key_long:1;     /* or escaped */
+    unsigned                         nonempty:1;     /* the string has bytes */
+    unsigned                         negative:1;
+    unsigned                         fraction:1;     /* . or e: not counted */
+    unsigned                         value_true:1;
+    unsigned                         line_content:1; /* chunk counted */
+    unsigned                         done:1;         /* "done": true */
+    unsigned                         not_done:1;     /* "done": false */
+    unsigned                         load_seen:1;
+    unsigned                         failed:1;       /* not JSON: stopped */
+} ngx_http_seadragon_usage_parser_t;
+
+
+/*
  * ngx_http_seadragon_usage_parse.c: what an answer used, read as it
  * passes (ctx->usage).  usage_start() from the header filter decides
  * whether the answer is read; usage_parse() reads each buffer from the
@@ -901,12 +1030,29 @@ ngx_int_t ngx_http_seadragon_usage_rate(ngx_http_seadragon_ctx_t *ctx,
     uint64_t *hundredths);
 ngx_uint_t ngx_http_seadragon_usage_load_known(
     ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_usage_string_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p);
+void ngx_http_seadragon_usage_number_end(ngx_http_seadragon_usage_parser_t *p);
+void ngx_http_seadragon_usage_line_end(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p);
 
-/* ngx_http_seadragon_usage.c: usage kept in the zone and the store */
+/* ngx_http_seadragon_usage_scan.c: the JSON scan of one piece */
+ngx_int_t ngx_http_seadragon_usage_scan(ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_usage_parser_t *p, u_char *pos, u_char *last);
+
+/* ngx_http_seadragon_usage.c: usage kept in the zone (its table) */
 void ngx_http_seadragon_usage_end(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
+void ngx_http_seadragon_usage_record_add(seadragon_usage_record_t *to,
+    seadragon_usage_record_t *delta);
+void ngx_http_seadragon_usage_sweep_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_usage_shm_t *usage, uint32_t keep_from);
+
+/* ngx_http_seadragon_usage_write.c: the zone's usage written to the store */
 ngx_int_t ngx_http_seadragon_usage_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_usage_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_usage_admin.c: GET usage and the usage metrics */
 ngx_int_t ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_usage_metrics(ngx_http_request_t *r,

@@ -24,6 +24,8 @@
     (NGX_LOWLEVEL_BUFFERED|NGX_HTTP_WRITE_BUFFERED)
 
 
+static ngx_uint_t ngx_http_seadragon_release_answer_end(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static void ngx_http_seadragon_stall_watch(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static off_t ngx_http_seadragon_stall_taken(ngx_http_request_t *r);
@@ -57,20 +59,20 @@ ngx_http_seadragon_release_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     /*
-     * The whole answer has passed: its usage is kept now, not when the
-     * request is freed, which a lingering close delays past a fast
-     * shutdown (that runs no cleanup).
+     * The whole answer has passed: what it used is kept and the key's
+     * place given back now, before the client can have the last byte
+     * (and so send its next request), and not when the request is freed,
+     * which a lingering close delays by seconds, or past a fast shutdown
+     * (that runs no cleanup).  Unbuffered, the chain that brings the last
+     * byte Ollama announced is the end; buffered, the last buffer.
      */
 
     if (ctx && r == r->main && ctx->state == NGX_HTTP_SEADRAGON_ADMITTED
-        && !ctx->usage_kept)
+        && !ctx->usage_kept
+        && ngx_http_seadragon_release_answer_end(r, in))
     {
-        for (cl = in; cl; cl = cl->next) {
-            if (cl->buf->last_buf) {
-                ngx_http_seadragon_usage_end(r, ctx);
-                break;
-            }
-        }
+        ngx_http_seadragon_usage_end(r, ctx);
+        ngx_http_seadragon_limit_end(r, ctx);
     }
 
     if (ctx == NULL || r != r->main || !ctx->holds_slot) {
@@ -118,6 +120,26 @@ ngx_http_seadragon_release_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_http_seadragon_stall_watch(r, ctx);
 
     return rc;
+}
+
+
+/* whether in holds the end of Ollama's answer */
+
+static ngx_uint_t
+ngx_http_seadragon_release_answer_end(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t          *cl;
+    ngx_http_upstream_t  *u;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_buf) {
+            return 1;
+        }
+    }
+
+    u = r->upstream;
+
+    return u && !u->buffering && u->length == 0 && in != NULL;
 }
 
 

@@ -41,9 +41,10 @@
  * While the store is closed every lookup fails, which the callers turn
  * into 503 JSON: closed, never open.
  *
- * This file opens and closes the store and holds its lookups and writes;
- * the guard and the checks of the store's files are in
- * ngx_http_seadragon_store_guard.c.
+ * This file opens and closes the store and holds its reads and writes;
+ * the lookups of a request's path are in
+ * ngx_http_seadragon_store_lookup.c, the guard and the checks of the
+ * store's files in ngx_http_seadragon_store_guard.c.
  */
 
 
@@ -53,25 +54,6 @@
 
 #define NGX_HTTP_SEADRAGON_STORE_TICK   1000
 #define NGX_HTTP_SEADRAGON_STORE_RELOG  60000
-
-
-/* a read of the store, run inside the guard by store_read() */
-
-typedef int (*ngx_http_seadragon_store_read_pt)(
-    ngx_http_seadragon_store_t *store, void *data);
-
-
-typedef struct {
-    ngx_str_t                   *key;
-    seadragon_key_record_t      *record;
-} ngx_http_seadragon_store_key_find_t;
-
-
-typedef struct {
-    ngx_str_t                   *principal;
-    uint32_t                     day;
-    seadragon_usage_record_t    *sum;
-} ngx_http_seadragon_store_usage_find_t;
 
 
 static ngx_int_t ngx_http_seadragon_store_open(
@@ -97,15 +79,6 @@ static ngx_int_t ngx_http_seadragon_store_faulted(
 static ngx_int_t ngx_http_seadragon_store_read_failed(
     ngx_http_seadragon_store_t *store, ngx_log_t *log, const char *what,
     int rc);
-static ngx_int_t ngx_http_seadragon_store_read(
-    ngx_http_seadragon_store_t *store, ngx_log_t *log, const char *what,
-    ngx_http_seadragon_store_read_pt read, void *data);
-static int ngx_http_seadragon_store_find_addr(
-    ngx_http_seadragon_store_t *store, void *data);
-static int ngx_http_seadragon_store_find_key(
-    ngx_http_seadragon_store_t *store, void *data);
-static int ngx_http_seadragon_store_find_usage(
-    ngx_http_seadragon_store_t *store, void *data);
 static void ngx_http_seadragon_store_tick(ngx_event_t *ev);
 static void ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
     ngx_log_t *log);
@@ -880,7 +853,7 @@ ngx_http_seadragon_store_probe(ngx_http_seadragon_store_t *store,
  * MDB_NOTFOUND; NGX_ERROR: the store cannot be read, and is closed.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_seadragon_store_read(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, const char *what, ngx_http_seadragon_store_read_pt read,
     void *data)
@@ -989,95 +962,6 @@ ngx_http_seadragon_store_walk(ngx_http_seadragon_store_t *store,
     }
 
     return NGX_OK;
-}
-
-
-/* NGX_OK: listed; NGX_DECLINED: not listed; NGX_ERROR: cannot tell */
-
-ngx_int_t
-ngx_http_seadragon_store_whitelisted(ngx_http_seadragon_store_t *store,
-    ngx_connection_t *c)
-{
-    seadragon_net_t  addr;
-
-    if (seadragon_net_from_sockaddr(c->sockaddr, &addr) != 0) {
-        return NGX_DECLINED;   /* a unix socket has no address to list */
-    }
-
-    return ngx_http_seadragon_store_read(store, c->log, "a whitelist lookup",
-                                         ngx_http_seadragon_store_find_addr,
-                                         &addr);
-}
-
-
-static int
-ngx_http_seadragon_store_find_addr(ngx_http_seadragon_store_t *store,
-    void *data)
-{
-    seadragon_net_t  *addr = data;
-
-    return seadragon_whitelist_find(store->txn, &store->dbs, addr);
-}
-
-
-/* NGX_OK and the record; NGX_DECLINED: unknown key; NGX_ERROR */
-
-ngx_int_t
-ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
-    ngx_connection_t *c, ngx_str_t *key, seadragon_key_record_t *record)
-{
-    ngx_http_seadragon_store_key_find_t  find;
-
-    find.key = key;
-    find.record = record;
-
-    return ngx_http_seadragon_store_read(store, c->log, "a key lookup",
-                                         ngx_http_seadragon_store_find_key,
-                                         &find);
-}
-
-
-static int
-ngx_http_seadragon_store_find_key(ngx_http_seadragon_store_t *store,
-    void *data)
-{
-    ngx_http_seadragon_store_key_find_t  *find = data;
-
-    return seadragon_key_find(store->txn, &store->dbs, find->key->data,
-                              find->key->len, find->record);
-}
-
-
-/* what a principal used of every model on a day: NGX_OK; NGX_ERROR */
-
-ngx_int_t
-ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
-    ngx_log_t *log, ngx_str_t *principal, uint32_t day,
-    seadragon_usage_record_t *sum)
-{
-    ngx_http_seadragon_store_usage_find_t  find;
-
-    ngx_memzero(sum, sizeof(seadragon_usage_record_t));
-
-    find.principal = principal;
-    find.day = day;
-    find.sum = sum;
-
-    return ngx_http_seadragon_store_read(store, log, "a usage lookup",
-                                         ngx_http_seadragon_store_find_usage,
-                                         &find);
-}
-
-
-static int
-ngx_http_seadragon_store_find_usage(ngx_http_seadragon_store_t *store,
-    void *data)
-{
-    ngx_http_seadragon_store_usage_find_t  *find = data;
-
-    return seadragon_usage_sum(store->txn, &store->dbs, find->day,
-                               (const char *) find->principal->data,
-                               find->principal->len, find->sum);
 }
 
 

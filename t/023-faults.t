@@ -189,7 +189,11 @@ $c
     my %status;
     $status{$_->{status}}++ for @res;
     my ($refused) = grep { $_->{status} == 503 } @res;
-    my $s = admin_stats('api');
+    # served is counted when nginx ends the request, which may come a
+    # moment after the client has the last byte
+    my $s;
+    wait_until(sub { $s = admin_stats('api'); $s->{received} == $s->{served} + $s->{rejected}{unavailable} },
+               'the counters to add up', 10);
     join "\n",
         "statuses: " . join(",", map { "$_=" . ($_ == 200 ? ($status{$_} == $parked + 1 ? 'every parked one' : $status{$_}) : ($status{$_} == $s->{rejected}{unavailable} ? 'as counted' : $status{$_})) } sort keys %status),
         "refusal: $refused->{body} retry-after=$refused->{headers}{'retry-after'}",

@@ -600,3 +600,54 @@ content chunks: 4
 200 retry=-
 429 retry=M application/json {"error":{"message":"rate limit exceeded: this key's 4 tokens a day are used up (4 today); they renew at 00:00 UTC","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}
 stand-in got: e1
+
+
+
+=== TEST 17: a key's place and its answer's tokens are settled when the answer's last byte passes, not when nginx frees the request (a lingering close keeps it for seconds)
+--- config
+    lingering_close always;
+    lingering_timeout 20s;
+    lingering_time 30s;
+    keepalive_timeout 0;
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- client
+    use IO::Socket::INET;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT};
+    # one request on a connection the client keeps open after its answer:
+    # nginx lingers on it, and frees the request only when it closes
+    my $linger = sub {
+        my ($key, $tag, $tokens) = @_;
+        my $body = $body{'/api/chat'};
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
+        print $s "POST /api/chat HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            . "Authorization: Bearer $key\r\nX-Standin-Tag: $tag\r\nX-Standin-Tokens: $tokens\r\n"
+            . "X-Standin-Delay-Ms: 0\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+        my $answer = '';
+        while ($answer !~ /\r\n\r\n/ || length($answer) < index($answer, "\r\n\r\n") + 4
+                   + (($answer =~ /^Content-Length: (\d+)/mi)[0] // 0)) {
+            my $n = sysread($s, $answer, 65536, length $answer);
+            die "the answer ended early: $answer" unless $n;
+        }
+        return ($s, $answer =~ m{^HTTP/1.1 (\d+)} ? $1 : 'none');
+    };
+    my $one = tool('key create lingerer --source chat --max-concurrent 1');
+    my $few = tool('key create thrifty --source chat --tokens-per-day 10');
+    my ($s1, $st1) = $linger->($one, 'l1', 2);
+    my $r = call('/api/chat', $one, 'X-Standin-Tag' => 'l2');
+    my @out = ("max-concurrent 1: first $st1, the next while the first lingers: " . summary($r));
+    my ($s2, $st2) = $linger->($few, 't1', 8);
+    $r = call('/api/chat', $few, 'X-Standin-Tag' => 't2');
+    (my $s = summary($r)) =~ s/retry=\d+/retry=M/;
+    push @out, "tokens-per-day 10: first $st2 (2 + 8 tokens), the next while the first lingers: $s";
+    close $_ for $s1, $s2;
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+max-concurrent 1: first 200, the next while the first lingers: 200 retry=-
+tokens-per-day 10: first 200 (2 + 8 tokens), the next while the first lingers: 429 retry=M application/json {"error":"rate limit exceeded: this key's 10 tokens a day are used up (10 today); they renew at 00:00 UTC"}
+stand-in got: l1,l2,t1
