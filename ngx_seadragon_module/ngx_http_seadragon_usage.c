@@ -94,6 +94,19 @@ ngx_http_seadragon_usage_end(ngx_http_request_t *r,
 
     mlen = ngx_min(ctx->model.len, SEADRAGON_USAGE_MODEL_LEN);
 
+    /*
+     * A longer name (the body check has made it UTF-8) is cut before the
+     * character that does not fit, so that the metrics, the admin API and
+     * the store keep UTF-8: Prometheus refuses a scrape with a label that
+     * is not.
+     */
+
+    while (mlen < ctx->model.len && mlen > 0
+           && (ctx->model.data[mlen] & 0xc0) == 0x80)
+    {
+        mlen--;
+    }
+
     ngx_memzero(&delta, sizeof(seadragon_usage_record_t));
     delta.version = 1;
     delta.requests = 1;

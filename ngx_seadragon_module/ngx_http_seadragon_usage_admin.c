@@ -304,9 +304,10 @@ static ngx_int_t
 ngx_http_seadragon_usage_args(ngx_http_request_t *r,
     ngx_http_seadragon_usage_sum_t *sum, char **error)
 {
+    char        *twice;
     u_char      *p, *last, *amp, *eq, *dst, *src;
     size_t       nlen;
-    ngx_str_t    name, value, day, from, to, key, source;
+    ngx_str_t    name, value, day, from, to, key, source, *v;
 
     ngx_str_null(&day);
     ngx_str_null(&from);
@@ -363,19 +364,24 @@ ngx_http_seadragon_usage_args(ngx_http_request_t *r,
         nlen = name.len;
 
         if (nlen == 3 && ngx_strncmp(name.data, "day", 3) == 0) {
-            day = value;
+            v = &day;
+            twice = "day= is given twice";
 
         } else if (nlen == 4 && ngx_strncmp(name.data, "from", 4) == 0) {
-            from = value;
+            v = &from;
+            twice = "from= is given twice";
 
         } else if (nlen == 2 && ngx_strncmp(name.data, "to", 2) == 0) {
-            to = value;
+            v = &to;
+            twice = "to= is given twice";
 
         } else if (nlen == 3 && ngx_strncmp(name.data, "key", 3) == 0) {
-            key = value;
+            v = &key;
+            twice = "key= is given twice";
 
         } else if (nlen == 6 && ngx_strncmp(name.data, "source", 6) == 0) {
-            source = value;
+            v = &source;
+            twice = "source= is given twice";
 
         } else {
             *error = "unknown query parameter: use day=YYYY-MM-DD, or "
@@ -383,6 +389,15 @@ ngx_http_seadragon_usage_args(ngx_http_request_t *r,
                      "source=NAME";
             return NGX_ERROR;
         }
+
+        /* one of each: which of two would count is not the client's guess */
+
+        if (v->data) {
+            *error = twice;
+            return NGX_ERROR;
+        }
+
+        *v = value;
     }
 
     if (ngx_http_seadragon_usage_args_days(sum, &day, &from, &to, error)

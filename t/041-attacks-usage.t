@@ -678,19 +678,20 @@ stand-in got: killed,after
 --- client
     my $store = $ENV{TEST_NGINX_STORE};
     my @pids = sort(nginx_worker_pids());
-    my @out = (summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o1', 'X-Standin-Tokens' => 4)));
-    written('--source open', qr/source:open\tllama3:70b\t1\t/);
+    my %any = (port => $ENV{TEST_NGINX_ANY_PORT}, body => chat_body('trunc13'));
+    my @out = (summary(call('/api/chat', undef, %any)));
+    written('--source open', qr/source:open\ttrunc13\t1\t/);
     system("cp -a '$store/data.mdb' '$dir/data.mdb.good'") == 0 or die;
     truncate "$store/data.mdb", 0 or die "truncate: $!";
-    push @out, summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o2', 'X-Standin-Tokens' => 4));
+    push @out, summary(call('/api/chat', undef, %any));
     my $g;
     wait_until(sub { $g = admin('usage'); $g->{status} == 503 }, 'GET usage to meet the broken store');
     push @out, "GET usage: $g->{status} $g->{body}";
-    push @out, summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o3', 'X-Standin-Tokens' => 4));
+    push @out, summary(call('/api/chat', undef, %any));
     system("cp '$dir/data.mdb.good' '$store/data.mdb'") == 0 or die;
-    my $rows = written('--source open', qr/source:open\tllama3:70b\t3\t/);
-    push @out, 'written: ' . (split /\n/, $rows)[1];
-    push @out, 'GET usage: ' . figures(usage(), 'source:open') . ', unwritten ' . usage()->{unwritten};
+    my $rows = written('--source open', qr/source:open\ttrunc13\t3\t/);
+    push @out, 'written: ' . (grep { /trunc13/ } split /\n/, $rows)[0];
+    push @out, 'GET usage: ' . figures(usage(), 'source:open', 'trunc13') . ', unwritten ' . usage()->{unwritten};
     push @out, 'the same workers: ' . (join(',', sort(nginx_worker_pids())) eq join(',', @pids) ? 'yes' : 'no');
     push @out, 'stand-in got: ' . got();
     push @out, 'balanced: ' . balanced();
@@ -700,10 +701,10 @@ stand-in got: killed,after
 200 retry=-
 GET usage: 503 {"error":"the gateway cannot check access right now, please try again"}
 200 retry=-
-written: source:open	llama3:70b	3	6	12	0.000	0.000	0
-GET usage: requests 3, prompt 6, completion 12, estimated 0, unwritten 0
+written: source:open	trunc13	3	9	15	0.003	0.000	0
+GET usage: requests 3, prompt 9, completion 15, estimated 0, unwritten 0
 the same workers: yes
-stand-in got: o1,o2,o3
+stand-in got: nothing
 balanced: yes
 --- no_error_log
 [alert]
