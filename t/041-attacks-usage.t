@@ -757,3 +757,54 @@ PATCH keys/pat/: 200 JSON
 PATCH keys/PAT: 404 JSON
 PATCH a big body: 413 JSON
 pat: 1 - -
+
+
+
+=== TEST 15: a key's client that stops reading its stream: cut after seadragon_stall_timeout, what passed is counted once as an estimate and for the key's day, its place is given back, the counters add up
+--- config
+    location /admin/ { seadragon_admin ollama; }
+    location / {
+        seadragon_queue ollama;
+        seadragon_stall_timeout 1s;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- client
+    use IO::Socket::INET;
+    my $key = tool('key create sleepy --source chat --max-concurrent 1 --tokens-per-day 100000000');
+    my $body = json_encode({ model => 'llama3:70b', messages => [{ role => 'user', content => 'hi there' }] });
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{TEST_NGINX_SERVER_PORT})
+        or die "connect: $!";
+    setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
+    print $sock "POST /api/chat HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer $key\r\n"
+        . "X-Standin-Tokens: 200000\r\nX-Standin-Delay-Ms: 0\r\nX-Standin-Tag: sleepy\r\n"
+        . "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+    wait_until(sub { stats()->{chat}{aborted}{streaming} == 1 }, 'the stalled client to be cut', 20);
+    my $rec = standin_requests()->[0];
+    my $u;
+    wait_until(sub { $u = usage('?key=sleepy')->{principals}{'key:sleepy'}; $u && $u->{requests} == 1 },
+               'its usage to be kept');
+    my @out = ("usage: requests $u->{requests}, estimated $u->{estimated}, completion "
+               . ($u->{completion_tokens} > 0 && $u->{completion_tokens} <= $rec->{tokens_sent} ? 'what passed' : "$u->{completion_tokens} of $rec->{tokens_sent}"));
+    push @out, 'the stream: ' . ($rec->{tokens_sent} < 200000 ? 'cut' : 'whole');
+    my $r = call('/api/chat', $key, 'X-Standin-Tag' => 'next');
+    push @out, 'the next: ' . summary($r);
+    my $again = usage('?key=sleepy')->{principals}{'key:sleepy'};
+    push @out, 'counted once: ' . ($again->{requests} == 2 && $again->{completion_tokens} == $u->{completion_tokens} + 2 ? 'yes' : 'no');
+    tool("key set sleepy --tokens-per-day " . ($u->{completion_tokens} + 4));
+    my $t = call('/api/chat', $key, 'X-Standin-Tag' => 'over');
+    push @out, "for the key's day: " . ($t->{status} == 429 && $t->{body} =~ /used up/ ? 'yes' : summary($t));
+    push @out, 'balanced: ' . balanced();
+    push @out, 'stand-in got: ' . got();
+    close $sock;
+    join "\n", @out;
+--- client_output
+usage: requests 1, estimated 1, completion what passed
+the stream: cut
+the next: 200 retry=-
+counted once: yes
+for the key's day: yes
+balanced: yes
+stand-in got: sleepy,next
+--- timeout: 60
