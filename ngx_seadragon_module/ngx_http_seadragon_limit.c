@@ -45,6 +45,7 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     ngx_http_seadragon_limit_t       *l;
     ngx_http_seadragon_limits_t      *limits;
     ngx_http_seadragon_limit_hold_t  *hold;
+    ngx_http_seadragon_main_conf_t   *smcf;
 
     limits = &ctx->limits;
 
@@ -98,23 +99,40 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
                                           ctx->key_name.len);
 
         if (l == NULL) {
-            l = ngx_slab_alloc_locked(shpool,
-                                      sizeof(ngx_http_seadragon_limit_t));
+
+            /*
+             * Not of the pages the queue needs; usage rows the store has
+             * in full make room first.
+             */
+
+            smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+
+            if (!ngx_http_seadragon_gate_spare_locked(zone) && smcf->store
+                && zone->sh->usage)
+            {
+                ngx_http_seadragon_usage_sweep_locked(zone, zone->sh->usage,
+                                                      (uint32_t) -1);
+            }
+
+            l = ngx_http_seadragon_gate_spare_locked(zone)
+                ? ngx_slab_alloc_locked(shpool,
+                                        sizeof(ngx_http_seadragon_limit_t))
+                : NULL;
 
             if (l == NULL) {
                 ngx_shmtx_unlock(&shpool->mutex);
 
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "seadragon zone \"%V\" is out of memory for "
-                              "the limits of the key \"%V\"", &zone->name,
-                              &ctx->key_name);
+                              "the limits of the key \"%V\": give the zone "
+                              "more", &zone->name, &ctx->key_name);
 
                 return ngx_http_seadragon_reject(r, ctx,
                                NGX_HTTP_SERVICE_UNAVAILABLE,
                                ngx_http_seadragon_counter(rejected_unavailable),
                                            "server busy, please try again.  "
-                                           "the gateway's queue is out of "
-                                           "memory", 5);
+                                           "the gateway has no memory left "
+                                           "for this key's limits", 5);
             }
 
             ngx_http_seadragon_limit_insert(zone->sh, l, ctx->key_name.data,

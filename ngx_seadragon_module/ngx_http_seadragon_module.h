@@ -877,6 +877,8 @@ ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_seadragon_gate_spare_locked(
+    ngx_http_seadragon_zone_t *zone);
 
 /* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
 ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(

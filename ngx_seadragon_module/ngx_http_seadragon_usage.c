@@ -319,13 +319,24 @@ ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
         return NULL;
     }
 
-    row = ngx_slab_calloc_locked(zone->shpool,
-                                 sizeof(ngx_http_seadragon_usage_row_t));
+    /* the pages the queue needs are not the usage's (gate_spare_locked) */
+
+    if (!ngx_http_seadragon_gate_spare_locked(zone) && store) {
+        ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
+    }
+
+    row = ngx_http_seadragon_gate_spare_locked(zone)
+          ? ngx_slab_calloc_locked(zone->shpool,
+                                   sizeof(ngx_http_seadragon_usage_row_t))
+          : NULL;
 
     if (row == NULL && store) {
         ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
-        row = ngx_slab_calloc_locked(zone->shpool,
+
+        if (ngx_http_seadragon_gate_spare_locked(zone)) {
+            row = ngx_slab_calloc_locked(zone->shpool,
                                      sizeof(ngx_http_seadragon_usage_row_t));
+        }
     }
 
     if (row == NULL) {

@@ -808,3 +808,50 @@ for the key's day: yes
 balanced: yes
 stand-in got: sleepy,next
 --- timeout: 60
+
+
+
+=== TEST 16: 5,000 keys with limits in a 1 MB zone, each with a request: the keys that fit are served, the others refused in JSON and counted, and the gate still serves a keyless request and a key's limits afterwards
+--- client
+    my $tool = store_tool_path();
+    my %keys;
+    for my $i (1 .. 5000) {
+        my $k = `'$tool' --store '$ENV{TEST_NGINX_STORE}' key create many$i --source chat --rpm 100 2>/dev/null`;
+        chomp $k;
+        $keys{$i} = $k;
+    }
+    my $first = tool('key create first --source chat --rpm 1');
+    my $f1 = call('/api/chat', $first, 'X-Standin-Tag' => 'f1')->{status};
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my (%status, %bodies);
+    for my $i (1 .. 5000) {
+        my $r = call('/api/chat', $keys{$i}, port => $any, body => chat_body('m'));
+        $status{ $r->{status} }++;
+        $bodies{ $r->{body} }++ if $r->{status} != 200;
+    }
+    my @out = ('answers: ' . join(' ', map { $_ == 200 ? ($status{$_} >= 2000 ? '200:2000 or more' : "200:$status{$_}") : $_ } sort keys %status));
+    push @out, map { "refused with: $_" } sort keys %bodies;
+    push @out, 'counted as unavailable: ' . (stats()->{chat}{rejected}{unavailable} == ($status{503} // 0) ? 'each' : 'no');
+    push @out, 'keyless: ' . summary(call('/api/chat', undef, 'X-Standin-Tag' => 'keyless'));
+    push @out, 'a key known before, rpm 1: ' . join(',', $f1, call('/api/chat', $first, 'X-Standin-Tag' => 'f2')->{status});
+    my $key = tool('key create last --source chat --rpm 1');
+    # as the usage rows the store has are swept, it may fit or not
+    my $l = call('/api/chat', $key, 'X-Standin-Tag' => 'l1');
+    push @out, 'a new key: ' . ($l->{status} == 200 || ($l->{status} == 503 && $l->{body} =~ /no memory left for this key/)
+                                ? 'served, or refused saying why' : summary($l));
+    push @out, 'balanced: ' . balanced();
+    push @out, 'stand-in got: ' . join ',', grep { $_ ne 'l1' } split /,/, got();
+    join "\n", @out;
+--- client_output
+answers: 200:2000 or more 503
+refused with: {"error":"server busy, please try again.  the gateway has no memory left for this key's limits"}
+counted as unavailable: each
+keyless: 200 retry=-
+a key known before, rpm 1: 200,429
+a new key: served, or refused saying why
+balanced: yes
+stand-in got: f1,keyless
+--- no_error_log
+[alert]
+[crit]
+--- timeout: 180
