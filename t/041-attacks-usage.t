@@ -9,6 +9,7 @@
 use lib 't/lib';
 use Test::Seadragon;
 use POSIX ();
+use File::Temp ();
 
 if (!-x store_tool_path()) {
     require Test::More;
@@ -202,6 +203,16 @@ sub usage_load {
     system("mdb_load -s usage -f '$input' '$ENV{TEST_NGINX_STORE}'") == 0
         or die "mdb_load failed";
 }
+
+# A second store for TEST 17, that the workers (nobody) may read, and write
+# only when the test lets them.
+our $ro_dir = File::Temp->newdir();
+chmod 0755, "$ro_dir" or die $!;
+system(store_tool_path(), '--store', "$ro_dir/store", 'init') == 0 or die;
+$ENV{TEST_NGINX_RO_STORE} = "$ro_dir/store";
+our $ro_seedy = `@{[store_tool_path()]} --store $ro_dir/store key create seedy --source chat 2>/dev/null`;
+chomp $ro_seedy;
+chmod 0755, "$ro_dir/store";
 
 run_tests();
 
@@ -855,3 +866,41 @@ stand-in got: f1,keyless
 [alert]
 [crit]
 --- timeout: 180
+
+
+
+=== TEST 17: a tokens limit set while the store refuses the workers' writes: the tokens the zone has not written yet count, so the key gets no fresh day
+--- master_on
+--- main_config
+    user nobody nogroup;
+--- http_config
+    seadragon_store $TEST_NGINX_RO_STORE;
+    seadragon_zone ollama:1m capacity=2;
+    seadragon_source chat priority=1 key;
+    seadragon_source open priority=2;
+--- config
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $store = $ENV{TEST_NGINX_RO_STORE};
+    my $tool = store_tool_path();
+    # the master gave the files to the workers' user: now they may read only
+    chmod 0444, "$store/data.mdb" or die $!;
+    my @out = (summary(call('/api/chat', $main::ro_seedy, 'X-Standin-Tag' => 's1', 'X-Standin-Tokens' => 8)));
+    wait_until(sub { error_log_text() =~ /is read-only for nginx workers/ }, 'a refused write');
+    system("'$tool' --store '$store' key set seedy --tokens-per-day 5 >/dev/null 2>&1") == 0 or die 'key set';
+    my $r = call('/api/chat', $main::ro_seedy, 'X-Standin-Tag' => 's2');
+    (my $s = summary($r)) =~ s/retry=\d+/retry=M/;
+    push @out, $s;
+    chmod 0644, "$store/data.mdb" or die $!;
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+200 retry=-
+429 retry=M {"error":"rate limit exceeded: this key's 5 tokens a day are used up (10 today); they renew at 00:00 UTC"}
+stand-in got: s1
+--- error_log
+is read-only for nginx workers
