@@ -258,8 +258,14 @@ ngx_http_seadragon_limit_seed(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, time_t now)
 {
     u_char                          *p;
+    uint32_t                         day;
+    uint64_t                         tokens;
     ngx_str_t                        principal;
+    ngx_queue_t                     *q;
+    ngx_http_seadragon_zone_t       *zone;
     seadragon_usage_record_t         sum;
+    ngx_http_seadragon_usage_shm_t  *usage;
+    ngx_http_seadragon_usage_row_t  *row;
     ngx_http_seadragon_main_conf_t  *smcf;
     u_char                           buf[SEADRAGON_USAGE_PRINCIPAL_LEN];
 
@@ -273,20 +279,57 @@ ngx_http_seadragon_limit_seed(ngx_http_request_t *r,
 
     principal.data = buf;
     principal.len = p - buf;
+    day = (uint32_t) (now / 86400);
+    tokens = 0;
 
     if (ngx_http_seadragon_store_usage_sum(smcf->store, r->connection->log,
-                                           &principal,
-                                           (uint32_t) (now / 86400), &sum)
+                                           &principal, day, &sum)
         == NGX_ERROR)
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "seadragon could not read today's usage of the key "
-                      "\"%V\": its tokens per day count from 0",
-                      &ctx->key_name);
-        return 0;
+                      "\"%V\": its tokens per day count from what this "
+                      "zone has not written", &ctx->key_name);
+
+    } else {
+        tokens = sum.prompt_tokens + sum.completion_tokens;
     }
 
-    return sum.prompt_tokens + sum.completion_tokens;
+    /*
+     * And what this zone has not written yet (the last second, or all a
+     * store refusing writes holds): pending, or in a write.  As in GET
+     * usage, a write that commits between the two reads may be counted
+     * twice, for this once: the key is refused a little early, never let
+     * past its day.
+     */
+
+    zone = ctx->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    usage = zone->sh->usage;
+
+    if (usage) {
+        for (q = ngx_queue_head(&usage->rows);
+             q != ngx_queue_sentinel(&usage->rows);
+             q = ngx_queue_next(q))
+        {
+            row = ngx_queue_data(q, ngx_http_seadragon_usage_row_t, link);
+
+            if (row->day == day && row->plen == principal.len
+                && ngx_memcmp(row->principal, buf, principal.len) == 0)
+            {
+                tokens += row->pending.prompt_tokens
+                          + row->pending.completion_tokens
+                          + row->writing.prompt_tokens
+                          + row->writing.completion_tokens;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return tokens;
 }
 
 
