@@ -1168,39 +1168,3 @@ ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle)
     }
 }
 
-
-/*
- * Under the lock: whether the zone may give a page to what is not the
- * queue (a key's limits, a usage row).  The pages that max_queued parked
- * and capacity running requests need, with their clients, stay free for
- * them (at most half the zone), so that keys with limits or usage rows
- * never fill the zone and refuse every request.
- */
-
-ngx_uint_t
-ngx_http_seadragon_gate_spare_locked(ngx_http_seadragon_zone_t *zone)
-{
-    size_t            entry, client, need, pages;
-    ngx_slab_pool_t  *shpool;
-
-    shpool = zone->shpool;
-
-    /* the slab's size classes are powers of two */
-
-    for (entry = 8; entry < sizeof(ngx_http_seadragon_entry_t); entry <<= 1) {
-        /* void */
-    }
-
-    for (client = 8; client < sizeof(ngx_http_seadragon_client_t);
-         client <<= 1)
-    {
-        /* void */
-    }
-
-    need = (zone->max_queued + zone->capacity) * (entry + client)
-           / ngx_pagesize + 4;
-
-    pages = shpool->last - shpool->pages;
-
-    return shpool->pfree > ngx_min(need, pages / 2);
-}

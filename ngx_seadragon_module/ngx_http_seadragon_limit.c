@@ -23,6 +23,9 @@
 
 static uint64_t ngx_http_seadragon_limit_seed(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, time_t now);
+static ngx_http_seadragon_limit_t *ngx_http_seadragon_limit_new_locked(
+    ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx, uint64_t seed,
+    time_t now);
 static ngx_int_t ngx_http_seadragon_limit_refuse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_uint_t limit, uint64_t used,
     time_t retry_after);
@@ -45,7 +48,6 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     ngx_http_seadragon_limit_t       *l;
     ngx_http_seadragon_limits_t      *limits;
     ngx_http_seadragon_limit_hold_t  *hold;
-    ngx_http_seadragon_main_conf_t   *smcf;
 
     limits = &ctx->limits;
 
@@ -99,44 +101,23 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
                                           ctx->key_name.len);
 
         if (l == NULL) {
+            l = ngx_http_seadragon_limit_new_locked(r, ctx, seed, now);
+        }
 
-            /*
-             * Not of the pages the queue needs; usage rows the store has
-             * in full make room first.
-             */
+        if (l == NULL) {
+            ngx_shmtx_unlock(&shpool->mutex);
 
-            smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "seadragon zone \"%V\" is out of memory for "
+                          "the limits of the key \"%V\": give the zone "
+                          "more", &zone->name, &ctx->key_name);
 
-            if (!ngx_http_seadragon_gate_spare_locked(zone) && smcf->store
-                && zone->sh->usage)
-            {
-                ngx_http_seadragon_usage_sweep_locked(zone, zone->sh->usage,
-                                                      (uint32_t) -1);
-            }
-
-            l = ngx_http_seadragon_gate_spare_locked(zone)
-                ? ngx_slab_alloc_locked(shpool,
-                                        sizeof(ngx_http_seadragon_limit_t))
-                : NULL;
-
-            if (l == NULL) {
-                ngx_shmtx_unlock(&shpool->mutex);
-
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "seadragon zone \"%V\" is out of memory for "
-                              "the limits of the key \"%V\": give the zone "
-                              "more", &zone->name, &ctx->key_name);
-
-                return ngx_http_seadragon_reject(r, ctx,
+            return ngx_http_seadragon_reject(r, ctx,
                                NGX_HTTP_SERVICE_UNAVAILABLE,
                                ngx_http_seadragon_counter(rejected_unavailable),
-                                           "server busy, please try again.  "
-                                           "the gateway has no memory left "
-                                           "for this key's limits", 5);
-            }
-
-            ngx_http_seadragon_limit_insert(zone->sh, l, ctx->key_name.data,
-                                            ctx->key_name.len, seed, now);
+                                       "server busy, please try again.  "
+                                       "the gateway has no memory left "
+                                       "for this key's limits", 5);
         }
     }
 
@@ -172,6 +153,47 @@ ngx_http_seadragon_limit_check(ngx_http_request_t *r,
     ctx->limit_hold = hold;
 
     return NGX_OK;
+}
+
+
+/*
+ * A key's entry in the zone, its lock held: not of the pages the queue
+ * needs; usage rows the store has in full make room first.  NULL: no
+ * memory for it.
+ */
+
+static ngx_http_seadragon_limit_t *
+ngx_http_seadragon_limit_new_locked(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, uint64_t seed, time_t now)
+{
+    ngx_http_seadragon_zone_t       *zone;
+    ngx_http_seadragon_limit_t      *l;
+    ngx_http_seadragon_main_conf_t  *smcf;
+
+    zone = ctx->zone;
+    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
+
+    if (!ngx_http_seadragon_zone_spare(zone) && smcf->store
+        && zone->sh->usage)
+    {
+        ngx_http_seadragon_usage_sweep_locked(zone, zone->sh->usage,
+                                              (uint32_t) -1);
+    }
+
+    if (!ngx_http_seadragon_zone_spare(zone)) {
+        return NULL;
+    }
+
+    l = ngx_slab_alloc_locked(zone->shpool,
+                              sizeof(ngx_http_seadragon_limit_t));
+    if (l == NULL) {
+        return NULL;
+    }
+
+    ngx_http_seadragon_limit_insert(zone->sh, l, ctx->key_name.data,
+                                    ctx->key_name.len, seed, now);
+
+    return l;
 }
 
 

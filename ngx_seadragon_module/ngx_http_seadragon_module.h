@@ -394,6 +394,12 @@ typedef struct {
 } ngx_http_seadragon_zone_t;
 
 
+/* whether a zone, its lock held, may give a page to limits or usage */
+#define ngx_http_seadragon_zone_spare(zone)                                  \
+    ngx_http_seadragon_queue_spare((zone)->shpool, (zone)->max_queued,       \
+                                   (zone)->capacity)
+
+
 struct ngx_http_seadragon_main_conf_s {
     ngx_array_t                      sources;   /* of ..._source_t */
     ngx_array_t                      zones;     /* of ..._zone_t * */
@@ -807,6 +813,8 @@ ngx_uint_t ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
 ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_head(
     ngx_http_seadragon_shctx_t *sh, ngx_msec_t now);
+ngx_uint_t ngx_http_seadragon_queue_spare(ngx_slab_pool_t *shpool,
+    ngx_uint_t max_queued, ngx_uint_t capacity);
 ngx_uint_t ngx_http_seadragon_queue_order(ngx_http_seadragon_shctx_t *sh,
     ngx_msec_t now, ngx_http_seadragon_entry_t **out, ngx_uint_t max);
 void ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
@@ -877,8 +885,6 @@ ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
-ngx_uint_t ngx_http_seadragon_gate_spare_locked(
-    ngx_http_seadragon_zone_t *zone);
 
 /* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
 ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(

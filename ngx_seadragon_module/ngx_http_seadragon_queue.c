@@ -676,3 +676,37 @@ ngx_http_seadragon_queue_client_leave(ngx_http_seadragon_shctx_t *sh,
     ngx_queue_insert_tail(&sh->clients_free, &c->link);
     sh->nclients--;
 }
+
+
+/*
+ * Whether a zone may give a page to what is not the queue (a key's
+ * limits, a usage row), its lock held.  The pages that max_queued parked
+ * and capacity running requests need, with their clients, stay free for
+ * them (at most half the zone), so that keys with limits or usage rows
+ * never fill the zone and refuse every request.
+ */
+
+ngx_uint_t
+ngx_http_seadragon_queue_spare(ngx_slab_pool_t *shpool,
+    ngx_uint_t max_queued, ngx_uint_t capacity)
+{
+    size_t  entry, client, need, pages;
+
+    /* the slab's size classes are powers of two */
+
+    for (entry = 8; entry < sizeof(ngx_http_seadragon_entry_t); entry <<= 1) {
+        /* void */
+    }
+
+    for (client = 8; client < sizeof(ngx_http_seadragon_client_t);
+         client <<= 1)
+    {
+        /* void */
+    }
+
+    need = (max_queued + capacity) * (entry + client) / ngx_pagesize + 4;
+
+    pages = shpool->last - shpool->pages;
+
+    return shpool->pfree > ngx_min(need, pages / 2);
+}

@@ -319,13 +319,13 @@ ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
         return NULL;
     }
 
-    /* the pages the queue needs are not the usage's (gate_spare_locked) */
+    /* the pages the queue needs are not the usage's (queue_spare) */
 
-    if (!ngx_http_seadragon_gate_spare_locked(zone) && store) {
+    if (!ngx_http_seadragon_zone_spare(zone) && store) {
         ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
     }
 
-    row = ngx_http_seadragon_gate_spare_locked(zone)
+    row = ngx_http_seadragon_zone_spare(zone)
           ? ngx_slab_calloc_locked(zone->shpool,
                                    sizeof(ngx_http_seadragon_usage_row_t))
           : NULL;
@@ -333,7 +333,7 @@ ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
     if (row == NULL && store) {
         ngx_http_seadragon_usage_sweep_locked(zone, usage, (uint32_t) -1);
 
-        if (ngx_http_seadragon_gate_spare_locked(zone)) {
+        if (ngx_http_seadragon_zone_spare(zone)) {
             row = ngx_slab_calloc_locked(zone->shpool,
                                      sizeof(ngx_http_seadragon_usage_row_t));
         }

@@ -15,6 +15,9 @@
 
 static int  tests, failures;
 
+/* nginx's, set by ngx_os_init() in a process, by the test here */
+ngx_uint_t  ngx_pagesize;
+
 
 #define ok(cond, ...)                                                        \
     do {                                                                     \
@@ -500,6 +503,32 @@ main(void)
     ok(ngx_http_seadragon_queue_head(&sh, now) == e2,
        "without aging, a wait never changes the order");
     drain(order, sizeof(order));
+
+    /* the pages the queue keeps for itself */
+
+    {
+        ngx_slab_pool_t   pool;
+        ngx_slab_page_t   pages[256];
+
+        ngx_pagesize = 4096;
+        pool.pages = pages;
+        pool.last = pages + 256;
+
+        pool.pfree = 200;
+        ok(ngx_http_seadragon_queue_spare(&pool, 512, 1),
+           "a zone with 200 of 256 pages free may give one away");
+        pool.pfree = 40;
+        ok(!ngx_http_seadragon_queue_spare(&pool, 512, 1),
+           "512 requests' entries and clients want more than 40 pages of "
+           "4k (%d-byte entries): none to spare",
+           (int) sizeof(ngx_http_seadragon_entry_t));
+        pool.pfree = 129;
+        ok(ngx_http_seadragon_queue_spare(&pool, 100000, 1),
+           "the queue keeps at most half the zone");
+        pool.pfree = 10;
+        ok(ngx_http_seadragon_queue_spare(&pool, 1, 1),
+           "a short queue leaves the rest to spare");
+    }
 
     /* slots are bounded */
 
