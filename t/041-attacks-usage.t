@@ -904,3 +904,115 @@ stand-in got: f1,keyless
 stand-in got: s1
 --- error_log
 is read-only for nginx workers
+
+
+
+=== TEST 18: a reload that loads the module from another file (so at another address): the usage table made before it takes new rows after it, the workers live
+--- master_on
+--- http_config
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source open priority=2;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ANY_PORT;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+            proxy_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"model":"m","done":true,"prompt_eval_count":3,"eval_count":5,"eval_duration":1000000}';
+        }
+    }
+--- config
+    location /admin/ { seadragon_admin ollama auth=nginx; }
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my @out;
+    push @out, 'before: ' . request('POST /api/chat', port => $any, body => chat_body('before'))->{status};
+    my ($so) = Test::Seadragon::load_modules();
+    my $copy = "$dir/copy-of-module.so";
+    system('cp', $so, $copy) == 0 or die "cp: $!";
+    my $saved = $ENV{TEST_NGINX_LOAD_MODULES};
+    $ENV{TEST_NGINX_LOAD_MODULES} = $copy;
+    nginx_reload(main_config => "");
+    if (defined $saved) { $ENV{TEST_NGINX_LOAD_MODULES} = $saved } else { delete $ENV{TEST_NGINX_LOAD_MODULES} }
+    for my $m (qw(after1 after2 after3)) {
+        my $r = request('POST /api/chat', port => $any, body => chat_body($m));
+        push @out, "$m: $r->{status} " . ($r->{body} =~ /"done":true/ ? 'whole' : 'cut');
+    }
+    my $u;
+    wait_until(sub { $u = json_decode(request('GET /admin/usage')->{body});
+                     ($u->{principals}{'source:open'}{requests} // 0) >= 4 }, 'the usage kept');
+    my $p = $u->{principals}{'source:open'};
+    push @out, 'rows: ' . join(' ', map { "$_=$p->{models}{$_}{requests}" } sort keys %{ $p->{models} });
+    push @out, 'crashed: ' . (error_log_text() =~ /exited on signal/ ? 'yes' : 'no');
+    join "\n", @out;
+--- client_output
+before: 200
+after1: 200 whole
+after2: 200 whole
+after3: 200 whole
+rows: after1=1 after2=1 after3=1 before=1
+crashed: no
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 19: an engine that reports a prompt_eval_count at the top of uint64: its tokens stay at the most a JSON integer holds (no sum wraps to a few): the key's day is full, GET usage and the refusal say that most
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source chat priority=1 key;
+    seadragon_source open priority=2;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ANY_PORT;
+        location /admin/ { seadragon_admin ollama; }
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+            proxy_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"model":"m","done":true,"prompt_eval_count":18446744073709551615,"eval_count":5,"eval_duration":1000000}';
+        }
+    }
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my $key = tool('key create huge --source chat --tokens-per-day 100');
+    my @out;
+    for my $i (1 .. 3) {
+        my $r = request('POST /api/chat', port => $any, body => chat_body("big"),
+                        headers => { Authorization => "Bearer $key" });
+        (my $s = summary($r)) =~ s/retry=\d+/retry=M/;
+        push @out, $s;
+    }
+    my $u;
+    wait_until(sub { $u = json_decode(request('GET /admin/usage', port => $any,
+                         headers => { Authorization => "Bearer $ops" })->{body});
+                     ($u->{principals}{'key:huge'}{requests} // 0) >= 1 }, 'the usage kept');
+    my $p = $u->{principals}{'key:huge'};
+    push @out, "usage: requests $p->{requests}, prompt $p->{prompt_tokens}, completion $p->{completion_tokens}";
+    join "\n", @out;
+--- client_output
+200 retry=-
+429 retry=M {"error":"rate limit exceeded: this key's 100 tokens a day are used up (9223372036854775807 today); they renew at 00:00 UTC"}
+429 retry=M {"error":"rate limit exceeded: this key's 100 tokens a day are used up (9223372036854775807 today); they renew at 00:00 UTC"}
+usage: requests 1, prompt 9223372036854775807, completion 5
+--- no_error_log
+[alert]
+[crit]
