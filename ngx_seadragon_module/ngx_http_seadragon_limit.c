@@ -218,7 +218,8 @@ ngx_http_seadragon_limit_end(ngx_http_request_t *r,
 
     ngx_http_seadragon_usage_finish(r, ctx);
 
-    tokens = ctx->usage.prompt_tokens + ctx->usage.completion_tokens;
+    tokens = seadragon_usage_count_add(ctx->usage.prompt_tokens,
+                                       ctx->usage.completion_tokens);
     zone = ctx->zone;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -314,7 +315,8 @@ ngx_http_seadragon_limit_seed(ngx_http_request_t *r,
                       "zone has not written", &ctx->key_name);
 
     } else {
-        tokens = sum.prompt_tokens + sum.completion_tokens;
+        tokens = seadragon_usage_count_add(sum.prompt_tokens,
+                                           sum.completion_tokens);
     }
 
     /*
@@ -341,10 +343,14 @@ ngx_http_seadragon_limit_seed(ngx_http_request_t *r,
             if (row->day == day && row->plen == principal.len
                 && ngx_memcmp(row->principal, buf, principal.len) == 0)
             {
-                tokens += row->pending.prompt_tokens
-                          + row->pending.completion_tokens
-                          + row->writing.prompt_tokens
-                          + row->writing.completion_tokens;
+                tokens = seadragon_usage_count_add(tokens,
+                             seadragon_usage_count_add(
+                                 seadragon_usage_count_add(
+                                     row->pending.prompt_tokens,
+                                     row->pending.completion_tokens),
+                                 seadragon_usage_count_add(
+                                     row->writing.prompt_tokens,
+                                     row->writing.completion_tokens)));
             }
         }
     }

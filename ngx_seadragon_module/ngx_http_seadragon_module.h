@@ -919,7 +919,7 @@ ngx_int_t ngx_http_seadragon_body_replace(ngx_http_request_t *r,
 #define NGX_HTTP_SEADRAGON_USAGE_KEY_LEN  24
 
 /* a figure beyond it stays there */
-#define NGX_HTTP_SEADRAGON_USAGE_MAX      ((uint64_t) -1)
+#define NGX_HTTP_SEADRAGON_USAGE_MAX      SEADRAGON_USAGE_COUNT_MAX
 
 /* the levels followed: deeper, and elsewhere, a figure cannot be */
 #define NGX_HTTP_SEADRAGON_USAGE_DEPTH    4

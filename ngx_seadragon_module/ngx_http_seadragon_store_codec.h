@@ -266,6 +266,19 @@ int seadragon_usage_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     uint32_t day, const char *principal, size_t plen, const char *model,
     size_t mlen, const seadragon_usage_record_t *delta);
 
+/*
+ * A count (tokens, milliseconds, requests) never goes past
+ * SEADRAGON_USAGE_COUNT_MAX, the largest a JSON integer of the admin API
+ * holds: a sum that would stays there instead of wrapping to a few.
+ */
+#define SEADRAGON_USAGE_COUNT_MAX  ((uint64_t) INT64_MAX)
+
+uint64_t seadragon_usage_count_add(uint64_t a, uint64_t b);
+
+/* delta added to *to, each count as seadragon_usage_count_add() does */
+void seadragon_usage_record_sum(seadragon_usage_record_t *to,
+    const seadragon_usage_record_t *delta);
+
 /* the record of a value, checked; 0, or MDB_CORRUPTED */
 int seadragon_usage_record(const MDB_val *value,
     seadragon_usage_record_t *record);

@@ -105,18 +105,36 @@ seadragon_usage_record(const MDB_val *value, seadragon_usage_record_t *record)
 }
 
 
-static void
-seadragon_usage_sum_into(seadragon_usage_record_t *sum,
-    const seadragon_usage_record_t *r)
+uint64_t
+seadragon_usage_count_add(uint64_t a, uint64_t b)
 {
-    sum->flags |= r->flags;
-    sum->requests += r->requests;
-    sum->prompt_tokens += r->prompt_tokens;
-    sum->completion_tokens += r->completion_tokens;
-    sum->generation_ms += r->generation_ms;
-    sum->prompt_ms += r->prompt_ms;
-    sum->load_ms += r->load_ms;
-    sum->estimated += r->estimated;
+    if (a >= SEADRAGON_USAGE_COUNT_MAX
+        || b >= SEADRAGON_USAGE_COUNT_MAX - a)
+    {
+        return SEADRAGON_USAGE_COUNT_MAX;
+    }
+
+    return a + b;
+}
+
+
+void
+seadragon_usage_record_sum(seadragon_usage_record_t *to,
+    const seadragon_usage_record_t *delta)
+{
+    to->flags |= delta->flags;
+    to->requests = seadragon_usage_count_add(to->requests, delta->requests);
+    to->prompt_tokens = seadragon_usage_count_add(to->prompt_tokens,
+                                                  delta->prompt_tokens);
+    to->completion_tokens = seadragon_usage_count_add(to->completion_tokens,
+                                                      delta->completion_tokens);
+    to->generation_ms = seadragon_usage_count_add(to->generation_ms,
+                                                  delta->generation_ms);
+    to->prompt_ms = seadragon_usage_count_add(to->prompt_ms,
+                                              delta->prompt_ms);
+    to->load_ms = seadragon_usage_count_add(to->load_ms, delta->load_ms);
+    to->estimated = seadragon_usage_count_add(to->estimated,
+                                              delta->estimated);
 }
 
 
@@ -153,7 +171,7 @@ seadragon_usage_add(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     }
 
     record.version = 1;
-    seadragon_usage_sum_into(&record, delta);
+    seadragon_usage_record_sum(&record, delta);
 
     v.mv_data = &record;
     v.mv_size = sizeof(record);
@@ -209,7 +227,7 @@ seadragon_usage_sum(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
             break;
         }
 
-        seadragon_usage_sum_into(sum, &record);
+        seadragon_usage_record_sum(sum, &record);
     }
 
     mdb_cursor_close(cur);

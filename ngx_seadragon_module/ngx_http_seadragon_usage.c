@@ -412,17 +412,26 @@ ngx_http_seadragon_usage_model_locked(ngx_http_seadragon_zone_t *zone,
     }
 
     if (slot < NGX_HTTP_SEADRAGON_MAX_SOURCES) {
-        model->tokens[slot][0] += delta->prompt_tokens;
-        model->tokens[slot][1] += delta->completion_tokens;
+        model->tokens[slot][0] = seadragon_usage_count_add(
+                                     model->tokens[slot][0],
+                                     delta->prompt_tokens);
+        model->tokens[slot][1] = seadragon_usage_count_add(
+                                     model->tokens[slot][1],
+                                     delta->completion_tokens);
     }
 
-    model->load_ms += delta->load_ms;
+    model->load_ms = seadragon_usage_count_add(model->load_ms,
+                                               delta->load_ms);
 
     if (delta->completion_tokens == 0 || delta->generation_ms == 0) {
         return;
     }
 
-    tps = delta->completion_tokens * 1000000 / delta->generation_ms;
+    /* tokens a second, in thousandths; figures beyond reason stay there */
+
+    tps = (delta->completion_tokens > SEADRAGON_USAGE_COUNT_MAX / 1000000)
+          ? SEADRAGON_USAGE_COUNT_MAX
+          : delta->completion_tokens * 1000000 / delta->generation_ms;
 
     for (i = 0; i < NGX_HTTP_SEADRAGON_USAGE_TPS; i++) {
         if (tps <= ngx_http_seadragon_usage_tps_buckets[i] * 1000) {
@@ -432,7 +441,7 @@ ngx_http_seadragon_usage_model_locked(ngx_http_seadragon_zone_t *zone,
     }
 
     model->tps_count++;
-    model->tps_sum += tps;
+    model->tps_sum = seadragon_usage_count_add(model->tps_sum, tps);
 }
 
 
@@ -440,14 +449,7 @@ void
 ngx_http_seadragon_usage_record_add(seadragon_usage_record_t *to,
     seadragon_usage_record_t *delta)
 {
-    to->flags |= delta->flags;
-    to->requests += delta->requests;
-    to->prompt_tokens += delta->prompt_tokens;
-    to->completion_tokens += delta->completion_tokens;
-    to->generation_ms += delta->generation_ms;
-    to->prompt_ms += delta->prompt_ms;
-    to->load_ms += delta->load_ms;
-    to->estimated += delta->estimated;
+    seadragon_usage_record_sum(to, delta);
 }
 
 

@@ -2445,12 +2445,7 @@ seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
         }
 
         row = &rows[j];
-        row->sum.requests += record.requests;
-        row->sum.prompt_tokens += record.prompt_tokens;
-        row->sum.completion_tokens += record.completion_tokens;
-        row->sum.generation_ms += record.generation_ms;
-        row->sum.load_ms += record.load_ms;
-        row->sum.estimated += record.estimated;
+        seadragon_usage_record_sum(&row->sum, &record);
     }
 
     mdb_cursor_close(cursor);
