@@ -353,6 +353,9 @@ ngx_http_seadragon_usage_row_locked(ngx_http_seadragon_zone_t *zone,
     row->pending.version = 1;
     row->writing.version = 1;
 
+    /* as for the clients and the limits: a reload may move the module */
+
+    usage->tree.insert = ngx_http_seadragon_usage_rbtree_insert;
     ngx_rbtree_insert(&usage->tree, &row->node);
     ngx_queue_insert_tail(&usage->rows, &row->link);
     usage->nrows++;
