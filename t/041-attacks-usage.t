@@ -214,6 +214,28 @@ our $ro_seedy = `@{[store_tool_path()]} --store $ro_dir/store key create seedy -
 chomp $ro_seedy;
 chmod 0755, "$ro_dir/store";
 
+# A store for TEST 20 as one from before usage was counted: no "usage"
+# database.
+our $old_dir = File::Temp->newdir();
+{
+    my $tool = store_tool_path();
+    system($tool, '--store', "$old_dir/new", 'init') == 0 or die;
+    my $dump = `mdb_dump -a '$old_dir/new'`;
+    die 'mdb_dump' if $?;
+    mkdir "$old_dir/store" or die $!;
+    my $i = 0;
+    # one database a load: this mdb_load stops after an empty one's end
+    for my $section (split /(?=^VERSION=)/m, $dump) {
+        next if $section =~ /^database=usage$/m;
+        my $file = "$old_dir/section" . $i++;
+        open my $fh, '>', $file or die $!;
+        print $fh $section;
+        close $fh;
+        system("mdb_load -f '$file' '$old_dir/store' 2>/dev/null") == 0 or die 'mdb_load';
+    }
+    $ENV{TEST_NGINX_OLD_STORE} = "$old_dir/store";
+}
+
 run_tests();
 
 __DATA__
@@ -1018,6 +1040,66 @@ crashed: no
 429 retry=M {"error":"rate limit exceeded: this key's 100 tokens a day are used up (9223372036854775807 today); they renew at 00:00 UTC"}
 429 retry=M {"error":"rate limit exceeded: this key's 100 tokens a day are used up (9223372036854775807 today); they renew at 00:00 UTC"}
 usage: requests 1, prompt 9223372036854775807, completion 5
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 20: a store from before usage was counted gets its usage database from another process while the workers run, with a record that is not one: the write that fails on it leaves no database handle behind, GET usage still answers and the limits' seed still reads the store
+--- workers: 1
+--- http_config
+    seadragon_store $TEST_NGINX_OLD_STORE;
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source chat priority=1 key;
+    seadragon_source open priority=2;
+--- config
+    location /admin/ { seadragon_admin ollama auth=nginx; }
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $store = $ENV{TEST_NGINX_OLD_STORE};
+    my @out = ('before: ' . request('GET /admin/usage')->{status});
+    # the database, made by another process, with a record of 3 bytes
+    my $day = int(time / 86400);
+    my $file = "$main::old_dir/bad";
+    open my $fh, '>', $file or die $!;
+    print $fh "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n",
+        ' ', unpack('H*', pack('N', $day) . "source:open\0llama3:70b"), "\n 010203\nDATA=END\n";
+    close $fh;
+    system("mdb_load -s usage -f '$file' '$store'") == 0 or die 'mdb_load';
+    push @out, summary(call('/api/chat', undef, 'X-Standin-Tag' => 'o1'));
+    wait_until(sub { error_log_text() =~ /writing the usage of zone "ollama" failed: MDB_CORRUPTED/ }, 'the failed usage write');
+    my $r = request('GET /admin/usage');
+    push @out, "usage: $r->{status}";
+    if ($r->{status} == 200) {
+        my $u = json_decode($r->{body});
+        push @out, 'open: ' . figures($u, 'source:open') . ", unwritten $u->{unwritten}";
+    }
+    # a key's day starts from the store: its usage, written by the tool's peer
+    my $key = tool("--store '$store' key create old --source chat --tokens-per-day 5");
+    open $fh, '>', $file or die $!;
+    print $fh "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n",
+        ' ', unpack('H*', pack('N', $day) . "key:old\0llama3:70b"), "\n ",
+        unpack('H*', pack('V V Q< Q< Q< Q< Q< Q< Q<', 1, 0, 1, 4, 4, 0, 0, 0, 0)), "\nDATA=END\n";
+    close $fh;
+    system("mdb_load -s usage -f '$file' '$store'") == 0 or die 'mdb_load';
+    ($r = summary(call('/api/chat', $key, 'X-Standin-Tag' => 'k1'))) =~ s/retry=\d+/retry=M/;
+    push @out, "the key: $r";
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+before: 200
+200 retry=-
+usage: 200
+open: requests 1, prompt 2, completion 2, estimated 0, unwritten 1
+the key: 429 retry=M {"error":"rate limit exceeded: this key's 5 tokens a day are used up (8 today); they renew at 00:00 UTC"}
+stand-in got: o1
+--- error_log
+writing the usage of zone "ollama" failed: MDB_CORRUPTED
 --- no_error_log
 [alert]
 [crit]
