@@ -505,11 +505,19 @@ ngx_http_seadragon_store_map_range(ngx_http_seadragon_store_t *store,
                       - ngx_min((uintptr_t) v.mv_data, info.me_mapsize);
     store->fault_hi = (u_char *) v.mv_data + info.me_mapsize + 256 * 1024;
 
+    /*
+     * A write that another process (a worker's usage, the tool) commits
+     * between the module's read of the meta pages and LMDB's own gives
+     * LMDB a newer transaction: that is no disagreement, and the next
+     * open compares again.
+     */
+
     if (store->check_layout
         && (mdb_env_stat(store->env, &st) != MDB_SUCCESS
             || st.ms_psize != store->file.psize
-            || info.me_last_txnid != store->file.txnid
-            || info.me_last_pgno != store->file.last_pgno))
+            || (info.me_last_txnid == store->file.txnid
+                && info.me_last_pgno != store->file.last_pgno)
+            || info.me_last_txnid < store->file.txnid))
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "seadragon_store \"%V\": this liblmdb's data file "

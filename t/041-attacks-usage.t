@@ -222,18 +222,22 @@ our $old_dir = File::Temp->newdir();
     system($tool, '--store', "$old_dir/new", 'init') == 0 or die;
     my $dump = `mdb_dump -a '$old_dir/new'`;
     die 'mdb_dump' if $?;
-    mkdir "$old_dir/store" or die $!;
     my $i = 0;
-    # one database a load: this mdb_load stops after an empty one's end
-    for my $section (split /(?=^VERSION=)/m, $dump) {
-        next if $section =~ /^database=usage$/m;
-        my $file = "$old_dir/section" . $i++;
-        open my $fh, '>', $file or die $!;
-        print $fh $section;
-        close $fh;
-        system("mdb_load -f '$file' '$old_dir/store' 2>/dev/null") == 0 or die 'mdb_load';
+    # TEST 20's and TEST 21's
+    for my $store ("$old_dir/store", "$old_dir/store2") {
+        mkdir $store or die $!;
+        # one database a load: this mdb_load stops after an empty one's end
+        for my $section (split /(?=^VERSION=)/m, $dump) {
+            next if $section =~ /^database=usage$/m;
+            my $file = "$old_dir/section" . $i++;
+            open my $fh, '>', $file or die $!;
+            print $fh $section;
+            close $fh;
+            system("mdb_load -f '$file' '$store' 2>/dev/null") == 0 or die 'mdb_load';
+        }
     }
     $ENV{TEST_NGINX_OLD_STORE} = "$old_dir/store";
+    $ENV{TEST_NGINX_OLD_STORE2} = "$old_dir/store2";
 }
 
 run_tests();
@@ -1102,6 +1106,42 @@ the key: 429 retry=M {"error":"rate limit exceeded: this key's 5 tokens a day ar
 stand-in got: o1
 --- error_log
 writing the usage of zone "ollama" failed: MDB_CORRUPTED
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 21: a store from before usage was counted, opened by workers that never wrote to it: a key's day still starts from the usage another process writes there
+--- workers: 1
+--- http_config
+    seadragon_store $TEST_NGINX_OLD_STORE2;
+    seadragon_zone ollama:1m capacity=4 max_queued=60 tick=50ms;
+    seadragon_source chat priority=1 key;
+    seadragon_source open priority=2;
+--- config
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+    }
+--- client
+    my $store = $ENV{TEST_NGINX_OLD_STORE2};
+    my $day = int(time / 86400);
+    my $key = tool("--store '$store' key create old2 --source chat --tokens-per-day 5");
+    # today's usage of the key, 4 + 4 tokens, written by another gateway
+    my $file = "$main::old_dir/usage2";
+    open my $fh, '>', $file or die $!;
+    print $fh "VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n",
+        ' ', unpack('H*', pack('N', $day) . "key:old2\0llama3:70b"), "\n ",
+        unpack('H*', pack('V V Q< Q< Q< Q< Q< Q< Q<', 1, 0, 1, 4, 4, 0, 0, 0, 0)), "\nDATA=END\n";
+    close $fh;
+    system("mdb_load -s usage -f '$file' '$store'") == 0 or die 'mdb_load';
+    (my $r = summary(call('/api/chat', $key, 'X-Standin-Tag' => 'n1'))) =~ s/retry=\d+/retry=M/;
+    join "\n", "the key: $r", 'stand-in got: ' . got();
+--- client_output
+the key: 429 retry=M {"error":"rate limit exceeded: this key's 5 tokens a day are used up (8 today); they renew at 00:00 UTC"}
+stand-in got: nothing
 --- no_error_log
 [alert]
 [crit]
