@@ -1308,6 +1308,8 @@ def main(argv=None):
     parser.add_argument("--log-level", default="warn", help="the gateways' error_log level")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(",")) if args.only else None
+    # the gateways run with their own prefix: a relative build is not theirs
+    args.build = os.path.abspath(args.build)
 
     module = os.path.join(args.build, "ngx_seadragon_module.so")
     if not os.path.exists(module):
