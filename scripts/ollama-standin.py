@@ -9,7 +9,8 @@ Python 3 standard library only.
 
     ollama-standin.py [--host 127.0.0.1] [--port 11434] [--tokens 8] [--delay-ms 20]
                       [--first-delay-ms 0] [--model llama3:70b] [--record FILE] [--quiet]
-                      [--close-after-stream] [--cors]
+                      [--close-after-stream] [--cors] [--extra-model NAME]...
+                      [--max-loaded 0] [--load-ms 0] [--load-ms-for MODEL=MS]...
 
 --port 0 picks a free port. On start it prints one line to stdout,
 "listening on HOST:PORT". --tokens is the length of each generation, --delay-ms
@@ -17,7 +18,26 @@ the pause between two tokens, --first-delay-ms the pause before the first byte
 (a model load). The installed models are --model and nomic-embed-text:latest;
 any other model gets Ollama's 404. --record appends one JSON line per finished
 request to FILE. --quiet drops the request log on stderr. SIGTERM and SIGINT
-end it at once.
+end it at once. --extra-model NAME (repeatable) installs another chat model.
+
+Residency, as Ollama's OLLAMA_MAX_LOADED_MODELS (off unless --max-loaded N
+is above 0; off, every installed model answers at once and /api/ps lists
+--model and each model used since the start): no model is resident at
+first; a generation request for a model that is not resident waits its load
+time (--load-ms MS, or --load-ms-for MODEL=MS for that model, repeatable)
+before the first delay; when N models are resident the least recently used
+one that no request is using is evicted (all in use: the request waits for
+one, as Ollama does), and loads happen one at a time. Its answers' native
+load_duration (the done line, a whole answer, /api/embed) is then exactly
+the load time in ns (plus any first delay), and a few microseconds for a
+resident model; /api/ps lists the resident models, the most recently used
+first, each expiring 5 minutes after its last use. GET /_standin/loads lists
+every load: seq, model, evicted (the model it evicted, or null), load_ms,
+request (the seq of the request that caused it), tag (that request's
+X-Standin-Tag), start, end; /_standin/stats adds "loads" and "swaps" (loads
+that evicted a model); each request's record gets load_ms, the load it
+waited for (0: resident; absent when residency is off or no model was used).
+A reset forgets the loads, not the resident models.
 
 Other engines' manners, for the gateway's tests (Ollama does neither):
 --close-after-stream closes the connection 0.2 ms after the last chunk of
@@ -85,6 +105,8 @@ Control headers (per request, all optional)
 Control endpoints (no Host check, not recorded)
     GET  /_standin/requests   every record, in arrival order
     GET  /_standin/stats      {"active","peak","served","aborted","total"}
+                              (and "loads", "swaps" with --max-loaded)
+    GET  /_standin/loads      every model load, in order (with --max-loaded; else [])
     POST /_standin/reset      forget the records and counts; peak becomes active
     POST /_standin/release    let every request waiting with X-Standin-Hold answer
 
@@ -318,18 +340,30 @@ def canonical_model(name):
     return name
 
 
-def model_catalog(main_model):
-    """The installed models, by canonical name: the chat model and an
-    embedding model, each with what /api/tags, /api/ps and /api/show tell."""
-    def entry(name, size, details, capabilities, model_info, template, parameters):
-        digest = hashlib.sha256(name.encode()).hexdigest()
-        return {
-            "name": name, "size": size, "digest": digest, "details": details,
-            "capabilities": capabilities, "model_info": model_info,
-            "template": template, "parameters": parameters,
-            "modified_at": "2025-05-06T09:30:12.418236Z",
-        }
+def model_catalog(main_model, extra_models=()):
+    """The installed models, by canonical name: the chat model (and any
+    --extra-model, built alike) and an embedding model, each with what
+    /api/tags, /api/ps and /api/show tell."""
+    catalog = {}
+    for name in (main_model, *extra_models):
+        if canonical_model(name) not in catalog:
+            catalog.update(chat_catalog(name))
+    return embed_catalog(catalog)
 
+
+def catalog_entry(name, size, details, capabilities, model_info, template, parameters):
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return {
+        "name": name, "size": size, "digest": digest, "details": details,
+        "capabilities": capabilities, "model_info": model_info,
+        "template": template, "parameters": parameters,
+        "modified_at": "2025-05-06T09:30:12.418236Z",
+    }
+
+
+def chat_catalog(main_model):
+    """One chat model's catalog entry, by its canonical name."""
+    entry = catalog_entry
     main = canonical_model(main_model)
     match = re.search(r":(\d+(?:\.\d+)?)([bm])", main)
     billions = (float(match.group(1)) / (1 if match.group(2) == "b" else 1000)
@@ -357,6 +391,12 @@ def model_catalog(main_model):
             'stop                           "<|end_header_id|>"\n'
             'stop                           "<|eot_id|>"'),
     }
+    return catalog
+
+
+def embed_catalog(catalog):
+    """catalog with the embedding model added."""
+    entry = catalog_entry
     catalog.setdefault(EMBED_MODEL, entry(
         EMBED_MODEL, 274302450,
         {"parent_model": "", "format": "gguf", "family": "nomic-bert",
@@ -493,6 +533,98 @@ class Recorder:
             self.peak = self.active
 
 
+# ---------------------------------------------------------------- residency
+
+class Residency:
+    """Models resident in memory, as Ollama keeps them under
+    OLLAMA_MAX_LOADED_MODELS (--max-loaded): a request for a model that is
+    not resident waits its load time; when max_loaded models are resident,
+    the least recently used one that no request is using is evicted first
+    (none idle: the request waits, as Ollama's scheduler does). Loads happen
+    one at a time. Every load is kept in a list (GET /_standin/loads)."""
+
+    def __init__(self, max_loaded, load_ms, load_ms_for):
+        self.max_loaded = max_loaded
+        self.load_ms = load_ms
+        self.load_ms_for = load_ms_for  # canonical name -> ms
+        self.cond = threading.Condition()
+        self.resident = {}  # canonical name -> last use (time.time()), oldest first
+        self.users = {}  # canonical name -> requests using it now
+        self.loading = None  # the model being loaded, if any
+        self.loads = []
+        self.seq = 0
+
+    def acquire(self, name, request_seq, tag, client_left):
+        """Wait until model name is resident, and use it; return the load
+        time in ns (0 when it was resident), or None when the client left
+        while waiting for a model to go idle or another load to end."""
+        with self.cond:
+            while True:
+                if name in self.resident and self.loading != name:
+                    self.users[name] = self.users.get(name, 0) + 1
+                    self.resident[name] = self.resident.pop(name)  # most recent last
+                    return 0
+                evict = None
+                if self.loading is None:
+                    if len(self.resident) < self.max_loaded:
+                        break
+                    evict = next((m for m in self.resident if not self.users.get(m)), None)
+                    if evict is not None:
+                        break
+                self.cond.wait(POLL_SECONDS)
+                if client_left():
+                    return None
+            if evict is not None:
+                del self.resident[evict]
+                self.users.pop(evict, None)
+            self.loading = name
+            ms = self.load_ms_for.get(name, self.load_ms)
+            self.seq += 1
+            load = {"seq": self.seq, "model": name, "evicted": evict, "load_ms": ms,
+                    "request": request_seq, "tag": tag, "start": round(time.time(), 6),
+                    "end": None}
+            self.loads.append(load)
+        time.sleep(ms / 1000)  # a load goes on even when its client leaves
+        with self.cond:
+            load["end"] = round(time.time(), 6)
+            self.loading = None
+            self.resident[name] = time.time()
+            self.users[name] = self.users.get(name, 0) + 1
+            self.cond.notify_all()
+        return ms * 1000000
+
+    def release(self, name):
+        """A request is done with model name."""
+        with self.cond:
+            if self.users.get(name):
+                self.users[name] -= 1
+            if name in self.resident:
+                self.resident.pop(name)
+                self.resident[name] = time.time()
+            self.cond.notify_all()
+
+    def models(self):
+        """The resident models, the most recently used first, with their
+        last use."""
+        with self.cond:
+            return list(reversed(self.resident.items()))
+
+    def snapshot(self):
+        with self.cond:
+            return [dict(load) for load in self.loads]
+
+    def counts(self):
+        with self.cond:
+            return {"loads": len(self.loads),
+                    "swaps": sum(1 for load in self.loads if load["evicted"])}
+
+    def reset(self):
+        """Forget the loads (the resident models stay)."""
+        with self.cond:
+            self.loads = []
+            self.seq = 0
+
+
 # ---------------------------------------------------------------- generations
 
 class Generation:
@@ -513,6 +645,8 @@ class Generation:
         self.created = int(time.time())
         self.started = time.monotonic()
         self.loaded_at = self.started
+        self.load_ns = None  # with --max-loaded: the load's ns (None: off)
+        self.load_end = None  # and when it ended, if a first delay follows
 
     @property
     def content_type(self):
@@ -537,9 +671,13 @@ class Generation:
     def metrics(self):
         now = time.monotonic()
         ns = lambda seconds: max(1, int(seconds * 1e9))  # noqa: E731
+        load = ns(self.loaded_at - self.started)
+        if self.load_ns is not None:  # exactly the load, then any first delay
+            load = self.load_ns + (ns(self.loaded_at - self.load_end)
+                                   if self.load_end is not None else 0)
         self.sent = {
             "total_duration": ns(now - self.started),
-            "load_duration": ns(self.loaded_at - self.started),
+            "load_duration": load,
             "prompt_eval_count": self.prompt_count,
             "prompt_eval_duration": self.prompt_count * 250000,
             "eval_count": self.tokens,
@@ -670,6 +808,7 @@ class Exchange:
         self.big_token = 0  # X-Standin-Big-Token: bytes of the first token
         self.token_text = None  # X-Standin-Token-Text: the first token's text
         self.release_mark = 0  # releases seen when the request started
+        self.resident_model = None  # with --max-loaded: the model it uses
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -889,6 +1028,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionError, OSError):
             self.gone()
         finally:
+            if self.ex is not None and self.ex.resident_model is not None:
+                state.residency.release(self.ex.resident_model)
             state.recorder.finish(entry)
             data = entry.data
             self.log_message('"%s" %s tokens=%s%s%s', self.requestline, data["status"],
@@ -1032,9 +1173,27 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(404, self.not_found(name).message)
         if capability and capability not in info["capabilities"]:
             raise RequestError(400, f'"{name}" does not support {action}')
-        with self.server.recorder.lock:
-            self.server.loaded.add(info["name"])
+        if self.server.residency is None:
+            with self.server.recorder.lock:
+                self.server.loaded.add(info["name"])
         return name, info
+
+    def use_model(self, name):
+        """With --max-loaded: wait until model name is resident (a load, and
+        perhaps an eviction) and use it until the request ends. Returns the
+        load's ns (0: it was resident; None: off), or False when the client
+        left while waiting."""
+        residency = self.server.residency
+        if residency is None:
+            return None
+        ex = self.ex
+        load_ns = residency.acquire(canonical_model(name), ex.entry.data["seq"],
+                                    ex.entry.data["tag"], lambda: self.client_left(0))
+        if load_ns is None:
+            return False
+        ex.resident_model = canonical_model(name)
+        self.server.recorder.update(ex.entry, load_ms=load_ns // 1000000)
+        return load_ns
 
     def token_count(self, body):
         """X-Standin-Tokens, else num_predict (max_tokens on /v1), else --tokens."""
@@ -1053,6 +1212,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def generate(self, generation, stream):
         ex = self.ex
+        asked = time.monotonic()
+        load_ns = self.use_model(generation.model)
+        if load_ns is False:
+            return self.gone()
+        if load_ns is not None:
+            generation.load_ns = load_ns or max(1, int((time.monotonic() - asked) * 1e9))
+            if ex.first_delay:
+                generation.load_end = time.monotonic()
         if self.client_left(ex.first_delay):
             return self.gone()
         generation.loaded()
@@ -1113,8 +1280,16 @@ class Handler(BaseHTTPRequestHandler):
                           self.ex.entry.data["seq"], include_usage, self.ex.big_token,
                           self.ex.token_text)
 
-    def embeddings_reply(self, value):
+    def embeddings_reply(self, value, model):
         """An embeddings answer after the first delay (a model load)."""
+        asked = time.monotonic()
+        load_ns = self.use_model(model)
+        if load_ns is False:
+            return self.gone()
+        if load_ns is not None and "load_duration" in value:
+            load_ns = load_ns or max(1, int((time.monotonic() - asked) * 1e9))
+            value["load_duration"] = load_ns + int(self.ex.first_delay * 1e9)
+            value["total_duration"] += load_ns
         if self.client_left(self.ex.first_delay):
             return self.gone()
         if self.ex.fail == "error-mid":
@@ -1143,14 +1318,18 @@ class Handler(BaseHTTPRequestHandler):
         return self.send_json({"models": [self.model_summary(i) for i in catalog.values()]})
 
     def api_ps(self):
-        with self.server.recorder.lock:
-            loaded = sorted(self.server.loaded)
+        if self.server.residency is not None:
+            # Ollama lists the latest expiry first: the most recently used
+            loaded = self.server.residency.models()
+        else:
+            with self.server.recorder.lock:
+                loaded = [(name, time.time()) for name in sorted(self.server.loaded)]
         models = []
-        for name in loaded:
+        for name, used in loaded:
             info = self.server.catalog[name]
             summary = self.model_summary(info)
             del summary["modified_at"]
-            summary["expires_at"] = go_time(time.time() + 300)  # keep_alive: 5 minutes
+            summary["expires_at"] = go_time(used + 300)  # keep_alive: 5 minutes
             summary["size_vram"] = info["size"]
             models.append(summary)
         return self.send_json({"models": models})
@@ -1253,12 +1432,13 @@ class Handler(BaseHTTPRequestHandler):
             reply.update(total_duration=elapsed + int(self.ex.first_delay * 1e9),
                          load_duration=max(1, int(self.ex.first_delay * 1e9)),
                          prompt_eval_count=max(1, count_words(inputs)))
-        return self.embeddings_reply(reply)
+        return self.embeddings_reply(reply, name)
 
     def api_embeddings(self, body):
-        self.installed(body)
+        name, _ = self.installed(body)
         prompt = body.get("prompt") or ""
-        return self.embeddings_reply({"embedding": embedding_of(prompt) if prompt else []})
+        return self.embeddings_reply({"embedding": embedding_of(prompt) if prompt else []},
+                                     name)
 
     # ------------------------------------------------------------ OpenAI API
 
@@ -1315,7 +1495,8 @@ class Handler(BaseHTTPRequestHandler):
             data.append({"object": "embedding", "embedding": vector, "index": index})
         words = max(1, count_words(inputs))
         return self.embeddings_reply({"object": "list", "data": data, "model": name,
-                                      "usage": {"prompt_tokens": words, "total_tokens": words}})
+                                      "usage": {"prompt_tokens": words, "total_tokens": words}},
+                                     name)
 
     # ------------------------------------------------------------ control
 
@@ -1326,9 +1507,24 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self.send_error(400, "bad request body")
         recorder = self.server.recorder
+        residency = self.server.residency
+
+        def stats():
+            counts = recorder.stats()
+            if residency is not None:
+                counts.update(residency.counts())
+            return counts
+
+        def reset():
+            recorder.reset()
+            if residency is not None:
+                residency.reset()
+            return {}
+
         routes = {"/_standin/requests": ("GET", recorder.snapshot),
-                  "/_standin/stats": ("GET", recorder.stats),
-                  "/_standin/reset": ("POST", lambda: recorder.reset() or {}),
+                  "/_standin/stats": ("GET", stats),
+                  "/_standin/loads": ("GET", residency.snapshot if residency else list),
+                  "/_standin/reset": ("POST", reset),
                   "/_standin/release": ("POST", self.release)}
         if path not in routes:
             return self.send_body(404, b'{"error":"no such stand-in endpoint"}',
@@ -1352,8 +1548,11 @@ class StandinServer(ThreadingHTTPServer):
         self.recorder = Recorder(options.record)
         self.release_cond = threading.Condition()
         self.releases = 0
-        self.catalog = model_catalog(options.model)
+        self.catalog = model_catalog(options.model, options.extra_model)
         self.loaded = {canonical_model(options.model)}  # as if preloaded
+        # --max-loaded: models resident as Ollama keeps them, none at first
+        self.residency = (Residency(options.max_loaded, options.load_ms, options.load_ms_for)
+                          if options.max_loaded > 0 else None)
         self.hostname = socket.gethostname()
         self.local_addresses = set()
         try:
@@ -1385,7 +1584,28 @@ def main(argv=None):
                         help="close the connection 0.2 ms after a streamed answer, unannounced")
     parser.add_argument("--cors", action="store_true",
                         help="answer with Access-Control-Allow-Origin: the Origin, or *")
+    parser.add_argument("--extra-model", action="append", default=[], metavar="NAME",
+                        help="another chat model installed (repeatable)")
+    parser.add_argument("--max-loaded", type=int, default=0, metavar="N",
+                        help="models resident at once, as OLLAMA_MAX_LOADED_MODELS "
+                             "(0: no residency, the default)")
+    parser.add_argument("--load-ms", type=int, default=0, metavar="MS",
+                        help="with --max-loaded: a model's load time")
+    parser.add_argument("--load-ms-for", action="append", default=[], metavar="MODEL=MS",
+                        help="with --max-loaded: one model's own load time (repeatable)")
     options = parser.parse_args(argv)
+    if options.max_loaded < 0 or options.load_ms < 0:
+        parser.error("--max-loaded and --load-ms must not be negative")
+    catalog = model_catalog(options.model, options.extra_model)
+    load_ms_for = {}
+    for item in options.load_ms_for:
+        name, _, ms = item.rpartition("=")
+        if not name or not ms.isdigit():
+            parser.error(f"--load-ms-for wants MODEL=MS, not {item!r}")
+        if canonical_model(name) not in catalog:
+            parser.error(f"--load-ms-for: {name!r} is not an installed model")
+        load_ms_for[canonical_model(name)] = int(ms)
+    options.load_ms_for = load_ms_for
 
     # Every thread blocks SIGTERM and SIGINT (new threads inherit the mask)
     # and the main thread waits for them: a handler would run only when the

@@ -917,6 +917,177 @@ class StandinTest(unittest.TestCase):
         self.assertEqual(self.request("GET", "/_standin/reset")[0], 405)
 
 
+    def test_residency_off_by_default(self):
+        self.post("/api/chat", CHAT)
+        self.post("/api/embed", {"model": EMBED, "input": "x"})
+        self.assertEqual(self.json_of("/_standin/loads"), [])
+        self.assertEqual(set(self.stats()), {"active", "peak", "served", "aborted", "total"})
+        self.assertTrue(all("load_ms" not in r for r in self.records()))
+        self.assertEqual({m["name"] for m in self.json_of("/api/ps")["models"]}, {MODEL, EMBED})
+
+
+class ResidencyTest(unittest.TestCase):
+    """--max-loaded: models resident as under OLLAMA_MAX_LOADED_MODELS."""
+
+    A, B, C = MODEL, "qwen2:7b", "phi3:mini"
+
+    def start(self, *args):
+        proc, port = start_standin("--delay-ms", "0", "--tokens", "2",
+                                   "--extra-model", self.B, "--extra-model", self.C, *args)
+        self.addCleanup(stop_standin, proc)
+        self.port = port
+        return port
+
+    def get(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
+    def chat(self, model, tag=None, stream=False, path="/api/chat"):
+        """The answer's last JSON object."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            body = dict(CHAT, model=model, stream=stream)
+            conn.request("POST", path, body=json.dumps(body),
+                         headers={"X-Standin-Tag": tag} if tag else {})
+            resp = conn.getresponse()
+            data = resp.read()
+            self.assertEqual(resp.status, 200, data)
+            return json.loads(data.decode().splitlines()[-1])
+        finally:
+            conn.close()
+
+    def loads(self):
+        return [(load["model"], load["evicted"]) for load in self.get("/_standin/loads")]
+
+    def ps(self):
+        return [m["name"] for m in self.get("/api/ps")["models"]]
+
+    def test_lru_with_one(self):
+        self.start("--max-loaded", "1")
+        self.assertEqual(self.ps(), [])  # nothing resident at first
+        A, B, C = self.A, self.B, self.C
+        for model in (A, A, B, A, C):
+            self.chat(model)
+            self.assertEqual(self.ps(), [model])
+        self.assertEqual(self.loads(), [(A, None), (B, A), (A, B), (C, A)])
+        stats = self.get("/_standin/stats")
+        self.assertEqual((stats["loads"], stats["swaps"], stats["served"]), (4, 3, 5))
+
+    def test_lru_with_two(self):
+        self.start("--max-loaded", "2")
+        A, B, C = self.A, self.B, self.C
+        self.chat(A)
+        self.chat(B)
+        self.assertEqual(self.ps(), [B, A])  # the most recently used first
+        self.chat(A)  # resident: A is now the most recent, B the least
+        self.assertEqual(self.ps(), [A, B])
+        self.chat(C)  # evicts B
+        self.assertEqual(self.ps(), [C, A])
+        self.chat(B)  # evicts A
+        self.chat(C)
+        self.assertEqual(self.ps(), [C, B])
+        self.assertEqual(self.loads(), [(A, None), (B, None), (C, B), (B, A)])
+        self.assertEqual(self.get("/_standin/stats")["swaps"], 2)
+        for model in self.get("/api/ps")["models"]:
+            self.assertEqual(set(model), {"name", "model", "size", "digest", "details",
+                                          "expires_at", "size_vram"})
+            self.assertTrue(model["expires_at"].endswith("Z"))
+
+    def test_load_duration(self):
+        self.start("--max-loaded", "1", "--load-ms", "40", "--load-ms-for", f"{self.B}=70")
+        first = self.chat(self.A, stream=True)  # the done line of a stream
+        self.assertEqual(first["load_duration"], 40 * 1000000)
+        self.assertGreaterEqual(first["total_duration"], first["load_duration"])
+        again = self.chat(self.A)  # resident: near zero
+        self.assertGreater(again["load_duration"], 0)
+        self.assertLess(again["load_duration"], 40 * 1000000)
+        self.assertEqual(self.chat(self.B, path="/api/generate")["load_duration"],
+                         70 * 1000000)
+        # /v1 says nothing of loads, but the load happens and is recorded
+        self.assertNotIn("load_duration", self.chat(self.A, path="/v1/chat/completions"))
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("POST", "/api/embed", body=json.dumps({"model": EMBED, "input": "x"}))
+        embed = json.loads(conn.getresponse().read())
+        conn.close()
+        self.assertEqual(embed["load_duration"], 40 * 1000000)
+        self.assertEqual([load["load_ms"] for load in self.get("/_standin/loads")],
+                         [40, 70, 40, 40])
+        records = self.get("/_standin/requests")
+        self.assertEqual([r["load_ms"] for r in records], [40, 0, 70, 40, 40])
+        self.assertEqual([r["usage_sent"]["load_duration"] for r in records[:3]],
+                         [first["load_duration"], again["load_duration"], 70 * 1000000])
+
+    def test_swap_record(self):
+        record_file = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False).name
+        self.addCleanup(os.unlink, record_file)
+        self.start("--max-loaded", "1", "--load-ms", "10", "--record", record_file)
+        self.chat(self.A, tag="first")
+        self.chat(self.A, tag="resident")
+        self.chat(self.B, tag="swap")
+        loads = self.get("/_standin/loads")
+        self.assertEqual([(l["seq"], l["model"], l["evicted"], l["request"], l["tag"])
+                          for l in loads],
+                         [(1, self.A, None, 1, "first"), (2, self.B, self.A, 3, "swap")])
+        for load in loads:
+            self.assertLessEqual(load["start"], load["end"])
+        self.assertLessEqual(loads[0]["end"], loads[1]["start"])
+        with open(record_file, encoding="utf-8") as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual([(r["tag"], r["load_ms"]) for r in lines],
+                         [("first", 10), ("resident", 0), ("swap", 10)])
+        # a reset forgets the loads, not what is resident
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("POST", "/_standin/reset")
+        self.assertEqual(conn.getresponse().read(), b"{}")
+        conn.close()
+        self.assertEqual((self.get("/_standin/loads"), self.ps()), ([], [self.B]))
+        self.chat(self.B)
+        self.assertEqual(self.get("/_standin/loads"), [])
+        stats = self.get("/_standin/stats")
+        self.assertEqual((stats["loads"], stats["swaps"]), (0, 0))
+
+    def test_model_in_use_is_not_evicted(self):
+        port = self.start("--max-loaded", "1")
+        busy = Raw(port).send("POST", "/api/chat", dict(CHAT, model=self.A),
+                              {"X-Standin-Pause-After": 1, "X-Standin-Tokens": 3})
+        self.addCleanup(busy.close)
+        self.assertEqual(busy.read_head()[0], 200)
+        busy.read_chunk()  # A is in use, paused
+        other = Raw(port).send("POST", "/api/chat", dict(CHAT, model=self.B, stream=False))
+        self.addCleanup(other.close)
+        deadline = time.monotonic() + 5
+        while len(self.get("/_standin/requests")) < 2:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        time.sleep(0.1)
+        self.assertEqual(self.loads(), [(self.A, None)])  # B waits for A to be idle
+        self.assertEqual(self.ps(), [self.A])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/_standin/release")
+        conn.getresponse().read()
+        conn.close()
+        busy.read_chunks()
+        status, headers = other.read_head()
+        other.read_exact(int(headers["content-length"]))
+        self.assertEqual(status, 200)
+        self.assertEqual(self.loads(), [(self.A, None), (self.B, self.A)])
+        self.assertEqual(self.ps(), [self.B])
+
+    def test_bad_options(self):
+        for args in (["--load-ms-for", "nosuch:1b=5"], ["--load-ms-for", f"{self.A}=x"],
+                     ["--max-loaded", "-1"], ["--load-ms", "-3"]):
+            proc = subprocess.run([sys.executable, SCRIPT, "--port", "0", *args],
+                                  capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertIn("error", proc.stderr)
+
+
 class CommandLineTest(unittest.TestCase):
     """Options of its own, and the way it ends."""
 
