@@ -1137,11 +1137,7 @@ ngx_http_seadragon_store_usage_read(ngx_http_seadragon_store_t *store,
     rc = ngx_http_seadragon_store_renew(store, log);
 
     if (rc == MDB_SUCCESS) {
-        dbi = store->dbs.usage;
-
-        if (dbi == 0) {
-            rc = mdb_dbi_open(store->txn, SEADRAGON_STORE_DB_USAGE, 0, &dbi);
-        }
+        rc = seadragon_usage_dbi(store->txn, &store->dbs, &dbi);
 
         if (rc == MDB_SUCCESS) {
             rc = mdb_cursor_open(store->txn, dbi, &c);

@@ -251,6 +251,12 @@ int seadragon_key_find_hash(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
  */
 int seadragon_usage_open(MDB_txn *txn, seadragon_store_dbs_t *dbs);
 
+/* the "usage" database for a read in txn, looked for there when dbs has
+ * none (a store made before usage, written since): MDB_SUCCESS,
+ * MDB_NOTFOUND (none yet) or an LMDB error */
+int seadragon_usage_dbi(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    MDB_dbi *dbi);
+
 /* the key of (day, principal, model) into key (SEADRAGON_USAGE_KEY_LEN
  * bytes); 0 for a principal or model too long */
 size_t seadragon_usage_key(uint32_t day, const char *principal, size_t plen,
@@ -284,8 +290,8 @@ int seadragon_usage_record(const MDB_val *value,
     seadragon_usage_record_t *record);
 
 /* what a principal used of every model on a day, summed into *sum
- * (zeroed first); 0 (also when nothing or no "usage" database is there),
- * or an LMDB error */
+ * (zeroed first); 0 (also when nothing or no "usage" database is there,
+ * seadragon_usage_dbi()'s), or an LMDB error */
 int seadragon_usage_sum(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     uint32_t day, const char *principal, size_t plen,
     seadragon_usage_record_t *sum);

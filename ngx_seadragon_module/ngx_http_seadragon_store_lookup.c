@@ -116,32 +116,9 @@ ngx_http_seadragon_store_find_usage(ngx_http_seadragon_store_t *store,
 {
     ngx_http_seadragon_store_usage_find_t  *find = data;
 
-    int                    rc;
-    seadragon_store_dbs_t  dbs;
+    /* a store made before usage: seadragon_usage_dbi() looks in the txn */
 
-    /*
-     * A store made before usage was counted gets its database from the
-     * first write, maybe another process's: this worker, which opened the
-     * store without it, looks for it in this transaction (its handle
-     * closes with it).
-     */
-
-    dbs = store->dbs;
-
-    if (dbs.usage == 0) {
-        rc = mdb_dbi_open(store->txn, SEADRAGON_STORE_DB_USAGE, 0,
-                          &dbs.usage);
-
-        if (rc == MDB_NOTFOUND) {
-            return MDB_SUCCESS;     /* nothing used yet: *sum is zero */
-        }
-
-        if (rc != MDB_SUCCESS) {
-            return rc;
-        }
-    }
-
-    return seadragon_usage_sum(store->txn, &dbs, find->day,
+    return seadragon_usage_sum(store->txn, &store->dbs, find->day,
                                (const char *) find->principal->data,
                                find->principal->len, find->sum);
 }

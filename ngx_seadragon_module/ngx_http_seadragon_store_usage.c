@@ -27,6 +27,27 @@ seadragon_usage_open(MDB_txn *txn, seadragon_store_dbs_t *dbs)
 }
 
 
+/*
+ * The "usage" database for a read in txn: a store made before usage was
+ * counted gets it from the first write, maybe another process's, after
+ * this one opened its dbs; it is looked for in txn then (the handle ends
+ * with the transaction).  MDB_SUCCESS, MDB_NOTFOUND: none yet, or an
+ * LMDB error.
+ */
+
+int
+seadragon_usage_dbi(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    MDB_dbi *dbi)
+{
+    if (dbs->usage) {
+        *dbi = dbs->usage;
+        return MDB_SUCCESS;
+    }
+
+    return mdb_dbi_open(txn, SEADRAGON_STORE_DB_USAGE, 0, dbi);
+}
+
+
 size_t
 seadragon_usage_key(uint32_t day, const char *principal, size_t plen,
     const char *model, size_t mlen, uint8_t *key)
@@ -189,14 +210,21 @@ seadragon_usage_sum(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     size_t                    len;
     uint8_t                   prefix[SEADRAGON_USAGE_KEY_LEN];
     MDB_val                   k, v;
+    MDB_dbi                   dbi;
     MDB_cursor               *cur;
     seadragon_usage_record_t  record;
 
     memset(sum, 0, sizeof(seadragon_usage_record_t));
     sum->version = 1;
 
-    if (dbs->usage == 0) {
+    rc = seadragon_usage_dbi(txn, dbs, &dbi);
+
+    if (rc == MDB_NOTFOUND) {
         return 0;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return rc;
     }
 
     /* the key with an empty model is the prefix of all of its models */
@@ -206,7 +234,7 @@ seadragon_usage_sum(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
         return EINVAL;
     }
 
-    rc = mdb_cursor_open(txn, dbs->usage, &cur);
+    rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != MDB_SUCCESS) {
         return rc;
     }
