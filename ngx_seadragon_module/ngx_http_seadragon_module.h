@@ -32,6 +32,23 @@
 #define NGX_HTTP_SEADRAGON_CLIENT_LEN                                         \
     (sizeof("key:") - 1 + SEADRAGON_KEY_NAME_LEN)
 
+/* fair shares within a priority (seadragon_zone fair=) */
+#define NGX_HTTP_SEADRAGON_FAIR_OFF        0
+#define NGX_HTTP_SEADRAGON_FAIR_TOKENS     1   /* by tokens served */
+#define NGX_HTTP_SEADRAGON_FAIR_REQUESTS   2   /* by requests: round robin */
+/* a tenant's counter moves by this many units per token at weight 1 */
+#define NGX_HTTP_SEADRAGON_VTC_UNIT        1000
+#define NGX_HTTP_SEADRAGON_WEIGHT_MAX      1000
+#define NGX_HTTP_SEADRAGON_TENANT_LEN      NGX_HTTP_SEADRAGON_CLIENT_LEN
+#define NGX_HTTP_SEADRAGON_TENANTS_IDLE    1024   /* idle tenants kept */
+#define NGX_HTTP_SEADRAGON_MODELS          16     /* seadragon_model lines */
+#define NGX_HTTP_SEADRAGON_RESIDENT        16     /* models in a view */
+#define NGX_HTTP_SEADRAGON_SERVERS         8      /* upstream servers seen */
+#define NGX_HTTP_SEADRAGON_SWAP_MODELS     64     /* then "other" */
+#define NGX_HTTP_SEADRAGON_HISTORY         300    /* one sample a second */
+/* a load_duration this long or longer is a model load (a swap) */
+#define NGX_HTTP_SEADRAGON_LOAD_MS         250
+
 #define NGX_HTTP_SEADRAGON_GATE_OPEN       0
 #define NGX_HTTP_SEADRAGON_GATE_PAUSED     1
 #define NGX_HTTP_SEADRAGON_GATE_DRAINING   2
@@ -150,6 +167,11 @@ typedef struct {
     ngx_uint_t                       nwaiting;
     ngx_uint_t                       nrunning;
     ngx_http_seadragon_counters_t    counters;
+    /* fair shares: its tenants with entries waiting, by counter */
+    ngx_rbtree_t                     backlog;         /* of tenant->vnode */
+    ngx_rbtree_node_t                backlog_sentinel;
+    ngx_uint_t                       ntenants;        /* in the backlog */
+    uint64_t                         vfloor;          /* last dispatched's */
 } ngx_http_seadragon_shm_source_t;
 
 
@@ -216,6 +238,7 @@ typedef struct {
     uint64_t                         rpm;
     uint64_t                         tokens_per_day;
     uint64_t                         max_concurrent;
+    uint64_t                         weight;          /* fair share; 0: 1 */
 } ngx_http_seadragon_limits_t;
 
 
@@ -252,6 +275,108 @@ typedef struct {
 
 
 /*
+ * A tenant of fair shares (ngx_http_seadragon_queue_fair.c): a key
+ * ("key:NAME") or, for a request without one, the value of the zone's
+ * tenant= ("addr:VALUE"), within one source.  Known by name in
+ * sh->tenants; while it has entries waiting, in its source's backlog,
+ * ordered by counter (ties: the older head first); with nothing waiting
+ * or running, in sh->tenants_idle, oldest first, until trimmed.
+ */
+
+typedef struct {
+    ngx_rbtree_node_t                node;            /* key: hash of name */
+    ngx_rbtree_node_t                vnode;           /* in the backlog */
+    ngx_queue_t                      waiting;         /* entry->tlink, FIFO */
+    ngx_queue_t                      idle;            /* in tenants_idle */
+    ngx_uint_t                       source;          /* zone slot */
+    ngx_uint_t                       nwaiting;
+    ngx_uint_t                       nrunning;
+    ngx_uint_t                       weight;          /* 1..WEIGHT_MAX */
+    uint64_t                         counter;         /* VTC_UNIT a token */
+    uint64_t                         tokens;          /* served, in all */
+    uint64_t                         requests;        /* dispatched */
+    time_t                           last;            /* last dispatched */
+    size_t                           len;
+    u_char                           name[NGX_HTTP_SEADRAGON_TENANT_LEN];
+} ngx_http_seadragon_tenant_t;
+
+
+/* a model of seadragon_model with its own slots, in the zone */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           len;
+    ngx_uint_t                       slots;           /* 0: none of its own */
+    ngx_uint_t                       running;
+} ngx_http_seadragon_model_slot_t;
+
+
+/*
+ * Which models are resident (ngx_http_seadragon_resident.c).  The gate's
+ * view, which affinity= reads: the "loaded" models most recently
+ * dispatched or seen loaded, least recently used first out; per upstream
+ * server, what its answers (load_duration) and Ollama's /api/ps said.
+ */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           len;
+    ngx_msec_t                       used;            /* monotonic ms */
+    time_t                           since;           /* wall clock */
+} ngx_http_seadragon_resident_model_t;
+
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_ADDR_LEN];
+    size_t                           len;             /* "host:port" */
+    ngx_uint_t                       nmodels;
+    ngx_http_seadragon_resident_model_t
+                                     models[NGX_HTTP_SEADRAGON_RESIDENT];
+    time_t                           checked;         /* /api/ps; 0: never */
+} ngx_http_seadragon_server_t;
+
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           len;
+    uint64_t                         dispatched;
+    uint64_t                         predicted;       /* not resident then */
+    uint64_t                         loads;           /* load_duration seen */
+    uint64_t                         load_ms;         /* of those loads */
+} ngx_http_seadragon_swap_t;
+
+
+typedef struct {
+    ngx_uint_t                       nmodels;         /* the gate's view */
+    ngx_http_seadragon_resident_model_t
+                                     models[NGX_HTTP_SEADRAGON_RESIDENT];
+    ngx_uint_t                       nservers;
+    ngx_http_seadragon_server_t      servers[NGX_HTTP_SEADRAGON_SERVERS];
+    ngx_uint_t                       nswaps;          /* the last: "other" */
+    ngx_http_seadragon_swap_t        swaps[NGX_HTTP_SEADRAGON_SWAP_MODELS + 1];
+} ngx_http_seadragon_resident_shm_t;
+
+
+/* the queue over the last minutes, a sample a second, for the admin page */
+
+typedef struct {
+    time_t                           time;            /* 0: empty */
+    uint32_t                         waiting;
+    uint32_t                         running;
+    uint32_t                         oldest_ms;       /* longest wait now */
+    uint32_t                         admitted;        /* in that second */
+} ngx_http_seadragon_sample_t;
+
+
+typedef struct {
+    ngx_uint_t                       next;            /* slot to write */
+    ngx_http_seadragon_sample_t      samples[NGX_HTTP_SEADRAGON_HISTORY];
+    uint64_t                         admitted;        /* since the start */
+    uint64_t                         admitted_mark;   /* at the last sample */
+} ngx_http_seadragon_history_t;
+
+
+/*
  * One request known to the zone, waiting in its source's FIFO or holding
  * a slot of the gate.  The owner (pid and token) is the worker that parks
  * the request; only the owner dereferences "data", its request context.
@@ -277,6 +402,12 @@ typedef struct {
     size_t                           model_len;
     u_char                           addr[NGX_HTTP_SEADRAGON_ADDR_LEN];
     size_t                           addr_len;
+    /* fair shares and models */
+    ngx_http_seadragon_tenant_t     *tenant;          /* NULL: fair= off */
+    ngx_queue_t                      tlink;           /* in tenant->waiting */
+    uint64_t                         estimate;        /* tokens, expected */
+    uint64_t                         charge;          /* counter units */
+    ngx_int_t                        model_slot;      /* in sh->models; -1 */
 } ngx_http_seadragon_entry_t;
 
 
@@ -304,6 +435,21 @@ typedef struct {
     ngx_rbtree_node_t                limits_sentinel;
     ngx_uint_t                       nlimits;
     struct ngx_http_seadragon_usage_shm_s  *usage;    /* NULL: none yet */
+    /* the scheduler's policy, from the newest configuration */
+    ngx_uint_t                       fair;            /* FAIR_* */
+    ngx_uint_t                       prompt_weight;
+    ngx_uint_t                       completion_weight;
+    ngx_msec_t                       affinity;        /* 0: off */
+    ngx_uint_t                       loaded;          /* models at once */
+    ngx_rbtree_t                     tenants;         /* ..._tenant_t */
+    ngx_rbtree_node_t                tenants_sentinel;
+    ngx_queue_t                      tenants_idle;
+    ngx_uint_t                       ntenants;
+    ngx_uint_t                       nidle;
+    ngx_uint_t                       nmodels;
+    ngx_http_seadragon_model_slot_t  models[NGX_HTTP_SEADRAGON_MODELS];
+    ngx_http_seadragon_resident_shm_t  resident;
+    ngx_http_seadragon_history_t     history;
 } ngx_http_seadragon_shctx_t;
 
 
@@ -386,12 +532,29 @@ typedef struct {
     ngx_msec_t                       aging;           /* 0: off */
     ngx_uint_t                      *slot;            /* source -> zone slot */
     ngx_uint_t                      *client_cap;      /* source -> its cap */
+    ngx_uint_t                       fair;            /* FAIR_* */
+    ngx_uint_t                       prompt_weight;   /* default 1 */
+    ngx_uint_t                       completion_weight; /* default 1 */
+    ngx_msec_t                       affinity;        /* 0: off */
+    ngx_uint_t                       loaded;          /* default 1 */
+    ngx_http_complex_value_t        *tenant;          /* NULL: the address */
+    ngx_array_t                     *models;          /* ..._model_conf_t */
     ngx_uint_t                       nparked;         /* in this worker */
     ngx_http_seadragon_owner_t      *owner;           /* this worker's */
     ngx_msec_t                       reaped;          /* last check when full */
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
 } ngx_http_seadragon_zone_t;
+
+
+/* seadragon_model ZONE MODEL slots=N */
+
+typedef struct {
+    ngx_str_t                        name;            /* canonical */
+    ngx_uint_t                       slots;
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
+} ngx_http_seadragon_model_conf_t;
 
 
 /* whether a zone, its lock held, may give a page to limits or usage */
@@ -835,6 +998,48 @@ ngx_http_seadragon_client_t *ngx_http_seadragon_queue_client_find(
     ngx_http_seadragon_shctx_t *sh, u_char *name, size_t len);
 void ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_client_t *client, u_char *name, size_t len);
+
+/*
+ * ngx_http_seadragon_queue_fair.c: fair shares, affinity and per-model
+ * slots, pure like the queue.  queue_head() (in the queue) gives what
+ * this file chooses: see the comment at its top for the order.
+ */
+ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_choose(
+    ngx_http_seadragon_shctx_t *sh, ngx_msec_t now);
+ngx_uint_t ngx_http_seadragon_queue_resident(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+ngx_http_seadragon_tenant_t *ngx_http_seadragon_queue_tenant_find(
+    ngx_http_seadragon_shctx_t *sh, ngx_uint_t source, u_char *name,
+    size_t len);
+void ngx_http_seadragon_queue_tenant_insert(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_tenant_t *tenant, ngx_uint_t source, u_char *name,
+    size_t len, ngx_uint_t weight);
+ngx_http_seadragon_tenant_t *ngx_http_seadragon_queue_tenant_trim(
+    ngx_http_seadragon_shctx_t *sh, ngx_uint_t keep);
+void ngx_http_seadragon_queue_charge(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, uint64_t prompt, uint64_t completion);
+ngx_int_t ngx_http_seadragon_queue_model_slot(ngx_http_seadragon_shctx_t *sh,
+    u_char *name, size_t len);
+ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_model_conf_t *models, ngx_uint_t n);
+
+/* ngx_http_seadragon_resident.c: which models are loaded, no requests */
+size_t ngx_http_seadragon_model_canonical(u_char *dst, size_t size,
+    u_char *src, size_t len);
+void ngx_http_seadragon_resident_dispatch(ngx_http_seadragon_shctx_t *sh,
+    u_char *model, size_t len, ngx_msec_t now, time_t now_sec);
+void ngx_http_seadragon_resident_answer(ngx_http_seadragon_shctx_t *sh,
+    u_char *server, size_t slen, u_char *model, size_t len,
+    uint64_t load_ms, ngx_msec_t now, time_t now_sec);
+void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
+    u_char *server, size_t slen, ngx_str_t *models, ngx_uint_t n,
+    ngx_msec_t now, time_t now_sec);
+
+/* ngx_http_seadragon_history.c: the queue's last minutes, no requests */
+void ngx_http_seadragon_history_sample(ngx_http_seadragon_shctx_t *sh,
+    time_t now_sec, ngx_msec_t now);
+ngx_uint_t ngx_http_seadragon_history_read(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_sample_t *out, ngx_uint_t max);
 
 /* ngx_http_seadragon_limit_window.c: a key's limits, no requests */
 void ngx_http_seadragon_limit_init(ngx_http_seadragon_shctx_t *sh);
