@@ -39,13 +39,14 @@
 /* what a request asks for a place in line, and why it got none */
 
 typedef struct {
-    u_char                        name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
-    size_t                        name_len;     /* 0: clients not capped */
-    ngx_uint_t                    cap;
-    ngx_http_seadragon_client_t  *client;
-    unsigned                      draining:1;
-    unsigned                      full:1;
-    unsigned                      capped:1;
+    u_char                            name[NGX_HTTP_SEADRAGON_CLIENT_LEN];
+    size_t                            name_len;   /* 0: clients not capped */
+    ngx_uint_t                        cap;
+    ngx_http_seadragon_client_t      *client;
+    ngx_http_seadragon_fair_place_t   fair;       /* its tenant */
+    unsigned                          draining:1;
+    unsigned                          full:1;
+    unsigned                          capped:1;
 } ngx_http_seadragon_gate_place_t;
 
 
@@ -59,7 +60,8 @@ static ngx_int_t ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_gate_place_t *place);
 static void ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry,
-    ngx_http_seadragon_client_t *client);
+    ngx_http_seadragon_gate_place_t *place);
+
 static ngx_int_t ngx_http_seadragon_gate_park(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
 static void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
@@ -170,6 +172,10 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
                          - place.name;
     }
 
+    if (ngx_http_seadragon_fair_prepare(r, ctx, &place.fair) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     reaped = 0;
 
     for ( ;; ) {
@@ -208,7 +214,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
         return ngx_http_seadragon_gate_refuse(r, ctx, &place);
     }
 
-    ngx_http_seadragon_gate_queue_locked(r, ctx, entry, place.client);
+    ngx_http_seadragon_gate_queue_locked(r, ctx, entry, &place);
 
     n = ngx_http_seadragon_gate_dispatch_locked(zone, admitted, &wake);
 
@@ -294,10 +300,20 @@ ngx_http_seadragon_gate_reserve_locked(ngx_http_seadragon_zone_t *zone,
         entry = ngx_slab_alloc_locked(shpool,
                                       sizeof(ngx_http_seadragon_entry_t));
 
+        if (entry && place->fair.len) {
+            if (ngx_http_seadragon_fair_tenant_locked(zone, ctx, &place->fair)
+                != NGX_OK)
+            {
+                ngx_slab_free_locked(shpool, entry);
+                entry = NULL;
+            }
+        }
+
         if (entry && zone->client_caps && client == NULL) {
             client = ngx_slab_alloc_locked(shpool,
                                           sizeof(ngx_http_seadragon_client_t));
             if (client == NULL) {
+                ngx_http_seadragon_fair_drop_locked(zone, &place->fair);
                 ngx_slab_free_locked(shpool, entry);
                 entry = NULL;
 
@@ -393,7 +409,7 @@ ngx_http_seadragon_gate_refuse(ngx_http_request_t *r,
 static void
 ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry,
-    ngx_http_seadragon_client_t *client)
+    ngx_http_seadragon_gate_place_t *place)
 {
     size_t                       model_len, addr_len;
     ngx_connection_t            *c;
@@ -404,13 +420,13 @@ ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
     zone = ctx->zone;
     sh = zone->sh;
 
-    model_len = ngx_min(ctx->model.len, NGX_HTTP_SEADRAGON_MODEL_LEN);
     addr_len = ngx_min(c->addr_text.len, NGX_HTTP_SEADRAGON_ADDR_LEN);
 
     ngx_memzero(entry, sizeof(ngx_http_seadragon_entry_t));
 
     entry->owner = zone->owner;
-    entry->client = client;
+    entry->client = place->client;
+    entry->estimate = place->fair.estimate;
     entry->owner_pid = ngx_pid;
     entry->owner_token = ngx_http_seadragon_worker_token;
     entry->owner_generation = ngx_http_seadragon_generation;
@@ -419,10 +435,17 @@ ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
     entry->enqueued = ngx_current_msec;
     entry->enqueued_sec = ngx_time();
     entry->source = zone->slot[ctx->source];
-    ngx_memcpy(entry->model, ctx->model.data, model_len);
+    model_len = ngx_http_seadragon_model_canonical(entry->model,
+                                                   NGX_HTTP_SEADRAGON_MODEL_LEN,
+                                                   ctx->model.data,
+                                                   ctx->model.len);
     entry->model_len = model_len;
+    entry->model_slot = ngx_http_seadragon_queue_model_slot(sh, entry->model,
+                                                            model_len);
     ngx_memcpy(entry->addr, c->addr_text.data, addr_len);
     entry->addr_len = addr_len;
+
+    ngx_http_seadragon_fair_enter_locked(zone, ctx, &place->fair, entry);
 
     ngx_http_seadragon_queue_push(sh, entry);
 
@@ -791,9 +814,11 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
                    ctx->holds_slot ? "slot freed" : "left the line");
 
     ngx_shmtx_lock(&zone->shpool->mutex);
+    ngx_http_seadragon_fair_leave_locked(zone, ctx, entry);
     ngx_http_seadragon_queue_remove(zone->sh, entry);
     ngx_slab_free_locked(zone->shpool, entry);
     ngx_http_seadragon_gate_free_clients_locked(zone);
+    ngx_http_seadragon_fair_trim_locked(zone);
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ctx->holds_slot = 0;

@@ -703,6 +703,18 @@ extern ngx_uint_t  ngx_http_seadragon_usage_tps_buckets[
                                                NGX_HTTP_SEADRAGON_USAGE_TPS];
 
 
+/* the tenant a request is to wait as, found before the zone is locked */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_TENANT_LEN];
+    size_t                           len;             /* 0: fair= off */
+    ngx_uint_t                       weight;
+    uint64_t                         estimate;        /* prompt tokens */
+    ngx_http_seadragon_tenant_t     *tenant;
+    unsigned                         created:1;       /* not yet in tree */
+} ngx_http_seadragon_fair_place_t;
+
+
 typedef enum {
     NGX_HTTP_SEADRAGON_NEW = 0,
     NGX_HTTP_SEADRAGON_READING_BODY,
@@ -1022,6 +1034,21 @@ ngx_int_t ngx_http_seadragon_queue_model_slot(ngx_http_seadragon_shctx_t *sh,
     u_char *name, size_t len);
 ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_model_conf_t *models, ngx_uint_t n);
+
+/* ngx_http_seadragon_gate_fair.c: a request's tenant, under the gate */
+ngx_int_t ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_fair_place_t *place);
+ngx_int_t ngx_http_seadragon_fair_tenant_locked(
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_fair_place_t *place);
+void ngx_http_seadragon_fair_drop_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_fair_place_t *place);
+void ngx_http_seadragon_fair_enter_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_fair_place_t *place,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_fair_leave_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_fair_trim_locked(ngx_http_seadragon_zone_t *zone);
 
 /* ngx_http_seadragon_resident.c: which models are loaded, no requests */
 size_t ngx_http_seadragon_model_canonical(u_char *dst, size_t size,
