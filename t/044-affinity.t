@@ -95,3 +95,30 @@ loads: 2
 --- client_output
 codingm1,l1,l2,l3
 loads: 2
+
+
+
+=== TEST 5: with 2 workers and after a reload, the zone still knows what is loaded (the order follows it)
+--- workers: 2
+--- timeout: 60
+--- config eval
+$::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
+--- client
+    # mistral is the last model dispatched, then nginx reloads
+    my $r = wait_request(ask('m0'));
+    die said($r) unless $r->{status} == 200;
+    nginx_reload();
+    request('POST /api/admin/gate/pause');
+    my $base = queued_count();
+    my @h = (ask('l1'));
+    wait_until(sub { queued_count() == $base + 1 }, 'l1 to queue');
+    push @h, ask('m1');
+    wait_until(sub { queued_count() == $base + 2 }, 'm1 to queue');
+    push @h, ask('l2');
+    wait_until(sub { queued_count() == $base + 3 }, 'l2 to queue');
+    request('POST /api/admin/gate/resume');
+    my @res = wait_all(@h);
+    join ",", (grep { $_ ne 'm0' } map { $_->{tag} } @{ standin_requests() }),
+        map { $_->{status} } @res;
+--- client_output
+m1,l1,l2,200,200,200
