@@ -755,7 +755,13 @@ ngx_http_seadragon_queue_charge(ngx_http_seadragon_shctx_t *sh,
         return;
     }
 
-    t->tokens += prompt + completion;
+    /* an engine's figures may be anything: no product may wrap */
+
+    prompt = ngx_min(prompt, NGX_MAX_UINT32_VALUE);
+    completion = ngx_min(completion, NGX_MAX_UINT32_VALUE);
+
+    t->tokens = (t->tokens + prompt + completion >= t->tokens)
+                ? t->tokens + prompt + completion : (uint64_t) -1;
 
     if (sh->fair != NGX_HTTP_SEADRAGON_FAIR_TOKENS) {
         return;

@@ -574,6 +574,18 @@ test_vtc_order(void)
        "and corrected down to the 10 served (%d)", (int) a->counter);
     done(e);
 
+    /* an engine's figure at the top of uint64 does not wrap the books */
+
+    push(s, a, 1);
+    e = ngx_http_seadragon_queue_head(&sh, now);
+    ngx_http_seadragon_queue_grant(&sh, e, now);
+    ngx_http_seadragon_queue_charge(&sh, e, (uint64_t) -1, (uint64_t) -1);
+    ok(a->counter > 112 * NGX_HTTP_SEADRAGON_VTC_UNIT
+       && a->counter >= 2 * (uint64_t) NGX_MAX_UINT32_VALUE
+       && a->tokens >= 2 * (uint64_t) NGX_MAX_UINT32_VALUE,
+       "absurd token counts saturate: the counter only grows");
+    done(e);
+
     /* a constructed line of 3 tenants, 10x longer answers for one */
 
     {
