@@ -24,6 +24,9 @@
  *
  * With fair shares off, affinity off and no model at its slots, that is
  * the queue's order before this file: priority, then arrival.
+ * An entry without a tenant (queued by a worker whose configuration had
+ * fair shares off) counts as a tenant at counter 0; a source with such
+ * entries is walked along its FIFO (src->nplain), else by its backlog.
  *
  * A tenant's counter moves by charge * VTC_UNIT / weight: the estimate at
  * grant, corrected by queue_charge() when the answer's tokens are known.
