@@ -172,6 +172,7 @@ typedef struct {
     ngx_rbtree_node_t                backlog_sentinel;
     ngx_uint_t                       ntenants;        /* in the backlog */
     uint64_t                         vfloor;          /* last dispatched's */
+    ngx_uint_t                       nplain;          /* waiting, no tenant */
 } ngx_http_seadragon_shm_source_t;
 
 
@@ -1034,6 +1035,19 @@ ngx_int_t ngx_http_seadragon_queue_model_slot(ngx_http_seadragon_shctx_t *sh,
     u_char *name, size_t len);
 ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_model_conf_t *models, ngx_uint_t n);
+/* the queue's own hooks into queue_fair.c */
+void ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh);
+void ngx_http_seadragon_queue_fair_source(
+    ngx_http_seadragon_shm_source_t *src);
+void ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_queue_fair_grant(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
+void ngx_http_seadragon_queue_fair_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+ngx_uint_t ngx_http_seadragon_queue_fair_before(
+    ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_entry_t *a,
+    ngx_http_seadragon_entry_t *b, ngx_msec_t now);
 
 /* ngx_http_seadragon_gate_fair.c: a request's tenant, under the gate */
 ngx_int_t ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
