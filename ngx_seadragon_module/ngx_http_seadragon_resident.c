@@ -58,6 +58,13 @@ ngx_http_seadragon_model_canonical(u_char *dst, size_t size, u_char *src,
     size_t  n;
 
     n = ngx_min(len, size);
+
+    /* a cut name ends before the UTF-8 character that does not fit */
+
+    while (n < len && n > 0 && (src[n] & 0xc0) == 0x80) {
+        n--;
+    }
+
     ngx_memcpy(dst, src, n);
 
     if (len == 0 || ngx_strlchr(src, src + len, ':') != NULL) {
