@@ -298,12 +298,11 @@ ngx_http_seadragon_resident_touch(ngx_http_seadragon_resident_model_t *models,
 
     if (k >= 0) {
         models[k].used = now;
-        return 0;
     }
 
-    /* a smaller loaded= after a reload: the view shrinks to it */
+    /* room for it; a smaller loaded= after a reload shrinks the view */
 
-    while (*n >= max && *n > 0) {
+    while (*n > 0 && (*n > max || (k < 0 && *n == max))) {
         lru = 0;
 
         for (i = 1; i < *n; i++) {
@@ -314,6 +313,10 @@ ngx_http_seadragon_resident_touch(ngx_http_seadragon_resident_model_t *models,
 
         models[lru] = models[*n - 1];
         (*n)--;
+    }
+
+    if (k >= 0) {
+        return 0;
     }
 
     m = &models[(*n)++];
