@@ -30,6 +30,7 @@
 #define NGX_HTTP_SEADRAGON_PS_GRACE  2000
 
 
+static size_t ngx_http_seadragon_resident_whole(u_char *p, size_t n);
 static ngx_uint_t ngx_http_seadragon_resident_loaded(
     ngx_http_seadragon_shctx_t *sh);
 static ngx_uint_t ngx_http_seadragon_resident_touch(
@@ -67,7 +68,11 @@ ngx_http_seadragon_model_canonical(u_char *dst, size_t size, u_char *src,
 
     ngx_memcpy(dst, src, n);
 
-    if (len == 0 || ngx_strlchr(src, src + len, ':') != NULL) {
+    /* a name the gate cut at its 64 bytes, inside a character, too */
+
+    n = ngx_http_seadragon_resident_whole(dst, n);
+
+    if (n < len || len == 0 || ngx_strlchr(src, src + len, ':') != NULL) {
         return n;
     }
 
@@ -264,6 +269,29 @@ ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
         m->used = now - NGX_HTTP_SEADRAGON_PS_GRACE;
         m->since = now_sec;
     }
+}
+
+
+/* the length of p without a UTF-8 character cut at its end */
+
+static size_t
+ngx_http_seadragon_resident_whole(u_char *p, size_t n)
+{
+    size_t  k, need;
+
+    for (k = 0; k < n && k < 3 && (p[n - 1 - k] & 0xc0) == 0x80; k++) {
+        /* void */
+    }
+
+    if (k == n) {
+        return n;
+    }
+
+    need = p[n - 1 - k] >= 0xf0 ? 4
+           : p[n - 1 - k] >= 0xe0 ? 3
+           : p[n - 1 - k] >= 0xc0 ? 2 : 1;
+
+    return need > k + 1 ? n - 1 - k : n;
 }
 
 

@@ -131,6 +131,14 @@ main(void)
                                            (u_char *) "ab\xc3\xa9x:1", 7);
     ok(n == 2, "a name cut to its size ends before a cut UTF-8 character");
 
+    n = ngx_http_seadragon_model_canonical(out, sizeof(out),
+                                           (u_char *) "ab\xe2\x82", 4);
+    ok(n == 2, "a name that ends inside a UTF-8 character ends before it");
+
+    n = ngx_http_seadragon_model_canonical(out, sizeof(out),
+                                           (u_char *) "ab\xe2\x82\xac", 5);
+    ok(n == 5 + 7, "a whole UTF-8 character at the end stays, :latest after");
+
     n = ngx_http_seadragon_model_canonical(out, sizeof(out), (u_char *) "", 0);
     ok(n == 0, "an empty name stays empty");
 
