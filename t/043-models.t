@@ -292,3 +292,28 @@ invalid parameter "ps=tags": expected ps=URI, the URI of a location that proxies
 --- client_output
 POST 405
 loaded 1 resident [] servers 0 models 0
+
+
+
+=== TEST 10: an unhealthy check does not ask /api/ps (a healthy one does): the views stay as they were
+--- http_config eval
+$::http_config . "    log_format sub \$uri;\n"
+--- config eval
+(my $c = $::config) =~ s{(location = /_seadragon/tags \{\s*internal;\s*proxy_pass http://127.0.0.1:)\$TEST_NGINX_OLLAMA_PORT}{${1}1};
+$c . "    access_log logs/sub.log sub;\n    log_subrequest on;\n"
+    . "    location = /health-ok { seadragon_health ollama /_seadragon/ps ps=/_seadragon/ps; }\n"
+--- client
+    start_with_llama();
+    my $before = request('GET /api/admin/models')->{body};
+    my $h = request('GET /health');
+    my $seen = grep { m{^/_seadragon/ps$} } split /\n/, access_log_text('sub.log');
+    my $same = request('GET /api/admin/models')->{body} eq $before ? "unchanged" : "changed";
+    my $ok = request('GET /health-ok');
+    my $then = grep { m{^/_seadragon/ps$} } split /\n/, access_log_text('sub.log');
+    join "\n", "health $h->{status} " . json_decode($h->{body})->{reason},
+        "ps asked: $seen", $same, "a healthy check: $ok->{status}, ps asked: $then";
+--- client_output
+health 503 Ollama is not reachable
+ps asked: 0
+unchanged
+a healthy check: 200, ps asked: 2
