@@ -152,6 +152,10 @@ static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
       NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
       ngx_http_seadragon_usage_admin, 0 },
 
+    { ngx_string("models"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_resident_admin, 0 },
+
     /* the store's endpoints check their methods themselves */
 
     { ngx_string("whitelist"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
@@ -335,7 +339,7 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
     if (rt == NULL) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                               "no such admin endpoint: use "
-                                              "queue, stats, usage, "
+                                              "queue, stats, usage, models, "
                                               "gate/pause|resume|drain, "
                                               "whitelist or keys");
     }

@@ -547,6 +547,8 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
         }
 
         ngx_http_seadragon_queue_grant(sh, e, ngx_current_msec);
+        ngx_http_seadragon_resident_dispatch(sh, e->model, e->model_len,
+                                             ngx_current_msec, ngx_time());
 
         ngx_http_seadragon_counters_wait(&sh->sources[e->source].counters,
                                          ngx_current_msec - e->enqueued);
@@ -797,6 +799,9 @@ ngx_http_seadragon_gate_cleanup(void *data)
 void
 ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 {
+    ngx_str_t                    server;
+    ngx_uint_t                   answered;
+    ngx_http_upstream_t         *u;
     ngx_http_seadragon_zone_t   *zone;
     ngx_http_seadragon_entry_t  *entry;
 
@@ -813,8 +818,33 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
                    "seadragon release #%uL, %s", ctx->id,
                    ctx->holds_slot ? "slot freed" : "left the line");
 
+    /* what the answer said of its model's load (usage_start() read it) */
+
+    answered = (ctx->holds_slot && ctx->usage_parser != NULL
+                && ctx->request != NULL);
+    server.len = 0;
+    server.data = NULL;
+
+    if (answered) {
+        ngx_http_seadragon_usage_finish(ctx->request, ctx);
+
+        u = ctx->request->upstream;
+
+        if (u != NULL && u->peer.name != NULL) {
+            server = *u->peer.name;
+        }
+    }
+
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_fair_leave_locked(zone, ctx, entry);
+
+    if (answered) {
+        ngx_http_seadragon_resident_answer(zone->sh, server.data, server.len,
+                                           entry->model, entry->model_len,
+                                           ctx->usage.load_ms,
+                                           ngx_current_msec, ngx_time());
+    }
+
     ngx_http_seadragon_queue_remove(zone->sh, entry);
     ngx_slab_free_locked(zone->shpool, entry);
     ngx_http_seadragon_gate_free_clients_locked(zone);

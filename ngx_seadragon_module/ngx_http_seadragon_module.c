@@ -80,7 +80,7 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       NULL },
 
     { ngx_string("seadragon_health"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
       ngx_http_seadragon_health_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -592,6 +592,7 @@ typedef struct {
     ngx_http_seadragon_admin_conf_t *admin;
     ngx_http_seadragon_zone_t       *health_zone;
     ngx_str_t                        health_uri;
+    ngx_str_t                        health_ps_uri;   /* ps=; "": none */
     ngx_http_seadragon_zone_t       *metrics_zone;
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
@@ -750,6 +751,10 @@ typedef struct {
     ngx_uint_t                       health_status;
     ngx_msec_t                       health_started;
     ngx_msec_t                       health_time;
+    ngx_http_request_t              *ps_request; /* Ollama's /api/ps */
+    ngx_str_t                       *ps_models;  /* what it listed */
+    ngx_uint_t                       ps_nmodels;
+    ngx_str_t                        ps_server;  /* the server it asked */
     ngx_event_t                      stall;      /* the client takes nothing */
     off_t                            stall_mark; /* what it had taken */
     ngx_msec_t                       stall_since;
@@ -764,6 +769,8 @@ typedef struct {
     unsigned                         endpoint_found:1;
     unsigned                         manage_like:1;
     unsigned                         health_done:1;
+    unsigned                         ps_done:1;
+    unsigned                         ps_ok:1;    /* a listing was read */
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
     unsigned                         queued:1;
@@ -1075,6 +1082,12 @@ void ngx_http_seadragon_resident_answer(ngx_http_seadragon_shctx_t *sh,
 void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
     u_char *server, size_t slen, ngx_str_t *models, ngx_uint_t n,
     ngx_msec_t now, time_t now_sec);
+
+/* ngx_http_seadragon_resident_admin.c: GET models and the models' metrics */
+ngx_int_t ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
 
 /* ngx_http_seadragon_history.c: the queue's last minutes, no requests */
 void ngx_http_seadragon_history_sample(ngx_http_seadragon_shctx_t *sh,

@@ -116,6 +116,14 @@ sub page {
         my ($model, $cells) = ($1, $2);
         ($p{tps}{$model}) = $cells =~ /<td class="num tps">([^<]*)</;
     }
+    ($p{resident}) = $dom =~ /<span id="resident">([^<]*)</;
+    my ($swaps) = $dom =~ m{<table id="swaps">.*?<tbody>(.*?)</tbody>}s;
+    while ($swaps =~ /<tr data-model="([^"]+)">(.*?)<\/tr>/g) {
+        my ($model, $cells) = ($1, $2);
+        my @n = map { $cells =~ /<td class="$_">([^<]*)</ ? $1 : '?' }
+                ('resident', 'num dispatched', 'num predicted', 'num loads');
+        $p{swaps}{$model} = join '/', @n;
+    }
     return \%p;
 }
 
@@ -393,3 +401,48 @@ ready=1
 key:alice: 2/6/8
 source:api as the API: yes
 tokens/s: shown
+
+
+
+=== TEST 6: the page shows the resident models and, per model, its dispatches, predicted swaps and swaps seen, as GET models has them
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1;
+    seadragon_source api priority=3;
+--- config
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html {
+        root html;
+    }
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- timeout: 60
+--- client
+    for my $m ('llama3:70b', 'llama3:70b') {
+        my $r = request('POST /api/chat',
+                        body => qq({"model":"$m","stream":false,"messages":[]}),
+                        headers => { 'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0 });
+        die "chat: $r->{status}" unless $r->{status} == 200;
+    }
+    my $p = page();
+    my $m = json_decode(request('GET /api/admin/models',
+                                headers => { Authorization => "Bearer $admin" })->{body});
+    my ($api) = map { "yes/$_->{dispatched}/$_->{predicted_swaps}/$_->{loads}" } @{ $m->{models} };
+    join "\n", "ready=$p->{ready}", "resident: $p->{resident}",
+        "llama3:70b: $p->{swaps}{'llama3:70b'}",
+        "as the API: " . ($p->{swaps}{'llama3:70b'} eq $api ? 'yes' : "no: $api");
+--- client_output
+ready=1
+resident: llama3:70b (loaded=1)
+llama3:70b: yes/2/1/0
+as the API: yes
