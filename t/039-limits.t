@@ -379,10 +379,10 @@ stand-in got: d1,d2
 200 retry=-
 200 retry=-
 200 retry=-
-the key "erin" now has rpm 1, tokens-per-day none, max-concurrent none
+the key "erin" now has rpm 1, tokens-per-day none, max-concurrent none, weight 1
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
-the key "erin" now has rpm none, tokens-per-day none, max-concurrent none
+the key "erin" now has rpm none, tokens-per-day none, max-concurrent none, weight 1
 200 retry=-
 stand-in got: e1,e2,e3,f1,g
 
@@ -432,8 +432,8 @@ version 1 record of 120 bytes
 200 retry=-
 listed: - - -
 admin: {"max_concurrent":null,"rpm":null,"tokens_per_day":null} active chat
-the key "old" now has rpm 1, tokens-per-day none, max-concurrent none
-now 136 bytes: version 2, created kept, old chat, rpm 1
+the key "old" now has rpm 1, tokens-per-day none, max-concurrent none, weight 1
+now 144 bytes: version 3, created kept, old chat, rpm 1
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
 stand-in got: o1,o2,p1
@@ -460,12 +460,12 @@ stand-in got: o1,o2,p1
     join "\n", @out;
 --- client_output
 created: 201 {"max_concurrent":3,"rpm":null,"tokens_per_day":null}
-patch: 200 {"name":"gina","limits":{"rpm":1,"tokens_per_day":5000,"max_concurrent":3}}
+patch: 200 {"name":"gina","limits":{"rpm":1,"tokens_per_day":5000,"max_concurrent":3},"weight":1}
 tool lists: 1 5000 3
 GET keys: {"max_concurrent":3,"rpm":1,"tokens_per_day":5000}
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
-patch: 200 {"name":"gina","limits":{"rpm":null,"tokens_per_day":5000,"max_concurrent":null}}
+patch: 200 {"name":"gina","limits":{"rpm":null,"tokens_per_day":5000,"max_concurrent":null},"weight":1}
 200 retry=-
 stand-in got: g1,g3
 --- error_log
@@ -502,8 +502,8 @@ seadragon admin set the limits of the key "gina": rpm 1, tokens_per_day 5000, ma
 {"tokens_per_day":1000000000000001}: 400 application/json {"error":"\"tokens_per_day\" must be the tokens a UTC day, a whole number from 0 to 1000000000000000, or null for no limit"}
 {"max_concurrent":100001}: 400 application/json {"error":"\"max_concurrent\" must be the requests waiting or running at once, a whole number from 0 to 100000, or null for no limit"}
 {"max_concurrent":true}: 400 application/json {"error":"\"max_concurrent\" must be the requests waiting or running at once, a whole number from 0 to 100000, or null for no limit"}
-{}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\" or \"max_concurrent\""}
-{"note":"x"}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\" or \"max_concurrent\""}
+{}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\", \"max_concurrent\" or \"weight\""}
+{"note":"x"}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\", \"max_concurrent\" or \"weight\""}
 [1]: 400 application/json {"error":"Invalid JSON: expected an object"}
 rpm=1: 400 application/json {"error":"Invalid JSON: expected an object"}
 unknown key: 404 {"error":"there is no key with this name"}
@@ -539,7 +539,7 @@ key create kim --source chat --tokens-per-day 1000000000000001: 2 seadragon-stor
 key create kim --source chat --max-concurrent -1: 2 seadragon-store: key create: invalid --max-concurrent "-1": it is not a whole number or "none"; expected requests parked or running at once, 0 to 100000, or none for no limit
 key set jack --rpm 1.5: 2 seadragon-store: key set: invalid --rpm "1.5": it is not a whole number or "none"; expected requests a minute, 0 to 1000000, or none for no limit
 key set jack --rpm "": 2 seadragon-store: key set: invalid --rpm "": it is not a whole number or "none"; expected requests a minute, 0 to 1000000, or none for no limit
-key set jack: 2 seadragon-store: key set: nothing to set: give --rpm, --tokens-per-day or --max-concurrent
+key set jack: 2 seadragon-store: key set: nothing to set: give --rpm, --tokens-per-day, --max-concurrent or --weight
 key set nobody --rpm 1: 2 seadragon-store: there is no key named "nobody" (see "key list")
 key set jack --rpm 1 --rpm 2: 2 seadragon-store: key set: --rpm is given twice
 key set jack --limit 3: 2 seadragon-store: key set: unknown option "--limit"
