@@ -26,7 +26,7 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_seadragon_zone_t  *ozone = data;
 
     size_t                           len;
-    ngx_int_t                        slot;
+    ngx_int_t                        slot, models;
     ngx_uint_t                       i;
     ngx_http_seadragon_zone_t       *zone;
     ngx_http_seadragon_source_t     *source;
@@ -104,7 +104,24 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         zone->slot[i] = slot;
     }
 
+    /* the models' own slots, by name like the sources: append-only */
+
+    models = ngx_http_seadragon_queue_models_set(zone->sh,
+                                                 zone->models
+                                                 ? zone->models->elts : NULL,
+                                                 zone->models
+                                                 ? zone->models->nelts : 0);
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (models == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "seadragon zone \"%V\" has seen more than %d models "
+                      "of seadragon_model since it was created; restart "
+                      "nginx to reset it",
+                      &shm_zone->shm.name, NGX_HTTP_SEADRAGON_MODELS);
+        return NGX_ERROR;
+    }
 
     if (i < smcf->sources.nelts) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
