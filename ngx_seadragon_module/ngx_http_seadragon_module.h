@@ -861,6 +861,10 @@ char *ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_seadragon_queue_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_seadragon_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_zone_models_check(ngx_conf_t *cf,
+    ngx_http_seadragon_zone_t *zone);
 void ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
     ngx_http_seadragon_main_conf_t *smcf);
 
