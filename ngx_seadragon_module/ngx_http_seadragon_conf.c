@@ -470,7 +470,7 @@ static ngx_http_seadragon_param_t  ngx_http_seadragon_zone_params[] = {
     { ngx_string("loaded="), ngx_http_seadragon_param_number,
       offsetof(ngx_http_seadragon_zone_t, loaded), 1,
       NGX_HTTP_SEADRAGON_RESIDENT,
-      "loaded must be a whole number from 1 to 16, the models the server "
+      "loaded must be a whole number from 1 to 8, the models the server "
       "holds at once (OLLAMA_MAX_LOADED_MODELS)" },
 
     { ngx_null_string, NULL, 0, 0, 0, NULL }
@@ -488,6 +488,7 @@ ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     u_char                     *p;
+    size_t                      min;
     ssize_t                     size;
     ngx_str_t                  *value, name, s;
     ngx_http_seadragon_zone_t  *zone;
@@ -515,10 +516,15 @@ ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
+    /* the zone's header, and room for a few pages of requests */
+
+    min = ngx_align(sizeof(ngx_http_seadragon_shctx_t), ngx_pagesize)
+          + 8 * ngx_pagesize;
+
+    if (size < (ssize_t) min) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "zone \"%V\" is too small: it needs at least %uzk",
-                           &value[1], 8 * ngx_pagesize / 1024);
+                           &value[1], min / 1024);
         return NGX_CONF_ERROR;
     }
 
@@ -817,39 +823,6 @@ ngx_http_seadragon_queue_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/*
- * A model's canonical name: Ollama's, with the tag ":latest" that a name
- * without a tag means.  The same as ngx_http_seadragon_model_canonical()
- * of ngx_http_seadragon_resident.c, which it gives way to once that is
- * on main.  Returns the length written, 0 when it does not fit.
- */
-
-static size_t
-ngx_http_seadragon_conf_model_canonical(u_char *dst, size_t size,
-    u_char *src, size_t len)
-{
-    size_t  n;
-
-    n = len;
-
-    if (ngx_strlchr(src, src + len, ':') == NULL) {
-        n += sizeof(":latest") - 1;
-    }
-
-    if (len == 0 || n > size) {
-        return 0;
-    }
-
-    ngx_memcpy(dst, src, len);
-
-    if (n > len) {
-        ngx_memcpy(dst + len, ":latest", sizeof(":latest") - 1);
-    }
-
-    return n;
-}
-
-
 /* seadragon_model ZONE MODEL slots=N */
 
 char *
@@ -865,6 +838,16 @@ ngx_http_seadragon_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_seadragon_model_conf_t  *model;
 
     value = cf->args->elts;
+
+    /* the gate keeps 64 bytes of a request's model, canonical */
+
+    if (value[2].len == 0 || value[2].len > NGX_HTTP_SEADRAGON_MODEL_LEN - 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model name \"%V\": it must have "
+                           "1 to %d bytes", &value[2],
+                           NGX_HTTP_SEADRAGON_MODEL_LEN - 1);
+        return NGX_CONF_ERROR;
+    }
 
     if (!seadragon_name_valid((const char *) value[2].data, value[2].len,
                               NGX_HTTP_SEADRAGON_MODEL_LEN - 1, "_-.:/")
@@ -884,18 +867,9 @@ ngx_http_seadragon_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    len = ngx_http_seadragon_conf_model_canonical(name,
-                                              NGX_HTTP_SEADRAGON_MODEL_LEN,
-                                              value[2].data, value[2].len);
-
-    if (len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid model name \"%V\": with its tag "
-                           "(\":latest\" when none is given) it must have "
-                           "at most %d characters", &value[2],
-                           NGX_HTTP_SEADRAGON_MODEL_LEN);
-        return NGX_CONF_ERROR;
-    }
+    len = ngx_http_seadragon_model_canonical(name,
+                                             NGX_HTTP_SEADRAGON_MODEL_LEN,
+                                             value[2].data, value[2].len);
 
     if (value[3].len <= sizeof("slots=") - 1
         || ngx_strncmp(value[3].data, "slots=", sizeof("slots=") - 1) != 0)

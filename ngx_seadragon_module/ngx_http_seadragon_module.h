@@ -42,9 +42,9 @@
 #define NGX_HTTP_SEADRAGON_TENANT_LEN      NGX_HTTP_SEADRAGON_CLIENT_LEN
 #define NGX_HTTP_SEADRAGON_TENANTS_IDLE    1024   /* idle tenants kept */
 #define NGX_HTTP_SEADRAGON_MODELS          16     /* seadragon_model lines */
-#define NGX_HTTP_SEADRAGON_RESIDENT        16     /* models in a view */
-#define NGX_HTTP_SEADRAGON_SERVERS         8      /* upstream servers seen */
-#define NGX_HTTP_SEADRAGON_SWAP_MODELS     64     /* then "other" */
+#define NGX_HTTP_SEADRAGON_RESIDENT        8      /* models in a view */
+#define NGX_HTTP_SEADRAGON_SERVERS         4      /* upstream servers seen */
+#define NGX_HTTP_SEADRAGON_SWAP_MODELS     32     /* then "other" */
 #define NGX_HTTP_SEADRAGON_HISTORY         300    /* one sample a second */
 /* a load_duration this long or longer is a model load (a swap) */
 #define NGX_HTTP_SEADRAGON_LOAD_MS         250

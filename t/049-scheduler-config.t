@@ -28,7 +28,7 @@ GET /api/tags
 === TEST 2: fair=requests, a constant tenant, affinity=off and both weights 0 are accepted (weights count only with fair=tokens)
 --- http_config
     seadragon_zone gate:1m fair=requests tenant=everyone affinity=off
-                   prompt_weight=0 completion_weight=0 loaded=16;
+                   prompt_weight=0 completion_weight=0 loaded=8;
 --- config
     location /api/ { seadragon_queue gate; return 200 "ok"; }
 --- request
@@ -120,23 +120,23 @@ invalid "affinity=always": affinity must be a time, such as 30s (the longest a r
 
 
 
-=== TEST 11: loaded must be 1 to 16
+=== TEST 11: loaded must be 1 to 8
 --- http_config
     seadragon_zone gate:1m loaded=0;
 --- config
 --- must_die
 --- error_log
-invalid "loaded=0": loaded must be a whole number from 1 to 16, the models the server holds at once (OLLAMA_MAX_LOADED_MODELS)
+invalid "loaded=0": loaded must be a whole number from 1 to 8, the models the server holds at once (OLLAMA_MAX_LOADED_MODELS)
 
 
 
-=== TEST 12: loaded beyond 16 is refused
+=== TEST 12: loaded beyond 8 is refused
 --- http_config
-    seadragon_zone gate:1m loaded=17;
+    seadragon_zone gate:1m loaded=9;
 --- config
 --- must_die
 --- error_log
-invalid "loaded=17": loaded must be a whole number from 1 to 16
+invalid "loaded=9": loaded must be a whole number from 1 to 8
 
 
 
@@ -265,14 +265,14 @@ invalid model name "llama3:"
 
 
 
-=== TEST 24: a model name too long once tagged is refused
+=== TEST 24: a model name longer than 63 bytes is refused
 --- http_config
     seadragon_zone gate:1m;
-    seadragon_model gate abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh slots=1;
+    seadragon_model gate abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcde slots=1;
 --- config
 --- must_die
 --- error_log
-invalid model name "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh": with its tag (":latest" when none is given) it must have at most 64 characters
+invalid model name "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcde": it must have 1 to 63 bytes
 
 
 
