@@ -6,7 +6,7 @@
  * plain memory, the clocks driven by the test: one sample a second, the
  * newest always the queue now, the oldest wait from the sources' heads,
  * the admissions of each second, the ring's order when it wraps and when
- * fewer are asked for.  Prints TAP for prove (t/045-history-unit.t).
+ * fewer are asked for.  Prints TAP for prove (t/046-history-unit.t).
  */
 
 
