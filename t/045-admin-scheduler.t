@@ -79,7 +79,8 @@ sub tenant_lines {
     my ($t, $counter) = @_;
     return map { "$_->{source} $_->{tenant}: w$_->{waiting} r$_->{running} "
                  . "requests=$_->{requests} tokens=$_->{tokens} weight=$_->{weight} "
-                 . ($counter ? "counter=$_->{counter} " : '') . "share=$_->{share}" }
+                 . ($counter ? sprintf("counter=%.3f ", $_->{counter}) : '')
+                 . sprintf("share=%.4f", $_->{share}) }
            sort { $a->{source} cmp $b->{source} || $a->{tenant} cmp $b->{tenant} }
            @{ $t->{tenants} };
 }
@@ -206,7 +207,7 @@ tenants: none=401 post=405 (GET, HEAD) user key=403 not an admin key
 
 
 
-=== TEST 5: fair shares off: GET tenants lists none, the queue's entries have no tenant, the metrics count 0
+=== TEST 5: fair shares off: GET tenants lists none, the queue's entries have a null tenant and a resident flag, the metrics count 0
 --- client
     my $hold = hold_gate('api-hold');
     my $h = chat('api1');
@@ -220,13 +221,14 @@ tenants: none=401 post=405 (GET, HEAD) user key=403 not an admin key
     my $r = $q->{running}[0];
     join "\n", "fair=$t->{fair} known=$t->{tenants_known} backlogged=$t->{backlogged} "
             . "truncated=" . bool($t->{truncated}) . " tenants=" . scalar @{ $t->{tenants} },
-        "waiting: tenant=" . ($e->{tenant} // 'null') . " resident=" . bool($e->{resident}),
-        "running: tenant=" . ($r->{tenant} // 'null') . " resident=" . bool($r->{resident}),
+        map({ "$_->[0]: tenant=" . (exists $_->[1]{tenant} ? $_->[1]{tenant} // 'null' : 'absent')
+              . " resident=" . (JSON::PP::is_bool($_->[1]{resident}) ? 'a boolean' : 'not a boolean') }
+            [waiting => $e], [running => $r]),
         @m;
 --- client_output
 fair=off known=0 backlogged=0 truncated=false tenants=0
-waiting: tenant=null resident=false
-running: tenant=null resident=false
+waiting: tenant=null resident=a boolean
+running: tenant=null resident=a boolean
 seadragon_tenants{zone="ollama"} 0
 seadragon_tenants_backlogged{zone="ollama"} 0
 
@@ -301,10 +303,11 @@ seadragon_tenant_tokens_total{zone="ollama",source="api",tenant="addr:a\"b\\c"} 
 --- client
     my $hold = hold_gate('api-hold');
     my $embed = '{"model":"nomic-embed-text","stream":false,"messages":[{"role":"user","content":"hi"}]}';
-    my @h = (chat('api1'),
-             start_request('POST /api/chat', body => $embed,
-                           headers => { 'X-Standin-Tag' => 'api2', 'X-Standin-Tokens' => 1 }));
-    wait_until(sub { admin('queue')->{queue_length} == 2 }, 'two to wait');
+    my @h = (chat('api1'));
+    wait_until(sub { admin('queue')->{queue_length} == 1 }, 'api1 to wait');
+    push @h, start_request('POST /api/chat', body => $embed,
+                           headers => { 'X-Standin-Tag' => 'api2', 'X-Standin-Tokens' => 1 });
+    wait_until(sub { admin('queue')->{queue_length} == 2 }, 'api2 to wait');
     my $q = admin('queue');
     standin_release();
     wait_all($hold, @h);
