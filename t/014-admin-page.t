@@ -128,7 +128,7 @@ sub page {
         my ($bar) = $cells =~ /<span class="bar" style="width: ([\d.]+)%;?">/;
         my ($share) = $cells =~ /<\/span>([\d.]+) %</;
         $p{tenants}{"$src $who"} = join('/', @n) . " share=" . ($share // '?')
-            . " bar=" . ($bar // '?');
+            . " bar=" . (defined $bar ? sprintf('%.1f', $bar) : '?');
     }
     while ($counters =~ /<tr data-source="(\w+)">(.*?)<\/tr>/g) {
         my ($src, $cells) = ($1, $2);
@@ -457,8 +457,10 @@ tokens/s: shown
         json_decode(request('GET /api/admin/history',
                             headers => { Authorization => "Bearer $admin" })->{body});
     };
+    # the hold's model is the one resident; the two waiting ask for another
     my $hold = hold_gate();
-    my @h = (chat('api1'), chat('api2'));
+    my @h = map { start_chat("api$_", '{"model":"mistral:7b","messages":[]}',
+                             'X-Standin-Tokens' => 1) } 1 .. 2;
     wait_until(sub { queued_count() == 3 }, 'two to wait');
     wait_until(sub { @{ $history->()->{samples} } >= 3 }, 'three samples');
     my $p = page();
@@ -555,10 +557,12 @@ screenshot: kept
     my $done = page();
     join "\n", "parked: " . join(' ', map { "$_=$parked->{tenants}{$_}" } sort keys %{ $parked->{tenants} }),
         "queue tenants: " . join(',', map { $parked->{queue_tenant}{$_} } sort { $a <=> $b } keys %{ $parked->{queue_tenant} }),
+        "their model resident (the hold's): " . join(',', map { $parked->{queue_resident}{$_} } sort { $a <=> $b } keys %{ $parked->{queue_resident} }),
         map({ "done $_: $done->{tenants}{$_}" } sort keys %{ $done->{tenants} });
 --- client_output
 parked: api addr:127.0.0.1=1/0/0/1 share=0.0 bar=0.0 coding key:alice=1/0/2/0 share=0.0 bar=0.0 coding key:bob=1/0/1/0 share=0.0 bar=0.0
 queue tenants: key:alice,key:alice,key:bob
+their model resident (the hold's): yes,yes,yes
 done api addr:127.0.0.1: 1/2/0/0 share=100.0 bar=100.0
 done coding key:alice: 1/4/0/0 share=66.7 bar=66.7
 done coding key:bob: 1/2/0/0 share=33.3 bar=33.3
