@@ -198,7 +198,23 @@ $(BUILD)/resident-test: t/unit/resident_test.c \
 	  -o $@ t/unit/resident_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_resident.c
 
-unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test $(BUILD)/resident-test
+# the queue's history, a sample a second, for the admin page's chart
+$(BUILD)/history-test: t/unit/history_test.c \
+                       ngx_seadragon_module/ngx_http_seadragon_history.c \
+                       ngx_seadragon_module/ngx_http_seadragon_module.h \
+                       $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter \
+	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
+	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
+	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
+	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
+	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
+	  -I ngx_seadragon_module \
+	  -o $@ t/unit/history_test.c \
+	  ngx_seadragon_module/ngx_http_seadragon_history.c
+
+unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
+      $(BUILD)/resident-test $(BUILD)/history-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -263,7 +279,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 

@@ -556,6 +556,8 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
         admitted[n++] = e->data;
     }
 
+    ngx_http_seadragon_history_sample(sh, ngx_time(), ngx_current_msec);
+
     ngx_http_seadragon_gate_free_clients_locked(zone);
 
     return n;
@@ -876,6 +878,13 @@ ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
         if (ngx_http_seadragon_gate_reap(zones[i], &n) || zones[i]->nparked) {
             ngx_http_seadragon_gate_dispatch(zones[i], NULL);
         }
+
+        /* the admin page's chart: a sample a second, whatever happens */
+
+        ngx_shmtx_lock(&zones[i]->shpool->mutex);
+        ngx_http_seadragon_history_sample(zones[i]->sh, ngx_time(),
+                                          ngx_current_msec);
+        ngx_shmtx_unlock(&zones[i]->shpool->mutex);
 
         foreign += n;
         parked += zones[i]->nparked;

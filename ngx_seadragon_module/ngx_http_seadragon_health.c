@@ -909,7 +909,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     u_char                         *p, *last, *start;
     size_t                          len;
     ngx_int_t                       rc;
-    ngx_str_t                       usage, models;
+    ngx_str_t                       usage, models, tenants;
     ngx_http_seadragon_zone_t      *zone;
     ngx_http_seadragon_metrics_t    m;
     ngx_http_seadragon_loc_conf_t  *slcf;
@@ -968,9 +968,15 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_seadragon_tenant_metrics(r, zone, &m.zone, &tenants)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /* the HELP and TYPE lines, then every sample line with its names */
 
-    len = usage.len + models.len + 4096
+    len = usage.len + models.len + tenants.len + 4096
           + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
              + NGX_HTTP_SEADRAGON_ZONE_LINES)
             * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
@@ -994,6 +1000,10 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     if ((size_t) (last - p) > models.len) {
         p = ngx_cpymem(p, models.data, models.len);
+    }
+
+    if ((size_t) (last - p) > tenants.len) {
+        p = ngx_cpymem(p, tenants.data, tenants.len);
     }
 
     /* the size above has room to spare: a full buffer means a cut text */

@@ -1328,6 +1328,17 @@ ngx_int_t ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_usage_metrics(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
+/* a Prometheus label's value, "\", '"' and a newline escaped, into p */
+u_char *ngx_http_seadragon_usage_label(u_char *p, u_char *last, u_char *text,
+    size_t len);
+
+/* ngx_http_seadragon_admin_sched.c: GET history, GET tenants, their metrics */
+ngx_int_t ngx_http_seadragon_admin_history(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_admin_tenants(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_tenant_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
 
 /* a read of the store's usage of days from to to: NGX_OK, NGX_ERROR */
 typedef void (*ngx_http_seadragon_store_usage_pt)(MDB_val *key,
