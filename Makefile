@@ -173,13 +173,7 @@ $(BUILD)/limit-test: t/unit/limit_test.c \
                      ngx_seadragon_module/ngx_http_seadragon_limit_window.c \
                      ngx_seadragon_module/ngx_http_seadragon_module.h \
                      $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/limit_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_limit_window.c
 
@@ -188,13 +182,7 @@ $(BUILD)/resident-test: t/unit/resident_test.c \
                         ngx_seadragon_module/ngx_http_seadragon_resident.c \
                         ngx_seadragon_module/ngx_http_seadragon_module.h \
                         $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/resident_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_resident.c
 
@@ -203,13 +191,7 @@ $(BUILD)/history-test: t/unit/history_test.c \
                        ngx_seadragon_module/ngx_http_seadragon_history.c \
                        ngx_seadragon_module/ngx_http_seadragon_module.h \
                        $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/history_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_history.c
 

@@ -173,7 +173,10 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     }
 
     if (ngx_http_seadragon_fair_prepare(r, ctx, &place.fair) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_seadragon_reject(r, ctx,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR,
+                               ngx_http_seadragon_counter(rejected_unavailable),
+                                       NULL, 0);
     }
 
     reaped = 0;
@@ -801,9 +804,7 @@ ngx_http_seadragon_gate_cleanup(void *data)
 void
 ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_str_t                    server;
     ngx_uint_t                   answered;
-    ngx_http_upstream_t         *u;
     ngx_http_seadragon_zone_t   *zone;
     ngx_http_seadragon_entry_t  *entry;
 
@@ -824,24 +825,17 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 
     answered = (ctx->holds_slot && ctx->usage_parser != NULL
                 && ctx->request != NULL);
-    server.len = 0;
-    server.data = NULL;
 
     if (answered) {
         ngx_http_seadragon_usage_finish(ctx->request, ctx);
-
-        u = ctx->request->upstream;
-
-        if (u != NULL && u->peer.name != NULL) {
-            server = *u->peer.name;
-        }
     }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_fair_leave_locked(zone, ctx, entry);
 
     if (answered) {
-        ngx_http_seadragon_resident_answer(zone->sh, server.data, server.len,
+        ngx_http_seadragon_resident_answer(zone->sh, ctx->server,
+                                           ctx->server_len,
                                            entry->model, entry->model_len,
                                            ctx->usage.load_ms,
                                            ngx_current_msec, ngx_time());

@@ -308,11 +308,7 @@ ngx_http_seadragon_health_ps_done(ngx_http_request_t *r, void *data,
         return rc;
     }
 
-    ctx->ps_models = models;
-
-    if (r->upstream && r->upstream->peer.name) {
-        ctx->ps_server = *r->upstream->peer.name;
-    }
+    ctx->ps_models = models;     /* ps_server: noted by its header */
 
     ctx->ps_ok = 1;
 

@@ -755,6 +755,8 @@ typedef struct {
     ngx_str_t                       *ps_models;  /* what it listed */
     ngx_uint_t                       ps_nmodels;
     ngx_str_t                        ps_server;  /* the server it asked */
+    u_char                           server[NGX_HTTP_SEADRAGON_ADDR_LEN];
+    size_t                           server_len; /* the one that answered */
     ngx_event_t                      stall;      /* the client takes nothing */
     off_t                            stall_mark; /* what it had taken */
     ngx_msec_t                       stall_since;
@@ -1088,6 +1090,7 @@ void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
     ngx_msec_t now, time_t now_sec);
 
 /* ngx_http_seadragon_resident_admin.c: GET models and the models' metrics */
+void ngx_http_seadragon_resident_peer(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
