@@ -25,6 +25,8 @@ static ngx_http_seadragon_models_copy_t *ngx_http_seadragon_models_copy(
     ngx_http_request_t *r, ngx_http_seadragon_zone_t *zone);
 static void ngx_http_seadragon_models_sort(
     ngx_http_seadragon_resident_model_t *models, ngx_uint_t n);
+static void ngx_http_seadragon_models_servers(ngx_http_seadragon_json_t *jp,
+    ngx_http_seadragon_models_copy_t *c);
 static ngx_int_t ngx_http_seadragon_models_slot(
     ngx_http_seadragon_models_copy_t *c, u_char *name, size_t len);
 static ngx_int_t ngx_http_seadragon_models_counted(
@@ -188,6 +190,52 @@ ngx_http_seadragon_resident_peer(ngx_http_request_t *r)
 }
 
 
+/* GET models' "servers": what each upstream server holds, as last seen */
+
+static void
+ngx_http_seadragon_models_servers(ngx_http_seadragon_json_t *jp,
+    ngx_http_seadragon_models_copy_t *c)
+{
+    ngx_uint_t                    i, m;
+    ngx_http_seadragon_server_t  *srv;
+
+    ngx_http_seadragon_json_str(jp, "servers");
+    ngx_http_seadragon_json_array_open(jp);
+
+    for (i = 0; i < c->resident.nservers; i++) {
+        srv = &c->resident.servers[i];
+        ngx_http_seadragon_json_map_open(jp);
+        ngx_http_seadragon_json_field(jp, "server", srv->name,
+                                      ngx_min(srv->len,
+                                              NGX_HTTP_SEADRAGON_ADDR_LEN));
+
+        ngx_http_seadragon_json_str(jp, "checked");
+
+        if (srv->checked) {
+            ngx_http_seadragon_json_check(jp,
+                yajl_gen_integer(jp->gen, (long long) srv->checked));
+
+        } else {
+            ngx_http_seadragon_json_check(jp, yajl_gen_null(jp->gen));
+        }
+
+        ngx_http_seadragon_json_str(jp, "models");
+        ngx_http_seadragon_json_array_open(jp);
+
+        for (m = 0; m < srv->nmodels; m++) {
+            ngx_http_seadragon_json_text(jp, srv->models[m].name,
+                                         ngx_min(srv->models[m].len,
+                                                 NGX_HTTP_SEADRAGON_MODEL_LEN));
+        }
+
+        ngx_http_seadragon_json_array_close(jp);
+        ngx_http_seadragon_json_map_close(jp);
+    }
+
+    ngx_http_seadragon_json_array_close(jp);
+}
+
+
 /*
  * GET models: {"zone","loaded","resident":[{"model","since"}],
  * "servers":[{"server","checked","models":[names]}],"models":[{"model",
@@ -200,10 +248,9 @@ ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_int_t                             k;
-    ngx_uint_t                            i, m;
+    ngx_uint_t                            i;
     ngx_http_seadragon_json_t             j;
     ngx_http_seadragon_swap_t            *swap;
-    ngx_http_seadragon_server_t          *srv;
     ngx_http_seadragon_model_slot_t      *slot;
     ngx_http_seadragon_models_copy_t     *c;
     ngx_http_seadragon_resident_model_t  *rm;
@@ -232,40 +279,7 @@ ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
 
     ngx_http_seadragon_json_array_close(&j);
 
-    ngx_http_seadragon_json_str(&j, "servers");
-    ngx_http_seadragon_json_array_open(&j);
-
-    for (i = 0; i < c->resident.nservers; i++) {
-        srv = &c->resident.servers[i];
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_field(&j, "server", srv->name,
-                                      ngx_min(srv->len,
-                                              NGX_HTTP_SEADRAGON_ADDR_LEN));
-
-        ngx_http_seadragon_json_str(&j, "checked");
-
-        if (srv->checked) {
-            ngx_http_seadragon_json_check(&j,
-                yajl_gen_integer(j.gen, (long long) srv->checked));
-
-        } else {
-            ngx_http_seadragon_json_check(&j, yajl_gen_null(j.gen));
-        }
-
-        ngx_http_seadragon_json_str(&j, "models");
-        ngx_http_seadragon_json_array_open(&j);
-
-        for (m = 0; m < srv->nmodels; m++) {
-            ngx_http_seadragon_json_text(&j, srv->models[m].name,
-                                         ngx_min(srv->models[m].len,
-                                                 NGX_HTTP_SEADRAGON_MODEL_LEN));
-        }
-
-        ngx_http_seadragon_json_array_close(&j);
-        ngx_http_seadragon_json_map_close(&j);
-    }
-
-    ngx_http_seadragon_json_array_close(&j);
+    ngx_http_seadragon_models_servers(&j, c);
 
     /* every model counted, then the models with slots never dispatched */
 
