@@ -1152,6 +1152,13 @@ void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
 
+/* ngx_http_seadragon_gate_wake.c: the workers' wake-up pipes */
+extern uint64_t  ngx_http_seadragon_generation;
+ngx_uint_t ngx_http_seadragon_gate_wakeable(ngx_uint_t worker);
+void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
+void ngx_http_seadragon_gate_wake_watch(ngx_cycle_t *cycle);
+void ngx_http_seadragon_gate_woken(void);
+
 /* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
 ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
     ngx_http_seadragon_zone_t *zone);
