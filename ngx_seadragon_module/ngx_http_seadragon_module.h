@@ -287,7 +287,9 @@ typedef struct {
  * tenant= ("addr:VALUE"), within one source.  Known by name in
  * sh->tenants; while it has entries waiting, in its source's backlog,
  * ordered by counter (ties: the older head first); with nothing waiting
- * or running, in sh->tenants_idle, oldest first, until trimmed.
+ * or running, in sh->tenants_idle, oldest first, until trimmed.  "rows"
+ * has a bit for each row of sh->wait_models it has an entry waiting in
+ * (and may have others: set at push, made exact when a walk sees all).
  */
 
 typedef struct {
@@ -305,6 +307,7 @@ typedef struct {
     time_t                           last;            /* last dispatched */
     size_t                           len;
     u_char                           name[NGX_HTTP_SEADRAGON_TENANT_LEN];
+    u_char                           rows;            /* wait_models bits */
 } ngx_http_seadragon_tenant_t;
 
 

@@ -39,9 +39,11 @@
  * that the pass is skipped when no resident model has an entry waiting,
  * and otherwise looks at the head of each resident model's FIFO (fair
  * off) or at the first WAIT_BUDGET of them (fair shares: their tenants'
- * counters are in no order), walking as before beyond that.  An entry
- * that found no row (more models waiting at once than rows) is counted
- * in sh->wait_overflow: while there is one, the pass walks as before.
+ * counters are in no order), walking the backlog as before beyond that,
+ * but passing in O(1) a tenant whose rows (tenant->rows) hold none of
+ * the resident models.  An entry that found no row (more models waiting
+ * at once than rows) is counted in sh->wait_overflow: while there is
+ * one, the pass walks as before.
  */
 
 
@@ -594,7 +596,7 @@ static void
 ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_choice_t *ch, ngx_uint_t i)
 {
-    ngx_uint_t                        p;
+    ngx_uint_t                        p, rows, seen;
     ngx_queue_t                      *q;
     ngx_rbtree_node_t                *node;
     ngx_http_seadragon_entry_t       *e, *head;
@@ -606,6 +608,10 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     if (src->backlog.root == src->backlog.sentinel) {
         return;
     }
+
+    /* the resident pass by rows: a tenant in none of them is passed */
+
+    rows = (ch->resident && sh->wait_overflow == 0) ? ch->rows : 0;
 
     for (node = ngx_rbtree_min(src->backlog.root, src->backlog.sentinel);
          node;
@@ -623,11 +629,21 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
             return;
         }
 
+        if (rows && (t->rows & rows) == 0) {
+            continue;
+        }
+
+        seen = 0;
+
         for (q = &head->tlink;
              q != ngx_queue_sentinel(&t->waiting);
              q = ngx_queue_next(q))
         {
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, tlink);
+
+            if (e->wait_slot >= 0) {
+                seen |= (ngx_uint_t) 1 << e->wait_slot;
+            }
 
             p = ngx_http_seadragon_queue_effective(sh, e, ch->now);
 
@@ -645,6 +661,11 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
 
             ngx_http_seadragon_queue_offer(ch, e);
             break;
+        }
+
+        if (rows && q == ngx_queue_sentinel(&t->waiting)) {
+            /* all its waiting entries seen: its rows are exactly these */
+            t->rows = (u_char) seen;
         }
     }
 }
@@ -854,6 +875,10 @@ ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
     }
 
     ngx_queue_insert_tail(&t->waiting, &entry->tlink);
+
+    if (entry->wait_slot >= 0) {
+        t->rows |= (u_char) (1 << entry->wait_slot);
+    }
 
     if (t->nwaiting++ == 0) {
         ngx_http_seadragon_queue_backlog_enter(sh, t);

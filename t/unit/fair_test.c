@@ -541,6 +541,22 @@ rows_consistent(char *why, size_t size)
         }
     }
 
+    /* a tenant's rows hold at least those of its waiting entries */
+
+    for (i = 0; i < NENTRIES; i++) {
+        e = &entries[i];
+
+        if (used[i] && e->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING
+            && e->tenant && e->wait_slot >= 0
+            && (e->tenant->rows & (1 << e->wait_slot)) == 0)
+        {
+            snprintf(why, size, "tenant %.*s: row %d not in its rows %x",
+                     (int) e->tenant->len, e->tenant->name,
+                     (int) e->wait_slot, (unsigned) e->tenant->rows);
+            return 0;
+        }
+    }
+
     if (over != sh.wait_overflow) {
         snprintf(why, size, "overflow %d, entries in no row %d",
                  (int) sh.wait_overflow, (int) over);
@@ -726,6 +742,13 @@ test_rows_budget(void)
         why[0] = '\0';
         now = 0;
 
+        /* the first tenants wait for b only: passed over while a is */
+
+        for (i = 0; i < 9; i++) {
+            snprintf(name, sizeof(name), "key:b%d", (int) (i % 3));
+            (void) push_owned(s, tenant(s, name, 1), "b:latest", 10, 0);
+        }
+
         for (i = 0; i < 3 * NGX_HTTP_SEADRAGON_WAIT_BUDGET; i++) {
             snprintf(name, sizeof(name), "key:%d", (int) rnd(12));
             (void) push_owned(s, (round && rnd(4) == 0) ? NULL
@@ -757,7 +780,12 @@ test_rows_budget(void)
             ngx_http_seadragon_queue_grant(&sh, e, now);
             ngx_http_seadragon_queue_charge(&sh, e, rnd(300), rnd(900));
             done(e);
-            served++;
+
+            if (++served == 60) {
+                /* now b is resident: the b-only tenants are not passed */
+                sh.resident.nmodels = 0;
+                resident("b:latest");
+            }
 
             if (!consistent(why, sizeof(why))
                 || !rows_consistent(why, sizeof(why)))
@@ -766,11 +794,49 @@ test_rows_budget(void)
             }
         }
 
-        ok(!bad && served == 3 * NGX_HTTP_SEADRAGON_WAIT_BUDGET,
+        ok(!bad && served == 3 * NGX_HTTP_SEADRAGON_WAIT_BUDGET + 9,
            "fair=tokens, %d entries%s: beyond the budget the walk chooses "
            "as the rules %s", (int) served,
            round ? ", some without a tenant" : "", why);
     }
+
+    /*
+     * A tenant whose resident entry was served, served nothing (charged
+     * 0): first in the backlog, walked in full, its rows made exact; when
+     * its other model is resident it is not passed over.
+     */
+
+    reset(NGX_HTTP_SEADRAGON_FAIR_TOKENS, 100000);
+    s = source("chat", 1, 0);
+    now = 0;
+    resident("a:latest");
+    e = push_owned(s, tenant(s, "key:x", 1), "a:latest", 10, 0);
+    r = push_owned(s, tenant(s, "key:x", 1), "b:latest", 10, 0);
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_BUDGET + 8; i++) {
+        snprintf(name, sizeof(name), "key:y%d", (int) (i % 8));
+        (void) push_owned(s, tenant(s, name, 1), "a:latest", 10, 0);
+    }
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_BUDGET + 8; i++) {
+        (void) push_owned(s, tenant(s, "key:z", 1), "b:latest", 10, 0);
+    }
+
+    bad = (ngx_http_seadragon_queue_head(&sh, now) != e);
+    ngx_http_seadragon_queue_grant(&sh, e, now);
+    ngx_http_seadragon_queue_charge(&sh, e, 0, 0);
+    done(e);
+    e = ngx_http_seadragon_queue_head(&sh, now);
+    bad |= (e == NULL || e == r || e != reference()
+            || e->tenant->rows != 1 << e->wait_slot
+            || r->tenant->rows != 1 << r->wait_slot);
+    why[0] = '\0';
+    bad |= !rows_consistent(why, sizeof(why));
+    sh.resident.nmodels = 0;
+    resident("b:latest");
+    bad |= (ngx_http_seadragon_queue_head(&sh, now) != r || r != reference());
+    ok(!bad, "a tenant walked in full has its rows made exact, and is "
+       "chosen when they are resident %s", why);
 }
 
 
