@@ -46,6 +46,10 @@
 #define NGX_HTTP_SEADRAGON_SERVERS         4      /* upstream servers seen */
 #define NGX_HTTP_SEADRAGON_SWAP_MODELS     32     /* then "other" */
 #define NGX_HTTP_SEADRAGON_HISTORY         300    /* one sample a second */
+/* models whose waiting entries have FIFOs of their own (affinity's index) */
+#define NGX_HTTP_SEADRAGON_WAIT_MODELS     4
+/* with fair shares, entries of those offered per source, then a walk */
+#define NGX_HTTP_SEADRAGON_WAIT_BUDGET     64
 /* a load_duration this long or longer is a model load (a swap) */
 #define NGX_HTTP_SEADRAGON_LOAD_MS         250
 
@@ -173,6 +177,8 @@ typedef struct {
     ngx_uint_t                       ntenants;        /* in the backlog */
     uint64_t                         vfloor;          /* last dispatched's */
     ngx_uint_t                       nplain;          /* waiting, no tenant */
+    /* its waiting entries of each model of sh->wait_models, FIFO */
+    ngx_queue_t                      mwaiting[NGX_HTTP_SEADRAGON_WAIT_MODELS];
 } ngx_http_seadragon_shm_source_t;
 
 
@@ -281,7 +287,9 @@ typedef struct {
  * tenant= ("addr:VALUE"), within one source.  Known by name in
  * sh->tenants; while it has entries waiting, in its source's backlog,
  * ordered by counter (ties: the older head first); with nothing waiting
- * or running, in sh->tenants_idle, oldest first, until trimmed.
+ * or running, in sh->tenants_idle, oldest first, until trimmed.  "rows"
+ * has a bit for each row of sh->wait_models it has an entry waiting in
+ * (and may have others: set at push, made exact when a walk sees all).
  */
 
 typedef struct {
@@ -299,7 +307,24 @@ typedef struct {
     time_t                           last;            /* last dispatched */
     size_t                           len;
     u_char                           name[NGX_HTTP_SEADRAGON_TENANT_LEN];
+    u_char                           rows;            /* wait_models bits */
 } ngx_http_seadragon_tenant_t;
+
+
+/*
+ * A model that waiting entries ask for (with the same model_slot), so
+ * that affinity finds the oldest waiting entry of a resident model of
+ * each source without a walk: the entries are in src->mwaiting[index].
+ * A row with nwaiting 0 is free for another model; an entry that finds
+ * no row counts in sh->wait_overflow (then the resident pass walks).
+ */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           len;
+    ngx_int_t                        model_slot;
+    ngx_uint_t                       nwaiting;        /* all sources */
+} ngx_http_seadragon_wait_model_t;
 
 
 /* a model of seadragon_model with its own slots, in the zone */
@@ -409,6 +434,8 @@ typedef struct {
     uint64_t                         estimate;        /* tokens, expected */
     uint64_t                         charge;          /* counter units */
     ngx_int_t                        model_slot;      /* in sh->models; -1 */
+    ngx_int_t                        wait_slot;       /* wait_models; -1 */
+    ngx_queue_t                      mlink;           /* in src->mwaiting */
 } ngx_http_seadragon_entry_t;
 
 
@@ -449,6 +476,9 @@ typedef struct {
     ngx_uint_t                       nidle;
     ngx_uint_t                       nmodels;
     ngx_http_seadragon_model_slot_t  models[NGX_HTTP_SEADRAGON_MODELS];
+    ngx_http_seadragon_wait_model_t  wait_models[
+                                         NGX_HTTP_SEADRAGON_WAIT_MODELS];
+    ngx_uint_t                       wait_overflow;   /* entries in no row */
     ngx_http_seadragon_resident_shm_t  resident;
     ngx_http_seadragon_history_t     history;
 } ngx_http_seadragon_shctx_t;
@@ -1052,6 +1082,10 @@ ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
 void ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh);
 void ngx_http_seadragon_queue_fair_source(
     ngx_http_seadragon_shm_source_t *src);
+void ngx_http_seadragon_queue_wait_enter(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_queue_wait_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_fair_grant(ngx_http_seadragon_shctx_t *sh,

@@ -32,6 +32,18 @@
  * grant, corrected by queue_charge() when the answer's tokens are known.
  * A tenant that becomes backlogged is lifted to the smallest counter of
  * the backlogged tenants of its priority, so that idling banks no credit.
+ *
+ * Affinity's resident pass does not walk the line: the waiting entries of
+ * up to NGX_HTTP_SEADRAGON_WAIT_MODELS models (by name and model_slot,
+ * rows of sh->wait_models) are also in FIFOs of their own per source, so
+ * that the pass is skipped when no resident model has an entry waiting,
+ * and otherwise looks at the head of each resident model's FIFO (fair
+ * off) or at the first WAIT_BUDGET of them (fair shares: their tenants'
+ * counters are in no order), walking the backlog as before beyond that,
+ * but passing in O(1) a tenant whose rows (tenant->rows) hold none of
+ * the resident models.  An entry that found no row (more models waiting
+ * at once than rows) is counted in sh->wait_overflow: while there is
+ * one, the pass walks as before.
  */
 
 
@@ -43,6 +55,7 @@ typedef struct {
     ngx_uint_t                   full;        /* models at their slots */
     ngx_uint_t                   best;        /* P* */
     ngx_uint_t                   resident;    /* only resident models */
+    ngx_uint_t                   rows;        /* resident wait_models */
     ngx_http_seadragon_entry_t  *chosen;
     uint64_t                     counter;     /* the chosen one's */
     ngx_http_seadragon_entry_t  *first[NGX_HTTP_SEADRAGON_MAX_SOURCES];
@@ -65,6 +78,11 @@ static void ngx_http_seadragon_queue_choose_fifo(
 static void ngx_http_seadragon_queue_choose_tenants(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch,
     ngx_uint_t i);
+static void ngx_http_seadragon_queue_choose_rows(
+    ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch,
+    ngx_uint_t i);
+static ngx_uint_t ngx_http_seadragon_queue_wait_resident(
+    ngx_http_seadragon_shctx_t *sh);
 static ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_choose_pass(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch);
 static void ngx_http_seadragon_queue_backlog_insert_value(
@@ -92,8 +110,123 @@ ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh)
 void
 ngx_http_seadragon_queue_fair_source(ngx_http_seadragon_shm_source_t *src)
 {
+    ngx_uint_t  k;
+
     ngx_rbtree_init(&src->backlog, &src->backlog_sentinel,
                     ngx_http_seadragon_queue_backlog_insert_value);
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        ngx_queue_init(&src->mwaiting[k]);
+    }
+}
+
+
+/*
+ * queue_push(): the entry joins the FIFO of its model's row in its
+ * source, taking a free row if its model has none, or counts in the
+ * overflow.
+ */
+
+void
+ngx_http_seadragon_queue_wait_enter(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry)
+{
+    ngx_uint_t                        k, i;
+    ngx_http_seadragon_wait_model_t  *w;
+
+    k = NGX_HTTP_SEADRAGON_WAIT_MODELS;
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_MODELS; i++) {
+        w = &sh->wait_models[i];
+
+        if (w->len == entry->model_len
+            && w->model_slot == entry->model_slot
+            && ngx_memcmp(w->name, entry->model, w->len) == 0)
+        {
+            k = i;
+            break;
+        }
+
+        if (w->nwaiting == 0 && k == NGX_HTTP_SEADRAGON_WAIT_MODELS) {
+            k = i;
+        }
+    }
+
+    if (k == NGX_HTTP_SEADRAGON_WAIT_MODELS) {
+        entry->wait_slot = -1;
+        sh->wait_overflow++;
+        return;
+    }
+
+    w = &sh->wait_models[k];
+
+    if (i != k) {
+        /* a free row: now this model's */
+        ngx_memcpy(w->name, entry->model, entry->model_len);
+        w->len = entry->model_len;
+        w->model_slot = entry->model_slot;
+    }
+
+    entry->wait_slot = k;
+    ngx_queue_insert_tail(&sh->sources[entry->source].mwaiting[k],
+                          &entry->mlink);
+    w->nwaiting++;
+}
+
+
+/* the entry stops waiting (granted, or gone) */
+
+void
+ngx_http_seadragon_queue_wait_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry)
+{
+    if (entry->wait_slot >= 0
+        && entry->wait_slot < NGX_HTTP_SEADRAGON_WAIT_MODELS)
+    {
+        ngx_queue_remove(&entry->mlink);
+        sh->wait_models[entry->wait_slot].nwaiting--;
+
+    } else if (sh->wait_overflow) {
+        sh->wait_overflow--;
+    }
+
+    entry->wait_slot = -1;
+}
+
+
+/* the rows with entries waiting whose model is resident, as bits */
+
+static ngx_uint_t
+ngx_http_seadragon_queue_wait_resident(ngx_http_seadragon_shctx_t *sh)
+{
+    ngx_uint_t                            k, j, rows;
+    ngx_http_seadragon_wait_model_t      *w;
+    ngx_http_seadragon_resident_model_t  *m;
+
+    rows = 0;
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        w = &sh->wait_models[k];
+
+        if (w->nwaiting == 0) {
+            continue;
+        }
+
+        for (j = 0;
+             j < sh->resident.nmodels && j < NGX_HTTP_SEADRAGON_RESIDENT;
+             j++)
+        {
+            m = &sh->resident.models[j];
+
+            if (m->len == w->len && ngx_memcmp(m->name, w->name, m->len) == 0)
+            {
+                rows |= (ngx_uint_t) 1 << k;
+                break;
+            }
+        }
+    }
+
+    return rows;
 }
 
 
@@ -171,6 +304,7 @@ ngx_http_seadragon_queue_choose(ngx_http_seadragon_shctx_t *sh,
     ch.full = 0;
     ch.best = NGX_MAX_UINT32_VALUE;
     ch.resident = 0;
+    ch.rows = 0;
     ch.chosen = NULL;
     ch.counter = 0;
 
@@ -243,7 +377,12 @@ ngx_http_seadragon_queue_choose(ngx_http_seadragon_shctx_t *sh,
         return over;
     }
 
-    if (sh->resident.nmodels) {
+    /* no resident model has an entry waiting: no resident pass */
+
+    ch.rows = sh->resident.nmodels ? ngx_http_seadragon_queue_wait_resident(sh)
+                                   : 0;
+
+    if (ch.rows || (sh->resident.nmodels && sh->wait_overflow)) {
         ch.resident = 1;
         e = ngx_http_seadragon_queue_choose_pass(sh, &ch);
 
@@ -291,11 +430,20 @@ ngx_http_seadragon_queue_choose_pass(ngx_http_seadragon_shctx_t *sh,
                 continue;
             }
 
-            ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+            if (sh->wait_overflow == 0) {
+                ngx_http_seadragon_queue_choose_rows(sh, ch, i);
+
+            } else {
+                ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+            }
+
             continue;
         }
 
-        if (sh->sources[i].nplain) {
+        if (ch->resident && sh->wait_overflow == 0) {
+            ngx_http_seadragon_queue_choose_rows(sh, ch, i);
+
+        } else if (sh->sources[i].nplain) {
             /* entries queued before fair shares were on: walk them all */
             ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
 
@@ -305,6 +453,86 @@ ngx_http_seadragon_queue_choose_pass(ngx_http_seadragon_shctx_t *sh,
     }
 
     return ch->chosen;
+}
+
+
+/*
+ * The resident pass of a source by the FIFOs of the resident models' rows
+ * (no entry is in the overflow).  The entries of a row share their model
+ * and model_slot, so they are all eligible or none; along a FIFO the
+ * effective priority never gets better, and an eligible entry is not
+ * before the source's first eligible one, so it is not better than P*.
+ * Fair off: the head of each row at P*.  Fair shares: every entry at P*
+ * is offered, up to WAIT_BUDGET, then the source is walked as before
+ * (what was offered was in C: the choice is the same).
+ */
+
+static void
+ngx_http_seadragon_queue_choose_rows(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_choice_t *ch, ngx_uint_t i)
+{
+    ngx_uint_t                        k, p, budget;
+    ngx_queue_t                      *q, *h;
+    ngx_http_seadragon_entry_t       *e;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    src = &sh->sources[i];
+    budget = NGX_HTTP_SEADRAGON_WAIT_BUDGET;
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+
+        if ((ch->rows & ((ngx_uint_t) 1 << k)) == 0) {
+            continue;
+        }
+
+        h = &src->mwaiting[k];
+
+        for (q = ngx_queue_head(h);
+             q != ngx_queue_sentinel(h);
+             q = ngx_queue_next(q))
+        {
+            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, mlink);
+
+            if (!ngx_http_seadragon_queue_eligible(sh, e, ch->full)) {
+                break;
+            }
+
+            p = ngx_http_seadragon_queue_effective(sh, e, ch->now);
+
+            if (p > ch->best) {
+                break;
+            }
+
+            if (p < ch->best) {
+                continue;
+            }
+
+            if (sh->fair == NGX_HTTP_SEADRAGON_FAIR_OFF) {
+                if (ch->chosen == NULL || e->id < ch->chosen->id) {
+                    ch->chosen = e;
+                }
+
+                break;
+            }
+
+            if (budget-- == 0) {
+                goto walk;
+            }
+
+            ngx_http_seadragon_queue_offer(ch, e);
+        }
+    }
+
+    return;
+
+walk:
+
+    if (src->nplain) {
+        ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+
+    } else {
+        ngx_http_seadragon_queue_choose_tenants(sh, ch, i);
+    }
 }
 
 
@@ -368,7 +596,7 @@ static void
 ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_choice_t *ch, ngx_uint_t i)
 {
-    ngx_uint_t                        p;
+    ngx_uint_t                        p, rows, seen;
     ngx_queue_t                      *q;
     ngx_rbtree_node_t                *node;
     ngx_http_seadragon_entry_t       *e, *head;
@@ -380,6 +608,10 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     if (src->backlog.root == src->backlog.sentinel) {
         return;
     }
+
+    /* the resident pass by rows: a tenant in none of them is passed */
+
+    rows = (ch->resident && sh->wait_overflow == 0) ? ch->rows : 0;
 
     for (node = ngx_rbtree_min(src->backlog.root, src->backlog.sentinel);
          node;
@@ -397,11 +629,21 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
             return;
         }
 
+        if (rows && (t->rows & rows) == 0) {
+            continue;
+        }
+
+        seen = 0;
+
         for (q = &head->tlink;
              q != ngx_queue_sentinel(&t->waiting);
              q = ngx_queue_next(q))
         {
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, tlink);
+
+            if (e->wait_slot >= 0) {
+                seen |= (ngx_uint_t) 1 << e->wait_slot;
+            }
 
             p = ngx_http_seadragon_queue_effective(sh, e, ch->now);
 
@@ -419,6 +661,11 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
 
             ngx_http_seadragon_queue_offer(ch, e);
             break;
+        }
+
+        if (rows && q == ngx_queue_sentinel(&t->waiting)) {
+            /* all its waiting entries seen: its rows are exactly these */
+            t->rows = (u_char) seen;
         }
     }
 }
@@ -628,6 +875,10 @@ ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
     }
 
     ngx_queue_insert_tail(&t->waiting, &entry->tlink);
+
+    if (entry->wait_slot >= 0) {
+        t->rows |= (u_char) (1 << entry->wait_slot);
+    }
 
     if (t->nwaiting++ == 0) {
         ngx_http_seadragon_queue_backlog_enter(sh, t);
