@@ -142,7 +142,8 @@ UNIT_INCS := -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
   -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
   -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs -I ngx_seadragon_module
 QUEUE_SRCS := ngx_seadragon_module/ngx_http_seadragon_queue.c \
-              ngx_seadragon_module/ngx_http_seadragon_queue_fair.c
+              ngx_seadragon_module/ngx_http_seadragon_queue_fair.c \
+              ngx_seadragon_module/ngx_http_seadragon_queue_tenant.c
 
 # the queue's data structure on its own, against nginx's headers
 $(BUILD)/queue-test: t/unit/queue_test.c $(QUEUE_SRCS) \

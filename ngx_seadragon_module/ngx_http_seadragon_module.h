@@ -1111,6 +1111,9 @@ void ngx_http_seadragon_fair_leave_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_fair_trim_locked(ngx_http_seadragon_zone_t *zone);
 
+/* ngx_http_seadragon_queue_tenant.c: tenants and models by name */
+void ngx_http_seadragon_queue_tenant_init(ngx_http_seadragon_shctx_t *sh);
+
 /* ngx_http_seadragon_resident.c: which models are loaded, no requests */
 size_t ngx_http_seadragon_model_canonical(u_char *dst, size_t size,
     u_char *src, size_t len);

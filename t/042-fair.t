@@ -331,3 +331,31 @@ most at once of llama3:70b: 1
 most at once of nomic-embed-text: 1
 peak at most 2: yes
 running now: llama3:70b:0/1 nomic-embed-text:latest:0/1
+
+
+
+=== TEST 12: a reload that gives a model its own slot counts the request already running: a second one waits
+--- workers: 2
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
+$c
+--- config eval
+$::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
+--- client
+    my $hold = hold_gate(sub { ask('hold', 'h', 1, 'X-Standin-Hold' => 1) });
+    (my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
+    nginx_reload(http_config => $c . "    seadragon_model ollama llama3:70b slots=1;\n");
+    my $m = json_decode(request('GET /api/admin/models')->{body});
+    my ($l) = grep { $_->{model} eq 'llama3:70b' } @{ $m->{models} };
+    my $l2 = ask('l2', 'h', 1);
+    wait_until(sub { admin_queue()->{queue_length} == 1 }, 'l2 to wait');
+    my $seen = served_tags();
+    standin_release();
+    my @res = wait_all($hold, $l2);
+    join "\n", "llama3 after the reload: $l->{running}/$l->{slots}", "Ollama had: $seen",
+        "then: " . served_tags(), "statuses: " . join(",", map { $_->{status} } @res);
+--- client_output
+llama3 after the reload: 1/1
+Ollama had: hold
+then: hold,l2
+statuses: 200,200
