@@ -1,0 +1,317 @@
+# Attacks on the scheduler (issue 15): tenant= fed by a client header
+# (16 MB, thousands of distinct values in a small zone, hostile bytes),
+# an engine's absurd token counts, a client that leaves its stream, a
+# 16 MB body, a worker killed with requests of a slots=1 model parked and
+# running, a reload that changes fair= under parked requests, model names
+# that differ by ":latest", 1,000 distinct models, /api/ps that is huge,
+# hung or not JSON, per-model slots under 2 workers.  After each attack
+# the state is read back: the queue, the tenants, the models, the
+# counters, what Ollama got, the workers' pids, the error log.
+use lib 't/lib';
+use Test::Seadragon;
+use Time::HiRes ();
+
+workers(2);
+master_on();
+log_level('info');
+
+our $http_config = <<'_EOC_';
+    seadragon_zone ollama:$TEST_NGINX_ZONE capacity=1 fair=tokens tenant=$http_x_tenant loaded=1 $TEST_NGINX_EXTRA;
+    seadragon_model ollama nomic-embed-text slots=1;
+    seadragon_source api priority=3;
+    large_client_header_buffers 4 20m;
+
+    # reuseport spreads connections over the workers
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SPREAD_PORT reuseport;
+        large_client_header_buffers 4 20m;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+            proxy_set_header Host localhost;
+        proxy_set_header X-Tenant "";
+            proxy_buffering off;
+            add_header X-Pid $pid always;
+        }
+    }
+
+    # an engine that answers any model with absurd figures
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ANY_PORT;
+        location / {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+            proxy_buffering off;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_ENGINE_PORT;
+        location / {
+            default_type application/json;
+            return 200 '{"model":"m","done":true,"prompt_eval_count":$http_x_prompt,"eval_count":$http_x_eval,"eval_duration":1000000}';
+        }
+    }
+_EOC_
+
+our $config = <<'_EOC_';
+    location /admin/ { seadragon_admin ollama auth=nginx; }
+    location = /metrics { seadragon_metrics ollama; }
+    location / {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_set_header X-Tenant "";
+        proxy_buffering off;
+        add_header X-Pid $pid always;
+    }
+_EOC_
+
+$ENV{TEST_NGINX_ZONE} = '1m';
+$ENV{TEST_NGINX_EXTRA} = '';
+
+add_block_preprocessor(sub {
+    my $block = shift;
+    $block->set_value("http_config", $http_config) unless defined $block->http_config;
+    $block->set_value("config", $config) unless defined $block->config;
+});
+
+sub body_for {
+    my ($model) = @_;
+    return qq({"model":"$model","messages":[{"role":"user","content":"hi"}],"stream":false});
+}
+
+# a chat of tenant $t (started), for model $m
+sub ask {
+    my ($tag, $t, %o) = @_;
+    my $m = delete $o{model} // 'llama3:70b';
+    my $port = delete $o{port};
+    return start_request('POST /api/chat', body => delete $o{body} // body_for($m),
+        ($port ? (port => $port) : ()), timeout => 30,
+        headers => { 'X-Standin-Tag' => $tag, 'X-Tenant' => $t,
+                     'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0, %o });
+}
+
+sub admin { json_decode(request("GET /admin/$_[0]")->{body}) }
+
+# the tenants: "name:waiting/running/requests" sorted, and their totals
+sub tenants_busy {
+    my $n = 0;
+    $n += $_->{waiting} + $_->{running} for @{ admin('tenants')->{tenants} };
+    return $n;
+}
+
+sub queue_len { scalar @{ admin("queue")->{entries} } }
+
+sub gate_running {
+    my $q = admin('queue');
+    return scalar @{ $q->{running} // [] };
+}
+
+sub pids { join ",", sort { $a <=> $b } nginx_worker_pids() }
+
+sub no_alert {
+    my $log = error_log_text();
+    my @bad = grep { /\[(alert|emerg|crit)\]|signal \d+|segfault/ } split /\n/, $log;
+    return @bad ? "alerts: @bad[0 .. ($#bad < 2 ? $#bad : 2)]" : "no alerts";
+}
+
+sub promtool_ok {
+    my $m = request('GET /metrics');
+    my $file = servroot() . "/metrics.txt";
+    Test::Seadragon::write_file($file, $m->{body});
+    my $out = `promtool check metrics < '$file' 2>&1`;
+    return $? ? "promtool: $out" : "promtool: ok";
+}
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a 16 MB tenant header: served, the tenant's name cut to its bound and ended by a hash; the same value is the same tenant, one that differs only at its end another
+--- client
+    my $pids = pids();
+    my $v1 = 'a' x (16 << 20);
+    my $v2 = ('a' x ((16 << 20) - 1)) . 'b';
+    my @r = map { wait_request($_) } ask('t1', $v1), ;
+    push @r, wait_request(ask('t2', $v1));
+    push @r, wait_request(ask('t3', $v2));
+    my @st = map { $_->{status} } @r;
+    my $t = admin('tenants');
+    my @names = sort map { "$_->{tenant}" } @{ $t->{tenants} };
+    my $maxlen = 0;
+    $maxlen = length($_) > $maxlen ? length($_) : $maxlen for @names;
+    my @req = sort map { $_->{requests} } @{ $t->{tenants} };
+    join "\n", "status @st", "tenants " . scalar(@names) . " requests @req",
+        "names cut: " . (($maxlen <= 68 && !(grep { !/^addr:a+~[0-9a-f]{8}$/ } @names)) ? "yes" : "no: $maxlen @names"),
+        "ollama got " . scalar(@{ standin_requests() }),
+        "busy " . tenants_busy(),
+        "workers " . (pids() eq $pids ? "same" : "changed"), no_alert();
+--- client_output
+status 200 200 200
+tenants 2 requests 1 2
+names cut: yes
+ollama got 3
+busy 0
+workers same
+no alerts
+--- timeout: 60
+
+
+
+=== TEST 2: 1,500 distinct tenants one after the other, then 120 parked at once, in a 64k zone over 2 workers: memory bounded, every refusal a JSON 503, nothing lost, the queue works after
+--- timeout: 120
+--- http_config eval
+(my $c = $::http_config) =~ s/\$TEST_NGINX_ZONE/64k/;
+$c
+--- client
+    my $pids = pids();
+    my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
+    my (%st, $bad);
+    for my $i (1 .. 1500) {
+        my $r = wait_request(ask("s$i", "tenant-$i", port => $spread));
+        $st{ $r->{status} }++;
+        $bad++ if $r->{status} != 200
+                  && !($r->{status} == 503 && eval { json_decode($r->{body})->{error} });
+    }
+    my $known = admin('tenants')->{tenants_known};
+    my $served1 = scalar @{ standin_requests() };
+    my $hold = hold_gate(sub { ask('hold', 'h', 'X-Standin-Hold' => 1) });
+    my @h = map { ask("p$_", "parked-$_", port => $spread) } 1 .. 120;
+    wait_until(sub { queue_len() + 0 >= 1 }, 'some to park', 20);
+    Time::HiRes::sleep(1);
+    standin_release();
+    my @r = wait_all($hold, @h);
+    my (%pst, $pbad);
+    for my $r (@r) {
+        $pst{ $r->{status} }++;
+        $pbad++ if $r->{status} != 200
+                   && !($r->{status} == 503 && eval { json_decode($r->{body})->{error} });
+    }
+    my $served = scalar @{ standin_requests() };
+    my $after = wait_request(ask('after', 'after'));
+    join "\n", "sequential: " . ($st{200} // 0) . " ok, " . ($bad // 0) . " bad",
+        "tenants known bounded: " . ($known <= 1100 ? "yes" : "no: $known"),
+        "ollama got every 200: " . ($served1 == ($st{200} // 0) ? "yes" : "no"),
+        "parked: " . ($pbad // 0) . " bad, 200s served: "
+            . ($served - $served1 == ($pst{200} // 0) ? "yes" : "no $served $served1 $pst{200}"),
+        "after: $after->{status}", "busy " . tenants_busy(), "queue " . queue_len(),
+        "workers " . (pids() eq $pids ? "same" : "changed"), no_alert();
+--- client_output
+sequential: 1500 ok, 0 bad
+tenants known bounded: yes
+ollama got every 200: yes
+parked: 0 bad, 200s served: yes
+after: 200
+busy 0
+queue 0
+workers same
+no alerts
+
+
+
+=== TEST 3: hostile tenant names (quotes, backslashes, control bytes, invalid UTF-8, UTF-8 cut by the bound): GET tenants is valid JSON, the metrics pass promtool
+--- client
+    my @names = ('q"uote', 'back\\slash', "ctl\x01\x7f\x1b", "\xff\xfe\xc0", 'x' . ("\xc3\xa9" x 40),
+                 '</script><b>', 'a}b{c', "tab\there");
+    my @st;
+    for my $i (0 .. $#names) {
+        push @st, wait_request(ask("n$i", $names[$i]))->{status};
+    }
+    my $raw = request('GET /admin/tenants')->{body};
+    my $t = eval { JSON::PP->new->utf8->decode($raw) };
+    my $n = $t ? scalar @{ $t->{tenants} } : "invalid JSON: $@";
+    join "\n", "status @st", "tenants $n", promtool_ok(), "busy " . tenants_busy(), no_alert();
+--- client_output
+status 200 200 200 200 200 200 200 200
+tenants 8
+promtool: ok
+busy 0
+no alerts
+
+
+
+=== TEST 4: an engine's absurd token counts (2^64-1, beyond, negative, 1e30): counts saturate, the tenant's counter does not wrap: parked behind it, a meek tenant goes first
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my @st;
+    for my $p (['18446744073709551615', '18446744073709551615'],
+               ['99999999999999999999999', '5'], ['-5', '-7'], ['1e30', '3']) {
+        my $r = request('POST /api/chat', port => $any, body => body_for('llama3:70b'),
+            headers => { 'X-Tenant' => 'greedy', 'X-Prompt' => $p->[0], 'X-Eval' => $p->[1] });
+        push @st, $r->{status};
+    }
+    my ($g) = grep { $_->{tenant} eq 'addr:greedy' } @{ admin('tenants')->{tenants} };
+    my $hold = hold_gate(sub { ask('hold', 'h', 'X-Standin-Hold' => 1) });
+    my @h;
+    for my $x (['meek1', 'meek'], ['greedy1', 'greedy'], ['meek2', 'meek']) {
+        push @h, ask(@$x);
+        my $n = @h;
+        wait_until(sub { queue_len() == $n }, "$x->[0] to park");
+    }
+    standin_release();
+    my @r = wait_all($hold, @h);
+    my @served = grep { $_ ne 'hold' } map { $_->{tag} } @{ standin_requests() };
+    join "\n", "status @st", "tokens " . ($g->{tokens} >= 4294967295 && $g->{tokens} <= 18446744073709551615 ? "saturated" : $g->{tokens}),
+        "counter " . ($g->{counter} >= 4294967295 ? "huge" : $g->{counter}),
+        "order @served", "busy " . tenants_busy(), promtool_ok(), no_alert();
+--- client_output
+status 200 200 200 200
+tokens saturated
+counter huge
+order meek1 meek2 greedy1
+busy 0
+promtool: ok
+no alerts
+
+
+
+=== TEST 5: a client that leaves its stream midway: its tenant is not left running, its counter stays sane, the gate is free
+--- client
+    my $h = start_request('POST /api/chat', timeout => 30,
+        body => '{"model":"llama3:70b","messages":[{"role":"user","content":"hi"}]}',
+        headers => { 'X-Tenant' => 'leaver', 'X-Standin-Tag' => 'leave',
+                     'X-Standin-Tokens' => 2000, 'X-Standin-Delay-Ms' => 5 });
+    wait_until(sub { (standin_requests()->[0] // {})->{first_byte} }, 'the stream to start');
+    Time::HiRes::sleep(0.2);
+    abort_request($h);
+    wait_until(sub { tenants_busy() == 0 }, 'the tenant to be idle');
+    my ($t) = grep { $_->{tenant} eq 'addr:leaver' } @{ admin('tenants')->{tenants} };
+    my $next = wait_request(ask('next', 'other'));
+    join "\n", "running " . gate_running(), "leaver requests $t->{requests}",
+        "counter sane: " . ($t->{counter} >= 1 && $t->{counter} < 2100 ? "yes" : "no $t->{counter}"),
+        "next $next->{status}", "busy " . tenants_busy(), no_alert();
+--- client_output
+running 0
+leaver requests 1
+counter sane: yes
+next 200
+busy 0
+no alerts
+
+
+
+=== TEST 6: a 16 MB body: charged its estimate (a token per 4 bytes) while it runs, then exactly what Ollama counted
+--- timeout: 60
+--- client
+    my $text = 'word ' x (16 << 18);
+    my $h = start_request('POST /api/chat', timeout => 60,
+        body => qq({"model":"llama3:70b","messages":[{"role":"user","content":"$text"}],"stream":false}),
+        headers => { 'X-Tenant' => 'big', 'X-Standin-Tag' => 'big', 'X-Standin-Hold' => 1,
+                     'X-Standin-Tokens' => 3, 'X-Standin-Delay-Ms' => 0 });
+    wait_until(sub { standin_stats()->{active} == 1 }, 'the big one to run', 30);
+    my ($t) = grep { $_->{tenant} eq 'addr:big' } @{ admin('tenants')->{tenants} };
+    my $during = $t->{counter};
+    standin_release();
+    my $r = wait_request($h);
+    ($t) = grep { $_->{tenant} eq 'addr:big' } @{ admin('tenants')->{tenants} };
+    join "\n", "status $r->{status}",
+        "estimate " . ($during >= (16 << 20) / 4 ? "charged" : "not: $during"),
+        "after: counter = tokens: " . ($t->{counter} == $t->{tokens} ? "yes" : "no $t->{counter} $t->{tokens}"),
+        "busy " . tenants_busy(), no_alert();
+--- client_output
+status 200
+estimate charged
+after: counter = tokens: yes
+busy 0
+no alerts
