@@ -14,10 +14,11 @@ use Time::HiRes ();
 workers(2);
 master_on();
 log_level('info');
+standin_options('--extra-model phi3');
 
 our $http_config = <<'_EOC_';
     seadragon_zone ollama:$TEST_NGINX_ZONE capacity=1 fair=tokens tenant=$http_x_tenant loaded=1 $TEST_NGINX_EXTRA;
-    seadragon_model ollama nomic-embed-text slots=1;
+    seadragon_model ollama phi3 slots=1;
     seadragon_source api priority=3;
     large_client_header_buffers 4 20m;
 
@@ -55,6 +56,39 @@ _EOC_
 
 our $config = <<'_EOC_';
     location /admin/ { seadragon_admin ollama auth=nginx; }
+    location = /health-big  { seadragon_health ollama /_sd/tags ps=/_sd/big; }
+    location = /health-many { seadragon_health ollama /_sd/tags ps=/_sd/many; }
+    location = /health-hung { seadragon_health ollama /_sd/tags ps=/_sd/hung; }
+    location = /health-text { seadragon_health ollama /_sd/tags ps=/_sd/text; }
+    location = /health-ps   { seadragon_health ollama /_sd/tags ps=/_sd/ps; }
+    location = /_sd/tags {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/tags;
+    }
+    location = /_sd/ps {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT/api/ps;
+    }
+    location = /_sd/big {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/big.json;
+    }
+    location = /_sd/many {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/many.json;
+        subrequest_output_buffer_size 1m;
+    }
+    location = /_sd/hung {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_HUNG_PORT/api/ps;
+        proxy_read_timeout 1s;
+    }
+    location = /_sd/text {
+        internal;
+        return 200 'hello, not JSON';
+    }
+    location = /big.json { default_type application/json; }
+    location = /many.json { default_type application/json; }
     location = /metrics { seadragon_metrics ollama; }
     location / {
         seadragon_queue ollama;
@@ -111,7 +145,7 @@ sub pids { join ",", sort { $a <=> $b } nginx_worker_pids() }
 
 sub no_alert {
     my $log = error_log_text();
-    my @bad = grep { /\[(alert|emerg|crit)\]|signal \d+|segfault/ } split /\n/, $log;
+    my @bad = grep { /\[(alert|emerg|crit)\]|exited on signal|segfault/ } split /\n/, $log;
     return @bad ? "alerts: @bad[0 .. ($#bad < 2 ? $#bad : 2)]" : "no alerts";
 }
 
@@ -314,4 +348,270 @@ status 200
 estimate charged
 after: counter = tokens: yes
 busy 0
+no alerts
+
+
+
+=== TEST 7: SIGKILL of the worker running the only request a slots=1 model may have, with requests of its tenants parked in both workers: the tenants' counts and the model's running count come back to 0, the model takes a new request
+--- timeout: 60
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1/capacity=2/;
+$c
+--- client
+    my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
+    my @before = nginx_worker_pids();
+    my $e1 = ask('e1', 'emb', model => 'phi3', port => $spread, 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'e1 to run');
+    my $l1 = ask('l1', 'chat', port => $spread, 'X-Standin-Hold' => 1);
+    wait_until(sub { standin_stats()->{active} == 2 }, 'l1 to run');
+    my @p = map { ask("e$_", 'emb', model => 'phi3', port => $spread) } 2 .. 7;
+    wait_until(sub { queue_len() == 6 }, 'six to park');
+    my ($run) = grep { $_->{model} =~ /^phi3/ } @{ admin('queue')->{running} };
+    my $victim = $run->{worker};
+    my ($m) = grep { $_->{model} eq 'phi3:latest' } @{ admin('models')->{models} };
+    my $running_before = $m->{running};
+    kill 'KILL', $victim or die "kill $victim: $!";
+    # the others are served, one at a time, as each is released
+    for (1 .. 20) {
+        standin_release();
+        last if tenants_busy() == 0;
+        Time::HiRes::sleep(0.3);
+    }
+    wait_until(sub { tenants_busy() == 0 && queue_len() == 0 }, 'everything done', 20);
+    my @r = wait_all($e1, $l1, @p);
+    ($m) = grep { $_->{model} eq 'phi3:latest' } @{ admin('models')->{models} };
+    my $after = ask('e9', 'emb', model => 'phi3');
+    my $ra = wait_request($after);
+    my @now = nginx_worker_pids();
+    my %was = map { $_ => 1 } @before;
+    my @ok = grep { ($_->{status} // 0) == 200 } @r;
+    my @gone = grep { !defined $_->{status} || $_->{status} == 0 } @r;
+    join "\n", "running before $running_before, after $m->{running}",
+        "served or cut: " . (@ok + @gone == @r ? "all" : "no"),
+        "ollama got each served: " . (scalar(grep { $_->{status} && $_->{status} == 200 } @{ standin_requests() }) >= @ok ? "yes" : "no"),
+        "after $ra->{status}", "busy " . tenants_busy(), "queue " . queue_len(),
+        "running " . gate_running(),
+        "survivor kept: " . (scalar(grep { $was{$_} } @now) == 1 ? "yes" : "no"),
+        "workers " . scalar(@now);
+--- client_output
+running before 1, after 0
+served or cut: all
+ollama got each served: yes
+after 200
+busy 0
+queue 0
+running 0
+survivor kept: yes
+workers 2
+
+
+
+=== TEST 8: reloads that change fair= (tokens, off, requests), a model's slots, remove it, and change loaded= while requests of 3 tenants are parked in 2 workers: nothing lost, FIFO within each tenant, no crash
+--- timeout: 90
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1/capacity=2/;
+$c
+--- client
+    my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
+    (my $base = $::http_config) =~ s/capacity=1/capacity=2/;
+    my @holds = map { ask("hold", "h$_", 'X-Standin-Hold' => 1) } 1 .. 2;
+    wait_until(sub { standin_stats()->{active} == 2 }, 'the holds to run');
+    my @h;
+    my $n = 0;
+    my $park = sub {
+        for (1 .. 4) {
+            $n++;
+            my $t = (qw(a b c))[$n % 3];
+            push @h, ask("$t$n", $t, port => $spread,
+                         ($n % 4 ? () : (model => 'phi3')));
+        }
+        my $want = @h;
+        wait_until(sub { queue_len() == $want }, "$want to park", 20);
+    };
+    $park->();
+    (my $c = $base) =~ s/fair=tokens/fair=off/;
+    $c =~ s/slots=1/slots=2/;
+    nginx_reload(http_config => $c);
+    $park->();
+    ($c = $base) =~ s/fair=tokens/fair=requests/;
+    $c =~ s/loaded=1/loaded=4/;
+    $c =~ s/\n\s*seadragon_model[^\n]*//;
+    nginx_reload(http_config => $c);
+    $park->();
+    nginx_reload(http_config => $base);
+    $park->();
+    my $q = queue_len();
+    standin_release();
+    my @r = wait_all(@holds, @h);
+    my @bad = grep { $_->{status} != 200 } @r;
+    my @served = grep { $_ ne 'hold' } map { $_->{tag} } @{ standin_requests() };
+    my (%last, $fifo);
+    $fifo = 1;
+    for my $tag (@served) {
+        my ($t, $i) = $tag =~ /^([a-z])(\d+)$/;
+        $fifo = 0 if defined $last{$t} && $i < $last{$t};
+        $last{$t} = $i;
+    }
+    join "\n", "parked $q", "failed " . scalar(@bad), "served " . scalar(@served),
+        "fifo within tenants: " . ($fifo ? "yes" : "no: @served"),
+        "busy " . tenants_busy(), "queue " . queue_len(), no_alert();
+--- client_output
+parked 16
+failed 0
+served 16
+fifo within tenants: yes
+busy 0
+queue 0
+no alerts
+
+
+
+=== TEST 9: model names: "phi3" and "phi3:latest" are one model; 1,000 distinct models keep the swaps table bounded (the last row "other") and one resident; names of 250 bytes cut inside UTF-8; GET models valid JSON, metrics pass promtool
+--- timeout: 90
+--- client
+    my $any = $ENV{TEST_NGINX_ANY_PORT};
+    my $ask = sub {
+        my $r = request('POST /api/chat', port => $any, body => body_for($_[0]),
+                        headers => { 'X-Prompt' => 1, 'X-Eval' => 1, 'X-Tenant' => 'm' });
+        return $r->{status};
+    };
+    my %st;
+    $st{ $ask->('phi3') }++;
+    $st{ $ask->('phi3:latest') }++;
+    my ($p) = grep { $_->{model} =~ /^phi3/ } @{ admin('models')->{models} };
+    my $phi = "$p->{model} $p->{dispatched}";
+    $st{ $ask->("model-$_") }++ for 1 .. 1000;
+    $st{ $ask->(('x' x 90) . ("\xc3\xa9" x 80)) }++;
+    $st{ $ask->(('y' x 99) . ("\xe2\x82\xac" x 50)) }++;
+    my $raw = request('GET /admin/models')->{body};
+    my $m = eval { JSON::PP->new->utf8->decode($raw) };
+    my $rows = $m ? scalar @{ $m->{models} } : "invalid JSON $@";
+    my $other = $m ? (grep { $_->{model} eq 'other' } @{ $m->{models} })[0] : undef;
+    my $sum = 0;
+    $sum += $_->{dispatched} for @{ $m->{models} };
+    join "\n", "status " . join(",", map { "$_:$st{$_}" } sort keys %st), "phi3: $phi",
+        "rows bounded: " . ($rows <= 33 + 16 ? "yes" : "no $rows"),
+        "other: " . ($other ? "yes" : "no"), "dispatched total $sum",
+        "resident " . scalar(@{ $m->{resident} }), promtool_ok(), no_alert();
+--- client_output
+status 200:1004
+phi3: phi3:latest 2
+rows bounded: yes
+other: yes
+dispatched total 1004
+resident 1
+promtool: ok
+no alerts
+
+
+
+=== TEST 10: /api/ps answering 100 MB, 1,000 models with odd names, hung, not JSON: each health check answers, the views stay bounded and are unchanged by the bad ones
+--- ONLY
+--- timeout: 60
+--- client
+    my $pids = pids();
+    my $big = '{"models":[' . join(",", map { qq({"name":"m$_"}) } 1 .. 20) . ']}';
+    $big .= ' ' x (100 << 20);
+    Test::Seadragon::write_file(html_dir() . "/big.json", $big);
+    my $many = '{"models":[' . join(",", map { qq({"name":"m$_","size":1}) } 1 .. 1000)
+             . ',{"name":"' . ('z' x 300) . '"},{"name":12},{"name":null},{"name":["a"]},{"name":{"x":"y"}}]}';
+    Test::Seadragon::write_file(html_dir() . "/many.json", $many);
+    my $hung = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1',
+                                     LocalPort => $ENV{TEST_NGINX_HUNG_PORT}, ReuseAddr => 1)
+        or die "listen: $!";
+    my $r0 = wait_request(ask('warm', 'w'));
+    my $view = sub { my $m = admin('models'); json_encode([$m->{resident}, $m->{servers}]) };
+    my $before = $view->();
+    my @out;
+    for my $h (qw(big hung text)) {
+        my $r = request("GET /health-$h", timeout => 20);
+        my $ok = eval { json_decode($r->{body}); 1 } ? "json" : "not json";
+        push @out, "$h $r->{status} $ok " . ($view->() eq $before ? "unchanged" : "changed: " . $view->());
+    }
+    my $r = request('GET /health-many', timeout => 20);
+    my $m = admin('models');
+    my ($srv) = grep { @{ $_->{models} } } @{ $m->{servers} };
+    push @out, "many $r->{status} resident " . scalar(@{ $m->{resident} })
+               . " server models bounded: " . (($srv ? scalar @{ $srv->{models} } : 0) <= 8 ? "yes" : "no");
+    my $after = wait_request(ask('after', 'w'));
+    join "\n", @out, "after $after->{status}", "busy " . tenants_busy(),
+        "workers " . (pids() eq $pids ? "same" : "changed"), no_alert();
+--- client_output
+big 200 json unchanged
+hung 200 json unchanged
+text 200 json unchanged
+many 200 resident 1 server models bounded: yes
+after 200
+busy 0
+workers same
+no alerts
+
+
+
+=== TEST 11: per-model slots: phi3 at its one slot with more phi3 waiting at a better priority does not block a chat of another model (no head-of-line blocking)
+--- timeout: 30
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1/capacity=2/;
+$c =~ s/seadragon_source api/seadragon_source urgent priority=1 if=\$http_x_urgent;\n    seadragon_source api/;
+$c
+--- client
+    my $p1 = ask('p1', 'a', model => 'phi3', 'X-Standin-Hold' => 1, 'X-Urgent' => 1);
+    wait_until(sub { standin_stats()->{active} == 1 }, 'p1 to run');
+    my $p2 = ask('p2', 'a', model => 'phi3', 'X-Urgent' => 1);
+    wait_until(sub { queue_len() == 1 }, 'p2 to park');
+    my $l = wait_request(ask('l1', 'b'));
+    my $q = admin('queue');
+    my @waiting = map { $_->{model} } @{ $q->{entries} };
+    standin_release();
+    my @r = wait_all($p1, $p2);
+    join "\n", "l1 $l->{status} while p1 runs", "waiting @waiting",
+        "then @{[ map { $_->{status} } @r ]}", "order " . served_tags(),
+        "busy " . tenants_busy(), no_alert();
+--- client_output
+l1 200 while p1 runs
+waiting phi3:latest
+then 200 200
+order p1,l1,p2
+busy 0
+no alerts
+
+
+
+=== TEST 12: 60 requests at once over 2 workers, phi3 (slots=1), llama3:70b and the embedding model, capacity 3: never more than one phi3 or three in all at the stand-in, every one served
+--- timeout: 90
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1/capacity=3/;
+$c
+--- client
+    my $spread = $ENV{TEST_NGINX_SPREAD_PORT};
+    my @h;
+    for my $i (1 .. 60) {
+        my $m = (qw(phi3 llama3:70b phi3))[$i % 3];
+        push @h, ask("r$i", "t" . ($i % 7), model => $m, port => $spread,
+                     'X-Standin-Tokens' => 5, 'X-Standin-Delay-Ms' => 5);
+    }
+    my @r = wait_all(@h);
+    my @bad = grep { $_->{status} != 200 } @r;
+    my (@ev, %now, %peak, $all, $peak_all);
+    for my $rec (@{ standin_requests() }) {
+        push @ev, [$rec->{start}, 1, $rec->{model}], [$rec->{last_byte} // $rec->{end}, -1, $rec->{model}];
+    }
+    for my $e (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev) {
+        $now{ $e->[2] } += $e->[1];
+        $all += $e->[1];
+        $peak{ $e->[2] } = $now{ $e->[2] } if $now{ $e->[2] } > ($peak{ $e->[2] } // 0);
+        $peak_all = $all if $all > ($peak_all // 0);
+    }
+    my ($m) = grep { $_->{model} eq 'phi3:latest' } @{ admin('models')->{models} };
+    join "\n", "failed " . scalar(@bad), "served " . scalar(@{ standin_requests() }),
+        "phi3 at once at most " . ($peak{'phi3:latest'} // $peak{phi3}), "all at once at most " . ($peak_all <= 3 ? "3" : $peak_all),
+        "phi3 running $m->{running}", "busy " . tenants_busy(), "queue " . queue_len(), no_alert();
+--- client_output
+failed 0
+served 60
+phi3 at once at most 1
+all at once at most 3
+phi3 running 0
+busy 0
+queue 0
 no alerts
