@@ -430,7 +430,7 @@ workers 2
 
 
 
-=== TEST 8: reloads that change fair= (tokens, off, requests), a model's slots, remove it, and change loaded= while requests of 3 tenants are parked in 2 workers: nothing lost, FIFO within each tenant, no crash
+=== TEST 8: reloads that change fair= (tokens, off, requests), a model's slots, remove it, change loaded= and the capacity (2 to 1) while requests of 3 tenants are parked in 2 workers: nothing lost, FIFO within each tenant, no crash
 --- timeout: 90
 --- http_config eval
 (my $c = $::http_config) =~ s/capacity=1/capacity=2/;
@@ -448,9 +448,9 @@ $c
             my $t = (qw(a b c))[$n % 3];
             push @h, ask("$t$n", $t, port => $spread,
                          ($n % 4 ? () : (model => 'phi3')));
+            my $want = @h;
+            wait_until(sub { queue_len() == $want }, "$want to park", 20);
         }
-        my $want = @h;
-        wait_until(sub { queue_len() == $want }, "$want to park", 20);
     };
     $park->();
     (my $c = $base) =~ s/fair=tokens/fair=off/;
@@ -462,7 +462,9 @@ $c
     $c =~ s/\n\s*seadragon_model[^\n]*//;
     nginx_reload(http_config => $c);
     $park->();
-    nginx_reload(http_config => $base);
+    # back to capacity 1: from here on one at a time, so the order the
+    # stand-in sees is the order of the gate
+    nginx_reload(http_config => $::http_config);
     $park->();
     my $q = queue_len();
     standin_release();
