@@ -718,3 +718,28 @@ tenants addr:h:1/0 key:alice:1/3 key:bob:1/3 -> addr:h:1/0 key:alice:1/3 key:bob
 status 200,200,200,200,200,200,200,200
 order a1,b1,b2,b3,b4,a2,a3
 no alerts
+
+
+
+=== TEST 15: affinity with "phi3" against a resident "phi3:latest": the waiting "phi3" is resident (GET queue) and goes before an older request for a model that is not; names differing only by ":latest" are one model
+--- http_config eval
+(my $c = $::http_config) =~ s/loaded=1/loaded=1 affinity=30s/;
+$c
+--- client
+    my $hold = hold_gate(sub { ask('hold', 'h', model => 'phi3:latest', 'X-Standin-Hold' => 1) });
+    my $l = ask('llama', 'a');
+    wait_until(sub { queue_len() == 1 }, 'llama to park');
+    my $p = ask('phi', 'b', model => 'phi3');
+    wait_until(sub { queue_len() == 2 }, 'phi to park');
+    my $q = admin('queue');
+    my @res = map { "$_->{model}=" . ($_->{resident} ? "resident" : "not") } @{ $q->{entries} };
+    standin_release();
+    my @r = wait_all($hold, $l, $p);
+    join "\n", "waiting @res", "status " . join(",", map { $_->{status} } @r),
+        "order " . served_tags(), "busy " . tenants_busy(), no_alert();
+--- client_output
+waiting phi3:latest=resident llama3:70b=not
+status 200,200,200
+order hold,phi,llama
+busy 0
+no alerts
