@@ -785,6 +785,7 @@ typedef struct {
     ngx_str_t                       *ps_models;  /* what it listed */
     ngx_uint_t                       ps_nmodels;
     ngx_str_t                        ps_server;  /* the server it asked */
+    off_t                            ps_size;    /* of its answer, kept */
     u_char                           server[NGX_HTTP_SEADRAGON_ADDR_LEN];
     size_t                           server_len; /* the one that answered */
     ngx_event_t                      stall;      /* the client takes nothing */
@@ -802,6 +803,7 @@ typedef struct {
     unsigned                         manage_like:1;
     unsigned                         health_done:1;
     unsigned                         ps_done:1;
+    unsigned                         ps_cut:1;   /* too big: dropped */
     unsigned                         ps_ok:1;    /* a listing was read */
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
@@ -1127,6 +1129,9 @@ void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
     ngx_msec_t now, time_t now_sec);
 
 /* ngx_http_seadragon_resident_admin.c: GET models and the models' metrics */
+void ngx_http_seadragon_health_ps_header(ngx_http_request_t *r);
+void ngx_http_seadragon_health_ps_body(ngx_http_request_t *r,
+    ngx_chain_t *in);
 void ngx_http_seadragon_resident_peer(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);

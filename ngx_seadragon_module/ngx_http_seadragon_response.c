@@ -255,6 +255,7 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
 
     if (r != r->main) {
         ngx_http_seadragon_resident_peer(r);    /* health's /api/ps */
+        ngx_http_seadragon_health_ps_header(r);
         return ngx_http_next_header_filter(r);
     }
 
