@@ -73,6 +73,9 @@ sub ask {
         headers => { 'X-Standin-Tag' => $tag // $m, 'X-Standin-Tokens' => 1,
                      'X-Standin-Delay-Ms' => 0 });
     die "$m: $r->{status} $r->{body}" unless $r->{status} == 200;
+    # its load is counted as its slot is given back, which may come just
+    # after the client has the last byte: wait for the gate to be free
+    wait_until(sub { !@{ admin_queue()->{running} } }, "$m to leave the gate");
     return $r;
 }
 
