@@ -196,8 +196,17 @@ $(BUILD)/history-test: t/unit/history_test.c \
 	  -o $@ t/unit/history_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_history.c
 
+# the logins' tokens: HS256 JWTs made and checked (OpenSSL's HMAC, yajl)
+$(BUILD)/jwt-test: t/unit/jwt_test.c \
+                   ngx_seadragon_module/ngx_http_seadragon_jwt.c \
+                   ngx_seadragon_module/ngx_http_seadragon_module.h \
+                   $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
+	  -o $@ t/unit/jwt_test.c \
+	  ngx_seadragon_module/ngx_http_seadragon_jwt.c -lyajl -lcrypto
+
 unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
-      $(BUILD)/resident-test $(BUILD)/history-test
+      $(BUILD)/resident-test $(BUILD)/history-test $(BUILD)/jwt-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -262,7 +271,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/052-jwt-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 

@@ -1404,4 +1404,31 @@ ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 
 
+/* ngx_http_seadragon_jwt.c: the logins' tokens, HS256 JWTs */
+
+/* a token longer is refused before it is decoded */
+#define NGX_HTTP_SEADRAGON_JWT_MAX         4096
+/* members of its header or claims, at most */
+#define NGX_HTTP_SEADRAGON_JWT_MEMBERS     8
+
+typedef struct {
+    u_char                           user[SEADRAGON_KEY_NAME_LEN];
+    size_t                           user_len;      /* 1..63, NUL after */
+    u_char                           source[SEADRAGON_KEY_SOURCE_LEN];
+    size_t                           source_len;    /* 1..31, NUL after */
+    time_t                           iat;
+    time_t                           exp;
+    unsigned                         previous:1;    /* by the previous key */
+} ngx_http_seadragon_jwt_claims_t;
+
+/* NGX_OK, or NGX_ERROR: no memory, or a name verify would refuse */
+ngx_int_t ngx_http_seadragon_jwt_sign(ngx_pool_t *pool, u_char *key,
+    size_t klen, ngx_str_t *user, ngx_str_t *source, time_t iat, time_t exp,
+    ngx_str_t *out);
+/* NGX_OK, or NGX_DECLINED with *why (for the log); prev may be NULL */
+ngx_int_t ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
+    u_char *key, size_t klen, u_char *prev, size_t plen, time_t now,
+    ngx_http_seadragon_jwt_claims_t *claims, const char **why);
+
+
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */
