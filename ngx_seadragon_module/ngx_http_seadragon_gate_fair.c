@@ -42,6 +42,8 @@ ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
     zone = ctx->zone;
 
     place->len = 0;
+    place->weight = 1;
+    place->estimate = 0;
     place->tenant = NULL;
     place->created = 0;
 
