@@ -2652,8 +2652,7 @@ seadragon_tool_password_prompt(const char *prompt, char *buf,
     quiet.c_lflag &= ~(tcflag_t) ECHO;
     quiet.c_lflag |= ECHONL;
 
-    fputs(prompt, stderr);
-    fflush(stderr);
+    /* echo off before the prompt: what is typed after it is never shown */
 
     seadragon_tool_echo_off = 1;
 
@@ -2662,9 +2661,12 @@ seadragon_tool_password_prompt(const char *prompt, char *buf,
         return -2;
     }
 
+    fputs(prompt, stderr);
+    fflush(stderr);
+
     n = seadragon_tool_password_line(buf, error);
 
-    (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &seadragon_tool_termios);
+    (void) tcsetattr(STDIN_FILENO, TCSANOW, &seadragon_tool_termios);
     seadragon_tool_echo_off = 0;
 
     return n;
@@ -2834,17 +2836,25 @@ seadragon_tool_user_check(seadragon_tool_ctx_t *ctx, int exists)
 
     rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
 
-    if (rc == SEADRAGON_TOOL_DONE) {
+    if (rc == SEADRAGON_TOOL_DONE && exists) {
         rc = seadragon_tool_user_find(ctx, &record);
 
-        if (!exists && rc == SEADRAGON_TOOL_USAGE) {
+    } else if (rc == SEADRAGON_TOOL_DONE) {
+        rc = seadragon_user_find(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                                 strlen(ctx->arg), &record);
+
+        if (rc == MDB_NOTFOUND) {
             rc = SEADRAGON_TOOL_DONE;
 
-        } else if (!exists && rc == SEADRAGON_TOOL_DONE) {
+        } else if (rc == MDB_SUCCESS) {
             seadragon_tool_error("a user named \"%s\" already exists; "
                                  "remove it first or choose another name",
                                  ctx->arg);
             rc = SEADRAGON_TOOL_USAGE;
+
+        } else {
+            rc = seadragon_tool_store_error(&ctx->store, "read",
+                                            "finding the user", rc);
         }
     }
 
