@@ -197,8 +197,15 @@ $(BUILD)/history-test: t/unit/history_test.c \
 	  -o $@ t/unit/history_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_history.c
 
+# the store's users, JWT secrets and password hashes, through the codec
+$(BUILD)/users-test: t/unit/users_test.c $(CODEC_SRCS) \
+                     ngx_seadragon_module/ngx_http_seadragon_store_codec.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CC_OPT) -I ngx_seadragon_module -o $@ t/unit/users_test.c \
+	  $(CODEC_SRCS) -llmdb -lcrypto -largon2
+
 unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
-      $(BUILD)/resident-test $(BUILD)/history-test
+      $(BUILD)/resident-test $(BUILD)/history-test $(BUILD)/users-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -263,7 +270,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/051-users-tool.t t/052-users-unit.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 
