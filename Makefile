@@ -44,7 +44,7 @@ LD_OPT := -Wl,-z,relro -Wl,-z,now -fPIC
 SOURCES := config $(wildcard ngx_seadragon_module/*.c ngx_seadragon_module/*.h)
 
 BUILD_PACKAGES := gcc make nginx nginx-dev libssl-dev libpcre2-dev zlib1g-dev \
-                  liblmdb-dev lmdb-utils libyajl-dev
+                  liblmdb-dev lmdb-utils libyajl-dev libargon2-dev
 TEST_PACKAGES  := libtest-base-perl libtext-diff-perl libwww-perl \
                   liblist-moreutils-perl libtest-longstring-perl \
                   libipc-run3-perl python3 curl openssl nodejs prometheus \
@@ -63,13 +63,14 @@ FUZZ_CFLAGS    := -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
                   -I ngx_seadragon_module -I t/fuzz
 FUZZ_SANITIZE  := address,undefined -fno-sanitize-recover=all
 CODEC_SRCS     := ngx_seadragon_module/ngx_http_seadragon_store_codec.c \
-                  ngx_seadragon_module/ngx_http_seadragon_store_usage.c
+                  ngx_seadragon_module/ngx_http_seadragon_store_usage.c \
+                  ngx_seadragon_module/ngx_http_seadragon_store_users.c
 FUZZ_json_SRCS  := ngx_seadragon_module/ngx_http_seadragon_json.c
 FUZZ_json_LIBS  := -lyajl
 FUZZ_net_SRCS   := $(CODEC_SRCS)
-FUZZ_net_LIBS   := -llmdb -lcrypto
+FUZZ_net_LIBS   := -llmdb -lcrypto -largon2
 FUZZ_store_SRCS := $(CODEC_SRCS)
-FUZZ_store_LIBS := -llmdb -lcrypto
+FUZZ_store_LIBS := -llmdb -lcrypto -largon2
 
 # make install: where (see scripts/seadragon-install); every path is
 # without DESTDIR, a staging root
@@ -133,7 +134,7 @@ $(BUILD)/seadragon-store: scripts/seadragon-store.c $(CODEC_SRCS) \
                           ngx_seadragon_module/ngx_http_seadragon_store_codec.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CC_OPT) -o $@ -I ngx_seadragon_module scripts/seadragon-store.c \
-	  $(CODEC_SRCS) -llmdb -lcrypto
+	  $(CODEC_SRCS) -llmdb -lcrypto -largon2
 
 # the unit tests' and the benchmark's include path: nginx's headers
 UNIT_INCS := -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
@@ -205,8 +206,16 @@ $(BUILD)/jwt-test: t/unit/jwt_test.c \
 	  -o $@ t/unit/jwt_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_jwt.c -lyajl -lcrypto
 
+# the store's users, JWT secrets and password hashes, through the codec
+$(BUILD)/users-test: t/unit/users_test.c $(CODEC_SRCS) \
+                     ngx_seadragon_module/ngx_http_seadragon_store_codec.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CC_OPT) -I ngx_seadragon_module -o $@ t/unit/users_test.c \
+	  $(CODEC_SRCS) -llmdb -lcrypto -largon2
+
 unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
-      $(BUILD)/resident-test $(BUILD)/history-test $(BUILD)/jwt-test
+      $(BUILD)/resident-test $(BUILD)/history-test $(BUILD)/jwt-test \
+      $(BUILD)/users-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -271,7 +280,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/052-jwt-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/052-jwt-unit.t t/053-users-unit.t t/009-standin.t t/011-store-tool.t t/051-users-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 

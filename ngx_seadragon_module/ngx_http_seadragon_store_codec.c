@@ -278,11 +278,19 @@ seadragon_store_open_dbs(MDB_txn *txn, seadragon_store_dbs_t *dbs,
         return rc;
     }
 
-    /* a store from before usage was counted has none yet */
+    /* a store from before usage was counted, or logins, has none yet */
 
     dbs->usage = 0;
 
     rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_USAGE, flags, &dbs->usage);
+
+    if (rc != MDB_SUCCESS && !(rc == MDB_NOTFOUND && !(flags & MDB_CREATE))) {
+        return rc;
+    }
+
+    dbs->users = 0;
+
+    rc = mdb_dbi_open(txn, SEADRAGON_STORE_DB_USERS, flags, &dbs->users);
 
     return (rc == MDB_NOTFOUND && !(flags & MDB_CREATE)) ? MDB_SUCCESS : rc;
 }

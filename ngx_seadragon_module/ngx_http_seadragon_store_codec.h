@@ -9,7 +9,12 @@
  * Named databases:
  *   "meta"       "format" -> "seadragon-store 1";
  *                "prefixes4" / "prefixes6" -> uint32_t counts of the
- *                whitelist entries of each prefix length (33 / 129)
+ *                whitelist entries of each prefix length (33 / 129);
+ *                "jwt_secret" -> the secret that signs login tokens
+ *                (seadragon_secret_t, made by init), "jwt_previous" ->
+ *                the one before the last rotation, created = when it
+ *                was retired; a store made before logins has neither
+ *                until the first "user add" or "secret rotate"
  *   "whitelist"  family (4|6), prefix length, network address (4|16
  *                bytes, host bits zero) -> entry
  *   "keys"       SHA-256 of the key -> key record: version 3 (with the
@@ -22,6 +27,11 @@
  *                -> usage record; a store made before usage was counted
  *                has no "usage" database until the gateway first writes
  *                one (dbs->usage is then 0)
+ *   "users"      user name -> user record (seadragon_user_record_t,
+ *                version 1, one size: any other is damaged), the
+ *                password an argon2id hash; a store made before logins
+ *                has no "users" database until the first user is added
+ *                (dbs->users is then 0: no users)
  *
  * A whitelist lookup probes one exact key per prefix length in use, so it
  * costs a bounded number of B-tree lookups, never a scan.
@@ -34,6 +44,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <lmdb.h>
 
@@ -46,6 +57,7 @@
 #define SEADRAGON_STORE_DB_KEYS         "keys"
 #define SEADRAGON_STORE_DB_KEY_NAMES    "key_names"
 #define SEADRAGON_STORE_DB_USAGE        "usage"
+#define SEADRAGON_STORE_DB_USERS        "users"
 
 /* a principal: "key:" and a key's name, or "source:" and a source's */
 #define SEADRAGON_USAGE_PRINCIPAL_LEN   (sizeof("source:") - 1 + 64)
@@ -84,6 +96,28 @@
 #define SEADRAGON_LIMIT_TOKENS          0x02
 #define SEADRAGON_LIMIT_CONCURRENT      0x04
 #define SEADRAGON_LIMIT_WEIGHT          0x08
+
+/* a user record's version and flags */
+#define SEADRAGON_USER_VERSION          1
+#define SEADRAGON_USER_DISABLED         0x01
+#define SEADRAGON_USER_HASH_LEN         128
+
+/* argon2id's parameters: t passes over m KiB (64 MiB) in p lanes; a hash
+ * of 32 bytes with a salt of 16, in argon2's encoded form */
+#define SEADRAGON_ARGON2_T              3
+#define SEADRAGON_ARGON2_M              65536
+#define SEADRAGON_ARGON2_P              1
+#define SEADRAGON_ARGON2_SALT_LEN       16
+#define SEADRAGON_ARGON2_HASH_LEN       32
+
+/* a password: 1 to SEADRAGON_PASSWORD_MAX bytes */
+#define SEADRAGON_PASSWORD_MAX          1024
+
+/* the JWT secrets in "meta" */
+#define SEADRAGON_SECRET_CURRENT        "jwt_secret"
+#define SEADRAGON_SECRET_PREVIOUS       "jwt_previous"
+#define SEADRAGON_SECRET_VERSION        1
+#define SEADRAGON_SECRET_KEY_LEN        32
 
 /* "sd-" and the base64url of 32 random bytes, without padding */
 #define SEADRAGON_KEY_RANDOM_LEN        32
@@ -169,12 +203,37 @@ typedef struct {
 } seadragon_usage_record_t;
 
 
+/* a user: the key of "users" is the name, also held here */
+
+typedef struct {
+    uint32_t    version;            /* SEADRAGON_USER_VERSION */
+    uint32_t    flags;              /* SEADRAGON_USER_DISABLED */
+    int64_t     created;            /* unix time */
+    int64_t     last_login;         /* unix time; 0: never */
+    int64_t     changed;            /* the password set, unix time */
+    char        name[SEADRAGON_KEY_NAME_LEN];
+    char        source[SEADRAGON_KEY_SOURCE_LEN];
+    char        hash[SEADRAGON_USER_HASH_LEN];  /* argon2id, encoded */
+} seadragon_user_record_t;
+
+
+/* a JWT secret, "jwt_secret" or "jwt_previous" of "meta" */
+
+typedef struct {
+    uint32_t    version;            /* SEADRAGON_SECRET_VERSION */
+    uint32_t    reserved;           /* 0 */
+    int64_t     created;            /* made; of jwt_previous: retired */
+    uint8_t     key[SEADRAGON_SECRET_KEY_LEN];
+} seadragon_secret_t;
+
+
 typedef struct {
     MDB_dbi     meta;
     MDB_dbi     whitelist;
     MDB_dbi     keys;
     MDB_dbi     key_names;
     MDB_dbi     usage;              /* 0: the store has none yet */
+    MDB_dbi     users;              /* 0: the store has none yet */
 } seadragon_store_dbs_t;
 
 
@@ -366,6 +425,67 @@ int seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
 int seadragon_key_set_disabled(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const char *name, size_t len, int disabled, int *changed,
     seadragon_key_record_t *record);
+
+
+/*
+ * Users (ngx_http_seadragon_store_users.c).  seadragon_users_open()
+ * opens, in a write transaction creating, the "users" database:
+ * MDB_SUCCESS or an LMDB error.  A store without one has no users: find
+ * and remove answer MDB_NOTFOUND, looking for it in txn when dbs has
+ * none (another process may have made it since dbs was opened).
+ */
+int seadragon_users_open(MDB_txn *txn, seadragon_store_dbs_t *dbs);
+
+/* 0 and the record, MDB_NOTFOUND, MDB_CORRUPTED (a record of another
+ * size or version), or an LMDB error */
+int seadragon_user_find(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len, seadragon_user_record_t *record);
+
+/* in a write transaction: adds or replaces the record of record->name,
+ * creating "users"; MDB_SUCCESS, MDB_BAD_VALSIZE (a name that is not
+ * one), or an LMDB error */
+int seadragon_user_put(MDB_txn *txn, seadragon_store_dbs_t *dbs,
+    const seadragon_user_record_t *record);
+
+/* MDB_SUCCESS, MDB_NOTFOUND: no user has that name, or an LMDB error */
+int seadragon_user_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *name, size_t len);
+
+/* the record of a value of "users", its strings NUL-terminated; 0, or
+ * MDB_CORRUPTED for another size or version */
+int seadragon_user_record_read(const MDB_val *value,
+    seadragon_user_record_t *record);
+
+/* which: SEADRAGON_SECRET_CURRENT or SEADRAGON_SECRET_PREVIOUS; 0 and
+ * the secret, MDB_NOTFOUND, MDB_CORRUPTED, or an LMDB error */
+int seadragon_secret_get(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    const char *which, seadragon_secret_t *secret);
+
+/*
+ * In a write transaction: the current secret, if any, becomes the
+ * previous one (created: now, when it was retired), and a new one from
+ * RAND_bytes() the current one.  MDB_SUCCESS, an LMDB error, or -1 when
+ * the system gives no random bytes.
+ */
+int seadragon_secret_rotate(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
+    time_t now);
+
+/*
+ * Passwords, argon2id with SEADRAGON_ARGON2_*: the encoded hash of a
+ * password of 1 to SEADRAGON_PASSWORD_MAX bytes into out (size bytes,
+ * SEADRAGON_USER_HASH_LEN will do), NUL-terminated, with a new salt: 0,
+ * or -1.  Costs tens of milliseconds and 64 MiB: never on an event loop.
+ */
+int seadragon_password_hash(const char *password, size_t len, char *out,
+    size_t size);
+
+/*
+ * 1: the password is the one of encoded, 0: it is not, -1: encoded is
+ * not an argon2id hash of at most SEADRAGON_ARGON2_*'s cost (a damaged
+ * record must not make a check cost more) or the check failed.
+ */
+int seadragon_password_verify(const char *encoded, const char *password,
+    size_t len);
 
 
 #endif /* _NGX_HTTP_SEADRAGON_STORE_CODEC_H_INCLUDED_ */

@@ -19,7 +19,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -134,6 +136,13 @@ static int seadragon_tool_key_enable(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_set(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_key_list(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_add(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_passwd(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_disable(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_enable(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_remove(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_user_list(seadragon_tool_ctx_t *ctx);
+static int seadragon_tool_secret_rotate(seadragon_tool_ctx_t *ctx);
 static int seadragon_tool_bytes_cmp(const char *a, size_t alen,
     const char *b, size_t blen);
 static void seadragon_tool_usage_name(const char *name, size_t len);
@@ -213,8 +222,50 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
       "2026-12-01,\n      UTC; default today; a range of at most 366 days)",
       seadragon_tool_usage_list },
 
+    { "user", "add", "NAME", { "--source", NULL },
+      "user add NAME --source SOURCE",
+      "add a user who logs in with a password for the source's queue",
+      seadragon_tool_user_add },
+
+    { "user", "passwd", "NAME", { NULL, NULL },
+      "user passwd NAME",
+      "set a user's password",
+      seadragon_tool_user_passwd },
+
+    { "user", "disable", "NAME", { NULL, NULL },
+      "user disable NAME",
+      "refuse a user's logins and tokens until enabled again",
+      seadragon_tool_user_disable },
+
+    { "user", "enable", "NAME", { NULL, NULL },
+      "user enable NAME",
+      "accept a disabled user again",
+      seadragon_tool_user_enable },
+
+    { "user", "remove", "NAME", { NULL, NULL },
+      "user remove NAME",
+      "delete a user",
+      seadragon_tool_user_remove },
+
+    { "user", "list", NULL, { NULL, NULL },
+      "user list",
+      "name, source, state, created and last login of every user",
+      seadragon_tool_user_list },
+
+    { "secret", "rotate", NULL, { NULL, NULL },
+      "secret rotate",
+      "sign login tokens with a new secret; those of the previous one "
+      "are\n      accepted until they expire",
+      seadragon_tool_secret_rotate },
+
     { NULL, NULL, NULL, { NULL, NULL }, NULL, NULL, NULL }
 };
+
+
+/* the terminal's settings while a password is read with echo off */
+
+static struct termios  seadragon_tool_termios;
+static volatile sig_atomic_t  seadragon_tool_echo_off;
 
 
 int
@@ -286,8 +337,8 @@ main(int argc, char **argv)
 
     if (command->group == NULL) {
         return seadragon_tool_usage_error(NULL, "unknown command \"%s\"; "
-                                          "expected init, whitelist, key "
-                                          "or usage",
+                                          "expected init, whitelist, key, "
+                                          "user, secret or usage",
                                           group);
     }
 
@@ -299,6 +350,11 @@ main(int argc, char **argv)
                                               strcmp(group, "key") == 0
                                               ? "create, revoke, disable, "
                                                 "enable, set or list"
+                                              : strcmp(group, "user") == 0
+                                              ? "add, passwd, disable, "
+                                                "enable, remove or list"
+                                              : strcmp(group, "secret") == 0
+                                              ? "rotate"
                                               : "add, remove, list or check");
         }
 
@@ -423,6 +479,10 @@ seadragon_tool_usage(FILE *out)
           "fair=\n"
           "queuing, 1 (the default) to 1000: weight 2 is served twice what "
           "1 is.\n"
+          "A user's password, 1 to 1024 bytes, is never an argument: it is "
+          "the first\n"
+          "line of standard input when that is not a terminal, else asked "
+          "for twice.\n"
           "\n"
           "exit status: 0 done; 1 \"whitelist check\" said no; 2 bad usage "
           "or input;\n"
@@ -1306,6 +1366,18 @@ seadragon_tool_init(seadragon_tool_ctx_t *ctx)
 
     if (empty) {
         rc = seadragon_store_create(store->txn, &store->dbs);
+
+        if (rc == MDB_SUCCESS) {
+            rc = seadragon_secret_rotate(store->txn, &store->dbs,
+                                         time(NULL));
+
+            if (rc == -1) {
+                seadragon_tool_error("cannot create the store \"%s\": "
+                                     "OpenSSL's RAND_bytes() failed",
+                                     store->path);
+                return SEADRAGON_TOOL_STORE;
+            }
+        }
 
     } else {
 
@@ -2505,6 +2577,712 @@ seadragon_tool_usage_list(seadragon_tool_ctx_t *ctx)
     }
 
     free(rows);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* a signal while echo is off: the terminal as it was, then the default */
+
+static void
+seadragon_tool_password_signal(int signo)
+{
+    if (seadragon_tool_echo_off) {
+        (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &seadragon_tool_termios);
+    }
+
+    signal(signo, SIG_DFL);
+    raise(signo);
+}
+
+
+/*
+ * One line of standard input into buf (SEADRAGON_PASSWORD_MAX + 1 bytes),
+ * its newline left out: the password's length, or -1 (a NUL byte, or too
+ * long: *error says which), or -2 (a read error).
+ */
+
+static ssize_t
+seadragon_tool_password_line(char *buf, const char **error)
+{
+    int     c;
+    size_t  len;
+
+    len = 0;
+
+    while ((c = getc(stdin)) != EOF && c != '\n') {
+
+        if (c == '\0') {
+            *error = "has a NUL byte";
+            return -1;
+        }
+
+        if (len == SEADRAGON_PASSWORD_MAX) {
+            *error = "is longer than 1024 bytes";
+            return -1;
+        }
+
+        buf[len++] = (char) c;
+    }
+
+    if (ferror(stdin)) {
+        return -2;
+    }
+
+    buf[len] = '\0';
+
+    return (ssize_t) len;
+}
+
+
+/* a prompt on the terminal, echo off, and the line typed */
+
+static ssize_t
+seadragon_tool_password_prompt(const char *prompt, char *buf,
+    const char **error)
+{
+    ssize_t         n;
+    struct termios  quiet;
+
+    if (tcgetattr(STDIN_FILENO, &seadragon_tool_termios) == -1) {
+        return -2;
+    }
+
+    quiet = seadragon_tool_termios;
+    quiet.c_lflag &= ~(tcflag_t) ECHO;
+    quiet.c_lflag |= ECHONL;
+
+    /* echo off before the prompt: what is typed after it is never shown */
+
+    seadragon_tool_echo_off = 1;
+
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == -1) {
+        seadragon_tool_echo_off = 0;
+        return -2;
+    }
+
+    fputs(prompt, stderr);
+    fflush(stderr);
+
+    n = seadragon_tool_password_line(buf, error);
+
+    (void) tcsetattr(STDIN_FILENO, TCSANOW, &seadragon_tool_termios);
+    seadragon_tool_echo_off = 0;
+
+    return n;
+}
+
+
+/*
+ * The password of a user into password (SEADRAGON_PASSWORD_MAX + 1
+ * bytes): the first line of standard input, or, from a terminal, typed
+ * twice.  SEADRAGON_TOOL_DONE and *len, or an exit status.
+ */
+
+static int
+seadragon_tool_password_read(seadragon_tool_ctx_t *ctx, char *password,
+    size_t *len)
+{
+    int          tty;
+    char         again[SEADRAGON_PASSWORD_MAX + 1];
+    ssize_t      n, m;
+    const char  *error;
+
+    tty = isatty(STDIN_FILENO);
+    error = "";
+
+    if (tty) {
+        signal(SIGINT, seadragon_tool_password_signal);
+        signal(SIGTERM, seadragon_tool_password_signal);
+        signal(SIGHUP, seadragon_tool_password_signal);
+        signal(SIGQUIT, seadragon_tool_password_signal);
+
+        n = seadragon_tool_password_prompt("password: ", password, &error);
+
+        if (n > 0) {
+            m = seadragon_tool_password_prompt("again: ", again, &error);
+
+            if (m >= 0 && (m != n || memcmp(again, password, n) != 0)) {
+                OPENSSL_cleanse(again, sizeof(again));
+                OPENSSL_cleanse(password, SEADRAGON_PASSWORD_MAX + 1);
+                return seadragon_tool_usage_error(ctx->command, "the two "
+                                                  "passwords differ; nothing "
+                                                  "was changed");
+            }
+
+            n = m < 0 ? m : n;
+            OPENSSL_cleanse(again, sizeof(again));
+        }
+
+    } else {
+        n = seadragon_tool_password_line(password, &error);
+    }
+
+    if (n == -2) {
+        OPENSSL_cleanse(password, SEADRAGON_PASSWORD_MAX + 1);
+        seadragon_tool_error("cannot read the password: %s",
+                             strerror(errno));
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (n == -1) {
+        OPENSSL_cleanse(password, SEADRAGON_PASSWORD_MAX + 1);
+        return seadragon_tool_usage_error(ctx->command, "the password %s; "
+                                          "expected 1 to %d bytes on one "
+                                          "line", error,
+                                          SEADRAGON_PASSWORD_MAX);
+    }
+
+    if (n == 0) {
+        return seadragon_tool_usage_error(ctx->command, "the password is "
+                                          "empty; expected 1 to %d bytes %s",
+                                          SEADRAGON_PASSWORD_MAX,
+                                          tty ? "typed at the prompt"
+                                              : "on the first line of "
+                                                "standard input");
+    }
+
+    *len = (size_t) n;
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* the password read and hashed, before the store's write lock is taken:
+ * argon2id takes a while */
+
+static int
+seadragon_tool_password_hash(seadragon_tool_ctx_t *ctx, char *hash)
+{
+    int     rc;
+    char    password[SEADRAGON_PASSWORD_MAX + 1];
+    size_t  len;
+
+    len = 0;
+
+    rc = seadragon_tool_password_read(ctx, password, &len);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_password_hash(password, len, hash,
+                                 SEADRAGON_USER_HASH_LEN);
+
+    OPENSSL_cleanse(password, sizeof(password));
+
+    if (rc != 0) {
+        seadragon_tool_error("cannot hash the password: argon2id or "
+                             "OpenSSL's RAND_bytes() failed (64 MiB of "
+                             "memory are needed)");
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_user_name(seadragon_tool_ctx_t *ctx)
+{
+    if (seadragon_tool_check_name(ctx->arg, SEADRAGON_KEY_NAME_LEN - 1,
+                                  "_-.@")
+        != 0)
+    {
+        return seadragon_tool_usage_error(ctx->command, "invalid NAME "
+                                          "\"%s\": expected 1 to %d letters, "
+                                          "digits, \"_\", \"-\", \".\" and "
+                                          "\"@\"", ctx->arg,
+                                          SEADRAGON_KEY_NAME_LEN - 1);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* the record of the user named ctx->arg, in the store's transaction */
+
+static int
+seadragon_tool_user_find(seadragon_tool_ctx_t *ctx,
+    seadragon_user_record_t *record)
+{
+    int  rc;
+
+    rc = seadragon_user_find(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                             strlen(ctx->arg), record);
+
+    if (rc == MDB_NOTFOUND) {
+        seadragon_tool_error("there is no user named \"%s\" (see \"user "
+                             "list\")", ctx->arg);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "finding the user", rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* before a password is asked for: whether the user is there (exists 1)
+ * or not (0), as the command needs it, in a read transaction */
+
+static int
+seadragon_tool_user_check(seadragon_tool_ctx_t *ctx, int exists)
+{
+    int                      rc;
+    seadragon_user_record_t  record;
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+
+    if (rc == SEADRAGON_TOOL_DONE && exists) {
+        rc = seadragon_tool_user_find(ctx, &record);
+
+    } else if (rc == SEADRAGON_TOOL_DONE) {
+        rc = seadragon_user_find(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                                 strlen(ctx->arg), &record);
+
+        if (rc == MDB_NOTFOUND) {
+            rc = SEADRAGON_TOOL_DONE;
+
+        } else if (rc == MDB_SUCCESS) {
+            seadragon_tool_error("a user named \"%s\" already exists; "
+                                 "remove it first or choose another name",
+                                 ctx->arg);
+            rc = SEADRAGON_TOOL_USAGE;
+
+        } else {
+            rc = seadragon_tool_store_error(&ctx->store, "read",
+                                            "finding the user", rc);
+        }
+    }
+
+    seadragon_tool_store_close(&ctx->store);
+    memset(&ctx->store.dbs, 0, sizeof(seadragon_store_dbs_t));
+
+    return rc;
+}
+
+
+static int
+seadragon_tool_user_add(seadragon_tool_ctx_t *ctx)
+{
+    int                      rc, made;
+    time_t                   now;
+    const char              *source;
+    seadragon_secret_t       secret;
+    seadragon_user_record_t  record, existing;
+
+    source = ctx->options[0];
+
+    rc = seadragon_tool_user_name(ctx);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (source == NULL) {
+        return seadragon_tool_usage_error(ctx->command, "--source SOURCE is "
+                                          "missing: the source whose queue "
+                                          "the user's requests join");
+    }
+
+    /* any valid name: the store does not know the sources, as for keys */
+
+    if (seadragon_tool_check_name(source, SEADRAGON_KEY_SOURCE_LEN - 1, "_-")
+        != 0)
+    {
+        return seadragon_tool_usage_error(ctx->command, "invalid SOURCE "
+                                          "\"%s\": expected 1 to %d letters, "
+                                          "digits, \"_\" and \"-\" (a "
+                                          "seadragon_source name)", source,
+                                          SEADRAGON_KEY_SOURCE_LEN - 1);
+    }
+
+    rc = seadragon_tool_user_check(ctx, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    now = time(NULL);
+
+    memset(&record, 0, sizeof(seadragon_user_record_t));
+
+    record.version = SEADRAGON_USER_VERSION;
+    record.created = (int64_t) now;
+    record.changed = (int64_t) now;
+    memcpy(record.name, ctx->arg, strlen(ctx->arg));
+    memcpy(record.source, source, strlen(source));
+
+    rc = seadragon_tool_password_hash(ctx, record.hash);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    /* added meanwhile by another seadragon-store */
+
+    rc = seadragon_user_find(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                             strlen(ctx->arg), &existing);
+    if (rc == MDB_SUCCESS || rc == MDB_CORRUPTED) {
+        seadragon_tool_error("a user named \"%s\" already exists; remove it "
+                             "first or choose another name", ctx->arg);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "finding the user", rc);
+    }
+
+    /* a store made before logins: the secret their tokens need */
+
+    made = 0;
+
+    rc = seadragon_secret_get(ctx->store.txn, &ctx->store.dbs,
+                              SEADRAGON_SECRET_CURRENT, &secret);
+    OPENSSL_cleanse(&secret, sizeof(seadragon_secret_t));
+
+    if (rc == MDB_NOTFOUND) {
+        rc = seadragon_secret_rotate(ctx->store.txn, &ctx->store.dbs, now);
+        made = 1;
+    }
+
+    if (rc == -1) {
+        seadragon_tool_error("cannot make the store's JWT secret: OpenSSL's "
+                             "RAND_bytes() failed");
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "the JWT secret", rc);
+    }
+
+    rc = seadragon_user_put(ctx->store.txn, &ctx->store.dbs, &record);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "adding the user", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (made) {
+        printf("made the store's JWT secret, which signs login tokens (the "
+               "store was made before logins)\n");
+    }
+
+    printf("added the user \"%s\" for the source \"%s\"\n", ctx->arg,
+           source);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_user_passwd(seadragon_tool_ctx_t *ctx)
+{
+    int                      rc;
+    char                     hash[SEADRAGON_USER_HASH_LEN];
+    seadragon_user_record_t  record;
+
+    rc = seadragon_tool_user_name(ctx);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_user_check(ctx, 1);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    memset(hash, 0, sizeof(hash));
+
+    rc = seadragon_tool_password_hash(ctx, hash);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_user_find(ctx, &record);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    memcpy(record.hash, hash, sizeof(hash));
+    record.changed = (int64_t) time(NULL);
+
+    rc = seadragon_user_put(ctx->store.txn, &ctx->store.dbs, &record);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "changing the user", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("changed the password of the user \"%s\"\n", ctx->arg);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_user_set_disabled(seadragon_tool_ctx_t *ctx, int disabled)
+{
+    int                      rc;
+    const char              *state;
+    seadragon_user_record_t  record;
+
+    state = disabled ? "disabled" : "enabled";
+
+    rc = seadragon_tool_user_name(ctx);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_user_find(ctx, &record);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (!(record.flags & SEADRAGON_USER_DISABLED) == !disabled) {
+        printf("the user \"%s\" is already %s\n", ctx->arg, state);
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    if (disabled) {
+        record.flags |= SEADRAGON_USER_DISABLED;
+
+    } else {
+        record.flags &= ~SEADRAGON_USER_DISABLED;
+    }
+
+    rc = seadragon_user_put(ctx->store.txn, &ctx->store.dbs, &record);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "changing the user", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("%s the user \"%s\"\n", state, ctx->arg);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_user_disable(seadragon_tool_ctx_t *ctx)
+{
+    return seadragon_tool_user_set_disabled(ctx, 1);
+}
+
+
+static int
+seadragon_tool_user_enable(seadragon_tool_ctx_t *ctx)
+{
+    return seadragon_tool_user_set_disabled(ctx, 0);
+}
+
+
+/* a damaged record is removed all the same: it is never read */
+
+static int
+seadragon_tool_user_remove(seadragon_tool_ctx_t *ctx)
+{
+    int  rc;
+
+    rc = seadragon_tool_user_name(ctx);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_user_remove(ctx->store.txn, &ctx->store.dbs, ctx->arg,
+                               strlen(ctx->arg));
+
+    if (rc == MDB_NOTFOUND) {
+        seadragon_tool_error("there is no user named \"%s\" (see \"user "
+                             "list\")", ctx->arg);
+        return SEADRAGON_TOOL_USAGE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "deleting the user", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    printf("removed the user \"%s\"\n", ctx->arg);
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+/* never a hash; LMDB keeps the names sorted */
+
+static int
+seadragon_tool_user_list(seadragon_tool_ctx_t *ctx)
+{
+    int                      rc;
+    char                     created[SEADRAGON_TOOL_TIME_LEN];
+    char                     login[SEADRAGON_TOOL_TIME_LEN];
+    MDB_val                  k, v;
+    MDB_dbi                  dbi;
+    unsigned                 listed;
+    MDB_cursor              *cursor;
+    seadragon_user_record_t  record;
+
+    rc = seadragon_tool_store_open(&ctx->store, MDB_RDONLY);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    /* a store made before logins has no users */
+
+    dbi = ctx->store.dbs.users;
+
+    if (dbi == 0) {
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    rc = mdb_cursor_open(ctx->store.txn, dbi, &cursor);
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "mdb_cursor_open()", rc);
+    }
+
+    listed = 0;
+
+    for (rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+         rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT))
+    {
+        rc = seadragon_user_record_read(&v, &record);
+
+        if (rc == MDB_SUCCESS
+            && (k.mv_size != strlen(record.name)
+                || memcmp(k.mv_data, record.name, k.mv_size) != 0))
+        {
+            rc = MDB_CORRUPTED;
+        }
+
+        if (rc != MDB_SUCCESS) {
+            break;
+        }
+
+        seadragon_tool_format_time(record.created, created);
+
+        if (record.last_login) {
+            seadragon_tool_format_time(record.last_login, login);
+
+        } else {
+            strcpy(login, "never");
+        }
+
+        /* the header row, above the first user only: no users, no output */
+
+        if (listed++ == 0) {
+            printf("name\tsource\tstate\tcreated\tlast_login\n");
+        }
+
+        printf("%s\t%s\t%s\t%s\t%s\n", record.name, record.source,
+               (record.flags & SEADRAGON_USER_DISABLED) ? "disabled"
+                                                        : "active",
+               created, login);
+    }
+
+    mdb_cursor_close(cursor);
+
+    if (rc != MDB_NOTFOUND) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the users", rc);
+    }
+
+    return SEADRAGON_TOOL_DONE;
+}
+
+
+static int
+seadragon_tool_secret_rotate(seadragon_tool_ctx_t *ctx)
+{
+    int                 rc, had;
+    seadragon_secret_t  secret;
+
+    rc = seadragon_tool_store_open(&ctx->store, 0);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    rc = seadragon_secret_get(ctx->store.txn, &ctx->store.dbs,
+                              SEADRAGON_SECRET_CURRENT, &secret);
+    OPENSSL_cleanse(&secret, sizeof(seadragon_secret_t));
+
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+        return seadragon_tool_store_error(&ctx->store, "read",
+                                          "reading the JWT secret", rc);
+    }
+
+    had = (rc == MDB_SUCCESS);
+
+    rc = seadragon_secret_rotate(ctx->store.txn, &ctx->store.dbs,
+                                 time(NULL));
+
+    if (rc == -1) {
+        seadragon_tool_error("cannot make a JWT secret: OpenSSL's "
+                             "RAND_bytes() failed");
+        return SEADRAGON_TOOL_STORE;
+    }
+
+    if (rc != MDB_SUCCESS) {
+        return seadragon_tool_store_error(&ctx->store, "write",
+                                          "rotating the JWT secret", rc);
+    }
+
+    rc = seadragon_tool_store_commit(&ctx->store);
+    if (rc != SEADRAGON_TOOL_DONE) {
+        return rc;
+    }
+
+    if (had) {
+        printf("rotated the JWT secret: new login tokens are signed with a "
+               "new one; those of the previous one are accepted until they "
+               "expire\n");
+
+    } else {
+        printf("made the store's JWT secret, which signs login tokens (the "
+               "store was made before logins)\n");
+    }
 
     return SEADRAGON_TOOL_DONE;
 }

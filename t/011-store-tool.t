@@ -225,7 +225,9 @@ subtest 'help prints the usage of every command and exits 0' => sub {
                 'key revoke NAME', 'key disable NAME', 'key enable NAME',
                 'key set NAME [--rpm N|none] [--tokens-per-day N|none] '
                 . '[--max-concurrent N|none] [--weight N]',
-                'key list';
+                'key list', 'user add NAME --source SOURCE', 'user passwd NAME',
+                'user disable NAME', 'user enable NAME', 'user remove NAME',
+                'user list', 'secret rotate';
         like($r->{out}, qr/exit status: 0 done; 1 .*; 2 bad usage/s,
              "@$args: explains the exit statuses");
     }
@@ -237,7 +239,7 @@ subtest 'bad usage exits 2 with a message that says what was expected' => sub {
     my @cases = (
         [ [], qr/^seadragon-store: no command given\ntry "seadragon-store --help"\n\z/ ],
         [ [ '--verbose', 'key', 'list' ], qr/unknown option "--verbose"/ ],
-        [ [ 'frob' ], qr/unknown command "frob"; expected init, whitelist, key or usage/ ],
+        [ [ 'frob' ], qr/unknown command "frob"; expected init, whitelist, key, user, secret or usage/ ],
         [ [ 'whitelist' ], qr/"whitelist" needs a command: add, remove, list or check/ ],
         [ [ 'key' ], qr/"key" needs a command: create, revoke, disable, enable, set or list/ ],
         [ [ 'whitelist', 'frob' ], qr/unknown command "whitelist frob"/ ],
@@ -313,8 +315,9 @@ subtest 'init creates the directories, the environment, the databases and the ma
     is(mode_of("$store/$_"), '0644', "$_ is 0644 whatever the umask")
         for 'data.mdb', 'lock.mdb';
 
-    is_deeply(db_names($store), [qw(key_names keys meta usage whitelist)],
-              'the five named databases');
+    is_deeply(db_names($store),
+              [qw(key_names keys meta usage users whitelist)],
+              'the six named databases');
     is(meta($store, 'format'), 'seadragon-store 1', 'the format marker');
     is_deeply(counts($store, 4), [ (0) x 33 ], '33 zero IPv4 prefix counts');
     is_deeply(counts($store, 6), [ (0) x 129 ], '129 zero IPv6 prefix counts');
@@ -392,8 +395,9 @@ subtest 'init accepts an empty directory, or one with only a reader\'s lock file
     result_is(sd($bare, qw(init --map-size 1m)), 0,
               "initialized $bare (map size 1m)\n", '',
               'an LMDB environment with nothing in it');
-    is_deeply(db_names($bare), [qw(key_names keys meta usage whitelist)],
-              'it got the five databases');
+    is_deeply(db_names($bare),
+              [qw(key_names keys meta usage users whitelist)],
+              'it got the six databases');
 };
 
 
