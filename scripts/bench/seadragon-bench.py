@@ -132,18 +132,23 @@ SWAP_DELAY_MS = 5
 SWAP_SPREAD_MS = 30  # the mean gap between arrivals when they are spread
 SWAP_SOURCES = (("coding", 1), ("api", 2))  # two priorities
 SWAP_CODING = 1 / 3  # the share of the better one
-SWAP_AFFINITY = ("5s", "1s")
+SWAP_GATES = ((None, 1), ("5s", 1), ("1s", 1), ("5s", 2))  # affinity, workers
 # figure 10: the noisy neighbour; tokens FAIR_DELAY_MS apart, + 1 of prompt
 FAIR_NOISY = 100
 FAIR_LIGHT = 3
 FAIR_LONG_TOKENS = 39  # 40 with the prompt's
 FAIR_SHORT_TOKENS = 3  # 4: a tenth
-FAIR_DELAY_MS = 2
+FAIR_DELAY_MS = 4
 FAIR_PERIOD_MS = 250  # a light tenant's request every so often
 FAIR_LIGHT_REQUESTS = 20  # of each light tenant
 FAIR_BACKLOG_SECONDS = 3.0
-FAIR_GATES = (("alone", ""), ("off", ""), ("tokens", "fair=tokens tenant=$http_x_tenant"),
-              ("requests", "fair=requests tenant=$http_x_tenant"))
+FAIR_GATES = (("alone", "", 1), ("off", "", 1),  # name, zone parameters, workers
+              ("tokens", "fair=tokens tenant=$http_x_tenant", 1),
+              ("requests", "fair=requests tenant=$http_x_tenant", 1),
+              ("tokens-2w", "fair=tokens tenant=$http_x_tenant", 2))
+FAIR_LABELS = {"alone": "alone (no noisy tenant), fair off", "off": "fair off",
+               "tokens": "fair=tokens", "requests": "fair=requests",
+               "tokens-2w": "fair=tokens, 2 workers"}
 
 
 class BenchError(Exception):
@@ -1094,14 +1099,15 @@ backend ollama
 
     # ------------------------------------------------------------ 9, 10, 11: the scheduler
 
-    def sched_gateway(self, name, standin, zone_extra, sources):
-        """A Seadragon of 1 worker in front of standin with an access log of
+    def sched_gateway(self, name, standin, zone_extra, sources, workers=1):
+        """A Seadragon of workers workers in front of standin with an access log of
         every request's tag, ticket and wait; None and the reason when
         nginx refuses the configuration (a feature this build lacks)."""
         log_path = os.path.join(self.workdir, f"{name}-access.log")
         try:
             gateway = self.nginx(name, standin.port, zone_extra=zone_extra, sources=sources,
-                                 access_log=log_path)
+                                 access_log=log_path, workers=workers,
+                                 reuseport=workers > 1)
         except BenchError as error:
             if not zone_extra:
                 raise
@@ -1121,7 +1127,7 @@ backend ollama
                    if r["path"] == "/api/chat" and r["tag"] in tags}
         return records, log_lines
 
-    def swap_run(self, label, zone_extra, spread):
+    def swap_run(self, label, zone_extra, spread, workers=1):
         """Figure 9, one run: SWAP_REQUESTS chats over SWAP_MODELS, two
         priorities, behind a held gate (spread: arriving over time), in
         front of a stand-in that holds one model at a time."""
@@ -1135,7 +1141,8 @@ backend ollama
             sources = [f"seadragon_source {name} priority={prio}"
                        + (" if=$bench_coding;" if name == "coding" else ";")
                        for name, prio in SWAP_SOURCES]
-            gateway, missing = self.sched_gateway(f"swaps-{label}", standin, zone_extra, sources)
+            gateway, missing = self.sched_gateway(f"swaps-{label}", standin, zone_extra, sources,
+                                                  workers)
             if gateway is None:
                 return {"missing": missing}
             rng = random.Random(9)  # the same pattern for every gate
@@ -1203,10 +1210,12 @@ backend ollama
     def phase_swaps(self):
         out = {}
         for spread in (False, True):
-            for affinity in (None,) + SWAP_AFFINITY:
-                label = f"{'spread' if spread else 'held'}-{affinity or 'off'}"
+            for affinity, workers in SWAP_GATES:
+                label = (f"{'spread' if spread else 'held'}-{affinity or 'off'}"
+                         + (f"-{workers}w" if workers > 1 else ""))
                 zone = f"affinity={affinity} loaded=1" if affinity else ""
-                out[label] = r = self.swap_run(label, zone, spread)
+                out[label] = r = self.swap_run(label, zone, spread, workers)
+                r.update(spread=spread, affinity=affinity, workers=workers)
                 if "missing" in r:
                     log(f"swaps {label}: not run: {r['missing']}")
                     continue
@@ -1216,12 +1225,12 @@ backend ollama
                     f"{r['inversions']} inversions")
         self.results["swaps"] = out
 
-    def fair_start(self, label, zone_extra):
+    def fair_start(self, label, zone_extra, workers=1):
         standin = Standin(self.procs, f"standin-{label}",
                           ["--tokens", str(FAIR_SHORT_TOKENS), "--delay-ms", str(FAIR_DELAY_MS)])
         try:
             gateway, missing = self.sched_gateway(f"fair-{label}", standin, zone_extra,
-                                                  ["seadragon_source api priority=1;"])
+                                                  ["seadragon_source api priority=1;"], workers)
         except BaseException:
             standin.stop()
             raise
@@ -1243,11 +1252,11 @@ backend ollama
                                       tokens=FAIR_LONG_TOKENS))
         return conns
 
-    def fair_waits(self, label, zone_extra, noisy):
+    def fair_waits(self, label, zone_extra, noisy, workers=1):
         """Figure 10, the waits: the light tenants send one short request
         every FAIR_PERIOD_MS (jittered), with the noisy one's burst of long
         ones at the start, or alone."""
-        standin, gateway, missing = self.fair_start(f"waits-{label}", zone_extra)
+        standin, gateway, missing = self.fair_start(f"waits-{label}", zone_extra, workers)
         if gateway is None:
             return {"missing": missing}
         rng = random.Random(10)
@@ -1283,6 +1292,8 @@ backend ollama
             standin.stop()
         waits = [log_lines[tag]["wait"] for _, _, tag in plan]
         light_service = [records[tag]["end"] - records[tag]["start"] for _, _, tag in plan]
+        log(f"{label}: the light tenants' longest waits, ms: "
+            + ", ".join(f"{w * 1000:.0f}" for w in sorted(waits)[-5:]))
         out = {"p50": percentile(waits, 50), "p99": percentile(waits, 99), "max": max(waits),
                "count": len(waits), "light_service": statistics.median(light_service)}
         if noisy_records:
@@ -1290,13 +1301,13 @@ backend ollama
                                                      for r in noisy_records)
         return out
 
-    def fair_index(self, label, zone_extra):
+    def fair_index(self, label, zone_extra, workers=1):
         """Figure 10, the shares: the noisy burst, and each light tenant
         keeping one request in the gate at all times (the next sent when
         its answer ends) for FAIR_BACKLOG_SECONDS: four backlogged
         tenants; Jain's index of the tokens each was served while more
         than one was backlogged."""
-        standin, gateway, missing = self.fair_start(f"index-{label}", zone_extra)
+        standin, gateway, missing = self.fair_start(f"index-{label}", zone_extra, workers)
         if gateway is None:
             return {"missing": missing}
         sent, ended, noisy_conns, errors = {}, {}, [], []
@@ -1363,9 +1374,9 @@ backend ollama
 
     def phase_fair(self):
         out = {"waits": {}, "index": {}}
-        for name, zone in FAIR_GATES:
+        for name, zone, workers in FAIR_GATES:
             noisy = name != "alone"
-            out["waits"][name] = r = self.fair_waits(name, zone, noisy)
+            out["waits"][name] = r = self.fair_waits(name, zone, noisy, workers)
             if "missing" in r:
                 log(f"noisy neighbour {name}: not run: {r['missing']}")
                 continue
@@ -1375,7 +1386,7 @@ backend ollama
                    if "noisy_service" in r else ""))
             if not noisy:
                 continue
-            out["index"][name] = r = self.fair_index(name, zone)
+            out["index"][name] = r = self.fair_index(name, zone, workers)
             if "missing" in r:
                 continue
             log(f"noisy neighbour {name}: Jain's index {r['index']:.3f}, token shares "
@@ -1659,16 +1670,16 @@ def swaps_report(bench):
               "Against affinity off: swaps; makespan")
     rows = []
     for label, r in swaps.items():
-        arrivals, gate = label.split("-", 1)
-        arrivals = ("all parked, then let go" if arrivals == "held"
-                    else f"spread, a mean {SWAP_SPREAD_MS} ms apart")
-        gate = "affinity off" if gate == "off" else f"affinity={gate}"
+        arrivals = (f"spread, a mean {SWAP_SPREAD_MS} ms apart" if r["spread"]
+                    else "all parked, then let go")
+        gate = (f"affinity={r['affinity']}" if r["affinity"] else "affinity off") + (
+            f", {r['workers']} workers" if r["workers"] > 1 else "")
         if "missing" in r:
             rows.append((arrivals, gate, f"not run: {r['missing']}", "", "", "", "", "", ""))
             continue
         base = swaps.get(label.split("-", 1)[0] + "-off", {})
         against = ""
-        if gate != "affinity off" and "swaps" in base:
+        if r["affinity"] and "swaps" in base:
             fewer = base["swaps"] / r["swaps"] if r["swaps"] else None
             against = (f"{times(fewer)} fewer" if fewer else f"none against {base['swaps']}")
             against += f"; {times(base['makespan'] / r['makespan'])} shorter"
@@ -1685,8 +1696,7 @@ def fair_report(bench):
     if not fair:
         return ""
     alone = fair["waits"].get("alone", {})
-    label = {"alone": "alone (no noisy tenant), fair off", "off": "fair off",
-             "tokens": "fair=tokens", "requests": "fair=requests"}
+    label = FAIR_LABELS
     rows = []
     for name, r in fair["waits"].items():
         if "missing" in r:
@@ -1764,7 +1774,8 @@ def sched_sections(bench):
 {SWAP_REQUESTS} streaming chats over {len(SWAP_MODELS)} models ({', '.join(SWAP_MODELS)}),
 the model of each drawn at random (seeded: the same line for every gate),
 of two priorities (`X-Source`: coding {SWAP_SOURCES[0][1]}, about {SWAP_CODING:.0%} of them, and api {SWAP_SOURCES[1][1]}),
-through Seadragon with 1 worker and capacity 1, in front of a stand-in
+through Seadragon with capacity 1 and 1 worker (2, with `reuseport`,
+where the row says so), in front of a stand-in
 that holds one model at a time (`--max-loaded 1`, as
 `OLLAMA_MAX_LOADED_MODELS=1`), takes {SWAP_LOAD_MS} ms to load one (a load
 scaled down from the seconds of a real one) and generates {SWAP_TOKENS} tokens
@@ -1792,7 +1803,8 @@ inversion when a request of a better priority was waiting.
         parts.append(f"""
 ## 10. The noisy neighbour
 
-Seadragon with 1 worker, capacity 1, one source; tenants by the
+Seadragon with capacity 1, one source and 1 worker (2, with `reuseport`,
+where the row says so); tenants by the
 `X-Tenant` header (`tenant=$http_x_tenant`); the stand-in generates
 tokens {FAIR_DELAY_MS} ms apart. The noisy tenant sends {FAIR_NOISY} requests at once,
 each a long answer ({FAIR_LONG_TOKENS} tokens and the prompt's 1: 40); three light
