@@ -1156,10 +1156,9 @@ backend ollama
             conns = []
             try:
                 if spread:
-                    started = time.time()
-                    due = started
+                    due = started = time.time()
                     for i, ((model, source), gap) in enumerate(zip(plan, gaps)):
-                        due += gap
+                        due += gap if i else 0.0
                         time.sleep(max(0.0, due - time.time()))
                         conns.append(send_request(gateway.port, f"s{i}", model=model,
                                                   source=source))
