@@ -11,6 +11,7 @@
 #   make install  into Debian's nginx layout (DESTDIR, PREFIX, ...); uninstall
 #   make bench    the benchmarks against HAProxy and plain nginx (BENCHMARKS.md)
 #   make bench-body     only the body check's time per MB (prints it)
+#   make bench-dispatch the scheduler's microseconds per dispatch (prints)
 #   make deb      build/libnginx-mod-http-seadragon_VERSION_ARCH.deb and
 #                 build/seadragon-common_VERSION_ARCH.deb, with debhelper
 
@@ -87,7 +88,8 @@ INSTALL_ENV := DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' \
                DATADIR='$(DATADIR)' STORE_DIR='$(STORE_DIR)' BUILD='$(BUILD)'
 
 .PHONY: all deps deps-build deps-fuzz test unit check-memory fuzz \
-        fuzz-build fuzz-replay install uninstall soak bench bench-body run stop \
+        fuzz-build fuzz-replay install uninstall soak bench bench-body \
+        bench-dispatch run stop \
         clean matrix nginx-binary deb
 
 all: $(MODULE) $(BUILD)/seadragon-store
@@ -133,19 +135,38 @@ $(BUILD)/seadragon-store: scripts/seadragon-store.c $(CODEC_SRCS) \
 	$(CC) $(CC_OPT) -o $@ -I ngx_seadragon_module scripts/seadragon-store.c \
 	  $(CODEC_SRCS) -llmdb -lcrypto
 
+# the unit tests' and the benchmark's include path: nginx's headers
+UNIT_INCS := -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
+  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
+  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
+  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
+  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs -I ngx_seadragon_module
+QUEUE_SRCS := ngx_seadragon_module/ngx_http_seadragon_queue.c \
+              ngx_seadragon_module/ngx_http_seadragon_queue_fair.c
+
 # the queue's data structure on its own, against nginx's headers
-$(BUILD)/queue-test: t/unit/queue_test.c \
-                     ngx_seadragon_module/ngx_http_seadragon_queue.c \
+$(BUILD)/queue-test: t/unit/queue_test.c $(QUEUE_SRCS) \
                      ngx_seadragon_module/ngx_http_seadragon_module.h \
                      $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
-	  -o $@ t/unit/queue_test.c ngx_seadragon_module/ngx_http_seadragon_queue.c
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
+	  -o $@ t/unit/queue_test.c $(QUEUE_SRCS)
+
+# fair shares, affinity and model slots, on a real red-black tree
+$(BUILD)/fair-test: t/unit/fair_test.c t/unit/rbtree.c $(QUEUE_SRCS) \
+                    ngx_seadragon_module/ngx_http_seadragon_module.h \
+                    $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
+	  -o $@ t/unit/fair_test.c t/unit/rbtree.c $(QUEUE_SRCS)
+
+# the scheduler's cost per dispatch (timings, not part of make test)
+$(BUILD)/queue-bench: t/unit/queue_bench.c t/unit/rbtree.c $(QUEUE_SRCS) \
+                      ngx_seadragon_module/ngx_http_seadragon_module.h \
+                      $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
+	  -o $@ t/unit/queue_bench.c t/unit/rbtree.c $(QUEUE_SRCS)
+
+bench-dispatch: $(BUILD)/queue-bench
+	$(BUILD)/queue-bench
 
 # a key's limits: the window arithmetic and the zone's tree of keys
 $(BUILD)/limit-test: t/unit/limit_test.c \
@@ -162,7 +183,38 @@ $(BUILD)/limit-test: t/unit/limit_test.c \
 	  -o $@ t/unit/limit_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_limit_window.c
 
-unit: $(BUILD)/queue-test $(BUILD)/limit-test
+# the zone's view of the resident models
+$(BUILD)/resident-test: t/unit/resident_test.c \
+                        ngx_seadragon_module/ngx_http_seadragon_resident.c \
+                        ngx_seadragon_module/ngx_http_seadragon_module.h \
+                        $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter \
+	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
+	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
+	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
+	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
+	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
+	  -I ngx_seadragon_module \
+	  -o $@ t/unit/resident_test.c \
+	  ngx_seadragon_module/ngx_http_seadragon_resident.c
+
+# the queue's history, a sample a second, for the admin page's chart
+$(BUILD)/history-test: t/unit/history_test.c \
+                       ngx_seadragon_module/ngx_http_seadragon_history.c \
+                       ngx_seadragon_module/ngx_http_seadragon_module.h \
+                       $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter \
+	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
+	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
+	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
+	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
+	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
+	  -I ngx_seadragon_module \
+	  -o $@ t/unit/history_test.c \
+	  ngx_seadragon_module/ngx_http_seadragon_history.c
+
+unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
+      $(BUILD)/resident-test $(BUILD)/history-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -227,7 +279,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 

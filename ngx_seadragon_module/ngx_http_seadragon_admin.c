@@ -21,6 +21,9 @@ typedef struct {
     ngx_http_seadragon_entry_t   entry;
     ngx_uint_t                   position;
     ngx_uint_t                   effective;    /* priority, aged */
+    ngx_uint_t                   resident;     /* its model, in the view */
+    size_t                       tenant_len;   /* 0: none (fair= off) */
+    u_char                       tenant[NGX_HTTP_SEADRAGON_TENANT_LEN];
 } ngx_http_seadragon_snapshot_entry_t;
 
 
@@ -94,6 +97,8 @@ static ngx_uint_t ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap);
+static void ngx_http_seadragon_admin_copy(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_snapshot_entry_t *copy, ngx_http_seadragon_entry_t *e);
 static ngx_int_t ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 static ngx_int_t ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
@@ -151,6 +156,17 @@ static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
     { ngx_string("usage"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
       NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
       ngx_http_seadragon_usage_admin, 0 },
+
+    { ngx_string("models"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_resident_admin, 0 },
+    { ngx_string("history"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_history, 0 },
+
+    { ngx_string("tenants"), NGX_HTTP_SEADRAGON_ADMIN_EXACT,
+      NGX_HTTP_SEADRAGON_ADMIN_READ, 0,
+      ngx_http_seadragon_admin_tenants, 0 },
 
     /* the store's endpoints check their methods themselves */
 
@@ -335,7 +351,8 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
     if (rt == NULL) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_NOT_FOUND,
                                               "no such admin endpoint: use "
-                                              "queue, stats, usage, "
+                                              "queue, stats, usage, models, "
+                                              "history, tenants, "
                                               "gate/pause|resume|drain, "
                                               "whitelist or keys");
     }
@@ -669,7 +686,7 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     n = ngx_http_seadragon_queue_order(sh, ngx_current_msec, order, room);
 
     for (i = 0; i < n; i++) {
-        copy[i].entry = *order[i];
+        ngx_http_seadragon_admin_copy(sh, &copy[i], order[i]);
         copy[i].position = i + 1;
         copy[i].effective = ngx_http_seadragon_queue_effective(sh, order[i],
                                                           ngx_current_msec);
@@ -685,7 +702,7 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
          q = ngx_queue_next(q))
     {
         e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
-        snap->running[snap->nrunning++].entry = *e;
+        ngx_http_seadragon_admin_copy(sh, &snap->running[snap->nrunning++], e);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -694,13 +711,38 @@ ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
 }
 
 
+/*
+ * An entry as the answer shows it, under the lock: what it points to in
+ * the zone (its tenant) may be gone once the lock is released.
+ */
+
+static void
+ngx_http_seadragon_admin_copy(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_snapshot_entry_t *copy, ngx_http_seadragon_entry_t *e)
+{
+    copy->entry = *e;
+    copy->entry.tenant = NULL;
+    copy->resident = ngx_http_seadragon_queue_resident(sh, e);
+    copy->tenant_len = 0;
+
+    if (e->tenant) {
+        copy->tenant_len = ngx_min(e->tenant->len,
+                                   NGX_HTTP_SEADRAGON_TENANT_LEN);
+        ngx_memcpy(copy->tenant, e->tenant->name, copy->tenant_len);
+    }
+}
+
+
 static void
 ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
-    ngx_http_seadragon_snapshot_t *snap, ngx_http_seadragon_entry_t *e,
-    ngx_uint_t position, ngx_msec_t since, ngx_uint_t effective)
+    ngx_http_seadragon_snapshot_t *snap,
+    ngx_http_seadragon_snapshot_entry_t *copy, ngx_uint_t position,
+    ngx_msec_t since, ngx_uint_t effective)
 {
+    ngx_http_seadragon_entry_t       *e;
     ngx_http_seadragon_shm_source_t  *src;
 
+    e = &copy->entry;
     src = &snap->sources[e->source];
 
     ngx_http_seadragon_json_map_open(j);
@@ -715,6 +757,10 @@ ngx_http_seadragon_admin_entry(ngx_http_seadragon_json_t *j,
 
     ngx_http_seadragon_json_field(j, "model", e->model, e->model_len);
     ngx_http_seadragon_json_field(j, "client", e->addr, e->addr_len);
+    ngx_http_seadragon_json_field(j, "tenant", copy->tenant,
+                                  copy->tenant_len);
+    ngx_http_seadragon_json_str(j, "resident");
+    ngx_http_seadragon_json_check(j, yajl_gen_bool(j->gen, copy->resident));
 
     if (position) {
         ngx_http_seadragon_json_int(j, "position", (long long) position);
@@ -793,8 +839,8 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
 
     for (i = 0; i < snap->nrunning; i++) {
         e = &snap->running[i].entry;
-        ngx_http_seadragon_admin_entry(&j, snap, e, 0, e->granted,
-                                       e->priority);
+        ngx_http_seadragon_admin_entry(&j, snap, &snap->running[i], 0,
+                                       e->granted, e->priority);
     }
 
     ngx_http_seadragon_json_array_close(&j);
@@ -804,8 +850,8 @@ ngx_http_seadragon_admin_queue(ngx_http_request_t *r,
 
     for (i = 0; i < snap->nwaiting; i++) {
         e = &snap->waiting[i].entry;
-        ngx_http_seadragon_admin_entry(&j, snap, e, snap->waiting[i].position,
-                                       e->enqueued,
+        ngx_http_seadragon_admin_entry(&j, snap, &snap->waiting[i],
+                                       snap->waiting[i].position, e->enqueued,
                                        snap->waiting[i].effective);
     }
 

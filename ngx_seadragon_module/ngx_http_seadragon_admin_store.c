@@ -51,12 +51,13 @@ static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
  *   GET    whitelist                 list
  *   POST   whitelist                 {"address":"10.0.0.0/8","note":"..."}
  *   DELETE whitelist/ADDR[/PREFIX]
- *   GET    keys                      list (names, sources, states, limits;
- *                                    no keys)
+ *   GET    keys                      list (names, sources, states, limits,
+ *                                    weights; no keys)
  *   POST   keys                      {"name":..,"source":..,"expires_in":s,
  *                                     "rpm":n,"tokens_per_day":n,
- *                                     "max_concurrent":n}
- *   PATCH  keys/NAME                 {"rpm":n|null, ...}: its limits, live
+ *                                     "max_concurrent":n,"weight":n}
+ *   PATCH  keys/NAME                 {"rpm":n|null, ..., "weight":n}: its
+ *                                    limits and weight, live
  *   DELETE keys/NAME                 revoke
  *   POST   keys/NAME/disable | keys/NAME/enable
  */
@@ -550,6 +551,7 @@ ngx_http_seadragon_admin_keys_each(MDB_val *k, MDB_val *v, void *data)
     ngx_http_seadragon_json_int(j, "created", (long long) record.created);
     ngx_http_seadragon_json_int(j, "expires", (long long) record.expires);
     ngx_http_seadragon_admin_key_limits_json(j, &record);
+    ngx_http_seadragon_json_int(j, "weight", (long long) record.weight);
     ngx_http_seadragon_json_map_close(j);
 }
 
@@ -598,8 +600,8 @@ ngx_http_seadragon_admin_key_limits_json(ngx_http_seadragon_json_t *j,
 
 /*
  * The limits a body gives, each a whole number from 0 to its most, or
- * null (0 and null: no limit); limits->set says which were given.  NULL,
- * or the message of a 400.
+ * null (0 and null: no limit), and the weight, 1 to SEADRAGON_WEIGHT_MAX;
+ * limits->set says which were given.  NULL, or the message of a 400.
  */
 
 static char *
@@ -623,6 +625,8 @@ ngx_http_seadragon_admin_key_limits_parse(yajl_val body,
         "\"max_concurrent\" must be the requests waiting or running at "
         "once, a whole number from 0 to 100000, or null for no limit"
     };
+
+    const char  *weight_path[] = { "weight", NULL };
 
     ngx_memzero(limits, sizeof(seadragon_key_limits_t));
 
@@ -662,6 +666,22 @@ ngx_http_seadragon_admin_key_limits_parse(yajl_val body,
             limits->max_concurrent = (uint32_t) n;
         }
     }
+
+    v = yajl_tree_get(body, weight_path, yajl_t_any);
+
+    if (v == NULL) {
+        return NULL;
+    }
+
+    if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1
+        || YAJL_GET_INTEGER(v) > SEADRAGON_WEIGHT_MAX)
+    {
+        return "\"weight\" must be the key's share in fair queuing, a "
+               "whole number from 1 (the default) to 1000";
+    }
+
+    limits->weight = (uint32_t) YAJL_GET_INTEGER(v);
+    limits->set |= SEADRAGON_LIMIT_WEIGHT;
 
     return NULL;
 }
@@ -777,6 +797,8 @@ ngx_http_seadragon_admin_key_record(yajl_val body,
     record->rpm = limits.rpm;
     record->tokens_per_day = limits.tokens_per_day;
     record->max_concurrent = limits.max_concurrent;
+    record->weight = (limits.set & SEADRAGON_LIMIT_WEIGHT) ? limits.weight
+                                                           : 1;
 
     return NULL;
 }
@@ -866,7 +888,8 @@ ngx_http_seadragon_admin_key_create(ngx_http_request_t *r,
     q = ngx_http_seadragon_admin_limit_print(q, last, record.tokens_per_day);
     q = ngx_slprintf(q, last, ",\"max_concurrent\":");
     q = ngx_http_seadragon_admin_limit_print(q, last, record.max_concurrent);
-    q = ngx_slprintf(q, last, "},\"key\":\"%s\"}", key);
+    q = ngx_slprintf(q, last, "},\"weight\":%uD,\"key\":\"%s\"}",
+                     record.weight, key);
 
     size = q - p;
 
@@ -894,7 +917,10 @@ ngx_http_seadragon_admin_key_limits_op(MDB_txn *txn,
 }
 
 
-/* PATCH keys/NAME: the limits the body gives, the others as they were */
+/*
+ * PATCH keys/NAME: the limits and weight the body gives, the others as
+ * they were; a bad value changes nothing
+ */
 
 static ngx_int_t
 ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
@@ -927,8 +953,9 @@ ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
     if (limits.set == 0) {
         return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                               "nothing to change: give "
-                                              "\"rpm\", \"tokens_per_day\" "
-                                              "or \"max_concurrent\"");
+                                              "\"rpm\", \"tokens_per_day\", "
+                                              "\"max_concurrent\" or "
+                                              "\"weight\"");
     }
 
     status = ngx_http_seadragon_admin_write_begin(r, store, &txn, &message);
@@ -959,8 +986,9 @@ ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "seadragon admin set the limits of the key \"%V\": rpm %uD, "
-                  "tokens_per_day %uL, max_concurrent %uD (0: none)", name,
-                  record.rpm, record.tokens_per_day, record.max_concurrent);
+                  "tokens_per_day %uL, max_concurrent %uD (0: none), "
+                  "weight %uD", name, record.rpm, record.tokens_per_day,
+                  record.max_concurrent, record.weight);
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -969,6 +997,7 @@ ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
     ngx_http_seadragon_json_map_open(&j);
     ngx_http_seadragon_json_field(&j, "name", name->data, name->len);
     ngx_http_seadragon_admin_key_limits_json(&j, &record);
+    ngx_http_seadragon_json_int(&j, "weight", (long long) record.weight);
     ngx_http_seadragon_json_map_close(&j);
 
     return ngx_http_seadragon_admin_send(r, &j);

@@ -160,6 +160,7 @@ ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
     ctx->limits.rpm = record.rpm;
     ctx->limits.tokens_per_day = record.tokens_per_day;
     ctx->limits.max_concurrent = record.max_concurrent;
+    ctx->limits.weight = record.weight;
 
     if (record.flags & SEADRAGON_KEY_DISABLED) {
         ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED;

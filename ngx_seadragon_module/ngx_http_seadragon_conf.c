@@ -2,8 +2,8 @@
 /*
  * Copyright (C) The Seadragon authors
  *
- * The configuration: the zone, source and queue directives with their
- * KEY=VALUE parameters, the shared zone's set-up, and the check that
+ * The configuration: the zone, source, queue and model directives with
+ * their KEY=VALUE parameters, the shared zone's set-up, and the check that
  * warns of a source anyone can claim.
  */
 
@@ -26,7 +26,7 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_seadragon_zone_t  *ozone = data;
 
     size_t                           len;
-    ngx_int_t                        slot;
+    ngx_int_t                        slot, models;
     ngx_uint_t                       i;
     ngx_http_seadragon_zone_t       *zone;
     ngx_http_seadragon_source_t     *source;
@@ -72,8 +72,9 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     /*
      * Sources keep their zone slot, and so their queue and counters, by
-     * name; the newest configuration sets priorities and limits for every
-     * worker, old ones still finishing a reload included.
+     * name; the newest configuration sets priorities and limits, and the
+     * scheduler's policy, for every worker, old ones still finishing a
+     * reload included.
      */
 
     source = smcf->sources.elts;
@@ -82,6 +83,11 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     zone->sh->capacity = zone->capacity;
     zone->sh->max_queued = zone->max_queued;
+    zone->sh->fair = zone->fair;
+    zone->sh->prompt_weight = zone->prompt_weight;
+    zone->sh->completion_weight = zone->completion_weight;
+    zone->sh->affinity = zone->affinity;
+    zone->sh->loaded = zone->loaded;
 
     for (i = 0; i < smcf->sources.nelts; i++) {
         slot = ngx_http_seadragon_queue_source_slot(zone->sh, &source[i].name,
@@ -98,7 +104,24 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         zone->slot[i] = slot;
     }
 
+    /* the models' own slots, by name like the sources: append-only */
+
+    models = ngx_http_seadragon_queue_models_set(zone->sh,
+                                                 zone->models
+                                                 ? zone->models->elts : NULL,
+                                                 zone->models
+                                                 ? zone->models->nelts : 0);
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (models == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "seadragon zone \"%V\" has seen more than %d models "
+                      "of seadragon_model since it was created; restart "
+                      "nginx to reset it",
+                      &shm_zone->shm.name, NGX_HTTP_SEADRAGON_MODELS);
+        return NGX_ERROR;
+    }
 
     if (i < smcf->sources.nelts) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
@@ -284,7 +307,11 @@ ngx_http_seadragon_param_time(ngx_conf_t *cf, ngx_str_t *param,
 }
 
 
-/* aging=TIME|off: how long a wait makes a request one step more urgent */
+/*
+ * aging=TIME|off: how long a wait makes a request one step more urgent;
+ * affinity=TIME|off: how long a request may be passed over for one whose
+ * model is resident
+ */
 
 static char *
 ngx_http_seadragon_param_aging(ngx_conf_t *cf, ngx_str_t *param,
@@ -296,6 +323,74 @@ ngx_http_seadragon_param_aging(ngx_conf_t *cf, ngx_str_t *param,
     }
 
     return ngx_http_seadragon_param_time(cf, param, value, p, conf);
+}
+
+
+/* fair=off|tokens|requests: how a priority's turns are shared */
+
+static char *
+ngx_http_seadragon_param_fair(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  names[] = {
+        ngx_string("off"),                    /* FAIR_OFF */
+        ngx_string("tokens"),                 /* FAIR_TOKENS */
+        ngx_string("requests"),               /* FAIR_REQUESTS */
+        ngx_null_string
+    };
+
+    for (i = 0; names[i].len; i++) {
+        if (value->len == names[i].len
+            && ngx_strncmp(value->data, names[i].data, value->len) == 0)
+        {
+            *(ngx_uint_t *) ((u_char *) conf + p->offset) = i;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"%V\": %s",
+                       param, p->error);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * tenant=VALUE: who a request without a key is, for fair shares; any
+ * complex value, a constant too (every keyless request one tenant)
+ */
+
+static char *
+ngx_http_seadragon_param_tenant(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *value, ngx_http_seadragon_param_t *p, void *conf)
+{
+    ngx_http_seadragon_zone_t  *zone = conf;
+
+    ngx_http_compile_complex_value_t  ccv;
+
+    if (value->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"%V\": %s",
+                           param, p->error);
+        return NGX_CONF_ERROR;
+    }
+
+    zone->tenant = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (zone->tenant == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = value;
+    ccv.complex_value = zone->tenant;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -346,19 +441,54 @@ static ngx_http_seadragon_param_t  ngx_http_seadragon_zone_params[] = {
       offsetof(ngx_http_seadragon_zone_t, aging), 1, 0,
       NGX_HTTP_SEADRAGON_AGING_ERROR },
 
+    { ngx_string("fair="), ngx_http_seadragon_param_fair,
+      offsetof(ngx_http_seadragon_zone_t, fair), 0, 0,
+      "fair must be off, tokens (shares by tokens served) or requests "
+      "(shares by requests)" },
+
+    { ngx_string("tenant="), ngx_http_seadragon_param_tenant, 0, 0, 0,
+      "tenant must be a value, such as $binary_remote_addr, that tells "
+      "who a request without a key is" },
+
+    { ngx_string("prompt_weight="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, prompt_weight), 0,
+      NGX_HTTP_SEADRAGON_WEIGHT_MAX,
+      "prompt_weight must be a whole number from 0 to 1000, what a "
+      "prompt token counts for in fair=tokens" },
+
+    { ngx_string("completion_weight="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, completion_weight), 0,
+      NGX_HTTP_SEADRAGON_WEIGHT_MAX,
+      "completion_weight must be a whole number from 0 to 1000, what a "
+      "completion token counts for in fair=tokens" },
+
+    { ngx_string("affinity="), ngx_http_seadragon_param_aging,
+      offsetof(ngx_http_seadragon_zone_t, affinity), 0, 0,
+      "affinity must be a time, such as 30s (the longest a request may "
+      "be passed over for one whose model is loaded), or off" },
+
+    { ngx_string("loaded="), ngx_http_seadragon_param_number,
+      offsetof(ngx_http_seadragon_zone_t, loaded), 1,
+      NGX_HTTP_SEADRAGON_RESIDENT,
+      "loaded must be a whole number from 1 to 8, the models the server "
+      "holds at once (OLLAMA_MAX_LOADED_MODELS)" },
+
     { ngx_null_string, NULL, 0, 0, 0, NULL }
 };
 
 
 /* seadragon_zone NAME:SIZE [capacity=N] [tick=TIME] [max_queued=N]
  *                [max_queued_per_client=N] [max_wait=TIME]
- *                [aging=TIME|off] */
+ *                [aging=TIME|off] [fair=off|tokens|requests]
+ *                [tenant=VALUE] [prompt_weight=N] [completion_weight=N]
+ *                [affinity=TIME|off] [loaded=N] */
 
 char *
 ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     u_char                     *p;
+    size_t                      min;
     ssize_t                     size;
     ngx_str_t                  *value, name, s;
     ngx_http_seadragon_zone_t  *zone;
@@ -386,10 +516,15 @@ ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
+    /* the zone's header, and room for a few pages of requests */
+
+    min = ngx_align(sizeof(ngx_http_seadragon_shctx_t), ngx_pagesize)
+          + 8 * ngx_pagesize;
+
+    if (size < (ssize_t) min) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "zone \"%V\" is too small: it needs at least %uzk",
-                           &value[1], 8 * ngx_pagesize / 1024);
+                           &value[1], min / 1024);
         return NGX_CONF_ERROR;
     }
 
@@ -408,14 +543,32 @@ ngx_http_seadragon_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->tick = 100;
     zone->max_queued = 512;
     zone->max_wait = 600000;
+    zone->fair = NGX_HTTP_SEADRAGON_FAIR_OFF;
+    zone->prompt_weight = 1;
+    zone->completion_weight = 1;
+    zone->affinity = 0;
+    zone->loaded = 1;
 
     if (ngx_http_seadragon_params_parse(cf, ngx_http_seadragon_zone_params,
                                         zone,
                                         "capacity=, tick=, max_queued=, "
-                                        "max_queued_per_client=, max_wait= "
-                                        "or aging=")
+                                        "max_queued_per_client=, max_wait=, "
+                                        "aging=, fair=, tenant=, "
+                                        "prompt_weight=, completion_weight=, "
+                                        "affinity= or loaded=")
         != NGX_CONF_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (zone->fair == NGX_HTTP_SEADRAGON_FAIR_TOKENS
+        && zone->prompt_weight == 0 && zone->completion_weight == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "seadragon zone \"%V\" has fair=tokens with "
+                           "prompt_weight=0 and completion_weight=0: no "
+                           "token would count; give one of them a weight "
+                           "of 1 or more, or use fair=requests", &name);
         return NGX_CONF_ERROR;
     }
 
@@ -664,6 +817,174 @@ ngx_http_seadragon_queue_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     slcf->zone = ngx_http_seadragon_zone_get(cf, &value[1]);
     if (slcf->zone == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* seadragon_model ZONE MODEL slots=N */
+
+char *
+ngx_http_seadragon_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    u_char                           *name;
+    size_t                            len;
+    ngx_int_t                         n;
+    ngx_str_t                        *value;
+    ngx_uint_t                        i;
+    ngx_http_seadragon_zone_t        *zone;
+    ngx_http_seadragon_model_conf_t  *model;
+
+    value = cf->args->elts;
+
+    /* the gate keeps 64 bytes of a request's model, canonical */
+
+    if (value[2].len == 0 || value[2].len > NGX_HTTP_SEADRAGON_MODEL_LEN - 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model name \"%V\": it must have "
+                           "1 to %d bytes", &value[2],
+                           NGX_HTTP_SEADRAGON_MODEL_LEN - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!seadragon_name_valid((const char *) value[2].data, value[2].len,
+                              NGX_HTTP_SEADRAGON_MODEL_LEN - 1, "_-.:/")
+        || value[2].data[value[2].len - 1] == ':'
+        || value[2].data[0] == ':')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model name \"%V\": expected a model "
+                           "such as \"nomic-embed-text\" or "
+                           "\"llama3:70b\", of letters, digits and "
+                           "\"_-.:/\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    name = ngx_pnalloc(cf->pool, NGX_HTTP_SEADRAGON_MODEL_LEN);
+    if (name == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_http_seadragon_model_canonical(name,
+                                             NGX_HTTP_SEADRAGON_MODEL_LEN,
+                                             value[2].data, value[2].len);
+
+    if (value[3].len <= sizeof("slots=") - 1
+        || ngx_strncmp(value[3].data, "slots=", sizeof("slots=") - 1) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\": expected slots=N, "
+                           "the requests of this model that may run at "
+                           "once", &value[3]);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_atoi(value[3].data + sizeof("slots=") - 1,
+                 value[3].len - (sizeof("slots=") - 1));
+
+    if (n == NGX_ERROR || n < 1 || n > 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"%V\": slots must be a whole number "
+                           "from 1 to 1024, the requests of this model "
+                           "that may run at once", &value[3]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the zone may be declared further on: zones_init() checks it is */
+
+    zone = ngx_http_seadragon_zone_get(cf, &value[1]);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (zone->models == NULL) {
+        zone->models = ngx_array_create(cf->pool, 4,
+                                    sizeof(ngx_http_seadragon_model_conf_t));
+        if (zone->models == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    model = zone->models->elts;
+
+    for (i = 0; i < zone->models->nelts; i++) {
+        if (model[i].name.len == len
+            && ngx_strncmp(model[i].name.data, name, len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate seadragon_model \"%*s\" for the "
+                               "zone \"%V\", first in %s:%ui", len, name,
+                               &value[1], model[i].conf_file,
+                               model[i].conf_line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (zone->models->nelts == NGX_HTTP_SEADRAGON_MODELS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many seadragon_model lines for the zone "
+                           "\"%V\": at most %d", &value[1],
+                           NGX_HTTP_SEADRAGON_MODELS);
+        return NGX_CONF_ERROR;
+    }
+
+    model = ngx_array_push(zone->models);
+    if (model == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    model->name.data = name;
+    model->name.len = len;
+    model->slots = n;
+    model->conf_file = cf->conf_file->file.name.data;
+    model->conf_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Once every zone is declared: a zone named only by seadragon_model lines
+ * is unknown, and a model's slots beyond the zone's capacity could never
+ * be used, which is a mistake rather than a limit.
+ */
+
+char *
+ngx_http_seadragon_zone_models_check(ngx_conf_t *cf,
+    ngx_http_seadragon_zone_t *zone)
+{
+    ngx_uint_t                        i;
+    ngx_http_seadragon_model_conf_t  *model;
+
+    if (zone->models == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    model = zone->models->elts;
+
+    if (zone->shm_zone == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"seadragon_model\" uses the unknown seadragon "
+                      "zone \"%V\" in %s:%ui; declare it with "
+                      "\"seadragon_zone %V:SIZE\"",
+                      &zone->name, model[0].conf_file, model[0].conf_line,
+                      &zone->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < zone->models->nelts; i++) {
+        if (model[i].slots > zone->capacity) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "seadragon_model \"%V\" has slots=%ui, more than "
+                          "the capacity=%ui of its zone \"%V\", so they "
+                          "could never all run, in %s:%ui; give it at most "
+                          "slots=%ui", &model[i].name, model[i].slots,
+                          zone->capacity, &zone->name, model[i].conf_file,
+                          model[i].conf_line, zone->capacity);
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;

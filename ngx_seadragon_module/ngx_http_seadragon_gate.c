@@ -547,12 +547,16 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
         }
 
         ngx_http_seadragon_queue_grant(sh, e, ngx_current_msec);
+        ngx_http_seadragon_resident_dispatch(sh, e->model, e->model_len,
+                                             ngx_current_msec, ngx_time());
 
         ngx_http_seadragon_counters_wait(&sh->sources[e->source].counters,
                                          ngx_current_msec - e->enqueued);
 
         admitted[n++] = e->data;
     }
+
+    ngx_http_seadragon_history_sample(sh, ngx_time(), ngx_current_msec);
 
     ngx_http_seadragon_gate_free_clients_locked(zone);
 
@@ -797,6 +801,9 @@ ngx_http_seadragon_gate_cleanup(void *data)
 void
 ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 {
+    ngx_str_t                    server;
+    ngx_uint_t                   answered;
+    ngx_http_upstream_t         *u;
     ngx_http_seadragon_zone_t   *zone;
     ngx_http_seadragon_entry_t  *entry;
 
@@ -813,8 +820,33 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
                    "seadragon release #%uL, %s", ctx->id,
                    ctx->holds_slot ? "slot freed" : "left the line");
 
+    /* what the answer said of its model's load (usage_start() read it) */
+
+    answered = (ctx->holds_slot && ctx->usage_parser != NULL
+                && ctx->request != NULL);
+    server.len = 0;
+    server.data = NULL;
+
+    if (answered) {
+        ngx_http_seadragon_usage_finish(ctx->request, ctx);
+
+        u = ctx->request->upstream;
+
+        if (u != NULL && u->peer.name != NULL) {
+            server = *u->peer.name;
+        }
+    }
+
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_fair_leave_locked(zone, ctx, entry);
+
+    if (answered) {
+        ngx_http_seadragon_resident_answer(zone->sh, server.data, server.len,
+                                           entry->model, entry->model_len,
+                                           ctx->usage.load_ms,
+                                           ngx_current_msec, ngx_time());
+    }
+
     ngx_http_seadragon_queue_remove(zone->sh, entry);
     ngx_slab_free_locked(zone->shpool, entry);
     ngx_http_seadragon_gate_free_clients_locked(zone);
@@ -846,6 +878,13 @@ ngx_http_seadragon_gate_tick_handler(ngx_event_t *ev)
         if (ngx_http_seadragon_gate_reap(zones[i], &n) || zones[i]->nparked) {
             ngx_http_seadragon_gate_dispatch(zones[i], NULL);
         }
+
+        /* the admin page's chart: a sample a second, whatever happens */
+
+        ngx_shmtx_lock(&zones[i]->shpool->mutex);
+        ngx_http_seadragon_history_sample(zones[i]->sh, ngx_time(),
+                                          ngx_current_msec);
+        ngx_shmtx_unlock(&zones[i]->shpool->mutex);
 
         foreign += n;
         parked += zones[i]->nparked;

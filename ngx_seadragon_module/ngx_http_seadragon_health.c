@@ -10,11 +10,19 @@
  * and a hung Ollama ends at the location's proxy_read_timeout.  The last
  * answer is kept in the zone for the metrics.
  *
+ * With ps=URI2, a healthy check goes on with a second subrequest, kept in
+ * memory, to a location the user proxies to Ollama's /api/ps: the models
+ * it lists are what that server holds (ngx_http_seadragon_resident_ps()).
+ * A listing that fails, is cut or is not {"models":[{"name":..}..]}
+ * changes nothing, and the health answer is the same without it.
+ *
  * Metrics are the zone's counters in Prometheus' text exposition format.
  */
 
 
 #include "ngx_http_seadragon_module.h"
+
+#include <yajl/yajl_parse.h>
 
 
 /* the zone as the metrics show it, copied under its lock */
@@ -33,6 +41,12 @@ typedef struct {
 
 static ngx_int_t ngx_http_seadragon_health_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_seadragon_health_ps_start(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_loc_conf_t *slcf);
+static ngx_int_t ngx_http_seadragon_health_ps_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_seadragon_health_ps_parse(ngx_pool_t *pool,
+    u_char *data, size_t len, ngx_str_t *models, ngx_uint_t *n);
 static ngx_int_t ngx_http_seadragon_health_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_metrics_handler(ngx_http_request_t *r);
 static u_char *ngx_http_seadragon_metrics_counters(u_char *p, u_char *last,
@@ -45,7 +59,7 @@ static ngx_int_t ngx_http_seadragon_metrics_label(ngx_pool_t *pool,
     ngx_str_t *value, ngx_str_t *label);
 
 
-/* seadragon_health ZONE URI */
+/* seadragon_health ZONE URI [ps=URI] */
 
 char *
 ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -76,6 +90,23 @@ ngx_http_seadragon_health_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     slcf->health_uri = value[2];
+
+    if (cf->args->nelts == 4) {
+        if (value[3].len <= sizeof("ps=") - 1
+            || ngx_strncmp(value[3].data, "ps=", sizeof("ps=") - 1) != 0
+            || value[3].data[sizeof("ps=") - 1] != '/')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": expected "
+                               "ps=URI, the URI of a location that proxies "
+                               "to Ollama's /api/ps, such as "
+                               "ps=/_seadragon/ps", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+
+        slcf->health_ps_uri.data = value[3].data + sizeof("ps=") - 1;
+        slcf->health_ps_uri.len = value[3].len - (sizeof("ps=") - 1);
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_seadragon_health_handler;
@@ -129,7 +160,7 @@ ngx_http_seadragon_health_access(ngx_http_request_t *r,
     }
 
     if (ctx->health_done) {
-        return NGX_DECLINED;
+        return ngx_http_seadragon_health_ps_start(r, ctx, slcf);
     }
 
     if (ctx->health_request) {
@@ -187,6 +218,324 @@ ngx_http_seadragon_health_done(ngx_http_request_t *r, void *data,
 }
 
 
+/*
+ * After a healthy check, the /api/ps subrequest, once; NGX_DECLINED when
+ * done, when there is none, or when it cannot start: the health answer
+ * never depends on it.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_health_ps_start(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_loc_conf_t *slcf)
+{
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
+
+    if (slcf->health_ps_uri.len == 0 || ctx->ps_done
+        || ctx->health_status < NGX_HTTP_OK
+        || ctx->health_status >= NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->ps_request) {
+        return NGX_AGAIN;
+    }
+
+    ctx->ps_done = 1;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ps->handler = ngx_http_seadragon_health_ps_done;
+    ps->data = ctx;
+
+    if (ngx_http_subrequest(r, &slcf->health_ps_uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    sr->request_body = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (sr->request_body == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->ps_done = 0;
+    ctx->ps_request = sr;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_seadragon_health_ps_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_seadragon_ctx_t  *ctx = data;
+
+    ngx_buf_t  *b;
+    ngx_str_t  *models;
+
+    ctx->ps_done = 1;
+
+    if (rc != NGX_OK || r->headers_out.status != NGX_HTTP_OK
+        || r->out == NULL || r->out->buf == NULL)
+    {
+        return rc;
+    }
+
+    models = ngx_palloc(r->pool,
+                        NGX_HTTP_SEADRAGON_RESIDENT * sizeof(ngx_str_t));
+    if (models == NULL) {
+        return rc;
+    }
+
+    b = r->out->buf;
+
+    if (ngx_http_seadragon_health_ps_parse(r->pool, b->pos, b->last - b->pos,
+                                           models, &ctx->ps_nmodels)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon health: the answer of \"%V\" is not "
+                      "Ollama's /api/ps, the models known are kept",
+                      &r->uri);
+        return rc;
+    }
+
+    ctx->ps_models = models;
+
+    if (r->upstream && r->upstream->peer.name) {
+        ctx->ps_server = *r->upstream->peer.name;
+    }
+
+    ctx->ps_ok = 1;
+
+    return rc;
+}
+
+
+/* {"models":[{"name":"llama3:latest",...},...],...}, read with yajl */
+
+typedef struct {
+    ngx_pool_t   *pool;
+    ngx_str_t    *models;
+    ngx_uint_t    n;
+    ngx_uint_t    depth;
+    ngx_uint_t    in_models:1;      /* the top's "models" array */
+    ngx_uint_t    models_seen:1;
+    ngx_uint_t    key_models:1;     /* the last top key was "models" */
+    ngx_uint_t    key_name:1;       /* the last key of a model: "name" */
+    ngx_uint_t    failed:1;
+} ngx_http_seadragon_ps_parse_t;
+
+
+static int
+ngx_http_seadragon_ps_map_key(void *data, const unsigned char *key,
+    size_t len)
+{
+    ngx_http_seadragon_ps_parse_t  *pp = data;
+
+    if (pp->depth == 1) {
+        pp->key_models = (len == 6 && ngx_strncmp(key, "models", 6) == 0);
+    }
+
+    if (pp->depth == 3 && pp->in_models) {
+        pp->key_name = (len == 4 && ngx_strncmp(key, "name", 4) == 0);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_ps_open(void *data, ngx_uint_t array)
+{
+    ngx_http_seadragon_ps_parse_t  *pp = data;
+
+    pp->depth++;
+
+    if (pp->depth == 1 && array) {
+        return 0;
+    }
+
+    if (pp->depth == 2 && pp->key_models) {
+        if (!array || pp->models_seen) {
+            return 0;
+        }
+
+        pp->in_models = 1;
+        pp->models_seen = 1;
+    }
+
+    if (pp->depth > 8) {
+        return 0;
+    }
+
+    pp->key_name = 0;
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_ps_start_map(void *data)
+{
+    return ngx_http_seadragon_ps_open(data, 0);
+}
+
+
+static int
+ngx_http_seadragon_ps_start_array(void *data)
+{
+    return ngx_http_seadragon_ps_open(data, 1);
+}
+
+
+static int
+ngx_http_seadragon_ps_close(void *data)
+{
+    ngx_http_seadragon_ps_parse_t  *pp = data;
+
+    if (pp->depth == 2) {
+        pp->in_models = 0;
+        pp->key_models = 0;
+    }
+
+    pp->depth--;
+    pp->key_name = 0;
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_ps_string(void *data, const unsigned char *s, size_t len)
+{
+    ngx_http_seadragon_ps_parse_t  *pp = data;
+
+    u_char  *p;
+
+    if (pp->depth == 0) {
+        return 0;
+    }
+
+    if (pp->depth != 3 || !pp->in_models || !pp->key_name) {
+        return 1;
+    }
+
+    pp->key_name = 0;
+
+    if (pp->n == NGX_HTTP_SEADRAGON_RESIDENT || len == 0) {
+        return 1;
+    }
+
+    p = ngx_pnalloc(pp->pool, NGX_HTTP_SEADRAGON_MODEL_LEN);
+    if (p == NULL) {
+        return 0;
+    }
+
+    pp->models[pp->n].data = p;
+    pp->models[pp->n].len =
+        ngx_http_seadragon_model_canonical(p, NGX_HTTP_SEADRAGON_MODEL_LEN,
+                                           (u_char *) s, len);
+    pp->n++;
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_ps_scalar(void *data)
+{
+    ngx_http_seadragon_ps_parse_t  *pp = data;
+
+    if (pp->depth == 0) {
+        return 0;
+    }
+
+    pp->key_name = 0;
+
+    return 1;
+}
+
+
+static int
+ngx_http_seadragon_ps_null(void *data)
+{
+    return ngx_http_seadragon_ps_scalar(data);
+}
+
+
+static int
+ngx_http_seadragon_ps_boolean(void *data, int value)
+{
+    return ngx_http_seadragon_ps_scalar(data);
+}
+
+
+static int
+ngx_http_seadragon_ps_number(void *data, const char *s, size_t len)
+{
+    return ngx_http_seadragon_ps_scalar(data);
+}
+
+
+static yajl_callbacks  ngx_http_seadragon_ps_callbacks = {
+    ngx_http_seadragon_ps_null,
+    ngx_http_seadragon_ps_boolean,
+    NULL,
+    NULL,
+    ngx_http_seadragon_ps_number,
+    ngx_http_seadragon_ps_string,
+    ngx_http_seadragon_ps_start_map,
+    ngx_http_seadragon_ps_map_key,
+    ngx_http_seadragon_ps_close,
+    ngx_http_seadragon_ps_start_array,
+    ngx_http_seadragon_ps_close
+};
+
+
+static ngx_int_t
+ngx_http_seadragon_health_ps_parse(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *models, ngx_uint_t *n)
+{
+    yajl_handle                     h;
+    yajl_status                     st;
+    ngx_http_seadragon_ps_parse_t   pp;
+
+    ngx_memzero(&pp, sizeof(ngx_http_seadragon_ps_parse_t));
+    pp.pool = pool;
+    pp.models = models;
+
+    h = yajl_alloc(&ngx_http_seadragon_ps_callbacks, NULL, &pp);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    st = yajl_parse(h, data, len);
+
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    if (st != yajl_status_ok || !pp.models_seen) {
+        return NGX_ERROR;
+    }
+
+    *n = pp.n;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_health_handler(ngx_http_request_t *r)
 {
@@ -239,6 +588,13 @@ ngx_http_seadragon_health_handler(ngx_http_request_t *r)
 
     zone->sh->health = healthy ? 1 : 2;
     zone->sh->health_checked = ngx_time();
+
+    if (ctx->ps_ok) {
+        ngx_http_seadragon_resident_ps(zone->sh, ctx->ps_server.data,
+                                       ctx->ps_server.len, ctx->ps_models,
+                                       ctx->ps_nmodels, ngx_current_msec,
+                                       ngx_time());
+    }
 
     waiting = zone->sh->nwaiting;
     running = zone->sh->nrunning;
@@ -553,7 +909,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     u_char                         *p, *last, *start;
     size_t                          len;
     ngx_int_t                       rc;
-    ngx_str_t                       usage;
+    ngx_str_t                       usage, models, tenants;
     ngx_http_seadragon_zone_t      *zone;
     ngx_http_seadragon_metrics_t    m;
     ngx_http_seadragon_loc_conf_t  *slcf;
@@ -606,9 +962,21 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_seadragon_resident_metrics(r, zone, &m.zone, &models)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_seadragon_tenant_metrics(r, zone, &m.zone, &tenants)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /* the HELP and TYPE lines, then every sample line with its names */
 
-    len = usage.len + 4096
+    len = usage.len + models.len + tenants.len + 4096
           + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
              + NGX_HTTP_SEADRAGON_ZONE_LINES)
             * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
@@ -628,6 +996,14 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     if ((size_t) (last - p) > usage.len) {
         p = ngx_cpymem(p, usage.data, usage.len);
+    }
+
+    if ((size_t) (last - p) > models.len) {
+        p = ngx_cpymem(p, models.data, models.len);
+    }
+
+    if ((size_t) (last - p) > tenants.len) {
+        p = ngx_cpymem(p, tenants.data, tenants.len);
     }
 
     /* the size above has room to spare: a full buffer means a cut text */

@@ -58,6 +58,13 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       0,
       NULL },
 
+    { ngx_string("seadragon_model"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_http_seadragon_model_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("seadragon_store"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_seadragon_store_directive,
@@ -80,7 +87,7 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       NULL },
 
     { ngx_string("seadragon_health"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
       ngx_http_seadragon_health_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -475,6 +482,12 @@ ngx_http_seadragon_zones_init(ngx_conf_t *cf,
     zones = smcf->zones.elts;
 
     for (i = 0; i < smcf->zones.nelts; i++) {
+
+        if (ngx_http_seadragon_zone_models_check(cf, zones[i])
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
 
         if (zones[i]->shm_zone == NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

@@ -42,9 +42,9 @@
 #define NGX_HTTP_SEADRAGON_TENANT_LEN      NGX_HTTP_SEADRAGON_CLIENT_LEN
 #define NGX_HTTP_SEADRAGON_TENANTS_IDLE    1024   /* idle tenants kept */
 #define NGX_HTTP_SEADRAGON_MODELS          16     /* seadragon_model lines */
-#define NGX_HTTP_SEADRAGON_RESIDENT        16     /* models in a view */
-#define NGX_HTTP_SEADRAGON_SERVERS         8      /* upstream servers seen */
-#define NGX_HTTP_SEADRAGON_SWAP_MODELS     64     /* then "other" */
+#define NGX_HTTP_SEADRAGON_RESIDENT        8      /* models in a view */
+#define NGX_HTTP_SEADRAGON_SERVERS         4      /* upstream servers seen */
+#define NGX_HTTP_SEADRAGON_SWAP_MODELS     32     /* then "other" */
 #define NGX_HTTP_SEADRAGON_HISTORY         300    /* one sample a second */
 /* a load_duration this long or longer is a model load (a swap) */
 #define NGX_HTTP_SEADRAGON_LOAD_MS         250
@@ -172,6 +172,7 @@ typedef struct {
     ngx_rbtree_node_t                backlog_sentinel;
     ngx_uint_t                       ntenants;        /* in the backlog */
     uint64_t                         vfloor;          /* last dispatched's */
+    ngx_uint_t                       nplain;          /* waiting, no tenant */
 } ngx_http_seadragon_shm_source_t;
 
 
@@ -591,6 +592,7 @@ typedef struct {
     ngx_http_seadragon_admin_conf_t *admin;
     ngx_http_seadragon_zone_t       *health_zone;
     ngx_str_t                        health_uri;
+    ngx_str_t                        health_ps_uri;   /* ps=; "": none */
     ngx_http_seadragon_zone_t       *metrics_zone;
     ngx_flag_t                       json_errors;
     ngx_flag_t                       pass_key;
@@ -749,6 +751,10 @@ typedef struct {
     ngx_uint_t                       health_status;
     ngx_msec_t                       health_started;
     ngx_msec_t                       health_time;
+    ngx_http_request_t              *ps_request; /* Ollama's /api/ps */
+    ngx_str_t                       *ps_models;  /* what it listed */
+    ngx_uint_t                       ps_nmodels;
+    ngx_str_t                        ps_server;  /* the server it asked */
     ngx_event_t                      stall;      /* the client takes nothing */
     off_t                            stall_mark; /* what it had taken */
     ngx_msec_t                       stall_since;
@@ -763,6 +769,8 @@ typedef struct {
     unsigned                         endpoint_found:1;
     unsigned                         manage_like:1;
     unsigned                         health_done:1;
+    unsigned                         ps_done:1;
+    unsigned                         ps_ok:1;    /* a listing was read */
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
     unsigned                         queued:1;
@@ -853,6 +861,10 @@ char *ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_seadragon_queue_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_seadragon_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_zone_models_check(ngx_conf_t *cf,
+    ngx_http_seadragon_zone_t *zone);
 void ngx_http_seadragon_source_check_open(ngx_conf_t *cf,
     ngx_http_seadragon_main_conf_t *smcf);
 
@@ -1034,6 +1046,19 @@ ngx_int_t ngx_http_seadragon_queue_model_slot(ngx_http_seadragon_shctx_t *sh,
     u_char *name, size_t len);
 ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_model_conf_t *models, ngx_uint_t n);
+/* the queue's own hooks into queue_fair.c */
+void ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh);
+void ngx_http_seadragon_queue_fair_source(
+    ngx_http_seadragon_shm_source_t *src);
+void ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_queue_fair_grant(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry, ngx_msec_t now);
+void ngx_http_seadragon_queue_fair_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+ngx_uint_t ngx_http_seadragon_queue_fair_before(
+    ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_entry_t *a,
+    ngx_http_seadragon_entry_t *b, ngx_msec_t now);
 
 /* ngx_http_seadragon_gate_fair.c: a request's tenant, under the gate */
 ngx_int_t ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
@@ -1061,6 +1086,12 @@ void ngx_http_seadragon_resident_answer(ngx_http_seadragon_shctx_t *sh,
 void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
     u_char *server, size_t slen, ngx_str_t *models, ngx_uint_t n,
     ngx_msec_t now, time_t now_sec);
+
+/* ngx_http_seadragon_resident_admin.c: GET models and the models' metrics */
+ngx_int_t ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
 
 /* ngx_http_seadragon_history.c: the queue's last minutes, no requests */
 void ngx_http_seadragon_history_sample(ngx_http_seadragon_shctx_t *sh,
@@ -1296,6 +1327,17 @@ void ngx_http_seadragon_usage_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_seadragon_usage_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_usage_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
+/* a Prometheus label's value, "\", '"' and a newline escaped, into p */
+u_char *ngx_http_seadragon_usage_label(u_char *p, u_char *last, u_char *text,
+    size_t len);
+
+/* ngx_http_seadragon_admin_sched.c: GET history, GET tenants, their metrics */
+ngx_int_t ngx_http_seadragon_admin_history(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_admin_tenants(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+ngx_int_t ngx_http_seadragon_tenant_metrics(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
 
 /* a read of the store's usage of days from to to: NGX_OK, NGX_ERROR */

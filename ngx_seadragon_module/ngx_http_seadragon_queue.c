@@ -14,6 +14,11 @@
  * of a FIFO age at the same rate and its head is its oldest, so the head
  * is still its most urgent entry, and finding the next entry costs one
  * look at each source: O(number of sources).
+ *
+ * Fair shares, affinity and per-model slots refine that order within the
+ * best effective priority (ngx_http_seadragon_queue_fair.c, which also
+ * keeps the tenants' books on push, grant and remove); with none of them
+ * on, it is the order above.
  */
 
 
@@ -37,6 +42,7 @@ ngx_http_seadragon_queue_init(ngx_http_seadragon_shctx_t *sh, time_t now)
     ngx_queue_init(&sh->clients_free);
     ngx_rbtree_init(&sh->clients, &sh->clients_sentinel,
                     ngx_http_seadragon_queue_client_insert_value);
+    ngx_http_seadragon_queue_fair_init(sh);
     sh->next_id = 1;
     sh->started = now;
     sh->gate_changed = now;
@@ -84,6 +90,7 @@ ngx_http_seadragon_queue_source_slot(ngx_http_seadragon_shctx_t *sh,
     src->max_queued = max_queued;
     src->aging = aging;
     ngx_queue_init(&src->waiting);
+    ngx_http_seadragon_queue_fair_source(src);
 
     return sh->nsources++;
 }
@@ -129,6 +136,8 @@ ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
     src->nwaiting++;
     sh->nwaiting++;
 
+    ngx_http_seadragon_queue_fair_push(sh, entry);
+
     if (entry->owner) {
         entry->owner->entries++;
     }
@@ -170,6 +179,10 @@ ngx_http_seadragon_queue_before(ngx_http_seadragon_shctx_t *sh,
 {
     ngx_uint_t  pa, pb;
 
+    if (sh->fair != NGX_HTTP_SEADRAGON_FAIR_OFF || sh->affinity) {
+        return ngx_http_seadragon_queue_fair_before(sh, a, b, now);
+    }
+
     pa = ngx_http_seadragon_queue_effective(sh, a, now);
     pb = ngx_http_seadragon_queue_effective(sh, b, now);
 
@@ -187,10 +200,14 @@ ngx_uint_t
 ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now)
 {
-    ngx_uint_t                        i, ahead;
+    ngx_uint_t                        i, ahead, p;
     ngx_queue_t                      *q;
     ngx_http_seadragon_entry_t       *e;
     ngx_http_seadragon_shm_source_t  *src;
+
+    if (sh->fair != NGX_HTTP_SEADRAGON_FAIR_OFF || sh->affinity) {
+        goto static_order;
+    }
 
     ahead = 0;
 
@@ -214,36 +231,144 @@ ngx_http_seadragon_queue_position(ngx_http_seadragon_shctx_t *sh,
     }
 
     return ahead + 1;
-}
 
+static_order:
 
-ngx_http_seadragon_entry_t *
-ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh, ngx_msec_t now)
-{
-    ngx_uint_t                        i;
-    ngx_http_seadragon_entry_t       *e, *best;
-    ngx_http_seadragon_shm_source_t  *src;
+    /*
+     * Within a FIFO the effective priority never gets better, but the
+     * tenants' counters and the affinity classes are in no order.
+     */
 
-    best = NULL;
+    ahead = 0;
+    p = ngx_http_seadragon_queue_effective(sh, entry, now);
 
     for (i = 0; i < sh->nsources; i++) {
         src = &sh->sources[i];
 
-        if (src->nwaiting == 0) {
-            continue;
-        }
-
-        e = ngx_queue_data(ngx_queue_head(&src->waiting),
-                           ngx_http_seadragon_entry_t, link);
-
-        if (best == NULL
-            || ngx_http_seadragon_queue_before(sh, e, best, now))
+        for (q = ngx_queue_head(&src->waiting);
+             q != ngx_queue_sentinel(&src->waiting);
+             q = ngx_queue_next(q))
         {
-            best = e;
+            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
+
+            if (ngx_http_seadragon_queue_effective(sh, e, now) > p) {
+                break;
+            }
+
+            if (e != entry
+                && ngx_http_seadragon_queue_before(sh, e, entry, now))
+            {
+                ahead++;
+            }
         }
     }
 
-    return best;
+    return ahead + 1;
+}
+
+
+/* see ngx_http_seadragon_queue_fair.c for the order */
+
+ngx_http_seadragon_entry_t *
+ngx_http_seadragon_queue_head(ngx_http_seadragon_shctx_t *sh, ngx_msec_t now)
+{
+    return ngx_http_seadragon_queue_choose(sh, now);
+}
+
+
+/*
+ * out[0..n) as a heap whose root sorts last: the entry at i sinks below
+ * its children that sort after it.
+ */
+
+static void
+ngx_http_seadragon_queue_order_sift(ngx_http_seadragon_shctx_t *sh,
+    ngx_msec_t now, ngx_http_seadragon_entry_t **out, ngx_uint_t i,
+    ngx_uint_t n)
+{
+    ngx_uint_t                   c;
+    ngx_http_seadragon_entry_t  *e;
+
+    for ( ;; ) {
+        c = 2 * i + 1;
+
+        if (c >= n) {
+            return;
+        }
+
+        if (c + 1 < n
+            && ngx_http_seadragon_queue_before(sh, out[c], out[c + 1], now))
+        {
+            c++;
+        }
+
+        if (!ngx_http_seadragon_queue_before(sh, out[i], out[c], now)) {
+            return;
+        }
+
+        e = out[i];
+        out[i] = out[c];
+        out[c] = e;
+        i = c;
+    }
+}
+
+
+/*
+ * With fair shares or affinity, the FIFOs are not each in the static
+ * order: the first "max" of all waiting entries, by a heap, then sorted.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_queue_order_sorted(ngx_http_seadragon_shctx_t *sh,
+    ngx_msec_t now, ngx_http_seadragon_entry_t **out, ngx_uint_t max)
+{
+    ngx_uint_t                   i, n, c;
+    ngx_queue_t                 *q;
+    ngx_http_seadragon_entry_t  *e;
+
+    n = 0;
+
+    for (i = 0; i < sh->nsources && max; i++) {
+
+        for (q = ngx_queue_head(&sh->sources[i].waiting);
+             q != ngx_queue_sentinel(&sh->sources[i].waiting);
+             q = ngx_queue_next(q))
+        {
+            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, link);
+
+            if (n < max) {
+                /* up, while it sorts after its parent */
+
+                for (c = n++; c > 0; c = (c - 1) / 2) {
+                    if (!ngx_http_seadragon_queue_before(sh, out[(c - 1) / 2],
+                                                         e, now))
+                    {
+                        break;
+                    }
+
+                    out[c] = out[(c - 1) / 2];
+                }
+
+                out[c] = e;
+                continue;
+            }
+
+            if (ngx_http_seadragon_queue_before(sh, e, out[0], now)) {
+                out[0] = e;
+                ngx_http_seadragon_queue_order_sift(sh, now, out, 0, n);
+            }
+        }
+    }
+
+    for (i = n; i > 1; i--) {
+        e = out[0];
+        out[0] = out[i - 1];
+        out[i - 1] = e;
+        ngx_http_seadragon_queue_order_sift(sh, now, out, 0, i - 1);
+    }
+
+    return n;
 }
 
 
@@ -261,6 +386,10 @@ ngx_http_seadragon_queue_order(ngx_http_seadragon_shctx_t *sh,
     ngx_uint_t                   i, n, best;
     ngx_queue_t                 *next[NGX_HTTP_SEADRAGON_MAX_SOURCES];
     ngx_http_seadragon_entry_t  *e, *b;
+
+    if (sh->fair != NGX_HTTP_SEADRAGON_FAIR_OFF || sh->affinity) {
+        return ngx_http_seadragon_queue_order_sorted(sh, now, out, max);
+    }
 
     for (i = 0; i < sh->nsources; i++) {
         next[i] = ngx_queue_head(&sh->sources[i].waiting);
@@ -299,6 +428,7 @@ void
 ngx_http_seadragon_queue_remove(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry)
 {
+    ngx_http_seadragon_queue_fair_leave(sh, entry);
     ngx_http_seadragon_queue_unlink(sh, entry);
 
     if (entry->owner) {
@@ -311,6 +441,7 @@ void
 ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry, ngx_msec_t now)
 {
+    ngx_http_seadragon_queue_fair_grant(sh, entry, now);
     ngx_http_seadragon_queue_unlink(sh, entry);
 
     entry->state = NGX_HTTP_SEADRAGON_ENTRY_RUNNING;
@@ -320,6 +451,7 @@ ngx_http_seadragon_queue_grant(ngx_http_seadragon_shctx_t *sh,
 
     sh->sources[entry->source].nrunning++;
     sh->nrunning++;
+    sh->history.admitted++;
 }
 
 

@@ -699,6 +699,7 @@ int
 seadragon_key_record_read(const MDB_val *value, seadragon_key_record_t *record)
 {
     if (value->mv_size != sizeof(seadragon_key_record_t)
+        && value->mv_size != SEADRAGON_KEY_RECORD_V2_LEN
         && value->mv_size != SEADRAGON_KEY_RECORD_V1_LEN)
     {
         return MDB_CORRUPTED;
@@ -711,6 +712,44 @@ seadragon_key_record_read(const MDB_val *value, seadragon_key_record_t *record)
 
     record->name[SEADRAGON_KEY_NAME_LEN - 1] = '\0';
     record->source[SEADRAGON_KEY_SOURCE_LEN - 1] = '\0';
+
+    /* a record made before weights (or a bad one) has the default */
+
+    if (record->weight == 0 || record->weight > SEADRAGON_WEIGHT_MAX) {
+        record->weight = 1;
+    }
+
+    record->reserved = 0;
+
+    return 0;
+}
+
+
+int
+seadragon_weight_parse(const char *text, size_t len, uint32_t *weight)
+{
+    size_t    i;
+    uint32_t  n;
+
+    if (len == 0 || len > 4 || text[0] == '0') {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (text[i] - '0');
+    }
+
+    if (n < 1 || n > SEADRAGON_WEIGHT_MAX) {
+        return -1;
+    }
+
+    *weight = n;
 
     return 0;
 }
@@ -991,7 +1030,11 @@ seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
         record->max_concurrent = limits->max_concurrent;
     }
 
-    /* a version 1 record becomes version 2 */
+    if (limits->set & SEADRAGON_LIMIT_WEIGHT) {
+        record->weight = limits->weight;
+    }
+
+    /* a version 1 or 2 record becomes version 3 */
 
     record->version = SEADRAGON_KEY_VERSION;
 

@@ -12,9 +12,10 @@
  *                whitelist entries of each prefix length (33 / 129)
  *   "whitelist"  family (4|6), prefix length, network address (4|16
  *                bytes, host bits zero) -> entry
- *   "keys"       SHA-256 of the key -> key record: version 2 (with the
- *                key's limits), or version 1 (without: no limits), read
- *                by its size; every write makes it version 2
+ *   "keys"       SHA-256 of the key -> key record: version 3 (with the
+ *                key's limits and weight), version 2 (limits, weight 1)
+ *                or version 1 (no limits, weight 1), read by its size;
+ *                every write makes it version 3
  *   "key_names"  key name -> SHA-256 of the key
  *   "usage"      day (uint32, big-endian: days since 1970-01-01 UTC),
  *                principal ("key:NAME" or "source:NAME"), a NUL, model
@@ -62,11 +63,16 @@
 
 #define SEADRAGON_KEY_DISABLED          0x01
 
-/* a key record's version: 2 has limits, 1 (SEADRAGON_KEY_RECORD_V1_LEN
- * bytes) has none */
-#define SEADRAGON_KEY_VERSION           2
+/* a key record's version: 3 has limits and a weight, 2
+ * (SEADRAGON_KEY_RECORD_V2_LEN bytes) limits, 1 (..._V1_LEN) neither */
+#define SEADRAGON_KEY_VERSION           3
 #define SEADRAGON_KEY_RECORD_V1_LEN                                        \
     offsetof(seadragon_key_record_t, tokens_per_day)
+#define SEADRAGON_KEY_RECORD_V2_LEN                                        \
+    offsetof(seadragon_key_record_t, weight)
+
+/* a key's weight in fair shares: 1 (the default) to SEADRAGON_WEIGHT_MAX */
+#define SEADRAGON_WEIGHT_MAX            1000
 
 /* the most a limit may be; 0 is no limit */
 #define SEADRAGON_LIMIT_RPM_MAX         1000000
@@ -77,6 +83,7 @@
 #define SEADRAGON_LIMIT_RPM             0x01
 #define SEADRAGON_LIMIT_TOKENS          0x02
 #define SEADRAGON_LIMIT_CONCURRENT      0x04
+#define SEADRAGON_LIMIT_WEIGHT          0x08
 
 /* "sd-" and the base64url of 32 random bytes, without padding */
 #define SEADRAGON_KEY_RANDOM_LEN        32
@@ -99,8 +106,9 @@ typedef struct {
 
 
 /*
- * A key record: what a key grants, and (version 2) how much of it: 0 is
- * no limit.  A version 1 record ends before tokens_per_day.
+ * A key record: what a key grants, (version 2) how much of it: 0 is no
+ * limit, and (version 3) its weight in fair shares.  A version 1 record
+ * ends before tokens_per_day, a version 2 record before weight.
  */
 
 typedef struct {
@@ -113,6 +121,8 @@ typedef struct {
     uint64_t    tokens_per_day;     /* prompt + completion, a UTC day */
     uint32_t    rpm;                /* requests per minute */
     uint32_t    max_concurrent;     /* parked and running at once */
+    uint32_t    weight;             /* fair share, 1..1000; read as 1 */
+    uint32_t    reserved;           /* 0: no padding left unwritten */
 } seadragon_key_record_t;
 
 
@@ -122,6 +132,7 @@ typedef struct {
     uint64_t    tokens_per_day;
     uint32_t    rpm;
     uint32_t    max_concurrent;
+    uint32_t    weight;             /* 1..SEADRAGON_WEIGHT_MAX */
     unsigned    set;                /* SEADRAGON_LIMIT_* */
 } seadragon_key_limits_t;
 
@@ -325,9 +336,10 @@ int seadragon_key_remove(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const char *name, size_t len);
 
 /*
- * The record of a value of "keys", either version, into *record (as
- * version 2, the limits of a version 1 record 0); 0, or MDB_CORRUPTED
- * for a value of another size.
+ * The record of a value of "keys", any version, into *record (the limits
+ * of a version 1 record 0, the weight of a version 1 or 2 record 1, as
+ * is a weight out of 1..SEADRAGON_WEIGHT_MAX); 0, or MDB_CORRUPTED for a
+ * value of another size.
  */
 int seadragon_key_record_read(const MDB_val *value,
     seadragon_key_record_t *record);
@@ -339,7 +351,11 @@ int seadragon_key_record_read(const MDB_val *value,
 int seadragon_limit_parse(const char *text, size_t len, uint64_t max,
     uint64_t *value, const char **error);
 
-/* changes the limits of limits->set of a key by name; MDB_NOTFOUND: no
+/* a weight as the tool and the admin API take it: 1 to
+ * SEADRAGON_WEIGHT_MAX in decimal; 0, or -1 */
+int seadragon_weight_parse(const char *text, size_t len, uint32_t *weight);
+
+/* changes the limits (and weight) of limits->set of a key by name; MDB_NOTFOUND: no
  * key has that name; the record as it now is goes to *record */
 int seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const char *name, size_t len, const seadragon_key_limits_t *limits,

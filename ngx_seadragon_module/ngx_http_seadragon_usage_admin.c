@@ -80,8 +80,6 @@ static u_char *ngx_http_seadragon_usage_metrics_tps(u_char *p, u_char *last,
     ngx_uint_t nmodels);
 static void ngx_http_seadragon_usage_json_record(ngx_http_seadragon_json_t *j,
     seadragon_usage_record_t *rec);
-static u_char *ngx_http_seadragon_usage_label(u_char *p, u_char *last,
-    u_char *text, size_t len);
 
 
 /*
@@ -1085,9 +1083,9 @@ ngx_http_seadragon_usage_metrics_tps(u_char *p, u_char *last, ngx_str_t *zn,
 }
 
 
-/* a label's value: "\", '"' and a newline escaped */
+/* a label's value: "\", '"' and a newline escaped (the tenants' too) */
 
-static u_char *
+u_char *
 ngx_http_seadragon_usage_label(u_char *p, u_char *last, u_char *text,
     size_t len)
 {

@@ -89,7 +89,19 @@ ngx_http_seadragon_usage_start(ngx_http_request_t *r,
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
 
-    if (!slcf->usage) {
+    /*
+     * With seadragon_usage off, an answer is still read for its
+     * load_duration (a model's load, ngx_http_seadragon_resident.c) when
+     * the zone schedules by it: fair=tokens, affinity= or loaded= above 1.
+     * A zone without them keeps "nothing is read" of usage off, and its
+     * view of the resident models from what it dispatched and /api/ps.
+     */
+
+    if (!slcf->usage
+        && (ctx->zone == NULL
+            || !(ctx->zone->fair == NGX_HTTP_SEADRAGON_FAIR_TOKENS
+                 || ctx->zone->affinity || ctx->zone->loaded > 1)))
+    {
         return NGX_OK;
     }
 

@@ -109,6 +109,8 @@ Control endpoints (no Host check, not recorded)
     GET  /_standin/loads      every model load, in order (with --max-loaded; else [])
     POST /_standin/reset      forget the records and counts; peak becomes active
     POST /_standin/release    let every request waiting with X-Standin-Hold answer
+    POST /_standin/unload     {"model":NAME}: expire a resident, idle model now
+                              ({"unloaded":true|false}; with --max-loaded)
 
 Records: seq, method, path (with query), headers (lower-cased names), body
 (the JSON if it parsed, else the raw text; null when empty), model, stream,
@@ -617,6 +619,17 @@ class Residency:
         with self.cond:
             return {"loads": len(self.loads),
                     "swaps": sum(1 for load in self.loads if load["evicted"])}
+
+    def unload(self, name):
+        """Expire model name now, as Ollama does when its keep_alive ends
+        (or `ollama stop`): True if it was resident and idle."""
+        with self.cond:
+            if name not in self.resident or self.users.get(name):
+                return False
+            del self.resident[name]
+            self.users.pop(name, None)
+            self.cond.notify_all()
+            return True
 
     def reset(self):
         """Forget the loads (the resident models stay)."""
@@ -1502,7 +1515,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_control(self, path):
         try:
-            self.read_body()
+            body = self.read_body()
         except ValueError:
             self.close_connection = True
             return self.send_error(400, "bad request body")
@@ -1521,7 +1534,17 @@ class Handler(BaseHTTPRequestHandler):
                 residency.reset()
             return {}
 
+        def unload():
+            try:
+                name = json.loads(body or b"{}").get("model")
+            except (ValueError, AttributeError):
+                name = None
+            if not isinstance(name, str) or residency is None:
+                return {"unloaded": False}
+            return {"unloaded": residency.unload(canonical_model(name))}
+
         routes = {"/_standin/requests": ("GET", recorder.snapshot),
+                  "/_standin/unload": ("POST", unload),
                   "/_standin/stats": ("GET", stats),
                   "/_standin/loads": ("GET", residency.snapshot if residency else list),
                   "/_standin/reset": ("POST", reset),

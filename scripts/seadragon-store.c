@@ -39,7 +39,7 @@
 #define SEADRAGON_TOOL_STORE            3
 #define SEADRAGON_TOOL_HELP             (-1)
 
-#define SEADRAGON_TOOL_MAX_OPTIONS      5
+#define SEADRAGON_TOOL_MAX_OPTIONS      6
 #define SEADRAGON_TOOL_NOTE_LEN         63
 #define SEADRAGON_TOOL_TIME_LEN         sizeof("2027-01-31T12:00:00Z")
 
@@ -172,9 +172,9 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
 
     { "key", "create", "NAME",
       { "--source", "--expires", "--rpm", "--tokens-per-day",
-        "--max-concurrent" },
+        "--max-concurrent", "--weight" },
       "key create NAME --source SOURCE [--expires WHEN] [--rpm N] "
-      "[--tokens-per-day N] [--max-concurrent N]",
+      "[--tokens-per-day N] [--max-concurrent N] [--weight N]",
       "print a new key, which is shown only this once",
       seadragon_tool_key_create },
 
@@ -194,15 +194,17 @@ static const seadragon_tool_command_t  seadragon_tool_commands[] = {
       seadragon_tool_key_enable },
 
     { "key", "set", "NAME",
-      { "--rpm", "--tokens-per-day", "--max-concurrent", NULL, NULL },
+      { "--rpm", "--tokens-per-day", "--max-concurrent", "--weight",
+        NULL },
       "key set NAME [--rpm N|none] [--tokens-per-day N|none] "
-      "[--max-concurrent N|none]",
-      "change a key's limits, live (none: no limit)",
+      "[--max-concurrent N|none] [--weight N]",
+      "change a key's limits or weight, live (none: no limit)",
       seadragon_tool_key_set },
 
     { "key", "list", NULL, { NULL, NULL },
       "key list",
-      "name, source, state, created, expiry and limits of every key",
+      "name, source, state, created, expiry, limits and weight of every "
+      "key",
       seadragon_tool_key_list },
 
     { "usage", NULL, NULL, { "--day", "--from", "--to", "--key", "--source" },
@@ -417,7 +419,10 @@ seadragon_tool_usage(FILE *out)
           "tokens a\n"
           "UTC day (at most 10^15), --max-concurrent requests parked or "
           "running at\n"
-          "once (at most 100000).\n"
+          "once (at most 100000).  --weight: the key's share in a zone's "
+          "fair=\n"
+          "queuing, 1 (the default) to 1000: weight 2 is served twice what "
+          "1 is.\n"
           "\n"
           "exit status: 0 done; 1 \"whitelist check\" said no; 2 bad usage "
           "or input;\n"
@@ -1730,6 +1735,7 @@ seadragon_tool_key_create(seadragon_tool_ctx_t *ctx)
     record.rpm = limits.rpm;
     record.tokens_per_day = limits.tokens_per_day;
     record.max_concurrent = limits.max_concurrent;
+    record.weight = (limits.set & SEADRAGON_LIMIT_WEIGHT) ? limits.weight : 1;
 
     if (seadragon_key_generate(key) != 0) {
         seadragon_tool_error("cannot make a key: OpenSSL's RAND_bytes() "
@@ -2003,12 +2009,12 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
 
         if (listed++ == 0) {
             printf("name\tsource\tstate\tcreated\texpires\trpm\t"
-                   "tokens_per_day\tmax_concurrent\n");
+                   "tokens_per_day\tmax_concurrent\tweight\n");
         }
 
-        printf("%.*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", (int) k.mv_size,
+        printf("%.*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%u\n", (int) k.mv_size,
                (char *) k.mv_data, record.source, state, created, expires,
-               rpm, tokens, concurrent);
+               rpm, tokens, concurrent, (unsigned) record.weight);
     }
 
     mdb_cursor_close(cursor);
@@ -2023,8 +2029,9 @@ seadragon_tool_key_list(seadragon_tool_ctx_t *ctx)
 
 
 /*
- * --rpm, --tokens-per-day and --max-concurrent, the three options from
- * options[0]: those given are set in limits->set, the others are 0.
+ * --rpm, --tokens-per-day, --max-concurrent and --weight, the four
+ * options from options[0]: those given are set in limits->set, the others
+ * are 0.
  */
 
 static int
@@ -2082,6 +2089,24 @@ seadragon_tool_parse_limits(seadragon_tool_ctx_t *ctx, char **options,
         }
     }
 
+    if (options[3] == NULL) {
+        return SEADRAGON_TOOL_DONE;
+    }
+
+    if (seadragon_weight_parse(options[3], strlen(options[3]),
+                               &limits->weight)
+        != 0)
+    {
+        return seadragon_tool_usage_error(ctx->command, "invalid --weight "
+                                          "\"%s\": expected the key's "
+                                          "share in fair queuing, a whole "
+                                          "number from 1 (the default) to "
+                                          "%d", options[3],
+                                          SEADRAGON_WEIGHT_MAX);
+    }
+
+    limits->set |= SEADRAGON_LIMIT_WEIGHT;
+
     return SEADRAGON_TOOL_DONE;
 }
 
@@ -2117,8 +2142,8 @@ seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
 
     if (limits.set == 0) {
         return seadragon_tool_usage_error(ctx->command, "nothing to set: "
-                                          "give --rpm, --tokens-per-day or "
-                                          "--max-concurrent");
+                                          "give --rpm, --tokens-per-day, "
+                                          "--max-concurrent or --weight");
     }
 
     rc = seadragon_tool_store_open(&ctx->store, 0);
@@ -2150,7 +2175,8 @@ seadragon_tool_key_set(seadragon_tool_ctx_t *ctx)
                                 sizeof(concurrent));
 
     printf("the key \"%s\" now has rpm %s, tokens-per-day %s, "
-           "max-concurrent %s\n", ctx->arg, rpm, tokens, concurrent);
+           "max-concurrent %s, weight %u\n", ctx->arg, rpm, tokens,
+           concurrent, (unsigned) record.weight);
 
     return SEADRAGON_TOOL_DONE;
 }

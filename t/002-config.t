@@ -96,7 +96,7 @@ invalid "max_queued=-1": max_queued must be a whole number, at least 1
 --- config
 --- must_die
 --- error_log
-invalid parameter "speed=fast": expected capacity=, tick=, max_queued=, max_queued_per_client=, max_wait= or aging=
+invalid parameter "speed=fast": expected capacity=, tick=, max_queued=, max_queued_per_client=, max_wait=, aging=, fair=, tenant=, prompt_weight=, completion_weight=, affinity= or loaded=
 
 
 

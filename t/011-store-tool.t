@@ -184,9 +184,9 @@ sub key_record {
     return undef unless $record;
     my %r;
     @r{qw(version flags created expires name source tokens_per_day rpm
-          max_concurrent)}
-        = unpack 'V V q< q< Z64 Z32 Q< V V', $record->[1];
-    $r{$_} //= 0 for qw(tokens_per_day rpm max_concurrent);
+          max_concurrent weight)}
+        = unpack 'V V q< q< Z64 Z32 Q< V V V', $record->[1];
+    $r{$_} //= 0 for qw(tokens_per_day rpm max_concurrent weight);
     $r{hash} = $named->[1];
     $r{size} = length $record->[1];
     return \%r;
@@ -221,10 +221,10 @@ subtest 'help prints the usage of every command and exits 0' => sub {
                 'whitelist remove ADDR|CIDR', 'whitelist list',
                 'whitelist check ADDR',
                 'key create NAME --source SOURCE [--expires WHEN] [--rpm N] '
-                . '[--tokens-per-day N] [--max-concurrent N]',
+                . '[--tokens-per-day N] [--max-concurrent N] [--weight N]',
                 'key revoke NAME', 'key disable NAME', 'key enable NAME',
                 'key set NAME [--rpm N|none] [--tokens-per-day N|none] '
-                . '[--max-concurrent N|none]',
+                . '[--max-concurrent N|none] [--weight N]',
                 'key list';
         like($r->{out}, qr/exit status: 0 done; 1 .*; 2 bad usage/s,
              "@$args: explains the exit statuses");
@@ -872,8 +872,9 @@ subtest 'key create prints a new key alone on stdout and stores only its hash' =
 
     my $record = key_record($store, 'alice@example.com');
     is($record->{hash}, sha256($key), 'key_names holds the SHA-256 of the key');
-    is($record->{size}, 136, 'the record is a seadragon_key_record_t');
-    is($record->{version}, 2, 'version 2, with limits');
+    is($record->{size}, 144, 'the record is a seadragon_key_record_t');
+    is($record->{version}, 3, 'version 3, with limits and a weight');
+    is($record->{weight}, 1, 'weight 1, the default');
     is_deeply([ @$record{qw(rpm tokens_per_day max_concurrent)} ], [ 0, 0, 0 ],
               'no limits');
     is($record->{flags}, 0, 'no flags');
@@ -964,7 +965,7 @@ subtest 'key create refuses a bad name, source or expiry, and stores nothing' =>
         my $r = sd($store, qw(key create), @$args);
         result_is($r, 2, '', qr/^seadragon-store: key create: /, "create @$args");
         like($r->{err}, $err, "create @$args: says what is wrong and expected");
-        like($r->{err}, qr/\nusage: seadragon-store \[--store PATH\] key create NAME --source SOURCE \[--expires WHEN\] \[--rpm N\] \[--tokens-per-day N\] \[--max-concurrent N\]\n\z/,
+        like($r->{err}, qr/\nusage: seadragon-store \[--store PATH\] key create NAME --source SOURCE \[--expires WHEN\] \[--rpm N\] \[--tokens-per-day N\] \[--max-concurrent N\] \[--weight N\]\n\z/,
              "create @$args: shows the usage");
     }
 
@@ -1081,7 +1082,7 @@ subtest 'key list shows name, source, state, created, expiry and limits, never a
     }
 
     my $r = sd($store, qw(key list));
-    result_is($r, 0, qr/\Aname\tsource\tstate\tcreated\texpires\trpm\ttokens_per_day\tmax_concurrent\n(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\t-\t-\t-\n){4}\z/,
+    result_is($r, 0, qr/\Aname\tsource\tstate\tcreated\texpires\trpm\ttokens_per_day\tmax_concurrent\tweight\n(?:[^\t\n]+\t[^\t\n]+\t(?:active|disabled|expired)\t$ISO\t(?:$ISO|never)\t-\t-\t-\t1\n){4}\z/,
               '', 'a header row, then one line per key, eight columns (no limits: "-")');
 
     my (undef, @lines) = map { [ split /\t/ ] } split /\n/, $r->{out};

@@ -98,6 +98,38 @@ sub page {
         $p{wait}{$id} = $wait;
     }
     $p{empty_queue} = $queue =~ /nobody waits/ ? 1 : 0;
+    while ($queue =~ /<tr data-id="(\d+)"[^>]*>(.*?)<\/tr>/g) {
+        my ($id, $cells) = ($1, $2);
+        my ($tenant) = $cells =~ /<td class="tenant">([^<]*)</;
+        my ($resident) = $cells =~ /<td class="resident (?:yes|no)">([^<]*)</;
+        $p{queue_tenant}{$id} = $tenant;
+        $p{queue_resident}{$id} = $resident;
+    }
+    # the chart: its samples' times, and each series' values and points
+    if ($dom =~ m{<svg id="chart"([^>]*)>(.*?)</svg>}s) {
+        my ($attrs, $inner) = ($1, $2);
+        my %a = $attrs =~ /([\w-]+)="([^"]*)"/g;
+        $p{chart} = { samples => $a{'data-samples'}, max_waiting => $a{'data-max-waiting'},
+                      max_wait => $a{'data-max-wait'},
+                      times => [ split /,/, $a{'data-times'} // '' ],
+                      text => [ $inner =~ /<text[^>]*>([^<]*)</g ] };
+        while ($inner =~ /<polyline ([^>]*)>/g) {
+            my %l = $1 =~ /([\w-]+)="([^"]*)"/g;
+            $p{chart}{ $l{class} } = { values => [ split /,/, $l{'data-values'} ],
+                                       points => [ map { [ split /,/ ] } split / /, $l{points} ] };
+        }
+    }
+    my ($tenants) = $dom =~ m{<table id="tenants">.*?<tbody>(.*?)</tbody>}s;
+    $p{empty_tenants} = $tenants =~ /<td class="empty"[^>]*>([^<]*)</ ? $1 : '';
+    while ($tenants =~ /<tr data-source="(\w+)" data-tenant="([^"]+)">(.*?)<\/tr>/g) {
+        my ($src, $who, $cells) = ($1, $2, $3);
+        my @n = map { $cells =~ /<td class="num $_">(\d+)</ ? $1 : '?' }
+                qw(weight tokens waiting running);
+        my ($bar) = $cells =~ /<span class="bar" style="width: ([\d.]+)%;?">/;
+        my ($share) = $cells =~ /<\/span>([\d.]+) %</;
+        $p{tenants}{"$src $who"} = join('/', @n) . " share=" . ($share // '?')
+            . " bar=" . (defined $bar ? sprintf('%.1f', $bar) : '?');
+    }
     while ($counters =~ /<tr data-source="(\w+)">(.*?)<\/tr>/g) {
         my ($src, $cells) = ($1, $2);
         my ($received) = $cells =~ /<td class="num received">(\d+)</;
@@ -115,6 +147,14 @@ sub page {
     while ($models =~ /<tr data-model="([^"]+)">(.*?)<\/tr>/g) {
         my ($model, $cells) = ($1, $2);
         ($p{tps}{$model}) = $cells =~ /<td class="num tps">([^<]*)</;
+    }
+    ($p{resident}) = $dom =~ /<span id="resident">([^<]*)</;
+    my ($swaps) = $dom =~ m{<table id="swaps">.*?<tbody>(.*?)</tbody>}s;
+    while ($swaps =~ /<tr data-model="([^"]+)">(.*?)<\/tr>/g) {
+        my ($model, $cells) = ($1, $2);
+        my @n = map { $cells =~ /<td class="$_">([^<]*)</ ? $1 : '?' }
+                ('resident', 'num dispatched', 'num predicted', 'num loads');
+        $p{swaps}{$model} = join '/', @n;
     }
     return \%p;
 }
@@ -393,3 +433,189 @@ ready=1
 key:alice: 2/6/8
 source:api as the API: yes
 tokens/s: shown
+
+
+
+=== TEST 6: the page shows the resident models and, per model, its dispatches, predicted swaps and swaps seen, as GET models has them
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1;
+    seadragon_source api priority=3;
+--- config
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html {
+        root html;
+    }
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- timeout: 60
+--- client
+    for my $m ('llama3:70b', 'llama3:70b') {
+        my $r = request('POST /api/chat',
+                        body => qq({"model":"$m","stream":false,"messages":[]}),
+                        headers => { 'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0 });
+        die "chat: $r->{status}" unless $r->{status} == 200;
+    }
+    my $p = page();
+    my $m = json_decode(request('GET /api/admin/models',
+                                headers => { Authorization => "Bearer $admin" })->{body});
+    my ($api) = map { "yes/$_->{dispatched}/$_->{predicted_swaps}/$_->{loads}" } @{ $m->{models} };
+    join "\n", "ready=$p->{ready}", "resident: $p->{resident}",
+        "llama3:70b: $p->{swaps}{'llama3:70b'}",
+        "as the API: " . ($p->{swaps}{'llama3:70b'} eq $api ? 'yes' : "no: $api");
+--- client_output
+ready=1
+resident: llama3:70b (loaded=1)
+llama3:70b: yes/2/1/0
+as the API: yes
+
+
+
+
+=== TEST 7: the page draws the queue's history (length and oldest wait) from GET history, and the queue shows tenant and residency
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1;
+    seadragon_source coding priority=1 key;
+    seadragon_source api    priority=3;
+--- config
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html {
+        root html;
+    }
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- timeout: 60
+--- client
+    my $history = sub {
+        json_decode(request('GET /api/admin/history',
+                            headers => { Authorization => "Bearer $admin" })->{body});
+    };
+    # the hold's model is the one resident; the two waiting ask for another
+    my $hold = hold_gate();
+    my @h = map { start_chat("api$_", '{"model":"mistral:7b","messages":[]}',
+                             'X-Standin-Tokens' => 1) } 1 .. 2;
+    wait_until(sub { queued_count() == 3 }, 'two to wait');
+    wait_until(sub { @{ $history->()->{samples} } >= 3 }, 'three samples');
+    my $p = page();
+    chromium(page_url($admin), '--window-size=1280,1100',
+             '--screenshot=' . servroot() . '/admin-chart.png');
+    Test::More::diag("admin page with its chart: " . servroot() . "/admin-chart.png");
+    my $api = $history->();
+    standin_release();
+    wait_all($hold, @h);
+
+    my $c = $p->{chart};
+    my %api = map { $_->{time} => $_ } @{ $api->{samples} };
+    my @times = @{ $c->{times} };
+    my $newest = pop @times;   # its second may have moved on since
+    my ($same, $n) = (0, scalar @times);
+    for my $i (0 .. $#times) {
+        my $s = $api{ $times[$i] } or next;
+        $same++ if $s->{waiting} == $c->{waiting}{values}[$i]
+                   && $s->{oldest_wait} == $c->{oldest}{values}[$i];
+    }
+    # a point's height is its value on its axis: y = top + height * (1 - v / max)
+    my $placed = 1;
+    for my $series ([waiting => $c->{max_waiting}], [oldest => $c->{max_wait}]) {
+        my ($name, $max) = @$series;
+        my $l = $c->{$name};
+        for my $i (0 .. $#{ $l->{values} }) {
+            my $y = 14 + 172 * (1 - $l->{values}[$i] / $max);
+            $placed = 0 if abs($l->{points}[$i][1] - $y) > 0.11;
+        }
+        $placed = 0 if @{ $l->{points} } != $c->{samples};
+    }
+    my @x = map { $_->[0] } @{ $c->{waiting}{points} };
+    my $rightward = !grep { $x[$_] <= $x[$_ - 1] } 1 .. $#x;
+    join "\n", "ready=$p->{ready}",
+        "chart samples: " . ($c->{samples} >= 3 ? 'some' : "only $c->{samples}")
+            . ", times in GET history: " . ((grep { !$api{$_} } @times) ? 'no' : 'yes'),
+        "values as GET history's: " . ($same == $n ? 'all' : "$same of $n"),
+        "newest: waiting=$c->{waiting}{values}[-1]",
+        "points placed by value on their axis: " . ($placed ? 'yes' : 'no'),
+        "oldest at the left, newest at the right: " . ($rightward && abs($x[-1] - 740) < 0.11 ? 'yes' : "no (@x)"),
+        "axis labels: " . join(' | ', grep { /now|min|waiting|oldest/ } @{ $c->{text} }),
+        "queue: " . join(' ', map { "#$_ tenant=$p->{queue_tenant}{$_} resident=$p->{queue_resident}{$_}" }
+                                  sort { $a <=> $b } keys %{ $p->{queue_tenant} }),
+        "tenants: $p->{empty_tenants}",
+        "screenshot: " . (-s servroot() . '/admin-chart.png' > 10000 ? 'kept' : 'missing');
+--- client_output
+ready=1
+chart samples: some, times in GET history: yes
+values as GET history's: all
+newest: waiting=2
+points placed by value on their axis: yes
+oldest at the left, newest at the right: yes
+axis labels: now | -1 min | -2 min | -3 min | -4 min | -5 min | ■ waiting (requests, left) | ■ oldest wait (seconds, right)
+queue: #2 tenant=- resident=no #3 tenant=- resident=no
+tenants: fair shares are off on this zone (seadragon_zone ... fair=tokens)
+screenshot: kept
+
+
+
+=== TEST 8: the page's tenants table: each tenant of fair shares, its tokens and its share as a bar
+--- http_config
+    seadragon_store $TEST_NGINX_STORE;
+    seadragon_zone ollama:1m capacity=1 fair=tokens;
+    seadragon_source coding priority=1 key;
+    seadragon_source api    priority=3;
+--- config
+    location = /api/admin/page {
+        alias $TEST_NGINX_REPO/conf/html/admin.html;
+        default_type text/html;
+    }
+    location = /driver.html {
+        root html;
+    }
+    location /api/admin/ {
+        seadragon_admin ollama;
+    }
+    location /api/ {
+        seadragon_queue ollama;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+        proxy_set_header Host localhost;
+        proxy_buffering off;
+    }
+--- timeout: 60
+--- client
+    my $bob = tool('key create bob --source coding');
+    my $hold = hold_gate();
+    my @h = (chat('coding1', key => $alice), chat('coding2', key => $alice),
+             chat('coding3', key => $bob));
+    wait_until(sub { queued_count() == 4 }, 'three to wait');
+    my $parked = page();
+    standin_release();
+    wait_all($hold, @h);
+    my $done = page();
+    join "\n", "parked: " . join(' ', map { "$_=$parked->{tenants}{$_}" } sort keys %{ $parked->{tenants} }),
+        "queue tenants: " . join(',', map { $parked->{queue_tenant}{$_} } sort { $a <=> $b } keys %{ $parked->{queue_tenant} }),
+        "their model resident (the hold's): " . join(',', map { $parked->{queue_resident}{$_} } sort { $a <=> $b } keys %{ $parked->{queue_resident} }),
+        map({ "done $_: $done->{tenants}{$_}" } sort keys %{ $done->{tenants} });
+--- client_output
+parked: api addr:127.0.0.1=1/0/0/1 share=0.0 bar=0.0 coding key:alice=1/0/2/0 share=0.0 bar=0.0 coding key:bob=1/0/1/0 share=0.0 bar=0.0
+queue tenants: key:alice,key:alice,key:bob
+their model resident (the hold's): yes,yes,yes
+done api addr:127.0.0.1: 1/2/0/0 share=100.0 bar=100.0
+done coding key:alice: 1/4/0/0 share=66.7 bar=66.7
+done coding key:bob: 1/2/0/0 share=33.3 bar=33.3

@@ -165,6 +165,23 @@ sub listed {
     return join ' ', @f[5 .. 7];
 }
 
+# a key's weight as "key list" shows it (the last column)
+sub weight_of {
+    my ($name) = @_;
+    my ($line) = grep { /^\Q$name\E\t/ } split /\n/, tool('key list');
+    my @f = split /\t/, $line // '';
+    return $f[8] // 'none';
+}
+
+# a key's record as stored, by its name; undef: no such key
+sub record_of {
+    my ($name) = @_;
+    my ($named) = grep { $_->[0] eq $name } dump_db('key_names');
+    return undef unless $named;
+    my ($rec) = grep { $_->[0] eq $named->[1] } dump_db('keys');
+    return $rec ? $rec->[1] : undef;
+}
+
 run_tests();
 
 __DATA__
@@ -379,10 +396,10 @@ stand-in got: d1,d2
 200 retry=-
 200 retry=-
 200 retry=-
-the key "erin" now has rpm 1, tokens-per-day none, max-concurrent none
+the key "erin" now has rpm 1, tokens-per-day none, max-concurrent none, weight 1
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
-the key "erin" now has rpm none, tokens-per-day none, max-concurrent none
+the key "erin" now has rpm none, tokens-per-day none, max-concurrent none, weight 1
 200 retry=-
 stand-in got: e1,e2,e3,f1,g
 
@@ -432,8 +449,8 @@ version 1 record of 120 bytes
 200 retry=-
 listed: - - -
 admin: {"max_concurrent":null,"rpm":null,"tokens_per_day":null} active chat
-the key "old" now has rpm 1, tokens-per-day none, max-concurrent none
-now 136 bytes: version 2, created kept, old chat, rpm 1
+the key "old" now has rpm 1, tokens-per-day none, max-concurrent none, weight 1
+now 144 bytes: version 3, created kept, old chat, rpm 1
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
 stand-in got: o1,o2,p1
@@ -460,12 +477,12 @@ stand-in got: o1,o2,p1
     join "\n", @out;
 --- client_output
 created: 201 {"max_concurrent":3,"rpm":null,"tokens_per_day":null}
-patch: 200 {"name":"gina","limits":{"rpm":1,"tokens_per_day":5000,"max_concurrent":3}}
+patch: 200 {"name":"gina","limits":{"rpm":1,"tokens_per_day":5000,"max_concurrent":3},"weight":1}
 tool lists: 1 5000 3
 GET keys: {"max_concurrent":3,"rpm":1,"tokens_per_day":5000}
 200 retry=-
 429 retry=N application/json {"error":"rate limit exceeded: this key may make 1 requests a minute; try again in N seconds"}
-patch: 200 {"name":"gina","limits":{"rpm":null,"tokens_per_day":5000,"max_concurrent":null}}
+patch: 200 {"name":"gina","limits":{"rpm":null,"tokens_per_day":5000,"max_concurrent":null},"weight":1}
 200 retry=-
 stand-in got: g1,g3
 --- error_log
@@ -502,8 +519,8 @@ seadragon admin set the limits of the key "gina": rpm 1, tokens_per_day 5000, ma
 {"tokens_per_day":1000000000000001}: 400 application/json {"error":"\"tokens_per_day\" must be the tokens a UTC day, a whole number from 0 to 1000000000000000, or null for no limit"}
 {"max_concurrent":100001}: 400 application/json {"error":"\"max_concurrent\" must be the requests waiting or running at once, a whole number from 0 to 100000, or null for no limit"}
 {"max_concurrent":true}: 400 application/json {"error":"\"max_concurrent\" must be the requests waiting or running at once, a whole number from 0 to 100000, or null for no limit"}
-{}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\" or \"max_concurrent\""}
-{"note":"x"}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\" or \"max_concurrent\""}
+{}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\", \"max_concurrent\" or \"weight\""}
+{"note":"x"}: 400 application/json {"error":"nothing to change: give \"rpm\", \"tokens_per_day\", \"max_concurrent\" or \"weight\""}
 [1]: 400 application/json {"error":"Invalid JSON: expected an object"}
 rpm=1: 400 application/json {"error":"Invalid JSON: expected an object"}
 unknown key: 404 {"error":"there is no key with this name"}
@@ -539,7 +556,7 @@ key create kim --source chat --tokens-per-day 1000000000000001: 2 seadragon-stor
 key create kim --source chat --max-concurrent -1: 2 seadragon-store: key create: invalid --max-concurrent "-1": it is not a whole number or "none"; expected requests parked or running at once, 0 to 100000, or none for no limit
 key set jack --rpm 1.5: 2 seadragon-store: key set: invalid --rpm "1.5": it is not a whole number or "none"; expected requests a minute, 0 to 1000000, or none for no limit
 key set jack --rpm "": 2 seadragon-store: key set: invalid --rpm "": it is not a whole number or "none"; expected requests a minute, 0 to 1000000, or none for no limit
-key set jack: 2 seadragon-store: key set: nothing to set: give --rpm, --tokens-per-day or --max-concurrent
+key set jack: 2 seadragon-store: key set: nothing to set: give --rpm, --tokens-per-day, --max-concurrent or --weight
 key set nobody --rpm 1: 2 seadragon-store: there is no key named "nobody" (see "key list")
 key set jack --rpm 1 --rpm 2: 2 seadragon-store: key set: --rpm is given twice
 key set jack --limit 3: 2 seadragon-store: key set: unknown option "--limit"
@@ -651,3 +668,160 @@ stand-in got: e1
 max-concurrent 1: first 200, the next while the first lingers: 200 retry=-
 tokens-per-day 10: first 200 (2 + 8 tokens), the next while the first lingers: 429 retry=M application/json {"error":"rate limit exceeded: this key's 10 tokens a day are used up (10 today); they renew at 00:00 UTC"}
 stand-in got: l1,l2,t1
+
+
+
+=== TEST 18: a key's weight (issue 15): 1 unless given, set by PATCH keys/NAME and by POST keys, shown by GET keys and the tool, stored in a version 3 record; the key still serves
+--- client
+    my $key = tool('key create wanda --source chat');
+    tool('key create wendy --source chat --rpm 9');
+    my ($w) = grep { $_->{name} eq 'wanda' } @{ json_decode(admin('keys')->{body})->{keys} };
+    my @out = ("new: GET keys weight $w->{weight}, tool " . weight_of('wanda'));
+    my $before = record_of('wendy');
+    my $p = admin('keys/wanda', method => 'PATCH', body => '{"weight":3}');
+    push @out, "patch: $p->{status} $p->{body}";
+    ($w) = grep { $_->{name} eq 'wanda' } @{ json_decode(admin('keys')->{body})->{keys} };
+    push @out, "GET keys weight $w->{weight}, tool " . weight_of('wanda');
+    my @f = unpack 'V V q< q< Z64 Z32 Q< V V V V', record_of('wanda');
+    push @out, 'record: ' . length(record_of('wanda')) . " bytes, version $f[0], weight $f[9], reserved $f[10]";
+    push @out, 'the other key: ' . (record_of('wendy') eq $before ? 'unchanged' : 'changed');
+    $p = admin('keys/wanda', method => 'PATCH', body => '{"weight":1000,"rpm":5}');
+    push @out, "patch: $p->{status} $p->{body}";
+    my $c = admin('keys', method => 'POST', body => '{"name":"wes","source":"chat","weight":4}');
+    my $created = json_decode($c->{body});
+    push @out, "created: $c->{status} weight $created->{weight}, tool " . weight_of('wes');
+    push @out, map { summary(call('/api/chat', $_, 'X-Standin-Tag' => 'w')) } $key, $created->{key};
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+new: GET keys weight 1, tool 1
+patch: 200 {"name":"wanda","limits":{"rpm":null,"tokens_per_day":null,"max_concurrent":null},"weight":3}
+GET keys weight 3, tool 3
+record: 144 bytes, version 3, weight 3, reserved 0
+the other key: unchanged
+patch: 200 {"name":"wanda","limits":{"rpm":5,"tokens_per_day":null,"max_concurrent":null},"weight":1000}
+created: 201 weight 4, tool 4
+200 retry=-
+200 retry=-
+stand-in got: w,w
+
+
+
+=== TEST 19: the admin API refuses a bad weight with a clear JSON 400 and changes nothing: not the key, not its limits, not another key, and POST keys makes no key
+--- client
+    tool('key create xena --source chat --rpm 7 --weight 5');
+    tool('key create xia --source chat');
+    my %before = map { $_ => record_of($_) } qw(xena xia);
+    my @out;
+    for my $body ('{"weight":0}', '{"weight":1001}', '{"weight":-1}', '{"weight":"2"}',
+                  '{"weight":1.5}', '{"weight":null}', '{"weight":true}', '{"weight":[2]}',
+                  '{"weight":18446744073709551617}', '{"rpm":1,"weight":0}',
+                  '{"weight":2,"rpm":-1}')
+    {
+        my $r = admin('keys/xena', method => 'PATCH', body => $body);
+        push @out, "$body: $r->{status} $r->{headers}{'content-type'} $r->{body}";
+        push @out, 'changed!' if grep { record_of($_) ne $before{$_} } qw(xena xia);
+    }
+    my $r = admin('keys', method => 'POST', body => '{"name":"xavier","source":"chat","weight":0}');
+    push @out, "create: $r->{status} $r->{body}";
+    push @out, 'xena: ' . listed('xena') . ' weight ' . weight_of('xena')
+        . ', xia: weight ' . weight_of('xia') . ', xavier: ' . (defined record_of('xavier') ? 'exists' : 'none');
+    join "\n", @out;
+--- client_output
+{"weight":0}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":1001}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":-1}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":"2"}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":1.5}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":null}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":true}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":[2]}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":18446744073709551617}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"rpm":1,"weight":0}: 400 application/json {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+{"weight":2,"rpm":-1}: 400 application/json {"error":"\"rpm\" must be the requests a minute, a whole number from 0 to 1000000, or null for no limit"}
+create: 400 {"error":"\"weight\" must be the key's share in fair queuing, a whole number from 1 (the default) to 1000"}
+xena: 7 - - weight 5, xia: weight 1, xavier: none
+
+
+
+=== TEST 20: the tool sets a weight with key create and key set, lists it last in key list, and refuses a bad one with exit 2, changing nothing
+--- client
+    tool('key create yves --source chat --weight 2');
+    tool('key create yuri --source chat');
+    my @out = ('header: ' . (split /\n/, tool('key list'))[0] =~ s/\t/ /gr);
+    push @out, 'yves ' . weight_of('yves') . ', yuri ' . weight_of('yuri');
+    push @out, tool('key set yves --weight 9 --max-concurrent 2');
+    my %before = map { $_ => record_of($_) } qw(yves yuri);
+    for my $args ('key set yves --weight 0', 'key set yves --weight 1001',
+                  'key set yves --weight none', 'key set yves --weight abc',
+                  'key set yves --weight -1', 'key set yves --weight ""',
+                  'key set yves --weight 07', 'key set yves --weight +5',
+                  'key set yves --weight 1e2', 'key set yves --weight 99999',
+                  'key set yves --rpm 5 --weight 0',
+                  'key set yves --weight 2 --weight 3',
+                  'key create yara --source chat --weight 0')
+    {
+        my $r = sd($args);
+        my ($first) = split /\n/, $r->{err};
+        push @out, "$args: $r->{status} $first";
+        push @out, 'changed!' if grep { record_of($_) ne $before{$_} } qw(yves yuri);
+    }
+    push @out, 'yves: ' . listed('yves') . ' weight ' . weight_of('yves')
+        . ', yuri: weight ' . weight_of('yuri') . ', yara: ' . (defined record_of('yara') ? 'exists' : 'none');
+    join "\n", @out;
+--- client_output
+header: name source state created expires rpm tokens_per_day max_concurrent weight
+yves 2, yuri 1
+the key "yves" now has rpm none, tokens-per-day none, max-concurrent 2, weight 9
+key set yves --weight 0: 2 seadragon-store: key set: invalid --weight "0": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight 1001: 2 seadragon-store: key set: invalid --weight "1001": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight none: 2 seadragon-store: key set: invalid --weight "none": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight abc: 2 seadragon-store: key set: invalid --weight "abc": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight -1: 2 seadragon-store: key set: invalid --weight "-1": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight "": 2 seadragon-store: key set: invalid --weight "": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight 07: 2 seadragon-store: key set: invalid --weight "07": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight +5: 2 seadragon-store: key set: invalid --weight "+5": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight 1e2: 2 seadragon-store: key set: invalid --weight "1e2": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight 99999: 2 seadragon-store: key set: invalid --weight "99999": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --rpm 5 --weight 0: 2 seadragon-store: key set: invalid --weight "0": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+key set yves --weight 2 --weight 3: 2 seadragon-store: key set: --weight is given twice
+key create yara --source chat --weight 0: 2 seadragon-store: key create: invalid --weight "0": expected the key's share in fair queuing, a whole number from 1 (the default) to 1000
+yves: - - 2 weight 9, yuri: weight 1, yara: none
+
+
+
+=== TEST 21: records made before weights (version 2, and version 1) read as weight 1, serve, and a change makes them version 3 with everything else kept
+--- client
+    my $k2 = tool('key create vera --source chat --rpm 4');
+    my $k1 = tool('key create vic --source chat');
+    my ($version, $flags, $created, $expires, $name, $source, $tokens, $rpm, $conc)
+        = unpack 'V V q< q< Z64 Z32 Q< V V', record_of('vera');
+    my %hash = map { $_->[0] => $_->[1] } dump_db('key_names');
+    load_db('keys', $hash{vera} => pack('V V q< q< a64 a32 Q< V V', 2, 0, $created, 0,
+                                        'vera', 'chat', 0, 4, 0),
+                    $hash{vic} => pack('V V q< q< a64 a32', 1, 0, $created, 0, 'vic', 'chat'));
+    my @out = ('sizes: vera ' . length(record_of('vera')) . ', vic ' . length(record_of('vic')));
+    my %w = map { $_->{name} => $_->{weight} } @{ json_decode(admin('keys')->{body})->{keys} };
+    push @out, "GET keys: vera $w{vera}, vic $w{vic}; tool: vera " . weight_of('vera') . ', vic ' . weight_of('vic');
+    push @out, map { summary(call('/api/chat', $_, 'X-Standin-Tag' => 'v')) } $k2, $k1;
+    push @out, tool('key set vera --max-concurrent 3');
+    my $p = admin('keys/vic', method => 'PATCH', body => '{"weight":6}');
+    push @out, "patch vic: $p->{status} $p->{body}";
+    for my $n (qw(vera vic)) {
+        my @f = unpack 'V V q< q< Z64 Z32 Q< V V V V', record_of($n);
+        push @out, "$n: " . length(record_of($n)) . " bytes, version $f[0], "
+            . ($f[2] == $created ? 'created kept' : 'created changed')
+            . ", $f[4] $f[5], rpm $f[7], max_concurrent $f[8], weight $f[9]";
+    }
+    push @out, 'stand-in got: ' . got();
+    join "\n", @out;
+--- client_output
+sizes: vera 136, vic 120
+GET keys: vera 1, vic 1; tool: vera 1, vic 1
+200 retry=-
+200 retry=-
+the key "vera" now has rpm 4, tokens-per-day none, max-concurrent 3, weight 1
+patch vic: 200 {"name":"vic","limits":{"rpm":null,"tokens_per_day":null,"max_concurrent":null},"weight":6}
+vera: 144 bytes, version 3, created kept, vera chat, rpm 4, max_concurrent 3, weight 1
+vic: 144 bytes, version 3, created kept, vic chat, rpm 0, max_concurrent 0, weight 6
+stand-in got: v,v

@@ -559,7 +559,7 @@ after the API: 7 70 3
 --max-concurrent 1e2: exit 2
 --rpm 1 --tokens-per-day x: exit 2
 after the tool: 7 70 3
-the most: 200 {"name":"odd","limits":{"rpm":1000000,"tokens_per_day":1000000000000000,"max_concurrent":100000}}
+the most: 200 {"name":"odd","limits":{"rpm":1000000,"tokens_per_day":1000000000000000,"max_concurrent":100000},"weight":1}
 
 
 

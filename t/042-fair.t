@@ -66,7 +66,7 @@ sub model_order {
 }
 
 # four heavy requests of tenant a, then two light of b and one of c
-my @noisy = (['a1', 'a', 10], ['a2', 'a', 10], ['a3', 'a', 10], ['a4', 'a', 10],
+our @noisy = (['a1', 'a', 10], ['a2', 'a', 10], ['a3', 'a', 10], ['a4', 'a', 10],
              ['b1', 'b', 1], ['b2', 'b', 1], ['c1', 'c', 1]);
 
 no_shuffle();

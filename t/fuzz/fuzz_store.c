@@ -428,7 +428,8 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
 
     size = fuzz_byte(in);
     size = (size & 0x80) ? size % sizeof(bytes)
-           : (size & 0x01) ? SEADRAGON_KEY_RECORD_V1_LEN : sizeof(record);
+           : (size & 0x01) ? SEADRAGON_KEY_RECORD_V1_LEN
+           : (size & 0x02) ? SEADRAGON_KEY_RECORD_V2_LEN : sizeof(record);
 
     memset(bytes, 0, sizeof(bytes));
     fuzz_bytes(in, bytes, size);
@@ -446,6 +447,7 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
     rc = seadragon_key_find_hash(txn, &fuzz_dbs, hash, &record);
 
     if (size != sizeof(seadragon_key_record_t)
+        && size != SEADRAGON_KEY_RECORD_V2_LEN
         && size != SEADRAGON_KEY_RECORD_V1_LEN)
     {
         fuzz_check(rc == MDB_CORRUPTED, "a record of %zu bytes: %d", size,
@@ -454,7 +456,7 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
     } else {
         fuzz_check(rc == 0, "a record of the right size: %d", rc);
 
-        /* a version 1 record (shorter) has no limits */
+        /* a version 1 record (shorter) has no limits, nor weight */
 
         memset(&raw, 0, sizeof(raw));
         memcpy(&raw, bytes, size);
@@ -467,6 +469,15 @@ fuzz_store_record(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
                    && record.tokens_per_day == raw.tokens_per_day
                    && record.max_concurrent == raw.max_concurrent,
                    "the record's numbers changed");
+
+        /* a weight absent, 0 or too large reads as the default 1 */
+
+        fuzz_check(record.weight == ((raw.weight >= 1
+                                      && raw.weight <= SEADRAGON_WEIGHT_MAX)
+                                     ? raw.weight : 1)
+                   && record.reserved == 0,
+                   "the weight %u of a record of %zu bytes read as %u",
+                   raw.weight, size, record.weight);
 
         fuzz_check(memchr(record.name, '\0', sizeof(record.name)) != NULL
                    && memchr(record.source, '\0', sizeof(record.source))
@@ -623,6 +634,7 @@ fuzz_store_key_add(MDB_txn *txn, fuzz_input_t *in, fuzz_store_model_t *m)
 
     memset(&record, 0, sizeof(record));
     record.version = SEADRAGON_KEY_VERSION;
+    record.weight = 1;
     record.flags = fuzz_byte(in) & SEADRAGON_KEY_DISABLED;
     record.created = (int64_t) fuzz_u32(in);
     record.expires = (int64_t) fuzz_u32(in);

@@ -111,6 +111,31 @@ ngx_rbtree_delete(ngx_rbtree_t *tree, ngx_rbtree_node_t *z)
 }
 
 
+ngx_rbtree_node_t *
+ngx_rbtree_next(ngx_rbtree_t *tree, ngx_rbtree_node_t *node)
+{
+    ngx_rbtree_node_t  *parent;
+
+    if (node->right != tree->sentinel) {
+        return ngx_rbtree_min(node->right, tree->sentinel);
+    }
+
+    for ( ;; ) {
+        parent = node->parent;
+
+        if (node == tree->root) {
+            return NULL;
+        }
+
+        if (node == parent->left) {
+            return parent;
+        }
+
+        node = parent;
+    }
+}
+
+
 /* the record of a worker, made on first use; token 7 unless told */
 
 static ngx_http_seadragon_owner_t *
