@@ -1812,7 +1812,8 @@ a fresh stand-in and gateway:
 
 * **Waits.** Each light tenant sends {FAIR_LIGHT_REQUESTS} requests, one every
   {FAIR_PERIOD_MS} ms (±25%, seeded), from the noisy burst on; their wait is
-  `$seadragon_queue_wait`. "Alone" is the same light requests with no
+  `$seadragon_queue_wait` (of {FAIR_LIGHT * FAIR_LIGHT_REQUESTS} waits, the nearest-rank p99 is
+  the longest). "Alone" is the same light requests with no
   noisy tenant. The goal: a light tenant waits at most one service time
   (one of the noisy tenant's long answers) more than alone. A gate that
   serves one request at a time cannot do better: a light request that
