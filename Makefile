@@ -142,7 +142,8 @@ UNIT_INCS := -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
   -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
   -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs -I ngx_seadragon_module
 QUEUE_SRCS := ngx_seadragon_module/ngx_http_seadragon_queue.c \
-              ngx_seadragon_module/ngx_http_seadragon_queue_fair.c
+              ngx_seadragon_module/ngx_http_seadragon_queue_fair.c \
+              ngx_seadragon_module/ngx_http_seadragon_queue_tenant.c
 
 # the queue's data structure on its own, against nginx's headers
 $(BUILD)/queue-test: t/unit/queue_test.c $(QUEUE_SRCS) \
@@ -173,13 +174,7 @@ $(BUILD)/limit-test: t/unit/limit_test.c \
                      ngx_seadragon_module/ngx_http_seadragon_limit_window.c \
                      ngx_seadragon_module/ngx_http_seadragon_module.h \
                      $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/limit_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_limit_window.c
 
@@ -188,13 +183,7 @@ $(BUILD)/resident-test: t/unit/resident_test.c \
                         ngx_seadragon_module/ngx_http_seadragon_resident.c \
                         ngx_seadragon_module/ngx_http_seadragon_module.h \
                         $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/resident_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_resident.c
 
@@ -203,18 +192,21 @@ $(BUILD)/history-test: t/unit/history_test.c \
                        ngx_seadragon_module/ngx_http_seadragon_history.c \
                        ngx_seadragon_module/ngx_http_seadragon_module.h \
                        $(BUILD)/objs/Makefile
-	$(CC) $(CC_OPT) -Wno-unused-parameter \
-	  -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
-	  -I $(BUILD)/nginx-src/src/event/modules -I $(BUILD)/nginx-src/src/os/unix \
-	  -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
-	  -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
-	  -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs \
-	  -I ngx_seadragon_module \
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/history_test.c \
 	  ngx_seadragon_module/ngx_http_seadragon_history.c
 
+# the logins' tokens: HS256 JWTs made and checked (OpenSSL's HMAC, yajl)
+$(BUILD)/jwt-test: t/unit/jwt_test.c \
+                   ngx_seadragon_module/ngx_http_seadragon_jwt.c \
+                   ngx_seadragon_module/ngx_http_seadragon_module.h \
+                   $(BUILD)/objs/Makefile
+	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
+	  -o $@ t/unit/jwt_test.c \
+	  ngx_seadragon_module/ngx_http_seadragon_jwt.c -lyajl -lcrypto
+
 unit: $(BUILD)/queue-test $(BUILD)/fair-test $(BUILD)/limit-test \
-      $(BUILD)/resident-test $(BUILD)/history-test
+      $(BUILD)/resident-test $(BUILD)/history-test $(BUILD)/jwt-test
 
 # Each harness twice: with libFuzzer (clang) for `make fuzz`, and with gcc
 # and a replay driver for t/019-fuzz-regressions.t; both under ASan+UBSan.
@@ -279,7 +271,7 @@ matrix: deps
 check-memory: deps all
 	@scripts/install-deps valgrind
 	$(TEST_ENV) TEST_NGINX_USE_VALGRIND=1 $(PROVE) -I t/lib $(filter-out t/000-harness.t \
-	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
+	  t/001-queue.t t/040-limit-unit.t t/047-fair-unit.t t/048-resident-unit.t t/046-history-unit.t t/052-jwt-unit.t t/009-standin.t t/011-store-tool.t t/019-fuzz-regressions.t \
 	  t/025-soak.t t/026-ollama-setup.t t/033-make-run-private.t, \
 	  $(wildcard t/0*.t))
 

@@ -81,14 +81,6 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    zone->sh->capacity = zone->capacity;
-    zone->sh->max_queued = zone->max_queued;
-    zone->sh->fair = zone->fair;
-    zone->sh->prompt_weight = zone->prompt_weight;
-    zone->sh->completion_weight = zone->completion_weight;
-    zone->sh->affinity = zone->affinity;
-    zone->sh->loaded = zone->loaded;
-
     for (i = 0; i < smcf->sources.nelts; i++) {
         slot = ngx_http_seadragon_queue_source_slot(zone->sh, &source[i].name,
                                                     source[i].priority,
@@ -111,6 +103,18 @@ ngx_http_seadragon_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                                                  ? zone->models->elts : NULL,
                                                  zone->models
                                                  ? zone->models->nelts : 0);
+
+    /* the policy of a configuration that the zone cannot take stays out */
+
+    if (i == smcf->sources.nelts && models != NGX_ERROR) {
+        zone->sh->capacity = zone->capacity;
+        zone->sh->max_queued = zone->max_queued;
+        zone->sh->fair = zone->fair;
+        zone->sh->prompt_weight = zone->prompt_weight;
+        zone->sh->completion_weight = zone->completion_weight;
+        zone->sh->affinity = zone->affinity;
+        zone->sh->loaded = zone->loaded;
+    }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 

@@ -21,14 +21,14 @@
  * Beside this file: the gate's body filter, which gives the slot back at
  * the answer's last byte (ngx_http_seadragon_release.c); the workers'
  * records in the zone and the reaping of dead workers
- * (ngx_http_seadragon_gate_reap.c); the statistics the gate keeps
+ * (ngx_http_seadragon_gate_reap.c); the wake-up pipes
+ * (ngx_http_seadragon_gate_wake.c); a request's tenant of fair shares
+ * (ngx_http_seadragon_gate_fair.c); the statistics the gate keeps
  * (ngx_http_seadragon_counters.c).
  */
 
 
 #include "ngx_http_seadragon_module.h"
-
-#include <ngx_channel.h>
 
 
 #define NGX_HTTP_SEADRAGON_ADMIT_BATCH  16
@@ -64,9 +64,6 @@ static void ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
 
 static ngx_int_t ngx_http_seadragon_gate_park(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx);
-static void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
-static void ngx_http_seadragon_gate_wake_read(ngx_event_t *ev);
-static void ngx_http_seadragon_gate_wake_close(void *data);
 static void ngx_http_seadragon_gate_dispatch(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *self);
 static void ngx_http_seadragon_gate_admit(ngx_http_seadragon_ctx_t *ctx,
@@ -82,10 +79,6 @@ static void ngx_http_seadragon_gate_tick_arm(ngx_msec_t interval);
 uint64_t             ngx_http_seadragon_worker_token;
 uint64_t             ngx_http_seadragon_worker_started;  /* 0: no /proc */
 
-/* the wake-up pipes of this generation of workers: [2 * i] reads, +1 writes */
-static ngx_fd_t     *ngx_http_seadragon_wake_fds;
-static ngx_uint_t    ngx_http_seadragon_wake_n;
-static uint64_t      ngx_http_seadragon_generation;
 static ngx_event_t   ngx_http_seadragon_tick;
 static ngx_array_t  *ngx_http_seadragon_zones;
 static ngx_msec_t    ngx_http_seadragon_tick_interval;
@@ -173,7 +166,10 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     }
 
     if (ngx_http_seadragon_fair_prepare(r, ctx, &place.fair) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_seadragon_reject(r, ctx,
+                                       NGX_HTTP_INTERNAL_SERVER_ERROR,
+                               ngx_http_seadragon_counter(rejected_unavailable),
+                                       NULL, 0);
     }
 
     reaped = 0;
@@ -538,7 +534,7 @@ ngx_http_seadragon_gate_dispatch_locked(ngx_http_seadragon_zone_t *zone,
             || e->owner_token != ngx_http_seadragon_worker_token)
         {
             if (e->owner_generation == ngx_http_seadragon_generation
-                && e->owner_worker < ngx_http_seadragon_wake_n)
+                && ngx_http_seadragon_gate_wakeable(e->owner_worker))
             {
                 *wake = e->owner_worker;
             }
@@ -801,9 +797,7 @@ ngx_http_seadragon_gate_cleanup(void *data)
 void
 ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 {
-    ngx_str_t                    server;
     ngx_uint_t                   answered;
-    ngx_http_upstream_t         *u;
     ngx_http_seadragon_zone_t   *zone;
     ngx_http_seadragon_entry_t  *entry;
 
@@ -824,24 +818,17 @@ ngx_http_seadragon_gate_release(ngx_http_seadragon_ctx_t *ctx)
 
     answered = (ctx->holds_slot && ctx->usage_parser != NULL
                 && ctx->request != NULL);
-    server.len = 0;
-    server.data = NULL;
 
     if (answered) {
         ngx_http_seadragon_usage_finish(ctx->request, ctx);
-
-        u = ctx->request->upstream;
-
-        if (u != NULL && u->peer.name != NULL) {
-            server = *u->peer.name;
-        }
     }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
     ngx_http_seadragon_fair_leave_locked(zone, ctx, entry);
 
     if (answered) {
-        ngx_http_seadragon_resident_answer(zone->sh, server.data, server.len,
+        ngx_http_seadragon_resident_answer(zone->sh, ctx->server,
+                                           ctx->server_len,
                                            entry->model, entry->model_len,
                                            ctx->usage.load_ms,
                                            ngx_current_msec, ngx_time());
@@ -937,48 +924,13 @@ ngx_http_seadragon_gate_free_clients_locked(ngx_http_seadragon_zone_t *zone)
 }
 
 
-/*
- * One byte down the pipe of another worker of this generation: its read
- * handler runs a dispatch there.  A full pipe already holds a wake-up.
- */
+/* a byte in this worker's wake-up pipe: another worker freed a slot */
 
-static void
-ngx_http_seadragon_gate_wake_worker(ngx_int_t worker)
+void
+ngx_http_seadragon_gate_woken(void)
 {
-    ssize_t  n;
-
-    if (worker < 0
-        || (ngx_uint_t) worker == ngx_worker
-        || ngx_http_seadragon_wake_fds == NULL)
-    {
-        return;
-    }
-
-    n = write(ngx_http_seadragon_wake_fds[2 * worker + 1], "!", 1);
-
-    if (n == -1 && ngx_errno != NGX_EAGAIN) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
-                      "seadragon could not wake worker %i", worker);
-    }
-}
-
-
-static void
-ngx_http_seadragon_gate_wake_read(ngx_event_t *ev)
-{
-    u_char                       buf[64];
     ngx_uint_t                   i;
-    ngx_connection_t            *c;
     ngx_http_seadragon_zone_t  **zones;
-
-    c = ev->data;
-
-    while (read(c->fd, buf, sizeof(buf)) > 0) {
-        /* void */
-    }
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
-                   "seadragon woken by another worker");
 
     if (ngx_http_seadragon_zones == NULL) {
         return;
@@ -991,104 +943,6 @@ ngx_http_seadragon_gate_wake_read(ngx_event_t *ev)
             ngx_http_seadragon_gate_dispatch(zones[i], NULL);
         }
     }
-}
-
-
-/* fds[-1] holds how many descriptors follow: a reload may change it */
-
-static void
-ngx_http_seadragon_gate_wake_close(void *data)
-{
-    ngx_fd_t   *fds = data;
-
-    ngx_int_t  i;
-
-    for (i = 0; i < fds[-1]; i++) {
-        if (fds[i] != NGX_INVALID_FILE) {
-            (void) close(fds[i]);
-        }
-    }
-
-    if (fds == ngx_http_seadragon_wake_fds) {
-        ngx_http_seadragon_wake_fds = NULL;
-        ngx_http_seadragon_wake_n = 0;
-    }
-}
-
-
-/*
- * In the master, before the workers of this configuration are forked: one
- * non-blocking pipe per worker, closed with the cycle.  Each generation has
- * its own, and an entry records the generation of its owner.
- */
-
-ngx_int_t
-ngx_http_seadragon_gate_init_module(ngx_cycle_t *cycle)
-{
-    int                              fd[2];
-    ngx_uint_t                       i, n;
-    ngx_fd_t                        *fds;
-    ngx_core_conf_t                 *ccf;
-    ngx_pool_cleanup_t              *cln;
-    ngx_http_seadragon_main_conf_t  *smcf;
-
-    smcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_seadragon_module);
-
-    if (smcf == NULL || smcf->zones.nelts == 0 || ngx_test_config) {
-        return NGX_OK;
-    }
-
-    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
-
-    n = (ccf->master && ccf->worker_processes > 0) ? ccf->worker_processes
-                                                    : 1;
-
-    fds = ngx_palloc(cycle->pool, (2 * n + 1) * sizeof(ngx_fd_t));
-    if (fds == NULL) {
-        return NGX_ERROR;
-    }
-
-    *fds++ = (ngx_fd_t) (2 * n);
-
-    for (i = 0; i < 2 * n; i++) {
-        fds[i] = NGX_INVALID_FILE;
-    }
-
-    cln = ngx_pool_cleanup_add(cycle->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_seadragon_gate_wake_close;
-    cln->data = fds;
-
-    for (i = 0; i < n; i++) {
-        if (pipe(fd) == -1) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
-                          "seadragon: pipe() failed");
-            return NGX_ERROR;
-        }
-
-        fds[2 * i] = fd[0];
-        fds[2 * i + 1] = fd[1];
-
-        if (ngx_nonblocking(fd[0]) == -1 || ngx_nonblocking(fd[1]) == -1
-            || fcntl(fd[0], F_SETFD, FD_CLOEXEC) == -1
-            || fcntl(fd[1], F_SETFD, FD_CLOEXEC) == -1)
-        {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
-                          "seadragon: could not set up a wake-up pipe");
-            return NGX_ERROR;
-        }
-    }
-
-    ngx_http_seadragon_wake_fds = fds;
-    ngx_http_seadragon_wake_n = n;
-    ngx_http_seadragon_generation = ((uint64_t) ngx_time() << 24)
-                                    ^ (uint64_t) ngx_random()
-                                    ^ ((uint64_t) ngx_pid << 40);
-
-    return NGX_OK;
 }
 
 
@@ -1147,20 +1001,7 @@ ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle)
     ngx_http_seadragon_tick.data = smcf;
     ngx_http_seadragon_tick.cancelable = 1;
 
-    /* this worker's wake-up pipe; without it, the tick alone admits */
-
-    if (ngx_http_seadragon_wake_fds && ngx_worker < ngx_http_seadragon_wake_n
-        && ngx_add_channel_event(cycle,
-                                 ngx_http_seadragon_wake_fds[2 * ngx_worker],
-                                 NGX_READ_EVENT,
-                                 ngx_http_seadragon_gate_wake_read)
-           != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                      "seadragon could not watch its wake-up pipe; "
-                      "other workers' slots reach it on its tick only");
-        ngx_http_seadragon_generation = 0;
-    }
+    ngx_http_seadragon_gate_wake_watch(cycle);
 
     /*
      * Before this worker refuses anything as full: its record in each

@@ -8,9 +8,9 @@
  *
  * A request with a valid key is its key's tenant ("key:NAME"); any
  * other is the value of the zone's tenant= ("addr:VALUE", the client's
- * address by default).  A value too long for a tenant's name keeps its
- * beginning and ends with a hash of the whole, so that two long values
- * stay two tenants.  A tenant's record lives while it has requests
+ * address by default), any byte but printable ASCII written \xHH.  A
+ * value too long for a tenant's name keeps its beginning and ends with a
+ * hash of the whole, so that two long values stay two tenants.  A tenant's record lives while it has requests
  * waiting or running, and afterwards among the idle ones, which keep
  * their counters (a tenant cannot shed what it was served by leaving for
  * a moment) until NGX_HTTP_SEADRAGON_TENANTS_IDLE of them are kept, or
@@ -24,6 +24,10 @@
 #define NGX_HTTP_SEADRAGON_TENANT_HASH  (sizeof("~01234567") - 1)
 
 
+static u_char *ngx_http_seadragon_fair_name(u_char *p, u_char *last,
+    ngx_str_t *value);
+static u_char *ngx_http_seadragon_fair_text(u_char *p, u_char *last,
+    ngx_str_t *value, size_t *used);
 static uint64_t ngx_http_seadragon_fair_estimate(ngx_http_request_t *r);
 
 
@@ -32,8 +36,6 @@ ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_fair_place_t *place)
 {
     u_char                     *p, *last;
-    size_t                      room;
-    uint32_t                    hash;
     ngx_str_t                   value;
     ngx_http_seadragon_zone_t  *zone;
 
@@ -71,20 +73,80 @@ ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
         p = ngx_cpymem(p, "addr:", sizeof("addr:") - 1);
     }
 
-    room = last - p;
-
-    if (value.len <= room) {
-        p = ngx_cpymem(p, value.data, value.len);
-
-    } else {
-        hash = ngx_crc32_long(value.data, value.len);
-        p = ngx_cpymem(p, value.data, room - NGX_HTTP_SEADRAGON_TENANT_HASH);
-        p = ngx_snprintf(p, last - p, "~%08xD", hash);
-    }
+    p = ngx_http_seadragon_fair_name(p, last, &value);
 
     place->len = p - place->name;
 
     return NGX_OK;
+}
+
+
+/*
+ * A tenant's name from a value: printable ASCII as it is, any other byte
+ * (of $binary_remote_addr, say, or UTF-8) as \xHH, so that the name is
+ * text in JSON and in the metrics' labels; a name that does not fit
+ * keeps its beginning, cut between two of those, and ends with "~" and a
+ * hash of the whole value.
+ */
+
+static u_char *
+ngx_http_seadragon_fair_name(u_char *p, u_char *last, ngx_str_t *value)
+{
+    u_char    *q;
+    size_t     used;
+    uint32_t   hash;
+
+    q = ngx_http_seadragon_fair_text(p, last, value, &used);
+
+    if (used == value->len) {
+        return q;
+    }
+
+    q = ngx_http_seadragon_fair_text(p, last - NGX_HTTP_SEADRAGON_TENANT_HASH,
+                                     value, &used);
+
+    hash = ngx_crc32_long(value->data, value->len);
+
+    return ngx_snprintf(q, last - q, "~%08xD", hash);
+}
+
+
+/* as much of the value as fits, byte by byte; "used": how much did */
+
+static u_char *
+ngx_http_seadragon_fair_text(u_char *p, u_char *last, ngx_str_t *value,
+    size_t *used)
+{
+    u_char   c;
+    size_t   i;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    for (i = 0; i < value->len; i++) {
+        c = value->data[i];
+
+        if (c > 0x20 && c < 0x7f && c != '\\') {
+            if (last - p < 1) {
+                break;
+            }
+
+            *p++ = c;
+            continue;
+        }
+
+        if (last - p < 4) {
+            break;
+        }
+
+        *p++ = '\\';
+        *p++ = 'x';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 0xf];
+    }
+
+    *used = i;
+
+    return p;
 }
 
 
@@ -190,31 +252,38 @@ ngx_http_seadragon_fair_enter_locked(ngx_http_seadragon_zone_t *zone,
 
 /*
  * Under the lock, before the entry leaves the gate: the tokens of its
- * answer replace what it was charged when it went in.  An answer cut
- * short keeps what was charged, unless its chunks were counted.
+ * answer (ngx_http_seadragon_usage_finish() settled them) replace what it
+ * was charged when it went in.  An answer cut short keeps what was
+ * charged, unless its chunks were counted; then its prompt is still the
+ * estimate, at least: Ollama read the whole prompt before the first
+ * token, and a client that cancels must not have it for free.
  */
 
 void
 ngx_http_seadragon_fair_leave_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry)
 {
+    uint64_t                     prompt;
     ngx_http_seadragon_usage_t  *u;
+
+    u = &ctx->usage;
 
     if (entry->tenant == NULL
         || entry->state != NGX_HTTP_SEADRAGON_ENTRY_RUNNING
-        || !ctx->usage.counted)
+        || !u->counted
+        || !(u->reported || u->estimated))
     {
         return;
     }
 
-    ngx_http_seadragon_usage_finish(ctx->request, ctx);
+    prompt = u->prompt_tokens;
 
-    u = &ctx->usage;
-
-    if (u->reported || u->estimated) {
-        ngx_http_seadragon_queue_charge(zone->sh, entry, u->prompt_tokens,
-                                        u->completion_tokens);
+    if (!u->reported) {
+        prompt = ngx_max(prompt, entry->estimate);
     }
+
+    ngx_http_seadragon_queue_charge(zone->sh, entry, prompt,
+                                    u->completion_tokens);
 }
 
 

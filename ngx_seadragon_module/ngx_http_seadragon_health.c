@@ -272,6 +272,93 @@ ngx_http_seadragon_health_ps_start(ngx_http_request_t *r,
 }
 
 
+/*
+ * nginx keeps an in-memory subrequest's answer in one buffer of the
+ * location's subrequest_output_buffer_size, and an answer that does not
+ * fit fails the subrequest and the connection with it: the health check
+ * would end with no answer.  So what does not fit of /api/ps's answer is
+ * dropped here, before nginx's postpone filter keeps it, and the listing
+ * counts as failed: the views stay as they are.
+ */
+
+static ngx_http_seadragon_ctx_t *
+ngx_http_seadragon_health_ps_ctx(ngx_http_request_t *r)
+{
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    if (r == r->main || !r->subrequest_in_memory) {
+        return NULL;
+    }
+
+    ctx = ngx_http_get_module_ctx(r->parent, ngx_seadragon_module);
+
+    return (ctx && ctx->ps_request == r) ? ctx : NULL;
+}
+
+
+void
+ngx_http_seadragon_health_ps_header(ngx_http_request_t *r)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ngx_http_seadragon_health_ps_ctx(r);
+    if (ctx == NULL) {
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->headers_out.content_length_n
+        > (off_t) clcf->subrequest_output_buffer_size)
+    {
+        r->headers_out.content_length_n = -1;
+        ctx->ps_cut = 1;
+    }
+}
+
+
+void
+ngx_http_seadragon_health_ps_body(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    off_t                      size;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    ctx = ngx_http_seadragon_health_ps_ctx(r);
+    if (ctx == NULL) {
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (!ctx->ps_cut
+            && ctx->ps_size + size
+               <= (off_t) clcf->subrequest_output_buffer_size)
+        {
+            ctx->ps_size += size;
+            continue;
+        }
+
+        ctx->ps_cut = 1;
+
+        if (ngx_buf_in_memory(b)) {
+            b->pos = b->last;
+        }
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+    }
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_health_ps_done(ngx_http_request_t *r, void *data,
     ngx_int_t rc)
@@ -282,6 +369,14 @@ ngx_http_seadragon_health_ps_done(ngx_http_request_t *r, void *data,
     ngx_str_t  *models;
 
     ctx->ps_done = 1;
+
+    if (ctx->ps_cut) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon health: the answer of \"%V\" is larger "
+                      "than subrequest_output_buffer_size, the models "
+                      "known are kept", &r->uri);
+        return rc;
+    }
 
     if (rc != NGX_OK || r->headers_out.status != NGX_HTTP_OK
         || r->out == NULL || r->out->buf == NULL)
@@ -308,11 +403,7 @@ ngx_http_seadragon_health_ps_done(ngx_http_request_t *r, void *data,
         return rc;
     }
 
-    ctx->ps_models = models;
-
-    if (r->upstream && r->upstream->peer.name) {
-        ctx->ps_server = *r->upstream->peer.name;
-    }
+    ctx->ps_models = models;     /* ps_server: noted by its header */
 
     ctx->ps_ok = 1;
 

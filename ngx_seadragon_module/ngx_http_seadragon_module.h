@@ -46,6 +46,10 @@
 #define NGX_HTTP_SEADRAGON_SERVERS         4      /* upstream servers seen */
 #define NGX_HTTP_SEADRAGON_SWAP_MODELS     32     /* then "other" */
 #define NGX_HTTP_SEADRAGON_HISTORY         300    /* one sample a second */
+/* models whose waiting entries have FIFOs of their own (affinity's index) */
+#define NGX_HTTP_SEADRAGON_WAIT_MODELS     4
+/* with fair shares, entries of those offered per source, then a walk */
+#define NGX_HTTP_SEADRAGON_WAIT_BUDGET     64
 /* a load_duration this long or longer is a model load (a swap) */
 #define NGX_HTTP_SEADRAGON_LOAD_MS         250
 
@@ -173,6 +177,8 @@ typedef struct {
     ngx_uint_t                       ntenants;        /* in the backlog */
     uint64_t                         vfloor;          /* last dispatched's */
     ngx_uint_t                       nplain;          /* waiting, no tenant */
+    /* its waiting entries of each model of sh->wait_models, FIFO */
+    ngx_queue_t                      mwaiting[NGX_HTTP_SEADRAGON_WAIT_MODELS];
 } ngx_http_seadragon_shm_source_t;
 
 
@@ -281,7 +287,9 @@ typedef struct {
  * tenant= ("addr:VALUE"), within one source.  Known by name in
  * sh->tenants; while it has entries waiting, in its source's backlog,
  * ordered by counter (ties: the older head first); with nothing waiting
- * or running, in sh->tenants_idle, oldest first, until trimmed.
+ * or running, in sh->tenants_idle, oldest first, until trimmed.  "rows"
+ * has a bit for each row of sh->wait_models it has an entry waiting in
+ * (and may have others: set at push, made exact when a walk sees all).
  */
 
 typedef struct {
@@ -299,7 +307,24 @@ typedef struct {
     time_t                           last;            /* last dispatched */
     size_t                           len;
     u_char                           name[NGX_HTTP_SEADRAGON_TENANT_LEN];
+    u_char                           rows;            /* wait_models bits */
 } ngx_http_seadragon_tenant_t;
+
+
+/*
+ * A model that waiting entries ask for (with the same model_slot), so
+ * that affinity finds the oldest waiting entry of a resident model of
+ * each source without a walk: the entries are in src->mwaiting[index].
+ * A row with nwaiting 0 is free for another model; an entry that finds
+ * no row counts in sh->wait_overflow (then the resident pass walks).
+ */
+
+typedef struct {
+    u_char                           name[NGX_HTTP_SEADRAGON_MODEL_LEN];
+    size_t                           len;
+    ngx_int_t                        model_slot;
+    ngx_uint_t                       nwaiting;        /* all sources */
+} ngx_http_seadragon_wait_model_t;
 
 
 /* a model of seadragon_model with its own slots, in the zone */
@@ -409,6 +434,8 @@ typedef struct {
     uint64_t                         estimate;        /* tokens, expected */
     uint64_t                         charge;          /* counter units */
     ngx_int_t                        model_slot;      /* in sh->models; -1 */
+    ngx_int_t                        wait_slot;       /* wait_models; -1 */
+    ngx_queue_t                      mlink;           /* in src->mwaiting */
 } ngx_http_seadragon_entry_t;
 
 
@@ -449,6 +476,9 @@ typedef struct {
     ngx_uint_t                       nidle;
     ngx_uint_t                       nmodels;
     ngx_http_seadragon_model_slot_t  models[NGX_HTTP_SEADRAGON_MODELS];
+    ngx_http_seadragon_wait_model_t  wait_models[
+                                         NGX_HTTP_SEADRAGON_WAIT_MODELS];
+    ngx_uint_t                       wait_overflow;   /* entries in no row */
     ngx_http_seadragon_resident_shm_t  resident;
     ngx_http_seadragon_history_t     history;
 } ngx_http_seadragon_shctx_t;
@@ -755,6 +785,9 @@ typedef struct {
     ngx_str_t                       *ps_models;  /* what it listed */
     ngx_uint_t                       ps_nmodels;
     ngx_str_t                        ps_server;  /* the server it asked */
+    off_t                            ps_size;    /* of its answer, kept */
+    u_char                           server[NGX_HTTP_SEADRAGON_ADDR_LEN];
+    size_t                           server_len; /* the one that answered */
     ngx_event_t                      stall;      /* the client takes nothing */
     off_t                            stall_mark; /* what it had taken */
     ngx_msec_t                       stall_since;
@@ -770,6 +803,7 @@ typedef struct {
     unsigned                         manage_like:1;
     unsigned                         health_done:1;
     unsigned                         ps_done:1;
+    unsigned                         ps_cut:1;   /* too big: dropped */
     unsigned                         ps_ok:1;    /* a listing was read */
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
@@ -1050,6 +1084,10 @@ ngx_int_t ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
 void ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh);
 void ngx_http_seadragon_queue_fair_source(
     ngx_http_seadragon_shm_source_t *src);
+void ngx_http_seadragon_queue_wait_enter(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
+void ngx_http_seadragon_queue_wait_leave(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_queue_fair_grant(ngx_http_seadragon_shctx_t *sh,
@@ -1075,6 +1113,9 @@ void ngx_http_seadragon_fair_leave_locked(ngx_http_seadragon_zone_t *zone,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_entry_t *entry);
 void ngx_http_seadragon_fair_trim_locked(ngx_http_seadragon_zone_t *zone);
 
+/* ngx_http_seadragon_queue_tenant.c: tenants and models by name */
+void ngx_http_seadragon_queue_tenant_init(ngx_http_seadragon_shctx_t *sh);
+
 /* ngx_http_seadragon_resident.c: which models are loaded, no requests */
 size_t ngx_http_seadragon_model_canonical(u_char *dst, size_t size,
     u_char *src, size_t len);
@@ -1088,6 +1129,10 @@ void ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
     ngx_msec_t now, time_t now_sec);
 
 /* ngx_http_seadragon_resident_admin.c: GET models and the models' metrics */
+void ngx_http_seadragon_health_ps_header(ngx_http_request_t *r);
+void ngx_http_seadragon_health_ps_body(ngx_http_request_t *r,
+    ngx_chain_t *in);
+void ngx_http_seadragon_resident_peer(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
 ngx_int_t ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
@@ -1148,6 +1193,13 @@ ngx_int_t ngx_http_seadragon_gate_init_process(ngx_cycle_t *cycle);
 void ngx_http_seadragon_gate_set_state(ngx_http_seadragon_zone_t *zone,
     ngx_uint_t state);
 void ngx_http_seadragon_gate_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_seadragon_gate_wake.c: the workers' wake-up pipes */
+extern uint64_t  ngx_http_seadragon_generation;
+ngx_uint_t ngx_http_seadragon_gate_wakeable(ngx_uint_t worker);
+void ngx_http_seadragon_gate_wake_worker(ngx_int_t worker);
+void ngx_http_seadragon_gate_wake_watch(ngx_cycle_t *cycle);
+void ngx_http_seadragon_gate_woken(void);
 
 /* ngx_http_seadragon_gate_reap.c: the workers' records in the zone */
 ngx_http_seadragon_owner_t *ngx_http_seadragon_gate_register_locked(
@@ -1350,6 +1402,33 @@ ngx_int_t ngx_http_seadragon_store_usage_read(
 /* ngx_http_seadragon_release.c: the gate's body filter */
 ngx_int_t ngx_http_seadragon_release_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+
+
+/* ngx_http_seadragon_jwt.c: the logins' tokens, HS256 JWTs */
+
+/* a token longer is refused before it is decoded */
+#define NGX_HTTP_SEADRAGON_JWT_MAX         4096
+/* members of its header or claims, at most */
+#define NGX_HTTP_SEADRAGON_JWT_MEMBERS     8
+
+typedef struct {
+    u_char                           user[SEADRAGON_KEY_NAME_LEN];
+    size_t                           user_len;      /* 1..63, NUL after */
+    u_char                           source[SEADRAGON_KEY_SOURCE_LEN];
+    size_t                           source_len;    /* 1..31, NUL after */
+    time_t                           iat;
+    time_t                           exp;
+    unsigned                         previous:1;    /* by the previous key */
+} ngx_http_seadragon_jwt_claims_t;
+
+/* NGX_OK, or NGX_ERROR: no memory, or a name verify would refuse */
+ngx_int_t ngx_http_seadragon_jwt_sign(ngx_pool_t *pool, u_char *key,
+    size_t klen, ngx_str_t *user, ngx_str_t *source, time_t iat, time_t exp,
+    ngx_str_t *out);
+/* NGX_OK, or NGX_DECLINED with *why (for the log); prev may be NULL */
+ngx_int_t ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
+    u_char *key, size_t klen, u_char *prev, size_t plen, time_t now,
+    ngx_http_seadragon_jwt_claims_t *claims, const char **why);
 
 
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */

@@ -110,6 +110,7 @@ ngx_http_seadragon_queue_unlink(ngx_http_seadragon_shctx_t *sh,
         src->nwaiting--;
         sh->nwaiting--;
 
+        ngx_http_seadragon_queue_wait_leave(sh, entry);
         ngx_http_seadragon_queue_client_leave(sh, entry);
 
     } else {
@@ -136,6 +137,7 @@ ngx_http_seadragon_queue_push(ngx_http_seadragon_shctx_t *sh,
     src->nwaiting++;
     sh->nwaiting++;
 
+    ngx_http_seadragon_queue_wait_enter(sh, entry);
     ngx_http_seadragon_queue_fair_push(sh, entry);
 
     if (entry->owner) {

@@ -32,6 +32,18 @@
  * grant, corrected by queue_charge() when the answer's tokens are known.
  * A tenant that becomes backlogged is lifted to the smallest counter of
  * the backlogged tenants of its priority, so that idling banks no credit.
+ *
+ * Affinity's resident pass does not walk the line: the waiting entries of
+ * up to NGX_HTTP_SEADRAGON_WAIT_MODELS models (by name and model_slot,
+ * rows of sh->wait_models) are also in FIFOs of their own per source, so
+ * that the pass is skipped when no resident model has an entry waiting,
+ * and otherwise looks at the head of each resident model's FIFO (fair
+ * off) or at the first WAIT_BUDGET of them (fair shares: their tenants'
+ * counters are in no order), walking the backlog as before beyond that,
+ * but passing in O(1) a tenant whose rows (tenant->rows) hold none of
+ * the resident models.  An entry that found no row (more models waiting
+ * at once than rows) is counted in sh->wait_overflow: while there is
+ * one, the pass walks as before.
  */
 
 
@@ -43,6 +55,7 @@ typedef struct {
     ngx_uint_t                   full;        /* models at their slots */
     ngx_uint_t                   best;        /* P* */
     ngx_uint_t                   resident;    /* only resident models */
+    ngx_uint_t                   rows;        /* resident wait_models */
     ngx_http_seadragon_entry_t  *chosen;
     uint64_t                     counter;     /* the chosen one's */
     ngx_http_seadragon_entry_t  *first[NGX_HTTP_SEADRAGON_MAX_SOURCES];
@@ -65,6 +78,11 @@ static void ngx_http_seadragon_queue_choose_fifo(
 static void ngx_http_seadragon_queue_choose_tenants(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch,
     ngx_uint_t i);
+static void ngx_http_seadragon_queue_choose_rows(
+    ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch,
+    ngx_uint_t i);
+static ngx_uint_t ngx_http_seadragon_queue_wait_resident(
+    ngx_http_seadragon_shctx_t *sh);
 static ngx_http_seadragon_entry_t *ngx_http_seadragon_queue_choose_pass(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_choice_t *ch);
 static void ngx_http_seadragon_queue_backlog_insert_value(
@@ -74,17 +92,12 @@ static void ngx_http_seadragon_queue_backlog_enter(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_tenant_t *t);
 static void ngx_http_seadragon_queue_backlog_rekey(
     ngx_http_seadragon_shctx_t *sh, ngx_http_seadragon_tenant_t *t);
-static void ngx_http_seadragon_queue_tenant_insert_value(
-    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel);
 
 
 void
 ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh)
 {
-    ngx_rbtree_init(&sh->tenants, &sh->tenants_sentinel,
-                    ngx_http_seadragon_queue_tenant_insert_value);
-    ngx_queue_init(&sh->tenants_idle);
+    ngx_http_seadragon_queue_tenant_init(sh);
     sh->loaded = 1;
 }
 
@@ -92,8 +105,50 @@ ngx_http_seadragon_queue_fair_init(ngx_http_seadragon_shctx_t *sh)
 void
 ngx_http_seadragon_queue_fair_source(ngx_http_seadragon_shm_source_t *src)
 {
+    ngx_uint_t  k;
+
     ngx_rbtree_init(&src->backlog, &src->backlog_sentinel,
                     ngx_http_seadragon_queue_backlog_insert_value);
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        ngx_queue_init(&src->mwaiting[k]);
+    }
+}
+
+
+/* the rows with entries waiting whose model is resident, as bits */
+
+static ngx_uint_t
+ngx_http_seadragon_queue_wait_resident(ngx_http_seadragon_shctx_t *sh)
+{
+    ngx_uint_t                            k, j, rows;
+    ngx_http_seadragon_wait_model_t      *w;
+    ngx_http_seadragon_resident_model_t  *m;
+
+    rows = 0;
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        w = &sh->wait_models[k];
+
+        if (w->nwaiting == 0) {
+            continue;
+        }
+
+        for (j = 0;
+             j < sh->resident.nmodels && j < NGX_HTTP_SEADRAGON_RESIDENT;
+             j++)
+        {
+            m = &sh->resident.models[j];
+
+            if (m->len == w->len && ngx_memcmp(m->name, w->name, m->len) == 0)
+            {
+                rows |= (ngx_uint_t) 1 << k;
+                break;
+            }
+        }
+    }
+
+    return rows;
 }
 
 
@@ -171,6 +226,7 @@ ngx_http_seadragon_queue_choose(ngx_http_seadragon_shctx_t *sh,
     ch.full = 0;
     ch.best = NGX_MAX_UINT32_VALUE;
     ch.resident = 0;
+    ch.rows = 0;
     ch.chosen = NULL;
     ch.counter = 0;
 
@@ -243,7 +299,12 @@ ngx_http_seadragon_queue_choose(ngx_http_seadragon_shctx_t *sh,
         return over;
     }
 
-    if (sh->resident.nmodels) {
+    /* no resident model has an entry waiting: no resident pass */
+
+    ch.rows = sh->resident.nmodels ? ngx_http_seadragon_queue_wait_resident(sh)
+                                   : 0;
+
+    if (ch.rows || (sh->resident.nmodels && sh->wait_overflow)) {
         ch.resident = 1;
         e = ngx_http_seadragon_queue_choose_pass(sh, &ch);
 
@@ -291,11 +352,20 @@ ngx_http_seadragon_queue_choose_pass(ngx_http_seadragon_shctx_t *sh,
                 continue;
             }
 
-            ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+            if (sh->wait_overflow == 0) {
+                ngx_http_seadragon_queue_choose_rows(sh, ch, i);
+
+            } else {
+                ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+            }
+
             continue;
         }
 
-        if (sh->sources[i].nplain) {
+        if (ch->resident && sh->wait_overflow == 0) {
+            ngx_http_seadragon_queue_choose_rows(sh, ch, i);
+
+        } else if (sh->sources[i].nplain) {
             /* entries queued before fair shares were on: walk them all */
             ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
 
@@ -305,6 +375,86 @@ ngx_http_seadragon_queue_choose_pass(ngx_http_seadragon_shctx_t *sh,
     }
 
     return ch->chosen;
+}
+
+
+/*
+ * The resident pass of a source by the FIFOs of the resident models' rows
+ * (no entry is in the overflow).  The entries of a row share their model
+ * and model_slot, so they are all eligible or none; along a FIFO the
+ * effective priority never gets better, and an eligible entry is not
+ * before the source's first eligible one, so it is not better than P*.
+ * Fair off: the head of each row at P*.  Fair shares: every entry at P*
+ * is offered, up to WAIT_BUDGET, then the source is walked as before
+ * (what was offered was in C: the choice is the same).
+ */
+
+static void
+ngx_http_seadragon_queue_choose_rows(ngx_http_seadragon_shctx_t *sh,
+    ngx_http_seadragon_choice_t *ch, ngx_uint_t i)
+{
+    ngx_uint_t                        k, p, budget;
+    ngx_queue_t                      *q, *h;
+    ngx_http_seadragon_entry_t       *e;
+    ngx_http_seadragon_shm_source_t  *src;
+
+    src = &sh->sources[i];
+    budget = NGX_HTTP_SEADRAGON_WAIT_BUDGET;
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+
+        if ((ch->rows & ((ngx_uint_t) 1 << k)) == 0) {
+            continue;
+        }
+
+        h = &src->mwaiting[k];
+
+        for (q = ngx_queue_head(h);
+             q != ngx_queue_sentinel(h);
+             q = ngx_queue_next(q))
+        {
+            e = ngx_queue_data(q, ngx_http_seadragon_entry_t, mlink);
+
+            if (!ngx_http_seadragon_queue_eligible(sh, e, ch->full)) {
+                break;
+            }
+
+            p = ngx_http_seadragon_queue_effective(sh, e, ch->now);
+
+            if (p > ch->best) {
+                break;
+            }
+
+            if (p < ch->best) {
+                continue;
+            }
+
+            if (sh->fair == NGX_HTTP_SEADRAGON_FAIR_OFF) {
+                if (ch->chosen == NULL || e->id < ch->chosen->id) {
+                    ch->chosen = e;
+                }
+
+                break;
+            }
+
+            if (budget-- == 0) {
+                goto walk;
+            }
+
+            ngx_http_seadragon_queue_offer(ch, e);
+        }
+    }
+
+    return;
+
+walk:
+
+    if (src->nplain) {
+        ngx_http_seadragon_queue_choose_fifo(sh, ch, i);
+
+    } else {
+        ngx_http_seadragon_queue_choose_tenants(sh, ch, i);
+    }
 }
 
 
@@ -368,7 +518,7 @@ static void
 ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_choice_t *ch, ngx_uint_t i)
 {
-    ngx_uint_t                        p;
+    ngx_uint_t                        p, rows, seen;
     ngx_queue_t                      *q;
     ngx_rbtree_node_t                *node;
     ngx_http_seadragon_entry_t       *e, *head;
@@ -380,6 +530,10 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
     if (src->backlog.root == src->backlog.sentinel) {
         return;
     }
+
+    /* the resident pass by rows: a tenant in none of them is passed */
+
+    rows = (ch->resident && sh->wait_overflow == 0) ? ch->rows : 0;
 
     for (node = ngx_rbtree_min(src->backlog.root, src->backlog.sentinel);
          node;
@@ -397,11 +551,21 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
             return;
         }
 
+        if (rows && (t->rows & rows) == 0) {
+            continue;
+        }
+
+        seen = 0;
+
         for (q = &head->tlink;
              q != ngx_queue_sentinel(&t->waiting);
              q = ngx_queue_next(q))
         {
             e = ngx_queue_data(q, ngx_http_seadragon_entry_t, tlink);
+
+            if (e->wait_slot >= 0) {
+                seen |= (ngx_uint_t) 1 << e->wait_slot;
+            }
 
             p = ngx_http_seadragon_queue_effective(sh, e, ch->now);
 
@@ -419,6 +583,11 @@ ngx_http_seadragon_queue_choose_tenants(ngx_http_seadragon_shctx_t *sh,
 
             ngx_http_seadragon_queue_offer(ch, e);
             break;
+        }
+
+        if (rows && q == ngx_queue_sentinel(&t->waiting)) {
+            /* all its waiting entries seen: its rows are exactly these */
+            t->rows = (u_char) seen;
         }
     }
 }
@@ -629,6 +798,10 @@ ngx_http_seadragon_queue_fair_push(ngx_http_seadragon_shctx_t *sh,
 
     ngx_queue_insert_tail(&t->waiting, &entry->tlink);
 
+    if (entry->wait_slot >= 0) {
+        t->rows |= (u_char) (1 << entry->wait_slot);
+    }
+
     if (t->nwaiting++ == 0) {
         ngx_http_seadragon_queue_backlog_enter(sh, t);
     }
@@ -786,250 +959,4 @@ ngx_http_seadragon_queue_charge(ngx_http_seadragon_shctx_t *sh,
     if (t->nwaiting) {
         ngx_http_seadragon_queue_backlog_rekey(sh, t);
     }
-}
-
-
-/*
- * The tenants by name within their source, in sh->tenants: the key is a
- * hash (FNV-1a) of the source and the name.  The insert function is set
- * before each insertion: a reload may load the module at another address.
- */
-
-static ngx_rbtree_key_t
-ngx_http_seadragon_queue_tenant_hash(ngx_uint_t source, u_char *name,
-    size_t len)
-{
-    uint32_t  h;
-
-    h = (2166136261u ^ (uint32_t) source) * 16777619u;
-
-    while (len--) {
-        h = (h ^ *name++) * 16777619u;
-    }
-
-    return h;
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_queue_tenant_cmp(ngx_uint_t source, u_char *name,
-    size_t len, ngx_http_seadragon_tenant_t *t)
-{
-    if (source != t->source) {
-        return source < t->source ? -1 : 1;
-    }
-
-    if (len != t->len) {
-        return len < t->len ? -1 : 1;
-    }
-
-    return ngx_memcmp(name, t->name, len);
-}
-
-
-static void
-ngx_http_seadragon_queue_tenant_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t            **p;
-    ngx_http_seadragon_tenant_t   *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            t = (ngx_http_seadragon_tenant_t *) node;
-
-            p = (ngx_http_seadragon_queue_tenant_cmp(t->source, t->name,
-                     t->len, (ngx_http_seadragon_tenant_t *) temp) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-ngx_http_seadragon_tenant_t *
-ngx_http_seadragon_queue_tenant_find(ngx_http_seadragon_shctx_t *sh,
-    ngx_uint_t source, u_char *name, size_t len)
-{
-    ngx_int_t                     rc;
-    ngx_rbtree_key_t              hash;
-    ngx_rbtree_node_t            *node, *sentinel;
-    ngx_http_seadragon_tenant_t  *t;
-
-    len = ngx_min(len, NGX_HTTP_SEADRAGON_TENANT_LEN);
-    hash = ngx_http_seadragon_queue_tenant_hash(source, name, len);
-
-    node = sh->tenants.root;
-    sentinel = sh->tenants.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        t = (ngx_http_seadragon_tenant_t *) node;
-
-        rc = ngx_http_seadragon_queue_tenant_cmp(source, name, len, t);
-
-        if (rc == 0) {
-            return t;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-/* "tenant" is the caller's memory, handed back by tenant_trim() */
-
-void
-ngx_http_seadragon_queue_tenant_insert(ngx_http_seadragon_shctx_t *sh,
-    ngx_http_seadragon_tenant_t *tenant, ngx_uint_t source, u_char *name,
-    size_t len, ngx_uint_t weight)
-{
-    len = ngx_min(len, NGX_HTTP_SEADRAGON_TENANT_LEN);
-
-    ngx_memzero(tenant, sizeof(ngx_http_seadragon_tenant_t));
-    ngx_memcpy(tenant->name, name, len);
-    tenant->len = len;
-    tenant->source = source;
-    tenant->weight = weight == 0 ? 1 : ngx_min(weight,
-                                               NGX_HTTP_SEADRAGON_WEIGHT_MAX);
-    ngx_queue_init(&tenant->waiting);
-    tenant->node.key = ngx_http_seadragon_queue_tenant_hash(source, name, len);
-
-    sh->tenants.insert = ngx_http_seadragon_queue_tenant_insert_value;
-    ngx_rbtree_insert(&sh->tenants, &tenant->node);
-    sh->ntenants++;
-
-    /* nothing waiting or running yet: idle until its first push */
-
-    ngx_queue_insert_tail(&sh->tenants_idle, &tenant->idle);
-    sh->nidle++;
-}
-
-
-/* the oldest idle tenant beyond "keep", out of the zone, for the caller */
-
-ngx_http_seadragon_tenant_t *
-ngx_http_seadragon_queue_tenant_trim(ngx_http_seadragon_shctx_t *sh,
-    ngx_uint_t keep)
-{
-    ngx_queue_t                  *q;
-    ngx_http_seadragon_tenant_t  *t;
-
-    if (sh->nidle <= keep || ngx_queue_empty(&sh->tenants_idle)) {
-        return NULL;
-    }
-
-    q = ngx_queue_head(&sh->tenants_idle);
-    t = ngx_queue_data(q, ngx_http_seadragon_tenant_t, idle);
-
-    ngx_queue_remove(q);
-    sh->nidle--;
-
-    ngx_rbtree_delete(&sh->tenants, &t->node);
-    sh->ntenants--;
-
-    return t;
-}
-
-
-/* the index of a model of seadragon_model in the zone, or -1 */
-
-ngx_int_t
-ngx_http_seadragon_queue_model_slot(ngx_http_seadragon_shctx_t *sh,
-    u_char *name, size_t len)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < sh->nmodels && i < NGX_HTTP_SEADRAGON_MODELS; i++) {
-        if (sh->models[i].len == len
-            && ngx_memcmp(sh->models[i].name, name, len) == 0)
-        {
-            return i;
-        }
-    }
-
-    return -1;
-}
-
-
-/*
- * The newest configuration's models: known ones take their new slots,
- * new ones are appended, those no longer configured keep their index with
- * no slots of their own; running counts stay.  NGX_ERROR, and nothing
- * changed, if the zone would know more than NGX_HTTP_SEADRAGON_MODELS.
- */
-
-ngx_int_t
-ngx_http_seadragon_queue_models_set(ngx_http_seadragon_shctx_t *sh,
-    ngx_http_seadragon_model_conf_t *models, ngx_uint_t n)
-{
-    ngx_int_t                         slot;
-    ngx_uint_t                        i, add;
-    ngx_http_seadragon_model_slot_t  *m;
-
-    add = 0;
-
-    for (i = 0; i < n; i++) {
-        if (models[i].name.len > NGX_HTTP_SEADRAGON_MODEL_LEN) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_seadragon_queue_model_slot(sh, models[i].name.data,
-                                                models[i].name.len)
-            < 0)
-        {
-            add++;
-        }
-    }
-
-    if (sh->nmodels + add > NGX_HTTP_SEADRAGON_MODELS) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < sh->nmodels; i++) {
-        sh->models[i].slots = 0;
-    }
-
-    for (i = 0; i < n; i++) {
-        slot = ngx_http_seadragon_queue_model_slot(sh, models[i].name.data,
-                                                   models[i].name.len);
-        if (slot < 0) {
-            m = &sh->models[sh->nmodels++];
-            ngx_memcpy(m->name, models[i].name.data, models[i].name.len);
-            m->len = models[i].name.len;
-            m->running = 0;
-
-        } else {
-            m = &sh->models[slot];
-        }
-
-        m->slots = models[i].slots;
-    }
-
-    return NGX_OK;
 }

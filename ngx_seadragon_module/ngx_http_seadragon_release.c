@@ -52,6 +52,12 @@ ngx_http_seadragon_release_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
 
+    /* a health check's /api/ps: what would not fit in memory is dropped */
+
+    if (r != r->main) {
+        ngx_http_seadragon_health_ps_body(r, in);
+    }
+
     /* what the answer used, read before it goes on (it is not changed) */
 
     if (ctx && ctx->usage_parser && r == r->main) {

@@ -237,7 +237,9 @@ ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
             }
         }
 
-        if (!listed && now - m->used >= NGX_HTTP_SEADRAGON_PS_GRACE) {
+        if (!listed
+            && (ngx_msec_int_t) (now - m->used) >= NGX_HTTP_SEADRAGON_PS_GRACE)
+        {
             continue;
         }
 

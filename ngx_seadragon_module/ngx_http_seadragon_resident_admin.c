@@ -25,12 +25,12 @@ static ngx_http_seadragon_models_copy_t *ngx_http_seadragon_models_copy(
     ngx_http_request_t *r, ngx_http_seadragon_zone_t *zone);
 static void ngx_http_seadragon_models_sort(
     ngx_http_seadragon_resident_model_t *models, ngx_uint_t n);
+static void ngx_http_seadragon_models_servers(ngx_http_seadragon_json_t *jp,
+    ngx_http_seadragon_models_copy_t *c);
 static ngx_int_t ngx_http_seadragon_models_slot(
     ngx_http_seadragon_models_copy_t *c, u_char *name, size_t len);
 static ngx_int_t ngx_http_seadragon_models_counted(
     ngx_http_seadragon_models_copy_t *c, u_char *name, size_t len);
-static u_char *ngx_http_seadragon_models_label(u_char *p, u_char *last,
-    u_char *text, size_t len);
 
 
 static ngx_http_seadragon_models_copy_t *
@@ -142,6 +142,101 @@ ngx_http_seadragon_models_counted(ngx_http_seadragon_models_copy_t *c,
 
 
 /*
+ * The upstream server that answers, noted by the header filter while
+ * nginx still holds its peer: by the time the slot is given back, or a
+ * health check's /api/ps has ended, nginx may have freed the peer's name
+ * (a server of an upstream with "resolve" that a new lookup removed).
+ */
+
+void
+ngx_http_seadragon_resident_peer(ngx_http_request_t *r)
+{
+    size_t                     len;
+    ngx_str_t                 *name;
+    ngx_http_seadragon_ctx_t  *ctx;
+
+    if (r->upstream == NULL || r->upstream->peer.name == NULL) {
+        return;
+    }
+
+    name = r->upstream->peer.name;
+    len = ngx_min(name->len, NGX_HTTP_SEADRAGON_ADDR_LEN);
+
+    if (r == r->main) {
+        ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
+
+        if (ctx) {
+            ngx_memcpy(ctx->server, name->data, len);
+            ctx->server_len = len;
+        }
+
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r->parent, ngx_seadragon_module);
+
+    if (ctx == NULL || ctx->ps_request != r) {
+        return;
+    }
+
+    ctx->ps_server.data = ngx_pnalloc(r->pool, len);
+    if (ctx->ps_server.data == NULL) {
+        ctx->ps_server.len = 0;
+        return;
+    }
+
+    ngx_memcpy(ctx->ps_server.data, name->data, len);
+    ctx->ps_server.len = len;
+}
+
+
+/* GET models' "servers": what each upstream server holds, as last seen */
+
+static void
+ngx_http_seadragon_models_servers(ngx_http_seadragon_json_t *jp,
+    ngx_http_seadragon_models_copy_t *c)
+{
+    ngx_uint_t                    i, m;
+    ngx_http_seadragon_server_t  *srv;
+
+    ngx_http_seadragon_json_str(jp, "servers");
+    ngx_http_seadragon_json_array_open(jp);
+
+    for (i = 0; i < c->resident.nservers; i++) {
+        srv = &c->resident.servers[i];
+        ngx_http_seadragon_json_map_open(jp);
+        ngx_http_seadragon_json_field(jp, "server", srv->name,
+                                      ngx_min(srv->len,
+                                              NGX_HTTP_SEADRAGON_ADDR_LEN));
+
+        ngx_http_seadragon_json_str(jp, "checked");
+
+        if (srv->checked) {
+            ngx_http_seadragon_json_check(jp,
+                yajl_gen_integer(jp->gen, (long long) srv->checked));
+
+        } else {
+            ngx_http_seadragon_json_check(jp, yajl_gen_null(jp->gen));
+        }
+
+        ngx_http_seadragon_json_str(jp, "models");
+        ngx_http_seadragon_json_array_open(jp);
+
+        for (m = 0; m < srv->nmodels; m++) {
+            ngx_http_seadragon_json_text(jp, srv->models[m].name,
+                                         ngx_min(srv->models[m].len,
+                                                 NGX_HTTP_SEADRAGON_MODEL_LEN));
+        }
+
+        ngx_http_seadragon_json_array_close(jp);
+        ngx_http_seadragon_json_map_close(jp);
+    }
+
+    ngx_http_seadragon_json_array_close(jp);
+}
+
+
+/*
  * GET models: {"zone","loaded","resident":[{"model","since"}],
  * "servers":[{"server","checked","models":[names]}],"models":[{"model",
  * "dispatched","predicted_swaps","loads","load_seconds","slots",
@@ -153,10 +248,9 @@ ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
     ngx_int_t                             k;
-    ngx_uint_t                            i, m;
+    ngx_uint_t                            i;
     ngx_http_seadragon_json_t             j;
     ngx_http_seadragon_swap_t            *swap;
-    ngx_http_seadragon_server_t          *srv;
     ngx_http_seadragon_model_slot_t      *slot;
     ngx_http_seadragon_models_copy_t     *c;
     ngx_http_seadragon_resident_model_t  *rm;
@@ -185,40 +279,7 @@ ngx_http_seadragon_resident_admin(ngx_http_request_t *r,
 
     ngx_http_seadragon_json_array_close(&j);
 
-    ngx_http_seadragon_json_str(&j, "servers");
-    ngx_http_seadragon_json_array_open(&j);
-
-    for (i = 0; i < c->resident.nservers; i++) {
-        srv = &c->resident.servers[i];
-        ngx_http_seadragon_json_map_open(&j);
-        ngx_http_seadragon_json_field(&j, "server", srv->name,
-                                      ngx_min(srv->len,
-                                              NGX_HTTP_SEADRAGON_ADDR_LEN));
-
-        ngx_http_seadragon_json_str(&j, "checked");
-
-        if (srv->checked) {
-            ngx_http_seadragon_json_check(&j,
-                yajl_gen_integer(j.gen, (long long) srv->checked));
-
-        } else {
-            ngx_http_seadragon_json_check(&j, yajl_gen_null(j.gen));
-        }
-
-        ngx_http_seadragon_json_str(&j, "models");
-        ngx_http_seadragon_json_array_open(&j);
-
-        for (m = 0; m < srv->nmodels; m++) {
-            ngx_http_seadragon_json_text(&j, srv->models[m].name,
-                                         ngx_min(srv->models[m].len,
-                                                 NGX_HTTP_SEADRAGON_MODEL_LEN));
-        }
-
-        ngx_http_seadragon_json_array_close(&j);
-        ngx_http_seadragon_json_map_close(&j);
-    }
-
-    ngx_http_seadragon_json_array_close(&j);
+    ngx_http_seadragon_models_servers(&j, c);
 
     /* every model counted, then the models with slots never dispatched */
 
@@ -338,7 +399,7 @@ ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
 
             p = ngx_slprintf(p, last, "%s{zone=\"%V\",model=\"",
                              families[f].name, zn);
-            p = ngx_http_seadragon_models_label(p, last, swap->name,
+            p = ngx_http_seadragon_usage_label(p, last, swap->name,
                                                 ngx_min(swap->len,
                                                  NGX_HTTP_SEADRAGON_MODEL_LEN));
             p = ngx_slprintf(p, last, "\"} %uL\n", value);
@@ -352,7 +413,7 @@ ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
     for (i = 0; i < c->resident.nmodels; i++) {
         p = ngx_slprintf(p, last, "seadragon_model_resident{zone=\"%V\","
                          "model=\"", zn);
-        p = ngx_http_seadragon_models_label(p, last,
+        p = ngx_http_seadragon_usage_label(p, last,
                                             c->resident.models[i].name,
                                             ngx_min(c->resident.models[i].len,
                                                  NGX_HTTP_SEADRAGON_MODEL_LEN));
@@ -374,7 +435,7 @@ ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
 
             p = ngx_slprintf(p, last, "seadragon_model_running{zone=\"%V\","
                              "model=\"", zn);
-            p = ngx_http_seadragon_models_label(p, last, slot->name,
+            p = ngx_http_seadragon_usage_label(p, last, slot->name,
                                                 ngx_min(slot->len,
                                                  NGX_HTTP_SEADRAGON_MODEL_LEN));
             p = ngx_slprintf(p, last, "\"} %ui\n", slot->running);
@@ -385,35 +446,4 @@ ngx_http_seadragon_resident_metrics(ngx_http_request_t *r,
     out->len = p - start;
 
     return NGX_OK;
-}
-
-
-/* a label's value: "\", '"' and a newline escaped */
-
-static u_char *
-ngx_http_seadragon_models_label(u_char *p, u_char *last, u_char *text,
-    size_t len)
-{
-    size_t  i;
-
-    for (i = 0; i < len && p + 2 <= last; i++) {
-        switch (text[i]) {
-
-        case '\\':
-        case '"':
-            *p++ = '\\';
-            *p++ = text[i];
-            break;
-
-        case '\n':
-            *p++ = '\\';
-            *p++ = 'n';
-            break;
-
-        default:
-            *p++ = text[i];
-        }
-    }
-
-    return p;
 }

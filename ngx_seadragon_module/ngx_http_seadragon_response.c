@@ -226,6 +226,25 @@ ngx_http_seadragon_json_errors_enabled(ngx_http_request_t *r)
 }
 
 
+/* the words of an HTTP status nginx answers with, "error" for others */
+
+static void
+ngx_http_seadragon_status_message(ngx_uint_t status, ngx_str_t *message)
+{
+    ngx_http_seadragon_status_message_t  *m;
+
+    for (m = ngx_http_seadragon_messages; m->status; m++) {
+        if (m->status == status) {
+            message->data = (u_char *) m->message;
+            message->len = ngx_strlen(m->message);
+            return;
+        }
+    }
+
+    ngx_str_set(message, "error");
+}
+
+
 static ngx_int_t
 ngx_http_seadragon_header_filter(ngx_http_request_t *r)
 {
@@ -233,9 +252,10 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
     ngx_str_t                             message, *type;
     ngx_http_cleanup_t                   *cln;
     ngx_http_seadragon_ctx_t             *ctx;
-    ngx_http_seadragon_status_message_t  *m;
 
     if (r != r->main) {
+        ngx_http_seadragon_resident_peer(r);    /* health's /api/ps */
+        ngx_http_seadragon_health_ps_header(r);
         return ngx_http_next_header_filter(r);
     }
 
@@ -264,15 +284,7 @@ ngx_http_seadragon_header_filter(ngx_http_request_t *r)
         message = ctx->error;
 
         if (message.len == 0) {
-            ngx_str_set(&message, "error");
-
-            for (m = ngx_http_seadragon_messages; m->status; m++) {
-                if (m->status == r->err_status) {
-                    message.data = (u_char *) m->message;
-                    message.len = ngx_strlen(m->message);
-                    break;
-                }
-            }
+            ngx_http_seadragon_status_message(r->err_status, &message);
         }
 
         format = (ctx->api == NGX_HTTP_SEADRAGON_API_OPENAI)

@@ -1083,13 +1083,20 @@ ngx_http_seadragon_usage_metrics_tps(u_char *p, u_char *last, ngx_str_t *zn,
 }
 
 
-/* a label's value: "\", '"' and a newline escaped (the tenants' too) */
+/*
+ * A label's value: "\", '"' and a newline escaped (the tenants' too);
+ * a byte that is not part of valid UTF-8 (a tenant= value is a client's
+ * header, a name may be cut inside a character) is written as U+FFFD,
+ * since the text format is UTF-8.
+ */
 
 u_char *
 ngx_http_seadragon_usage_label(u_char *p, u_char *last, u_char *text,
     size_t len)
 {
-    size_t  i;
+    size_t     i, n;
+    u_char    *s;
+    uint32_t   u;
 
     for (i = 0; i < len && p + 2 <= last; i++) {
         switch (text[i]) {
@@ -1106,7 +1113,30 @@ ngx_http_seadragon_usage_label(u_char *p, u_char *last, u_char *text,
             break;
 
         default:
-            *p++ = text[i];
+
+            if (text[i] < 0x80) {
+                *p++ = text[i];
+                break;
+            }
+
+            s = &text[i];
+            u = ngx_utf8_decode(&s, len - i);
+
+            if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+                s = (u_char *) "\xef\xbf\xbd";
+                n = 3;
+
+            } else {
+                n = s - &text[i];
+                s = &text[i];
+                i += n - 1;
+            }
+
+            if ((size_t) (last - p) < n) {
+                return p;
+            }
+
+            p = ngx_cpymem(p, s, n);
         }
     }
 

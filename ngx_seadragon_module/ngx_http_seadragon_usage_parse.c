@@ -150,6 +150,8 @@ ngx_http_seadragon_usage_start(ngx_http_request_t *r,
 
     r->filter_need_in_memory = 1;
 
+    ngx_http_seadragon_resident_peer(r);
+
     ctx->usage_parser = p;
     ctx->usage.counted = 1;
 

@@ -601,12 +601,24 @@ screenshot: kept
 --- client
     my $bob = tool('key create bob --source coding');
     my $hold = hold_gate();
-    my @h = (chat('coding1', key => $alice), chat('coding2', key => $alice),
-             chat('coding3', key => $bob));
-    wait_until(sub { queued_count() == 4 }, 'three to wait');
+    my @h;
+    for my $c (['coding1', $alice], ['coding2', $alice], ['coding3', $bob]) {
+        push @h, chat($c->[0], key => $c->[1]);
+        my $n = 1 + @h;
+        wait_until(sub { queued_count() == $n }, "$c->[0] to wait");
+    }
     my $parked = page();
     standin_release();
     wait_all($hold, @h);
+    # the last answer's tokens are counted as its slot is given back
+    my $tokens = sub {
+        my $r = request('GET /api/admin/tenants',
+                        headers => { Authorization => "Bearer $::admin" });
+        my $sum = 0;
+        $sum += $_->{tokens} for @{ json_decode($r->{body})->{tenants} };
+        return $sum;
+    };
+    wait_until(sub { $tokens->() == 8 }, 'every answer to be counted');
     my $done = page();
     join "\n", "parked: " . join(' ', map { "$_=$parked->{tenants}{$_}" } sort keys %{ $parked->{tenants} }),
         "queue tenants: " . join(',', map { $parked->{queue_tenant}{$_} } sort { $a <=> $b } keys %{ $parked->{queue_tenant} }),

@@ -244,3 +244,118 @@ $::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
 --- client_output
 l2: 200
 Ollama had: hold,l2
+
+
+
+=== TEST 10: a reload keeps the tenants, their counters and tokens, and the new workers keep the order
+--- workers: 2
+--- config eval
+$::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
+--- client
+    # tokens/counter/requests: a is served 11 and 11; b comes when nothing
+    # waits and starts where the last one let in started (a at 11), then 2
+    for my $r (['a1', 'a', 10], ['a2', 'a', 10], ['b1', 'b', 1]) {
+        my $res = wait_request(ask(@$r));
+        die said($res) unless $res->{status} == 200;
+    }
+    my $tenants = sub {
+        my $t = json_decode(request('GET /api/admin/tenants')->{body});
+        join " ", map { "$_->{tenant}=$_->{tokens}/$_->{counter}/$_->{requests}" }
+                  sort { $a->{tenant} cmp $b->{tenant} } @{ $t->{tenants} };
+    };
+    wait_until(sub { $tenants->() =~ m{addr:b=2/} }, 'b1 to be counted');
+    my $before = $tenants->();
+    nginx_reload();
+    my $after = $tenants->();
+    my $got = burst(@::noisy);
+    join "\n", $before, ($after eq $before ? "the same after the reload" : "after: $after"),
+        ($got eq model_order(0, @::noisy) ? "order as the model" : "order: $got");
+--- client_output
+addr:a=22/22/2 addr:b=2/13/1
+the same after the reload
+order as the model
+
+
+
+=== TEST 11: per-model slots over 2 workers: 12 chats and 12 embeddings at once, never two of a model at once, never more than the gate's 2
+--- workers: 2
+--- timeout: 60
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2 fair=tokens/;
+$c . <<'_EOC_';
+    seadragon_model ollama llama3:70b slots=1;
+    seadragon_model ollama nomic-embed-text slots=1;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_REUSEPORT_PORT reuseport;
+        location /api/ {
+            seadragon_queue ollama;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_OLLAMA_PORT;
+            proxy_set_header Host localhost;
+            proxy_buffering off;
+        }
+        location /api/admin/ { seadragon_admin ollama auth=nginx; }
+    }
+_EOC_
+--- client
+    my $port = $ENV{TEST_NGINX_REUSEPORT_PORT};
+    my @h;
+    for my $i (1 .. 12) {
+        push @h, ask("l$i", "t$i", 4, port => $port, 'X-Standin-Delay-Ms' => 5);
+        push @h, start_request('POST /api/embed', port => $port,
+            body => '{"model":"nomic-embed-text","input":"hi"}',
+            headers => { 'X-Standin-Tag' => "e$i", 'X-Tenant' => "t$i" });
+    }
+    my @res = wait_all(@h);
+    my @bad = grep { $_->{status} != 200 } @res;
+    # a request holds its model from its start to its last byte, which the
+    # stand-in notes just before it writes the answer's last bytes
+    my %most;
+    my @recs = grep { ($_->{tag} // '') =~ /^[le]\d/ } @{ standin_requests() };
+    for my $r (@recs) {
+        my $at = grep { $_->{model} eq $r->{model} && $_->{start} <= $r->{start}
+                        && defined $_->{last_byte} && $_->{last_byte} > $r->{start} } @recs;
+        $most{ $r->{model} } = $at if $at > ($most{ $r->{model} } // 0);
+    }
+    my $m = json_decode(request("GET /api/admin/models", port => $port)->{body});
+    my $running = join " ", map { "$_->{model}:$_->{running}/$_->{slots}" }
+                            sort { $a->{model} cmp $b->{model} }
+                            grep { $_->{slots} } @{ $m->{models} };
+    join "\n", "failed: " . scalar(@bad), "served: " . scalar(@recs),
+        map({ "most at once of $_: $most{$_}" } sort keys %most),
+        "peak at most 2: " . (standin_stats()->{peak} <= 2 ? "yes" : "no"),
+        "running now: $running";
+--- client_output
+failed: 0
+served: 24
+most at once of llama3:70b: 1
+most at once of nomic-embed-text: 1
+peak at most 2: yes
+running now: llama3:70b:0/1 nomic-embed-text:latest:0/1
+
+
+
+=== TEST 12: a reload that gives a model its own slot counts the request already running: a second one waits
+--- workers: 2
+--- http_config eval
+(my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
+$c
+--- config eval
+$::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
+--- client
+    my $hold = hold_gate(sub { ask('hold', 'h', 1, 'X-Standin-Hold' => 1) });
+    (my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
+    nginx_reload(http_config => $c . "    seadragon_model ollama llama3:70b slots=1;\n");
+    my $m = json_decode(request('GET /api/admin/models')->{body});
+    my ($l) = grep { $_->{model} eq 'llama3:70b' } @{ $m->{models} };
+    my $l2 = ask('l2', 'h', 1);
+    wait_until(sub { admin_queue()->{queue_length} == 1 }, 'l2 to wait');
+    my $seen = served_tags();
+    standin_release();
+    my @res = wait_all($hold, $l2);
+    join "\n", "llama3 after the reload: $l->{running}/$l->{slots}", "Ollama had: $seen",
+        "then: " . served_tags(), "statuses: " . join(",", map { $_->{status} } @res);
+--- client_output
+llama3 after the reload: 1/1
+Ollama had: hold
+then: hold,l2
+statuses: 200,200

@@ -73,6 +73,9 @@ sub ask {
         headers => { 'X-Standin-Tag' => $tag // $m, 'X-Standin-Tokens' => 1,
                      'X-Standin-Delay-Ms' => 0 });
     die "$m: $r->{status} $r->{body}" unless $r->{status} == 200;
+    # its load is counted as its slot is given back, which may come just
+    # after the client has the last byte: wait for the gate to be free
+    wait_until(sub { !@{ admin_queue()->{running} } }, "$m to leave the gate");
     return $r;
 }
 
@@ -265,6 +268,9 @@ stand-in saw 0
     nginx_reload();
     my $after = counts() . " | " . resident();
     ask('llama3:70b');
+    # the answer's load is counted as its slot is given back, which may be
+    # just after the client has the last byte
+    wait_until(sub { loads_seen() == 3 }, 'the third load to be counted');
     join "\n", $before, $after, counts(), "gateway " . loads_seen() . " stand-in " . standin_loads();
 --- client_output
 llama3:70b:1/1/1 mistral:7b:1/1/1 | mistral:7b

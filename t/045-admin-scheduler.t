@@ -280,17 +280,20 @@ seadragon_tenant_tokens_total{zone="ollama",source="coding",tenant="key:bob"} 2
 
 
 
-=== TEST 7: a tenant= value with quotes and backslashes is escaped in the metrics, and shown as it is by GET tenants
+=== TEST 7: a tenant= value with a quote, a backslash and UTF-8: the backslash and every byte past ASCII written \xHH, the quote escaped in the metrics, the label valid UTF-8
 --- http_config eval
 $::http_config =~ s/\$TEST_NGINX_FAIR/fair=tokens tenant=\$http_x_user/r
 --- client
-    wait_request(chat('api1', 'X-User' => 'a"b\\c'));
+    wait_request(chat('api1', 'X-User' => "a\"b\\c\xc3\xa9"));
     my $t = admin('tenants');
-    join "\n", map({ "tenant: $_->{tenant}" } @{ $t->{tenants} }),
-        metric_lines(qr/^seadragon_tenant_tokens_total\{/);
+    my @m = metric_lines(qr/^seadragon_tenant_tokens_total\{/);
+    my $ascii = (grep { /[^\x20-\x7e]/ } @m) ? "no" : "yes";
+    join "\n", map({ "tenant: $_->{tenant}" } @{ $t->{tenants} }), @m,
+        "label printable ASCII: $ascii";
 --- client_output
-tenant: addr:a"b\c
-seadragon_tenant_tokens_total{zone="ollama",source="api",tenant="addr:a\"b\\c"} 2
+tenant: addr:a"b\x5cc\xc3\xa9
+seadragon_tenant_tokens_total{zone="ollama",source="api",tenant="addr:a\"b\\x5cc\\xc3\\xa9"} 2
+label printable ASCII: yes
 
 
 

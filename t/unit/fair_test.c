@@ -49,6 +49,7 @@ static ngx_http_seadragon_tenant_t  tenants[NTENANTS];
 static ngx_uint_t                   tlive[NTENANTS];
 static ngx_http_seadragon_owner_t   owners[NOWNERS];
 static uint64_t                     seed = 42;
+static ngx_uint_t                   random_models = 3;
 
 
 static uint64_t
@@ -509,6 +510,333 @@ consistent(char *why, size_t size)
     }
 
     return 1;
+}
+
+
+/*
+ * The rows of affinity's index agree with the waiting entries: each row's
+ * count is its entries', each source's FIFO of a row holds exactly its
+ * waiting entries of that row in arrival order, with the row's model and
+ * model_slot; the overflow counts the waiting entries in no row.
+ */
+
+static ngx_uint_t
+rows_consistent(char *why, size_t size)
+{
+    uint64_t                          lastid;
+    ngx_uint_t                        i, k, n, nw, over;
+    ngx_queue_t                      *q, *h;
+    ngx_http_seadragon_entry_t       *e;
+    ngx_http_seadragon_wait_model_t  *w;
+
+    over = 0;
+
+    for (i = 0; i < NENTRIES; i++) {
+        e = &entries[i];
+
+        if (used[i] && e->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING
+            && e->wait_slot < 0)
+        {
+            over++;
+        }
+    }
+
+    /* a tenant's rows hold at least those of its waiting entries */
+
+    for (i = 0; i < NENTRIES; i++) {
+        e = &entries[i];
+
+        if (used[i] && e->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING
+            && e->tenant && e->wait_slot >= 0
+            && (e->tenant->rows & (1 << e->wait_slot)) == 0)
+        {
+            snprintf(why, size, "tenant %.*s: row %d not in its rows %x",
+                     (int) e->tenant->len, e->tenant->name,
+                     (int) e->wait_slot, (unsigned) e->tenant->rows);
+            return 0;
+        }
+    }
+
+    if (over != sh.wait_overflow) {
+        snprintf(why, size, "overflow %d, entries in no row %d",
+                 (int) sh.wait_overflow, (int) over);
+        return 0;
+    }
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        w = &sh.wait_models[k];
+        nw = 0;
+
+        for (i = 0; i < NENTRIES; i++) {
+            e = &entries[i];
+
+            if (used[i] && e->state == NGX_HTTP_SEADRAGON_ENTRY_WAITING
+                && e->wait_slot == (ngx_int_t) k)
+            {
+                nw++;
+            }
+        }
+
+        if (nw != w->nwaiting) {
+            snprintf(why, size, "row %d (%.*s) counts %d, entries %d",
+                     (int) k, (int) w->len, w->name, (int) w->nwaiting,
+                     (int) nw);
+            return 0;
+        }
+
+        n = 0;
+
+        for (i = 0; i < sh.nsources; i++) {
+            h = &sh.sources[i].mwaiting[k];
+            lastid = 0;
+
+            for (q = ngx_queue_head(h); q != ngx_queue_sentinel(h);
+                 q = ngx_queue_next(q))
+            {
+                e = ngx_queue_data(q, ngx_http_seadragon_entry_t, mlink);
+
+                if (!used[e - entries]
+                    || e->state != NGX_HTTP_SEADRAGON_ENTRY_WAITING
+                    || e->source != i || e->wait_slot != (ngx_int_t) k
+                    || e->id <= lastid || e->model_len != w->len
+                    || e->model_slot != w->model_slot
+                    || ngx_memcmp(e->model, w->name, w->len) != 0)
+                {
+                    snprintf(why, size, "row %d, source %d: entry %d is "
+                             "not its own", (int) k, (int) i, (int) e->id);
+                    return 0;
+                }
+
+                lastid = e->id;
+                n++;
+            }
+        }
+
+        if (n != nw) {
+            snprintf(why, size, "row %d: %d in its FIFOs of %d", (int) k,
+                     (int) n, (int) nw);
+            return 0;
+        }
+    }
+
+    /* one row per (model, model_slot) with entries waiting */
+
+    for (k = 0; k < NGX_HTTP_SEADRAGON_WAIT_MODELS; k++) {
+        for (i = k + 1; i < NGX_HTTP_SEADRAGON_WAIT_MODELS; i++) {
+            if (sh.wait_models[k].nwaiting && sh.wait_models[i].nwaiting
+                && sh.wait_models[k].len == sh.wait_models[i].len
+                && sh.wait_models[k].model_slot
+                   == sh.wait_models[i].model_slot
+                && ngx_memcmp(sh.wait_models[k].name, sh.wait_models[i].name,
+                              sh.wait_models[k].len) == 0)
+            {
+                snprintf(why, size, "rows %d and %d hold one model",
+                         (int) k, (int) i);
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * More models waiting at once than rows: the others count in the
+ * overflow, and choices stay the rules' while they do; a row freed takes
+ * a new model.
+ */
+
+static void
+test_rows_overflow(void)
+{
+    char                         why[256], name[32];
+    ngx_uint_t                   s, i, fair, same;
+    ngx_http_seadragon_entry_t  *e[8], *r;
+
+    for (fair = 0; fair < 2; fair++) {
+        reset(fair ? NGX_HTTP_SEADRAGON_FAIR_TOKENS
+                   : NGX_HTTP_SEADRAGON_FAIR_OFF, 1000);
+        s = source("chat", 1, 0);
+        now = 0;
+
+        for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_MODELS + 2; i++) {
+            snprintf(name, sizeof(name), "m%d:latest", (int) i);
+            e[i] = push_owned(s, fair ? tenant(s, "key:t", 1) : NULL, name, 1,
+                              0);
+            now++;
+        }
+
+        ok(rows_consistent(why, sizeof(why))
+           && sh.wait_overflow == 2
+           && e[NGX_HTTP_SEADRAGON_WAIT_MODELS]->wait_slot == -1
+           && e[NGX_HTTP_SEADRAGON_WAIT_MODELS - 1]->wait_slot
+              == NGX_HTTP_SEADRAGON_WAIT_MODELS - 1,
+           "fair=%d: %d models waiting, 2 in the overflow %s", (int) fair,
+           NGX_HTTP_SEADRAGON_WAIT_MODELS + 2, why);
+
+        /* a model of the overflow resident: found by the walk */
+
+        snprintf(name, sizeof(name), "m%d:latest",
+                 NGX_HTTP_SEADRAGON_WAIT_MODELS + 1);
+        resident(name);
+        r = ngx_http_seadragon_queue_head(&sh, now);
+        ok(r == e[NGX_HTTP_SEADRAGON_WAIT_MODELS + 1] && r == reference(),
+           "fair=%d: a resident model in the overflow goes first",
+           (int) fair);
+
+        /* its entries leave: a row is freed and taken by a new model */
+
+        done(e[NGX_HTTP_SEADRAGON_WAIT_MODELS]);
+        done(e[NGX_HTTP_SEADRAGON_WAIT_MODELS + 1]);
+        done(e[1]);
+        ok(sh.wait_overflow == 0 && sh.wait_models[1].nwaiting == 0
+           && rows_consistent(why, sizeof(why)),
+           "fair=%d: overflow empty, row 1 free %s", (int) fair, why);
+
+        e[1] = push_owned(s, fair ? tenant(s, "key:u", 1) : NULL,
+                          "new:latest", 1, 0);
+        same = (e[1]->wait_slot == 1
+                && sh.wait_models[1].len == 10
+                && ngx_memcmp(sh.wait_models[1].name, "new:latest", 10) == 0);
+        e[6] = push_owned(s, NULL, "m0:latest", 1, 0);
+        ok(same && e[6]->wait_slot == 0 && sh.wait_models[0].nwaiting == 2
+           && rows_consistent(why, sizeof(why)),
+           "fair=%d: the free row takes a new model, a known one its row %s",
+           (int) fair, why);
+
+        /* the index, not a walk: the resident model's head */
+
+        sh.resident.nmodels = 0;
+        resident("m0:latest");
+        r = ngx_http_seadragon_queue_head(&sh, now);
+        ok(r == e[0] && r == reference(), "fair=%d: resident by its row",
+           (int) fair);
+
+        sh.resident.nmodels = 0;
+        resident("gone:latest");
+        r = ngx_http_seadragon_queue_head(&sh, now);
+        ok(r == e[0] && r == reference(),
+           "fair=%d: no resident model waits: arrival order", (int) fair);
+    }
+}
+
+
+/*
+ * Fair shares with more entries of resident models than the pass offers
+ * (NGX_HTTP_SEADRAGON_WAIT_BUDGET): the source is walked as before, with
+ * tenants and, in the second round, entries without a tenant.
+ */
+
+static void
+test_rows_budget(void)
+{
+    char                         why[256], name[32];
+    ngx_uint_t                   s, i, round, bad, served;
+    ngx_http_seadragon_entry_t  *e, *r;
+
+    for (round = 0; round < 2; round++) {
+        reset(NGX_HTTP_SEADRAGON_FAIR_TOKENS, 100000);
+        s = source("chat", 1, 0);
+        (void) source("other", 1, 0);
+        why[0] = '\0';
+        now = 0;
+
+        /* the first tenants wait for b only: passed over while a is */
+
+        for (i = 0; i < 9; i++) {
+            snprintf(name, sizeof(name), "key:b%d", (int) (i % 3));
+            (void) push_owned(s, tenant(s, name, 1), "b:latest", 10, 0);
+        }
+
+        for (i = 0; i < 3 * NGX_HTTP_SEADRAGON_WAIT_BUDGET; i++) {
+            snprintf(name, sizeof(name), "key:%d", (int) rnd(12));
+            (void) push_owned(s, (round && rnd(4) == 0) ? NULL
+                                                        : tenant(s, name, 1),
+                              rnd(3) ? "a:latest" : "b:latest",
+                              1 + rnd(100), 0);
+            now++;
+        }
+
+        resident("a:latest");
+        bad = 0;
+        served = 0;
+
+        while (!bad) {
+            e = ngx_http_seadragon_queue_head(&sh, now);
+            r = reference();
+
+            if (e != r) {
+                snprintf(why, sizeof(why), "chose %d, the rules %d",
+                         e ? (int) e->id : 0, r ? (int) r->id : 0);
+                bad = 1;
+                break;
+            }
+
+            if (e == NULL) {
+                break;
+            }
+
+            ngx_http_seadragon_queue_grant(&sh, e, now);
+            ngx_http_seadragon_queue_charge(&sh, e, rnd(300), rnd(900));
+            done(e);
+
+            if (++served == 60) {
+                /* now b is resident: the b-only tenants are not passed */
+                sh.resident.nmodels = 0;
+                resident("b:latest");
+            }
+
+            if (!consistent(why, sizeof(why))
+                || !rows_consistent(why, sizeof(why)))
+            {
+                bad = 1;
+            }
+        }
+
+        ok(!bad && served == 3 * NGX_HTTP_SEADRAGON_WAIT_BUDGET + 9,
+           "fair=tokens, %d entries%s: beyond the budget the walk chooses "
+           "as the rules %s", (int) served,
+           round ? ", some without a tenant" : "", why);
+    }
+
+    /*
+     * A tenant whose resident entry was served, served nothing (charged
+     * 0): first in the backlog, walked in full, its rows made exact; when
+     * its other model is resident it is not passed over.
+     */
+
+    reset(NGX_HTTP_SEADRAGON_FAIR_TOKENS, 100000);
+    s = source("chat", 1, 0);
+    now = 0;
+    resident("a:latest");
+    e = push_owned(s, tenant(s, "key:x", 1), "a:latest", 10, 0);
+    r = push_owned(s, tenant(s, "key:x", 1), "b:latest", 10, 0);
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_BUDGET + 8; i++) {
+        snprintf(name, sizeof(name), "key:y%d", (int) (i % 8));
+        (void) push_owned(s, tenant(s, name, 1), "a:latest", 10, 0);
+    }
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_WAIT_BUDGET + 8; i++) {
+        (void) push_owned(s, tenant(s, "key:z", 1), "b:latest", 10, 0);
+    }
+
+    bad = (ngx_http_seadragon_queue_head(&sh, now) != e);
+    ngx_http_seadragon_queue_grant(&sh, e, now);
+    ngx_http_seadragon_queue_charge(&sh, e, 0, 0);
+    done(e);
+    e = ngx_http_seadragon_queue_head(&sh, now);
+    bad |= (e == NULL || e == r || e != reference()
+            || e->tenant->rows != 1 << e->wait_slot
+            || r->tenant->rows != 1 << r->wait_slot);
+    why[0] = '\0';
+    bad |= !rows_consistent(why, sizeof(why));
+    sh.resident.nmodels = 0;
+    resident("b:latest");
+    bad |= (ngx_http_seadragon_queue_head(&sh, now) != r || r != reference());
+    ok(!bad, "a tenant walked in full has its rows made exact, and is "
+       "chosen when they are resident %s", why);
 }
 
 
@@ -1114,7 +1442,8 @@ test_random(ngx_uint_t fair, ngx_msec_t affinity, ngx_msec_t aging,
     ngx_http_seadragon_entry_t       *e, *r, *list[NENTRIES];
     ngx_http_seadragon_model_conf_t   conf[2];
     static char                      *models[] = {
-        "a:latest", "b:latest", "embed:latest"
+        "a:latest", "b:latest", "embed:latest", "c:latest", "d:latest",
+        "e:latest"
     };
 
     reset(fair, affinity);
@@ -1145,7 +1474,8 @@ test_random(ngx_uint_t fair, ngx_msec_t affinity, ngx_msec_t aging,
             snprintf(name, sizeof(name), "key:%d", (int) rnd(10));
             e = push_owned(src[k], rnd(10) ? tenant(src[k], name, 1 + rnd(3))
                                            : NULL,
-                           models[rnd(3)], 1 + rnd(200), rnd(NOWNERS));
+                           models[rnd(random_models)], 1 + rnd(200),
+                           rnd(NOWNERS));
             pushes++;
 
         } else if (op < 70 && sh.nrunning < sh.capacity) {
@@ -1240,7 +1570,9 @@ test_random(ngx_uint_t fair, ngx_msec_t affinity, ngx_msec_t aging,
             }
         }
 
-        if (!consistent(why, sizeof(why))) {
+        if (!consistent(why, sizeof(why))
+            || !rows_consistent(why, sizeof(why)))
+        {
             bad = 1;
             break;
         }
@@ -1320,6 +1652,8 @@ main(void)
     test_round_robin();
     test_trim();
     test_purge();
+    test_rows_overflow();
+    test_rows_budget();
 
     for (fair = 0; fair < 3; fair++) {
         for (aff = 0; aff < 2; aff++) {
@@ -1327,6 +1661,17 @@ main(void)
                 seed = 42 + fair * 4 + aff * 2 + aging;
                 test_random(fair, aff ? 500 : 0, aging ? 150 : 0, 4000);
             }
+        }
+    }
+
+    /* six models: more than affinity's index has rows, some overflow */
+
+    random_models = 6;
+
+    for (fair = 0; fair < 3; fair++) {
+        for (aging = 0; aging < 2; aging++) {
+            seed = 142 + fair * 2 + aging;
+            test_random(fair, 500, aging ? 150 : 0, 4000);
         }
     }
 
