@@ -52,12 +52,27 @@ The figures (section numbers are issue 6's):
    streamed generation of USAGE_TOKENS tokens; requests per second and the
    gateway's CPU time per request, the pair started twice, in both orders.
    `--only 8` runs just this one and prints its table.
+9. Model swaps (issue 15): SWAP_REQUESTS chats over three models, two
+   priorities, through capacity 1 in front of a stand-in that holds one
+   model (--max-loaded 1, --load-ms SWAP_LOAD_MS): parked then let go, or
+   spread over time; affinity off (first come, first served, as Ollama,
+   llama-swap and HAProxy) against affinity=5s and 1s: swaps (the
+   stand-in's GET /_standin/loads), makespan, waits per priority, the
+   longest wait at which a request was passed over, priority inversions.
+10. The noisy neighbour (issue 15): one tenant's burst of FAIR_NOISY long
+   answers beside three light tenants' short ones, capacity 1, fair off,
+   tokens and requests, and the light ones alone: their waits, and Jain's
+   index of the tokens served while more than one tenant was backlogged.
+11. Dispatch cost (issue 15): `make bench-dispatch`'s table.
+   `--only 9,10,11` (any of them) runs just those and prints their
+   sections (with how each is made), writing nothing.
 """
 
 import argparse
 import datetime
 import http.client
 import json
+import math
 import os
 import platform
 import random
@@ -72,6 +87,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), ".."))
@@ -107,6 +123,32 @@ PARKED_BATCH = 500
 BODY_SIZES_MB = (1, 2, 4, 8, 16)
 BODY_ROUNDS = 3
 USAGE_TOKENS = 32  # the streamed generation of figure 8
+# figure 9: swaps; a stand-in that holds one model, loads it in SWAP_LOAD_MS
+SWAP_MODELS = (MODEL, "qwen2.5:32b", "mistral:7b")
+SWAP_REQUESTS = 120
+SWAP_LOAD_MS = 200
+SWAP_TOKENS = 4  # a short generation: SWAP_TOKENS tokens SWAP_DELAY_MS apart
+SWAP_DELAY_MS = 5
+SWAP_SPREAD_MS = 30  # the mean gap between arrivals when they are spread
+SWAP_SOURCES = (("coding", 1), ("api", 2))  # two priorities
+SWAP_CODING = 1 / 3  # the share of the better one
+SWAP_GATES = ((None, 1), ("5s", 1), ("1s", 1), ("5s", 2))  # affinity, workers
+# figure 10: the noisy neighbour; tokens FAIR_DELAY_MS apart, + 1 of prompt
+FAIR_NOISY = 100
+FAIR_LIGHT = 3
+FAIR_LONG_TOKENS = 39  # 40 with the prompt's
+FAIR_SHORT_TOKENS = 3  # 4: a tenth
+FAIR_DELAY_MS = 4
+FAIR_PERIOD_MS = 250  # a light tenant's request every so often
+FAIR_LIGHT_REQUESTS = 20  # of each light tenant
+FAIR_BACKLOG_SECONDS = 3.0
+FAIR_GATES = (("alone", "", 1), ("off", "", 1),  # name, zone parameters, workers
+              ("tokens", "fair=tokens tenant=$http_x_tenant", 1),
+              ("requests", "fair=requests tenant=$http_x_tenant", 1),
+              ("tokens-2w", "fair=tokens tenant=$http_x_tenant", 2))
+FAIR_LABELS = {"alone": "alone (no noisy tenant), fair off", "off": "fair off",
+               "tokens": "fair=tokens", "requests": "fair=requests",
+               "tokens-2w": "fair=tokens, 2 workers"}
 
 
 class BenchError(Exception):
@@ -141,8 +183,8 @@ def request_bytes(method, path, headers=None, body=None, close=True):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def chat_body(stream=True):
-    return json.dumps({"model": MODEL, "stream": stream,
+def chat_body(stream=True, model=MODEL):
+    return json.dumps({"model": model, "stream": stream,
                        "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
@@ -159,6 +201,111 @@ def send_chat(port, source, tag, extra=None, stream=True):
     conn.sock.sendall(request_bytes("POST", "/api/chat", headers, chat_body(stream),
                                     close=False))
     return conn
+
+
+def request_headers(tag, source=None, tenant=None, tokens=None, extra=None):
+    headers = {"X-Standin-Tag": tag}
+    if source:
+        headers["X-Source"] = source
+    if tenant:
+        headers["X-Tenant"] = tenant
+    if tokens is not None:
+        headers["X-Standin-Tokens"] = str(tokens)
+    headers.update(extra or {})
+    return headers
+
+
+def send_request(port, tag, model=MODEL, source=None, tenant=None, tokens=None, extra=None):
+    """A streaming chat on a new keep-alive connection, the stand-in's own
+    pace (figures 9 and 10: its --tokens and --delay-ms)."""
+    conn = Connection(port)
+    conn.sock.sendall(request_bytes("POST", "/api/chat",
+                                    request_headers(tag, source, tenant, tokens, extra),
+                                    chat_body(True, model), close=False))
+    return conn
+
+
+def abort(conns):
+    """Closes connections with a reset: the gate drops what still waits."""
+    for c in conns:
+        try:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        c.close()
+    conns.clear()
+
+
+def read_access_log(path):
+    """tag -> its queue ticket (None: it did not queue), its wait (s), status."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) != 5:
+                    continue
+                tag, ticket, wait, status, _ = fields
+                out[tag] = {"id": None if ticket == "-" else int(ticket),
+                            "wait": 0.0 if wait == "-" else int(wait) / 1000,
+                            "status": int(status)}
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def passed_over(requests):
+    """Figure 9's order checks on requests (prio, id: the queue's ticket or
+    None, a: arrival, d: dispatch, both in s). Z passes X over when Z
+    arrived after X, its priority is the same or worse, and it was
+    dispatched first; the figure is the longest X had waited when that
+    happened. A dispatch is an inversion when a request of a better
+    priority was waiting (arrived 2 ms or more before it, against the
+    millisecond of $seadragon_queue_wait, or had the smaller ticket)."""
+    def later(z, x):
+        if z["id"] is not None and x["id"] is not None:
+            return z["id"] > x["id"]
+        return z["a"] > x["a"]
+    longest, passed, inversions = 0.0, set(), 0
+    for i, x in enumerate(requests):
+        for j, z in enumerate(requests):
+            if z["d"] < x["d"] and z["prio"] >= x["prio"] and later(z, x):
+                passed.add(i)
+                longest = max(longest, z["d"] - x["a"])
+        if any(y["prio"] < x["prio"] and y["d"] > x["d"]
+               and (y["a"] < x["d"] - 0.002 or not later(y, x)) for y in requests):
+            inversions += 1
+    return {"passed_over": longest, "passed": len(passed), "inversions": inversions}
+
+
+def jain(values):
+    """Jain's fairness index: 1 when all are equal, 1/n when one has all."""
+    square = sum(v * v for v in values)
+    return sum(values) ** 2 / (len(values) * square) if square else None
+
+
+def backlogged_service(requests, t0, t1):
+    """Tokens served to each tenant in [t0, t1] while more than one tenant
+    was backlogged (a request arrived, a, and not yet ended, f); a
+    request's tokens count evenly over its service [s, e]."""
+    points = {t0, t1}
+    for r in requests:
+        points.update(x for x in (r["a"], r["f"], r.get("s"), r.get("e"))
+                      if x is not None and t0 < x < t1)
+    points = sorted(points)
+    served = {}
+    for lo, hi in zip(points, points[1:]):
+        mid = (lo + hi) / 2
+        backlogged = {r["tenant"] for r in requests if r["a"] <= mid < r["f"]}
+        if len(backlogged) < 2:
+            continue
+        for tenant in backlogged:
+            served.setdefault(tenant, 0.0)
+        for r in requests:
+            if "s" in r and r["s"] <= mid < r["e"] and r["e"] > r["s"]:
+                span = min(r["e"], t1) - r["s"] if r["e"] == math.inf else r["e"] - r["s"]
+                served[r["tenant"]] = served.get(r["tenant"], 0.0) + r["tokens"] * (hi - lo) / span
+    return served
 
 
 def read_status(conn, timeout=60.0):
@@ -341,9 +488,10 @@ def wakeups(pid):
 # ---------------------------------------------------------------- the pieces
 
 class Standin:
-    def __init__(self, procs):
-        self.proc = procs.spawn("standin", [sys.executable, STANDIN, "--port", "0", "--quiet",
-                                            "--tokens", "2", "--delay-ms", "0"],
+    def __init__(self, procs, name="standin", extra=()):
+        self.procs = procs
+        self.proc = procs.spawn(name, [sys.executable, STANDIN, "--port", "0", "--quiet",
+                                       "--tokens", "2", "--delay-ms", "0", *extra],
                                 stdout=subprocess.PIPE)
         ready, _, _ = select.select([self.proc.stdout], [], [], 15)
         line = self.proc.stdout.readline().decode() if ready else ""
@@ -375,6 +523,12 @@ class Standin:
 
     def release(self):
         self.call("POST", "/_standin/release")
+
+    def loads(self):
+        return json.loads(self.call("GET", "/_standin/loads"))
+
+    def stop(self):
+        self.procs.stop(self.proc)
 
 
 class Gateway:
@@ -451,7 +605,7 @@ class Bench:
 
     def nginx(self, name, upstream_port, module=True, workers=1, capacity=1, tick=None,
               max_queued=1000, connections=1024, reuseport=False, instant=None,
-              server_extra=()):
+              server_extra=(), zone_extra="", sources=None, access_log=None):
         """An nginx: Seadragon's gate (module), plain proxy_pass, or with
         instant= (a dict of path -> body, or (body, content type)) the
         upstream that answers at once."""
@@ -469,7 +623,13 @@ class Bench:
             main.append("user root;")
         http_ = [f"{kind}_temp_path {conf_dir}/tmp/{kind};"
                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")]
-        http_ += ["access_log off;", "keepalive_requests 1000000;"]
+        if access_log:  # one line a request: tag, ticket, wait (figures 9, 10)
+            http_ += ["log_format bench '$http_x_standin_tag $seadragon_queue_id "
+                      "$seadragon_queue_wait $status $msec';",
+                      f"access_log {access_log} bench;"]
+        else:
+            http_ += ["access_log off;"]
+        http_ += ["keepalive_requests 1000000;"]
         listen = f"listen 127.0.0.1:{port}{' reuseport' if reuseport else ''} backlog=4096;"
         if instant is not None:
             locations = []
@@ -490,7 +650,9 @@ class Bench:
                     "map $http_x_source $bench_coding { default 0; coding 1; }",
                     "map $http_x_source $bench_chat { default 0; chat 1; }",
                     f"seadragon_zone gate:8m capacity={capacity} max_queued={max_queued} "
-                    f"max_wait=0{tick_opt};",
+                    f"max_wait=0{tick_opt}{' ' + zone_extra if zone_extra else ''};",
+                ]
+                http_ += sources if sources is not None else [
                     f"seadragon_source coding priority={SOURCES['coding']} if=$bench_coding;",
                     f"seadragon_source chat priority={SOURCES['chat']} if=$bench_chat;",
                     f"seadragon_source api priority={SOURCES['api']};",
@@ -935,6 +1097,319 @@ backend ollama
                 f"{k} {v['rps']:.0f}/s {num(v['cpu_us'], 1)} us/req" for k, v in row.items()))
         self.results["usage"] = out
 
+    # ------------------------------------------------------------ 9, 10, 11: the scheduler
+
+    def sched_gateway(self, name, standin, zone_extra, sources, workers=1):
+        """A Seadragon of workers workers in front of standin with an access log of
+        every request's tag, ticket and wait; None and the reason when
+        nginx refuses the configuration (a feature this build lacks)."""
+        log_path = os.path.join(self.workdir, f"{name}-access.log")
+        try:
+            gateway = self.nginx(name, standin.port, zone_extra=zone_extra, sources=sources,
+                                 access_log=log_path, workers=workers,
+                                 reuseport=workers > 1)
+        except BenchError as error:
+            if not zone_extra:
+                raise
+            reason = re.search(r"\[emerg\] ([^\n]*?)(?: in /\S+:\d+)?$", str(error), re.M)
+            return None, reason.group(1) if reason else str(error)[-200:]
+        gateway.access_log = log_path
+        return gateway, None
+
+    def sched_records(self, standin, gateway, tags, timeout=60):
+        """The stand-in's records and the access log's lines of tags, once
+        every one of them is logged."""
+        def logged():
+            return tags <= set(read_access_log(gateway.access_log))
+        wait_until(logged, "the access log", timeout=timeout, pause=0.02)
+        log_lines = read_access_log(gateway.access_log)
+        records = {r["tag"]: r for r in standin.records()
+                   if r["path"] == "/api/chat" and r["tag"] in tags}
+        return records, log_lines
+
+    def swap_run(self, label, zone_extra, spread, workers=1):
+        """Figure 9, one run: SWAP_REQUESTS chats over SWAP_MODELS, two
+        priorities, behind a held gate (spread: arriving over time), in
+        front of a stand-in that holds one model at a time."""
+        standin = Standin(self.procs, f"standin-{label}",
+                          ["--max-loaded", "1", "--load-ms", str(SWAP_LOAD_MS),
+                           "--tokens", str(SWAP_TOKENS), "--delay-ms", str(SWAP_DELAY_MS),
+                           "--model", SWAP_MODELS[0]]
+                          + [a for m in SWAP_MODELS[1:] for a in ("--extra-model", m)])
+        gateway = None
+        try:
+            sources = [f"seadragon_source {name} priority={prio}"
+                       + (" if=$bench_coding;" if name == "coding" else ";")
+                       for name, prio in SWAP_SOURCES]
+            gateway, missing = self.sched_gateway(f"swaps-{label}", standin, zone_extra, sources,
+                                                  workers)
+            if gateway is None:
+                return {"missing": missing}
+            rng = random.Random(9)  # the same pattern for every gate
+            plan = [(rng.choice(SWAP_MODELS), "coding" if rng.random() < SWAP_CODING else "api")
+                    for _ in range(SWAP_REQUESTS)]
+            gaps = [rng.expovariate(1000 / SWAP_SPREAD_MS) for _ in plan]
+            # the first model resident in the stand-in and in the gate's view
+            if read_status(send_request(gateway.port, "warm", model=SWAP_MODELS[0])) != 200:
+                raise BenchError(f"{label}: the warm-up failed")
+            standin.reset()
+            conns = []
+            try:
+                if spread:
+                    due = started = time.time()
+                    for i, ((model, source), gap) in enumerate(zip(plan, gaps)):
+                        due += gap if i else 0.0
+                        time.sleep(max(0.0, due - time.time()))
+                        conns.append(send_request(gateway.port, f"s{i}", model=model,
+                                                  source=source))
+                else:
+                    hold = send_request(gateway.port, "hold", model=SWAP_MODELS[0],
+                                        extra={"X-Standin-Hold": "1"})
+                    conns.append(hold)
+                    wait_until(lambda: standin.stats()["active"] == 1, "the held request")
+                    for i, (model, source) in enumerate(plan):
+                        conns.append(send_request(gateway.port, f"s{i}", model=model,
+                                                  source=source))
+                    wait_until(lambda: gateway.queue_length() == len(plan), "the backlog",
+                               timeout=30)
+                    started = time.time()
+                    standin.release()
+                statuses = [read_status(c, timeout=300) for c in conns]
+            finally:
+                for c in conns:
+                    c.close()
+            if any(s != 200 for s in statuses):
+                raise BenchError(f"{label}: answers other than 200: {sorted(set(statuses))}")
+            tags = {f"s{i}" for i in range(len(plan))}
+            records, log_lines = self.sched_records(standin, gateway, tags)
+            loads = standin.loads()
+        finally:
+            if gateway is not None:
+                gateway.stop()
+            standin.stop()
+        requests = []
+        for i, (model, source) in enumerate(plan):
+            rec, line = records[f"s{i}"], log_lines[f"s{i}"]
+            requests.append({"prio": dict(SWAP_SOURCES)[source], "model": model,
+                             "id": line["id"], "wait": line["wait"], "d": rec["start"],
+                             "a": rec["start"] - line["wait"] - 0.0005
+                             if line["id"] is not None else rec["start"],
+                             "end": rec["end"]})
+        out = {"swaps": sum(1 for load in loads if load["evicted"]), "loads": len(loads),
+               "makespan": max(r["end"] for r in requests) - started,
+               "requests": len(requests)}
+        for name, prio in SWAP_SOURCES:
+            waits = [r["wait"] for r in requests if r["prio"] == prio]
+            out[f"p50_{prio}"] = percentile(waits, 50)
+            out[f"p99_{prio}"] = percentile(waits, 99)
+            out[f"n_{prio}"] = len(waits)
+        out.update(passed_over(requests))
+        return out
+
+    def phase_swaps(self):
+        out = {}
+        for spread in (False, True):
+            for affinity, workers in SWAP_GATES:
+                label = (f"{'spread' if spread else 'held'}-{affinity or 'off'}"
+                         + (f"-{workers}w" if workers > 1 else ""))
+                zone = f"affinity={affinity} loaded=1" if affinity else ""
+                out[label] = r = self.swap_run(label, zone, spread, workers)
+                r.update(spread=spread, affinity=affinity, workers=workers)
+                if "missing" in r:
+                    log(f"swaps {label}: not run: {r['missing']}")
+                    continue
+                log(f"swaps {label}: {r['swaps']} swaps, makespan {r['makespan']:.2f} s, "
+                    f"wait p99 {r['p99_1']:.2f} / {r['p99_2']:.2f} s, passed over at most "
+                    f"at {r['passed_over']:.2f} s of waiting ({r['passed']} requests), "
+                    f"{r['inversions']} inversions")
+        self.results["swaps"] = out
+
+    def fair_start(self, label, zone_extra, workers=1):
+        standin = Standin(self.procs, f"standin-{label}",
+                          ["--tokens", str(FAIR_SHORT_TOKENS), "--delay-ms", str(FAIR_DELAY_MS)])
+        try:
+            gateway, missing = self.sched_gateway(f"fair-{label}", standin, zone_extra,
+                                                  ["seadragon_source api priority=1;"], workers)
+        except BaseException:
+            standin.stop()
+            raise
+        if gateway is None:
+            standin.stop()
+            return None, None, missing
+        for i in range(3):
+            if read_status(send_request(gateway.port, f"warm{i}", tenant="warm")) != 200:
+                standin.stop()
+                gateway.stop()
+                raise BenchError(f"{label}: the warm-up failed")
+        return standin, gateway, None
+
+    def send_noisy(self, gateway, sent):
+        conns = []
+        for i in range(FAIR_NOISY):
+            sent[f"n{i}"] = time.time()
+            conns.append(send_request(gateway.port, f"n{i}", tenant="noisy",
+                                      tokens=FAIR_LONG_TOKENS))
+        return conns
+
+    def fair_waits(self, label, zone_extra, noisy, workers=1):
+        """Figure 10, the waits: the light tenants send one short request
+        every FAIR_PERIOD_MS (jittered), with the noisy one's burst of long
+        ones at the start, or alone."""
+        standin, gateway, missing = self.fair_start(f"waits-{label}", zone_extra, workers)
+        if gateway is None:
+            return {"missing": missing}
+        rng = random.Random(10)
+        plan = []
+        for j in range(1, FAIR_LIGHT + 1):
+            offset = rng.uniform(0, FAIR_PERIOD_MS)
+            for k in range(FAIR_LIGHT_REQUESTS):
+                due = offset + k * FAIR_PERIOD_MS + rng.uniform(-0.25, 0.25) * FAIR_PERIOD_MS
+                plan.append((max(0.0, due) / 1000, f"light{j}", f"l{j}-{k}"))
+        plan.sort()
+        sent, noisy_conns, light_conns = {}, [], []
+        try:
+            if noisy:
+                noisy_conns = self.send_noisy(gateway, sent)
+            started = time.time()
+            for due, tenant, tag in plan:
+                time.sleep(max(0.0, started + due - time.time()))
+                sent[tag] = time.time()
+                light_conns.append(send_request(gateway.port, tag, tenant=tenant))
+            statuses = [read_status(c, timeout=300) for c in light_conns]
+            if any(s != 200 for s in statuses):
+                raise BenchError(f"{label}: answers other than 200: {sorted(set(statuses))}")
+            tags = {tag for _, _, tag in plan}
+            records, log_lines = self.sched_records(standin, gateway, tags)
+            noisy_records = [r for r in standin.records()
+                             if (r["tag"] or "").startswith("n") and not r["aborted"]
+                             and r["end"] is not None]
+        finally:
+            abort(noisy_conns)  # what is left of the burst: not measured
+            for c in light_conns:
+                c.close()
+            gateway.stop()
+            standin.stop()
+        waits = [log_lines[tag]["wait"] for _, _, tag in plan]
+        light_service = [records[tag]["end"] - records[tag]["start"] for _, _, tag in plan]
+        log(f"{label}: the light tenants' longest waits, ms: "
+            + ", ".join(f"{w * 1000:.0f}" for w in sorted(waits)[-5:]))
+        out = {"p50": percentile(waits, 50), "p99": percentile(waits, 99), "max": max(waits),
+               "count": len(waits), "light_service": statistics.median(light_service)}
+        if noisy_records:
+            out["noisy_service"] = statistics.median(r["end"] - r["start"]
+                                                     for r in noisy_records)
+        return out
+
+    def fair_index(self, label, zone_extra, workers=1):
+        """Figure 10, the shares: the noisy burst, and each light tenant
+        keeping one request in the gate at all times (the next sent when
+        its answer ends) for FAIR_BACKLOG_SECONDS: four backlogged
+        tenants; Jain's index of the tokens each was served while more
+        than one was backlogged."""
+        standin, gateway, missing = self.fair_start(f"index-{label}", zone_extra, workers)
+        if gateway is None:
+            return {"missing": missing}
+        sent, ended, noisy_conns, errors = {}, {}, [], []
+        stop = [False]
+
+        def light(j):
+            try:
+                conn = Connection(gateway.port)
+                conn.sock.settimeout(120)
+                k = 0
+                while not stop[0]:
+                    tag = f"b{j}-{k}"
+                    sent[tag] = time.time()
+                    conn.sock.sendall(request_bytes(
+                        "POST", "/api/chat", request_headers(tag, tenant=f"light{j}"),
+                        chat_body(True), close=False))
+                    status = conn.response()[0]
+                    ended[tag] = time.time()
+                    if status != 200:
+                        raise BenchError(f"{label}: a light request answered {status}")
+                    k += 1
+                conn.close()
+            except Exception as error:  # noqa: BLE001 - reported by the main thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=light, args=(j,), daemon=True)
+                   for j in range(1, FAIR_LIGHT + 1)]
+        try:
+            noisy_conns = self.send_noisy(gateway, sent)
+            started = time.time()
+            for t in threads:
+                t.start()
+            time.sleep(FAIR_BACKLOG_SECONDS)
+            stopped = time.time()
+            stop[0] = True
+            abort(noisy_conns)  # lets the light requests still waiting go
+            for t in threads:
+                t.join(120)
+            if errors:
+                raise BenchError(f"{label}: {errors[0]}")
+            records = {r["tag"]: r for r in standin.records() if r["tag"] in sent}
+        finally:
+            abort(noisy_conns)
+            stop[0] = True
+            gateway.stop()
+            standin.stop()
+        requests = []
+        for tag, at in sent.items():
+            rec = records.get(tag)
+            r = {"tenant": "noisy" if tag.startswith("n") else "light" + tag[1:].split("-")[0],
+                 "a": at, "f": math.inf}
+            if rec is not None:
+                usage = rec.get("usage_sent") or {}
+                r["f"] = rec["end"] if rec["end"] is not None else math.inf
+                r["s"] = rec["start"]
+                r["e"] = rec["last_byte"] or rec["end"] or math.inf
+                r["tokens"] = usage.get("prompt_eval_count", 1) + (rec["tokens_sent"] or 0)
+            requests.append(r)
+        served = backlogged_service(requests, started, stopped)
+        total = sum(served.values()) or 1
+        return {"index": jain(list(served.values())),
+                "shares": {t: v / total for t, v in sorted(served.items())},
+                "tokens": dict(sorted(served.items())), "seconds": stopped - started}
+
+    def phase_fair(self):
+        out = {"waits": {}, "index": {}}
+        for name, zone, workers in FAIR_GATES:
+            noisy = name != "alone"
+            out["waits"][name] = r = self.fair_waits(name, zone, noisy, workers)
+            if "missing" in r:
+                log(f"noisy neighbour {name}: not run: {r['missing']}")
+                continue
+            log(f"noisy neighbour {name}: light waits p50 {r['p50'] * 1000:.1f} ms, "
+                f"p99 {r['p99'] * 1000:.1f} ms"
+                + (f" (noisy service {r['noisy_service'] * 1000:.1f} ms)"
+                   if "noisy_service" in r else ""))
+            if not noisy:
+                continue
+            out["index"][name] = r = self.fair_index(name, zone, workers)
+            if "missing" in r:
+                continue
+            log(f"noisy neighbour {name}: Jain's index {r['index']:.3f}, token shares "
+                + ", ".join(f"{t} {v:.2f}" for t, v in r["shares"].items()))
+        self.results["fair"] = out
+
+    def phase_dispatch(self):
+        """Figure 11: make bench-dispatch, helper A's micro-benchmark of the
+        scheduler's choice, its table as it prints it."""
+        makefile = os.path.join(ROOT, "Makefile")
+        with open(makefile) as f:
+            if not re.search(r"^bench-dispatch\s*:", f.read(), re.M):
+                log("dispatch cost: the Makefile has no bench-dispatch target")
+                self.results["dispatch"] = {"missing": "no `make bench-dispatch` target"}
+                return
+        proc = subprocess.run(["make", "-s", "-C", ROOT, "bench-dispatch",
+                               f"BUILD={self.args.build}"],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise BenchError(f"make bench-dispatch failed:\n{proc.stdout[-800:]}"
+                             f"{proc.stderr[-800:]}")
+        log("dispatch cost:\n" + proc.stdout.strip())
+        self.results["dispatch"] = dispatch_table(proc.stdout)
+
     # ------------------------------------------------------------ the run
 
     def run(self):
@@ -943,7 +1418,8 @@ backend ollama
         self.standin = Standin(self.procs)
         phases = {"1": self.phase_backlog, "3": self.phase_throughput,
                   "4": self.phase_passthrough, "5": self.phase_ttft, "6": self.phase_parked,
-                  "7": self.phase_body, "8": self.phase_usage}
+                  "7": self.phase_body, "8": self.phase_usage, "9": self.phase_swaps,
+                  "10": self.phase_fair, "11": self.phase_dispatch}
         for key, phase in phases.items():
             if self.args.only and key not in self.args.only:
                 continue
@@ -1169,6 +1645,208 @@ ran, no other client of that worker was served.
 """
 
 
+def md_table(header, rows):
+    rows = [tuple(c if c != "" else "—" for c in row) for row in rows]
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    def line(row):
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+                     + [line(row) for row in rows])
+
+
+def times(factor):
+    return "—" if factor is None else f"{factor:.1f}×"
+
+
+def swaps_report(bench):
+    """Figure 9's table: one row a gate, held and spread arrivals."""
+    swaps = bench.results.get("swaps")
+    if not swaps:
+        return ""
+    header = ("Arrivals", "Gate", "Swaps (loads)", "Makespan, s",
+              "Wait p50 / p99, s: priority 1", "priority 2",
+              "Passed over: longest wait then, s (requests)", "Priority inversions",
+              "Against affinity off: swaps; makespan")
+    rows = []
+    for label, r in swaps.items():
+        arrivals = (f"spread, a mean {SWAP_SPREAD_MS} ms apart" if r["spread"]
+                    else "all parked, then let go")
+        gate = (f"affinity={r['affinity']}" if r["affinity"] else "affinity off") + (
+            f", {r['workers']} workers" if r["workers"] > 1 else "")
+        if "missing" in r:
+            rows.append((arrivals, gate, f"not run: {r['missing']}", "", "", "", "", "", ""))
+            continue
+        base = swaps.get(label.split("-", 1)[0] + "-off", {})
+        against = ""
+        if r["affinity"] and "swaps" in base:
+            fewer = base["swaps"] / r["swaps"] if r["swaps"] else None
+            against = (f"{times(fewer)} fewer" if fewer else f"none against {base['swaps']}")
+            against += f"; {times(base['makespan'] / r['makespan'])} shorter"
+        rows.append((arrivals, gate, f"{r['swaps']} ({r['loads']})", f"{r['makespan']:.2f}",
+                     f"{r['p50_1']:.2f} / {r['p99_1']:.2f} ({r['n_1']})",
+                     f"{r['p50_2']:.2f} / {r['p99_2']:.2f} ({r['n_2']})",
+                     f"{r['passed_over']:.2f} ({r['passed']})", str(r["inversions"]), against))
+    return md_table(header, rows)
+
+
+def fair_report(bench):
+    """Figure 10's two tables: the light tenants' waits, the shares."""
+    fair = bench.results.get("fair")
+    if not fair:
+        return ""
+    alone = fair["waits"].get("alone", {})
+    label = FAIR_LABELS
+    rows = []
+    for name, r in fair["waits"].items():
+        if "missing" in r:
+            rows.append((label[name], f"not run: {r['missing']}", "", "", ""))
+            continue
+        service = r.get("noisy_service")
+        extra = goal = ""
+        if name != "alone" and "p99" in alone:
+            extra = (f"+{(r['p50'] - alone['p50']) * 1000:.0f} / "
+                     f"+{(r['p99'] - alone['p99']) * 1000:.0f}")
+            if service:
+                # waits are whole milliseconds ($seadragon_queue_wait): 1 ms of slack
+                more = r["p99"] - alone["p99"]
+                goal = ("met" if more <= service + 0.001 else "not met") + (
+                    f" (p99 {more / service:.2f} service times more)")
+        rows.append((label[name],
+                     f"{r['p50'] * 1000:.0f} / {r['p99'] * 1000:.0f} / {r['max'] * 1000:.0f}",
+                     extra, "—" if not service else f"{service * 1000:.0f}", goal))
+    waits = md_table(("Gate", "Light tenants' wait p50 / p99 / max, ms",
+                      "Against alone, p50 / p99, ms", "A noisy request's service, ms",
+                      "Goal: p99 at most one service more than alone (to the ms)"), rows)
+    rows = []
+    for name, r in fair["index"].items():
+        if "missing" in r:
+            rows.append((label[name], f"not run: {r['missing']}", "", ""))
+            continue
+        shares = r["shares"]
+        lights = [shares.get(f"light{j}", 0.0) for j in range(1, FAIR_LIGHT + 1)]
+        rows.append((label[name], f"{r['index']:.3f}",
+                     f"{shares.get('noisy', 0.0):.2f} / " + " / ".join(f"{v:.2f}" for v in lights),
+                     "met" if r["index"] >= 0.95 else "not met"))
+    index = md_table(("Gate", "Jain's index, tokens served while backlogged",
+                      "Share of those tokens: noisy / light 1 / 2 / 3", "Goal: ≥ 0.95"), rows)
+    return waits + "\n\n" + index
+
+
+def dispatch_table(text):
+    """make bench-dispatch's output: its columns (a "scenario" line, then
+    a name and numbers a line) as a markdown table between the lines of
+    text around it; as it is when it has no such columns."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    head = next((i for i, line in enumerate(lines) if line.split()[:1] == ["scenario"]), None)
+    if head is None:
+        return {"output": text.strip(), "table": None}
+    columns = lines[head].split()[1:]
+    rows, end = [], head + 1
+    for line in lines[head + 1:]:
+        match = re.match(r"^(\S.*?)\s+((?:[\d.]+\s+){%d}[\d.]+)$" % (len(columns) - 1), line)
+        if not match:
+            break
+        rows.append((match.group(1), *match.group(2).split()))
+        end += 1
+    return {"before": "\n".join(lines[:head]).strip(),
+            "table": md_table(("Scenario", *columns), rows),
+            "after": "\n".join(lines[end:]).strip(), "output": text.strip()}
+
+
+def dispatch_report(bench):
+    d = bench.results.get("dispatch")
+    if not d:
+        return ""
+    if "missing" in d:
+        return f"Not run: {d['missing']}."
+    if not d["table"]:
+        return "```\n" + d["output"] + "\n```"
+    return "\n\n".join(part for part in (d["before"], d["table"], d["after"]) if part)
+
+
+def sched_sections(bench):
+    """Figures 9 to 11 (issue 15), each with how it is made."""
+    parts = []
+    table = swaps_report(bench)
+    if table:
+        parts.append(f"""
+## 9. Model swaps and makespan
+
+{SWAP_REQUESTS} streaming chats over {len(SWAP_MODELS)} models ({', '.join(SWAP_MODELS)}),
+the model of each drawn at random (seeded: the same line for every gate),
+of two priorities (`X-Source`: coding {SWAP_SOURCES[0][1]}, about {SWAP_CODING:.0%} of them, and api {SWAP_SOURCES[1][1]}),
+through Seadragon with capacity 1 and 1 worker (2, with `reuseport`,
+where the row says so), in front of a stand-in
+that holds one model at a time (`--max-loaded 1`, as
+`OLLAMA_MAX_LOADED_MODELS=1`), takes {SWAP_LOAD_MS} ms to load one (a load
+scaled down from the seconds of a real one) and generates {SWAP_TOKENS} tokens
+{SWAP_DELAY_MS} ms apart. A fresh stand-in and gateway for each row; one
+warm-up request makes {SWAP_MODELS[0]} resident first. "All parked": a
+held request takes the gate, the {SWAP_REQUESTS} wait behind it, then it is
+let go; "spread": they arrive one at a time, exponential gaps of a mean
+of {SWAP_SPREAD_MS} ms (the gate serves far slower, so a line builds).
+Affinity off is what Ollama, llama-swap and HAProxy do: first come,
+first served within a priority. Swaps are the stand-in's loads that
+evicted a model (`GET /_standin/loads`, exact; loads in brackets);
+makespan runs from the release (or the first arrival) to the end of the
+last answer; waits are `$seadragon_queue_wait` from the access log. A
+request is passed over when one that arrived after it (the larger
+`$seadragon_queue_id`), of the same or a worse priority, is dispatched
+first (the stand-in's start of each); the column gives the longest the
+passed-over request had then waited (with affinity=TIME, at most TIME)
+and how many requests were ever passed over. A dispatch is a priority
+inversion when a request of a better priority was waiting.
+
+{table}
+""")
+    table = fair_report(bench)
+    if table:
+        parts.append(f"""
+## 10. The noisy neighbour
+
+Seadragon with capacity 1, one source and 1 worker (2, with `reuseport`,
+where the row says so); tenants by the
+`X-Tenant` header (`tenant=$http_x_tenant`); the stand-in generates
+tokens {FAIR_DELAY_MS} ms apart. The noisy tenant sends {FAIR_NOISY} requests at once,
+each a long answer ({FAIR_LONG_TOKENS} tokens and the prompt's 1: 40); three light
+tenants send short ones (4 tokens, a tenth). Two runs per gate, each with
+a fresh stand-in and gateway:
+
+* **Waits.** Each light tenant sends {FAIR_LIGHT_REQUESTS} requests, one every
+  {FAIR_PERIOD_MS} ms (±25%, seeded), from the noisy burst on; their wait is
+  `$seadragon_queue_wait` (of {FAIR_LIGHT * FAIR_LIGHT_REQUESTS} waits, the nearest-rank p99 is
+  the longest). "Alone" is the same light requests with no
+  noisy tenant. The goal: a light tenant waits at most one service time
+  (one of the noisy tenant's long answers) more than alone. A gate that
+  serves one request at a time cannot do better: a light request that
+  arrives while a long one runs waits for its end.
+* **Shares.** With the burst, each light tenant keeps one request in the
+  gate at all times (it sends the next as its answer ends) for
+  {FAIR_BACKLOG_SECONDS:.0f} s; then the burst is cut. Over the windows in which more than one
+  tenant is backlogged (has a request waiting or running), the tokens
+  each tenant was served (prompt and completion, spread evenly over each
+  answer's time on the stand-in); Jain's index of those four numbers,
+  (Σx)² / (n·Σx²): 1 when all got the same, 1/4 when one got all.
+
+fair=off is first come, first served (Ollama, llama-swap, HAProxy);
+fair=requests a round robin by request count, as ollamaMQ does;
+fair=tokens the virtual token counter (Sheng et al., OSDI 2024).
+
+{table}
+""")
+    table = dispatch_report(bench)
+    if table:
+        parts.append(f"""
+## 11. Dispatch cost
+
+`make bench-dispatch` (run by `make bench` as figure 11): the scheduler's
+choice of the next request timed alone, outside nginx.
+
+{table}
+""")
+    return "".join(parts)
+
+
 def markdown(bench, table):
     m = machine()
     b = bench.args
@@ -1262,7 +1940,7 @@ median of {b.rounds} runs, so that noise falls on all of them alike.
    both orders (the one started first ran some 5% slower in an A/A run),
    and each figure is the mean of the two medians. The goal is at least
    0.97× the requests per second of the one that does not read them.
-{body_section(bench)}
+{body_section(bench)}{sched_sections(bench)}
 ## Why the figures are what they are
 
 * With one worker, a request that ends frees its slot in its pool cleanup
@@ -1314,7 +1992,7 @@ def main(argv=None):
     module = os.path.join(args.build, "ngx_seadragon_module.so")
     if not os.path.exists(module):
         raise SystemExit(f"bench: {module} is missing; run make first")
-    for tool in ((NGINX,) if args.only == {"7"}
+    for tool in ((NGINX,) if args.only and args.only <= {"7", "9", "10", "11"}
                  else (NGINX, WRK) if args.only == {"8"} else (NGINX, HAPROXY, WRK)):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (make bench installs it)")
@@ -1349,11 +2027,14 @@ def main(argv=None):
         bench.cleanup(keep=failed)
 
     table = report(bench)
-    if args.only == {"7"}:
-        print(body_report(bench))
+    if args.only and args.only <= {"7", "9", "10", "11"}:
+        # figures with tables of their own: printed, nothing written
+        print(body_report(bench) if "7" in args.only else "", end="")
+        print(sched_sections(bench))
         return 0
     print(table)
     print(body_report(bench))
+    print(sched_sections(bench))
     if args.output:
         with open(args.output, "w") as f:
             f.write(markdown(bench, table))
