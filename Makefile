@@ -303,7 +303,7 @@ install: all
 uninstall:
 	@$(INSTALL_ENV) scripts/seadragon-install uninstall
 
-# timings, never part of `make test`: about 4 minutes, writes BENCHMARKS.md
+# timings, never part of `make test`: about 7 minutes, writes BENCHMARKS.md
 bench: all
 	@scripts/install-deps $(BENCH_PACKAGES)
 	python3 scripts/bench/seadragon-bench.py --build $(BUILD) --output BENCHMARKS.md
