@@ -5,7 +5,10 @@
 # strict.  Every block parks its requests while the gate is held, so the
 # order the stand-in saw is the order the zone chose; what the blocks
 # compare it with is the order a small model of the counter gives (below),
-# or the literal order worked out by hand in the block's title.
+# or the literal order worked out by hand in the block's title.  TEST 12
+# is skipped under valgrind, as t/007's reloads are: there an old worker
+# holding a request is not told apart from a live one, and the reload
+# waits for it.
 use lib 't/lib';
 use Test::Seadragon;
 
@@ -64,6 +67,9 @@ sub model_order {
     }
     return join ",", @order;
 }
+
+# the zone with capacity 2 and fair shares off (for a reload in a block)
+our $cap2 = $::http_config =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/r;
 
 # four heavy requests of tenant a, then two light of b and one of c
 our @noisy = (['a1', 'a', 10], ['a2', 'a', 10], ['a3', 'a', 10], ['a4', 'a', 10],
@@ -334,17 +340,16 @@ running now: llama3:70b:0/1 nomic-embed-text:latest:0/1
 
 
 
-=== TEST 12: a reload that gives a model its own slot counts the request already running: a second one waits
+=== TEST 12: a reload that gives a model its own slot counts the request already running: a second one waits, though the gate has room
 --- workers: 2
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- http_config eval
-(my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
-$c
+$::cap2
 --- config eval
 $::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
 --- client
     my $hold = hold_gate(sub { ask('hold', 'h', 1, 'X-Standin-Hold' => 1) });
-    (my $c = $::http_config) =~ s/capacity=1 \$TEST_NGINX_FAIR/capacity=2/;
-    nginx_reload(http_config => $c . "    seadragon_model ollama llama3:70b slots=1;\n");
+    nginx_reload(http_config => $::cap2 . "    seadragon_model ollama llama3:70b slots=1;\n");
     my $m = json_decode(request('GET /api/admin/models')->{body});
     my ($l) = grep { $_->{model} eq 'llama3:70b' } @{ $m->{models} };
     my $l2 = ask('l2', 'h', 1);
@@ -352,9 +357,12 @@ $::config . '    location /api/admin/ { seadragon_admin ollama auth=nginx; }'
     my $seen = served_tags();
     standin_release();
     my @res = wait_all($hold, $l2);
-    join "\n", "llama3 after the reload: $l->{running}/$l->{slots}", "Ollama had: $seen",
+    my $conf = Test::Seadragon::read_file(servroot() . '/conf/nginx.conf');
+    join "\n", "capacity 2: " . ($conf =~ /capacity=2/ ? "yes" : "no"),
+        "llama3 after the reload: $l->{running}/$l->{slots}", "Ollama had: $seen",
         "then: " . served_tags(), "statuses: " . join(",", map { $_->{status} } @res);
 --- client_output
+capacity 2: yes
 llama3 after the reload: 1/1
 Ollama had: hold
 then: hold,l2
