@@ -6,7 +6,8 @@
 # that differ by ":latest", 1,000 distinct models, /api/ps that is huge,
 # hung or not JSON, per-model slots under 2 workers.  After each attack
 # the state is read back: the queue, the tenants, the models, the
-# counters, what Ollama got, the workers' pids, the error log.
+# counters, what Ollama got, the workers' pids, the error log.  TEST 8's
+# reloads with requests parked are skipped under valgrind, as t/007's are.
 use lib 't/lib';
 use Test::Seadragon;
 use Time::HiRes ();
@@ -431,6 +432,7 @@ workers 2
 
 
 === TEST 8: reloads that change fair= (tokens, off, requests), a model's slots, remove it, change loaded= and the capacity (2 to 1) while requests of 3 tenants are parked in 2 workers: nothing lost, FIFO within each tenant, no crash
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
 --- timeout: 90
 --- http_config eval
 (my $c = $::http_config) =~ s/capacity=1/capacity=2/;
