@@ -140,32 +140,6 @@ ngx_http_seadragon_limit_tokens(ngx_http_seadragon_limit_state_t *state,
  * may load the module at another address.
  */
 
-static ngx_rbtree_key_t
-ngx_http_seadragon_limit_hash(u_char *name, size_t len)
-{
-    uint32_t  h;
-
-    h = 2166136261u;
-
-    while (len--) {
-        h = (h ^ *name++) * 16777619u;
-    }
-
-    return h;
-}
-
-
-static ngx_int_t
-ngx_http_seadragon_limit_cmp(u_char *a, size_t alen, u_char *b, size_t blen)
-{
-    if (alen != blen) {
-        return alen < blen ? -1 : 1;
-    }
-
-    return ngx_memcmp(a, b, alen);
-}
-
-
 static void
 ngx_http_seadragon_limit_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
@@ -185,7 +159,7 @@ ngx_http_seadragon_limit_insert_value(ngx_rbtree_node_t *temp,
             l = (ngx_http_seadragon_limit_t *) node;
             lt = (ngx_http_seadragon_limit_t *) temp;
 
-            p = (ngx_http_seadragon_limit_cmp(l->name, l->len, lt->name,
+            p = (ngx_http_seadragon_name_cmp(l->name, l->len, lt->name,
                                               lt->len) < 0)
                 ? &temp->left : &temp->right;
         }
@@ -227,7 +201,7 @@ ngx_http_seadragon_limit_find(ngx_http_seadragon_shctx_t *sh, u_char *name,
         return NULL;        /* no key has had limits yet */
     }
 
-    hash = ngx_http_seadragon_limit_hash(name, len);
+    hash = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
 
     node = sh->limits.root;
     sentinel = sh->limits.sentinel;
@@ -241,7 +215,7 @@ ngx_http_seadragon_limit_find(ngx_http_seadragon_shctx_t *sh, u_char *name,
 
         l = (ngx_http_seadragon_limit_t *) node;
 
-        rc = ngx_http_seadragon_limit_cmp(name, len, l->name, l->len);
+        rc = ngx_http_seadragon_name_cmp(name, len, l->name, l->len);
 
         if (rc == 0) {
             return l;
@@ -272,7 +246,7 @@ ngx_http_seadragon_limit_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_memzero(limit, sizeof(ngx_http_seadragon_limit_t));
     ngx_memcpy(limit->name, name, len);
     limit->len = len;
-    limit->node.key = ngx_http_seadragon_limit_hash(name, len);
+    limit->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
 
     limit->state.day = (uint64_t) now / NGX_HTTP_SEADRAGON_LIMIT_DAY;
     limit->state.day_tokens = tokens;

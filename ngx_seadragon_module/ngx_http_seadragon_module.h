@@ -588,6 +588,38 @@ typedef struct {
 } ngx_http_seadragon_model_conf_t;
 
 
+/*
+ * The zone's trees by name (clients, keys with limits, tenants) key their
+ * nodes by FNV-1a of the name, continued from "h" (NGX_HTTP_SEADRAGON_FNV
+ * for a fresh hash), and order the names of equal keys by length, then
+ * bytes (any order will do).
+ */
+
+#define NGX_HTTP_SEADRAGON_FNV        2166136261u
+#define NGX_HTTP_SEADRAGON_FNV_PRIME  16777619u
+
+static ngx_inline ngx_rbtree_key_t
+ngx_http_seadragon_name_hash(uint32_t h, u_char *name, size_t len)
+{
+    while (len--) {
+        h = (h ^ *name++) * NGX_HTTP_SEADRAGON_FNV_PRIME;
+    }
+
+    return h;
+}
+
+
+static ngx_inline ngx_int_t
+ngx_http_seadragon_name_cmp(u_char *a, size_t alen, u_char *b, size_t blen)
+{
+    if (alen != blen) {
+        return alen < blen ? -1 : 1;
+    }
+
+    return ngx_memcmp(a, b, alen);
+}
+
+
 /* whether a zone, its lock held, may give a page to limits or usage */
 #define ngx_http_seadragon_zone_spare(zone)                                  \
     ngx_http_seadragon_queue_spare((zone)->shpool, (zone)->max_queued,       \

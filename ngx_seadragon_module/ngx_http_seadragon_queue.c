@@ -657,35 +657,6 @@ ngx_http_seadragon_queue_parse_start(u_char *stat, size_t len,
  * reload may load the module at another address.
  */
 
-static ngx_rbtree_key_t
-ngx_http_seadragon_queue_client_hash(u_char *name, size_t len)
-{
-    uint32_t  h;
-
-    h = 2166136261u;
-
-    while (len--) {
-        h = (h ^ *name++) * 16777619u;
-    }
-
-    return h;
-}
-
-
-/* an order of names: by length, then bytes (any order will do) */
-
-static ngx_int_t
-ngx_http_seadragon_queue_client_cmp(u_char *a, size_t alen, u_char *b,
-    size_t blen)
-{
-    if (alen != blen) {
-        return alen < blen ? -1 : 1;
-    }
-
-    return ngx_memcmp(a, b, alen);
-}
-
-
 static void
 ngx_http_seadragon_queue_client_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
@@ -705,7 +676,7 @@ ngx_http_seadragon_queue_client_insert_value(ngx_rbtree_node_t *temp,
             c = (ngx_http_seadragon_client_t *) node;
             ct = (ngx_http_seadragon_client_t *) temp;
 
-            p = (ngx_http_seadragon_queue_client_cmp(c->name, c->len,
+            p = (ngx_http_seadragon_name_cmp(c->name, c->len,
                                                      ct->name, ct->len) < 0)
                 ? &temp->left : &temp->right;
         }
@@ -735,7 +706,7 @@ ngx_http_seadragon_queue_client_find(ngx_http_seadragon_shctx_t *sh,
     ngx_http_seadragon_client_t  *c;
 
     len = ngx_min(len, NGX_HTTP_SEADRAGON_CLIENT_LEN);
-    hash = ngx_http_seadragon_queue_client_hash(name, len);
+    hash = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
 
     node = sh->clients.root;
     sentinel = sh->clients.sentinel;
@@ -754,7 +725,7 @@ ngx_http_seadragon_queue_client_find(ngx_http_seadragon_shctx_t *sh,
 
         c = (ngx_http_seadragon_client_t *) node;
 
-        rc = ngx_http_seadragon_queue_client_cmp(name, len, c->name, c->len);
+        rc = ngx_http_seadragon_name_cmp(name, len, c->name, c->len);
 
         if (rc == 0) {
             return c;
@@ -778,7 +749,7 @@ ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_memzero(client, sizeof(ngx_http_seadragon_client_t));
     ngx_memcpy(client->name, name, len);
     client->len = len;
-    client->node.key = ngx_http_seadragon_queue_client_hash(name, len);
+    client->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
 
     sh->clients.insert = ngx_http_seadragon_queue_client_insert_value;
     ngx_rbtree_insert(&sh->clients, &client->node);

@@ -112,15 +112,10 @@ static ngx_rbtree_key_t
 ngx_http_seadragon_queue_tenant_hash(ngx_uint_t source, u_char *name,
     size_t len)
 {
-    uint32_t  h;
-
-    h = (2166136261u ^ (uint32_t) source) * 16777619u;
-
-    while (len--) {
-        h = (h ^ *name++) * 16777619u;
-    }
-
-    return h;
+    return ngx_http_seadragon_name_hash((NGX_HTTP_SEADRAGON_FNV
+                                         ^ (uint32_t) source)
+                                        * NGX_HTTP_SEADRAGON_FNV_PRIME,
+                                        name, len);
 }
 
 
@@ -132,11 +127,7 @@ ngx_http_seadragon_queue_tenant_cmp(ngx_uint_t source, u_char *name,
         return source < t->source ? -1 : 1;
     }
 
-    if (len != t->len) {
-        return len < t->len ? -1 : 1;
-    }
-
-    return ngx_memcmp(name, t->name, len);
+    return ngx_http_seadragon_name_cmp(name, len, t->name, t->len);
 }
 
 
