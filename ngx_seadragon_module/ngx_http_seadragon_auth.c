@@ -237,6 +237,20 @@ ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
 {
     ngx_http_seadragon_main_conf_t  *smcf;
 
+    /* the location answers itself: a queue or an admin API would be lost */
+
+    if ((conf->zone != NGX_CONF_UNSET_PTR && conf->zone != NULL)
+        || conf->admin || conf->health_zone || conf->metrics_zone)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"seadragon_auth\" in %s:%ui answers the location's "
+                      "requests itself: give \"seadragon_queue\", "
+                      "\"seadragon_admin\", \"seadragon_health\" and "
+                      "\"seadragon_metrics\" locations of their own",
+                      conf->auth->conf_file, conf->auth->conf_line);
+        return NGX_CONF_ERROR;
+    }
+
     smcf = ngx_http_conf_get_module_main_conf(cf, ngx_seadragon_module);
 
     if (smcf->store == NULL) {
@@ -696,6 +710,15 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
 
     r->main->blocked++;
     r->aio = 1;
+
+    /*
+     * A client that leaves is noticed at once: nginx terminates the
+     * request, which, blocked, is only marked (its finalizer as the write
+     * handler); when the hash is done it is closed with no answer and no
+     * last_login.
+     */
+
+    r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_http_seadragon_auth_token_resume;
 
     return NGX_DONE;
@@ -784,6 +807,7 @@ ngx_http_seadragon_auth_token_resume(ngx_http_request_t *r)
 
     login->answered = 1;
 
+    r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_request_empty_handler;
 
     if (r->connection->error) {
@@ -1093,9 +1117,9 @@ ngx_http_seadragon_auth_me(ngx_http_request_t *r)
     ngx_http_seadragon_json_str(&j, "last_login");
 
     if (user.last_login) {
-        ngx_http_seadragon_json_check(&j,
-                                      yajl_gen_integer(j.gen,
-                                                   (long long) user.last_login));
+        ngx_http_seadragon_json_check(&j, yajl_gen_integer(j.gen,
+                                                 (long long) user.last_login));
+
     } else {
         ngx_http_seadragon_json_check(&j, yajl_gen_null(j.gen));
     }
