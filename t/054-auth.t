@@ -313,7 +313,6 @@ my $r = login('bob', 'battery staple');
 --- client_output
 unchanged 200
 --- no_error_log
-logged in: alice
 the user "alice" logged in
 [alert]
 [crit]
@@ -412,3 +411,40 @@ my $claims = json_decode(MIME::Base64::decode_base64($c . '=' x (-length($c) % 4
 --- must_die
 --- error_log
 answers the location's requests itself
+
+
+
+=== TEST 16: a token signed with the secret before the last rotation is accepted, two rotations old refused
+--- client
+my $t = json_decode(login('bob', 'battery staple')->{body})->{access_token};
+tool('secret rotate');
+my $one = me($t);
+my $fresh = json_decode(login('bob', 'battery staple')->{body})->{access_token};
+tool('secret rotate');
+my $two = me($t);
+my $newer = me($fresh);
+"$one->{status} $two->{status} $newer->{status}"
+--- client_output
+200 401 200
+--- error_log
+a token refused: bad signature
+
+
+
+=== TEST 17: a reload while hashes wait: the old worker answers its logins before it exits
+--- master_on
+--- client
+my @h = map { start_login('bob', 'battery staple') } 1 .. 3;
+wait_until(sub { error_log_text() =~ /(added to thread pool "logins".*){3}/s },
+           'three hashes posted');
+nginx_reload();
+my @r = wait_all(@h);
+my $log = error_log_text();
+my $quit = index($log, 'gracefully shutting down');
+my $last = rindex($log, 'complete task #');
+join(' ', map { $_->{status} } @r)
+    . ($quit >= 0 && $quit < $last ? ' | a hash ended after the old worker was told to quit' : ' | all hashed before the reload')
+--- client_output
+200 200 200 | a hash ended after the old worker was told to quit
+--- no_error_log
+[alert]
