@@ -689,8 +689,9 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
     }
 
     task->handler = ngx_http_seadragon_auth_hash;
-    task->event.data = r;
+    task->event.data = login;
     task->event.handler = ngx_http_seadragon_auth_hashed;
+    task->event.log = r->connection->log;
 
     if (ngx_thread_task_post(slcf->auth->thread_pool, task) != NGX_OK) {
         if (ngx_http_seadragon_header_add(r, "Retry-After", (u_char *) "1", 1)
@@ -746,10 +747,10 @@ ngx_http_seadragon_auth_hashed(ngx_event_t *ev)
 {
     ngx_connection_t                 *c;
     ngx_http_request_t               *r;
-    ngx_http_seadragon_ctx_t         *ctx;
     ngx_http_seadragon_auth_login_t  *login;
 
-    r = ev->data;
+    login = ev->data;
+    r = login->request;
     c = r->connection;
 
     ngx_http_set_log_request(c->log, r);
@@ -766,8 +767,6 @@ ngx_http_seadragon_auth_hashed(ngx_event_t *ev)
         ngx_del_timer(ev);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
-    login = ctx->auth;
     login->hashed = 1;
 
     r->main->blocked--;
