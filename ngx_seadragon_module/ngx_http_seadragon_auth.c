@@ -726,7 +726,11 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
 }
 
 
-/* in a thread of the pool: only the task's own memory is touched */
+/*
+ * In a thread of the pool: only the login is read and written (the task's
+ * memory and the decoded password), which the worker leaves alone until
+ * the task's event says it is done.
+ */
 
 static void
 ngx_http_seadragon_auth_hash(void *data, ngx_log_t *log)
