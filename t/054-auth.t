@@ -167,8 +167,9 @@ my $u = json_decode($m->{body});
 die "me: $m->{body}" unless $u->{name} eq 'alice' && $u->{source} eq 'chat'
     && $u->{active} && $u->{created} > 0 && $u->{created} <= $before
     && $u->{last_login} >= $before && $u->{last_login} <= time;
-my ($row) = grep { /^alice / } split /\n/, tool('user list');
-die "user list: $row" if $row =~ / never$/ || $row !~ /\d{4}-\d\d-\d\dT/;
+my ($row) = grep { /^alice\t/ } split /\n/, tool('user list');
+my $last = (split /\t/, $row)[4];
+die "user list: $row" unless $last =~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 "$u->{name} $u->{source} " . tasks_done()
 --- client_output
 alice chat 1
