@@ -449,3 +449,39 @@ join(' ', map { $_->{status} } @r)
 200 200 200 | a hash ended after the old worker was told to quit
 --- no_error_log
 [alert]
+
+
+
+=== TEST 18: a token of a user removed, or whose password changed since, is refused; the new password logs in
+--- client
+user_add('dave', 'chat', 'old pass');
+user_add('erin', 'chat', 'erin pass');
+my $d = json_decode(login('dave', 'old pass')->{body})->{access_token};
+my $e = json_decode(login('erin', 'erin pass')->{body})->{access_token};
+tool('user remove erin');
+select undef, undef, undef, 1.1;    # the password's change is to the second
+my $file = "$StoreDir/password";
+open my $fh, '>', $file or die "$file: $!";
+print $fh "new pass\n";
+close $fh;
+tool("user passwd dave < '$file'");
+unlink $file;
+my @r = (me($e), me($d), login('dave', 'old pass'), login('dave', 'new pass'));
+tool('user remove dave');
+join ' ', map { $_->{status} } @r
+--- client_output
+401 401 401 200
+--- error_log
+the user is gone or has changed
+
+
+
+=== TEST 19: without thread_pool= the hashes run in nginx's default pool
+--- main_config
+--- config
+    location /auth/ { seadragon_auth ollama; }
+--- client
+my $r = login('bob', 'battery staple');
+"$r->{status} " . (error_log_text() =~ /complete task #\d+ in thread pool "default"/ ? 'default' : 'elsewhere')
+--- client_output
+200 default
