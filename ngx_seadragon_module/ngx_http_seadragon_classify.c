@@ -397,6 +397,7 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
 
             ctx->key.data = v->data + (bearer ? sizeof("Bearer ") - 1 : 0);
             ctx->key.len = v->len - (bearer ? sizeof("Bearer ") - 1 : 0);
+            ctx->key_bearer = bearer;
 
             while (ctx->key.len && ctx->key.data[0] == ' ') {
                 ctx->key.data++;

@@ -86,6 +86,13 @@ static ngx_command_t  ngx_http_seadragon_commands[] = {
       0,
       NULL },
 
+    { ngx_string("seadragon_auth"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_seadragon_auth_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("seadragon_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
       ngx_http_seadragon_health_directive,
@@ -182,6 +189,19 @@ ngx_http_seadragon_access_handler(ngx_http_request_t *r)
     }
 
     if (slcf->zone == NULL && smcf->store == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* a login location is no queue's, even under a server's seadragon_queue */
+
+    if (slcf->auth) {
+        ctx = ngx_http_seadragon_get_ctx(r);
+        if (ctx == NULL
+            || (smcf->store && ngx_http_seadragon_key_take(r, ctx) != NGX_OK))
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -577,6 +597,10 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
+    if (conf->auth && ngx_http_seadragon_auth_merge(cf, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_ptr_value(conf->zone, prev->zone, NULL);
 
     /* a queue location answers in JSON unless told otherwise */
@@ -591,7 +615,8 @@ ngx_http_seadragon_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
      */
 
     if (conf->json_errors == NGX_CONF_UNSET
-        && (conf->admin || conf->health_zone || conf->metrics_zone))
+        && (conf->admin || conf->auth || conf->health_zone
+            || conf->metrics_zone))
     {
         conf->json_errors = 1;
     }

@@ -639,6 +639,19 @@ struct ngx_http_seadragon_main_conf_s {
 #define NGX_HTTP_SEADRAGON_ADMIN_AUTH_NGINX  2
 
 
+/* a location of seadragon_auth (ngx_http_seadragon_auth.c) */
+
+typedef struct {
+    ngx_http_seadragon_zone_t       *zone;
+    time_t                           expires;         /* a token's life */
+#if (NGX_THREADS)
+    ngx_thread_pool_t               *thread_pool;     /* of the hashes */
+#endif
+    u_char                          *conf_file;
+    ngx_uint_t                       conf_line;
+} ngx_http_seadragon_auth_conf_t;
+
+
 /* a location of seadragon_admin */
 
 typedef struct {
@@ -660,6 +673,7 @@ typedef struct {
     ngx_flag_t                       pass_key;
     ngx_msec_t                       stall_timeout;   /* 0: off */
     ngx_flag_t                       usage;           /* seadragon_usage */
+    ngx_http_seadragon_auth_conf_t  *auth;            /* seadragon_auth */
 } ngx_http_seadragon_loc_conf_t;
 
 
@@ -829,6 +843,7 @@ typedef struct {
     ngx_http_seadragon_limit_t      *limit;      /* the zone's, while held */
     ngx_http_seadragon_limit_hold_t *limit_hold; /* NULL: not in a record */
     ngx_str_t                        admin_name; /* PATCH keys/NAME */
+    void                            *auth;       /* a login's state */
 
     unsigned                         classified:1;
     unsigned                         endpoint_found:1;
@@ -839,6 +854,7 @@ typedef struct {
     unsigned                         ps_ok:1;    /* a listing was read */
     unsigned                         admin_keys:1;
     unsigned                         key_taken:1;
+    unsigned                         key_bearer:1; /* key: Authorization */
     unsigned                         queued:1;
     unsigned                         stream:1;
     unsigned                         stream_set:1;
@@ -943,6 +959,12 @@ extern char *ngx_http_seadragon_gate_states[];
 char *ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* ngx_http_seadragon_auth.c: logins, POST .../token and GET .../me */
+char *ngx_http_seadragon_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
+    ngx_http_seadragon_loc_conf_t *conf);
+
 /* ngx_http_seadragon_admin_json.c */
 ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, char *message);
@@ -1037,6 +1059,12 @@ ngx_int_t ngx_http_seadragon_store_key(ngx_http_seadragon_store_t *store,
 ngx_int_t ngx_http_seadragon_store_usage_sum(ngx_http_seadragon_store_t *store,
     ngx_log_t *log, ngx_str_t *principal, uint32_t day,
     seadragon_usage_record_t *sum);
+
+ngx_int_t ngx_http_seadragon_store_user(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, ngx_str_t *name, seadragon_user_record_t *record);
+ngx_int_t ngx_http_seadragon_store_secrets(ngx_http_seadragon_store_t *store,
+    ngx_log_t *log, seadragon_secret_t *current, seadragon_secret_t *previous,
+    ngx_uint_t *has_previous);
 
 /* ngx_http_seadragon_store_guard.c: the fault guard, the file checks */
 ngx_int_t ngx_http_seadragon_store_guard_install(ngx_log_t *log);
