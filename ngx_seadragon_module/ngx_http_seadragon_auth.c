@@ -1010,18 +1010,10 @@ ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
 static ngx_int_t
 ngx_http_seadragon_auth_me(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
-    ngx_str_t                         token, name;
-    const char                       *why;
-    ngx_uint_t                        has_previous;
-    seadragon_secret_t                current, previous;
     seadragon_user_record_t           user;
     ngx_http_seadragon_ctx_t         *ctx;
     ngx_http_seadragon_json_t         j;
-    ngx_http_seadragon_main_conf_t   *smcf;
     ngx_http_seadragon_jwt_claims_t   claims;
-
-    smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
 
     /* the access phase took the key headers out: the token is the ctx's */
 
@@ -1032,77 +1024,23 @@ ngx_http_seadragon_auth_me(ngx_http_request_t *r)
                                              "Not authenticated", 1);
     }
 
-    token = ctx->key;
+    switch (ngx_http_seadragon_login_check(r, &ctx->key, &user, &claims)) {
 
-    while (token.len && token.data[token.len - 1] == ' ') {
-        token.len--;
-    }
+    case NGX_HTTP_SEADRAGON_LOGIN_OK:
+        break;
 
-    rc = ngx_http_seadragon_store_secrets(smcf->store, r->connection->log,
-                                          &current, &previous, &has_previous);
-
-    if (rc == NGX_ERROR) {
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "the store cannot be read", 0);
-    }
-
-    if (rc == NGX_DECLINED) {
-        why = "the store has no jwt_secret";
-
-    } else {
-        rc = ngx_http_seadragon_jwt_verify(r->pool, &token, current.key,
-                                           sizeof(current.key),
-                                           has_previous ? previous.key : NULL,
-                                           sizeof(previous.key), ngx_time(),
-                                           &claims, &why);
-
-        OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
-        OPENSSL_cleanse(&previous, sizeof(seadragon_secret_t));
-    }
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "seadragon auth: a token refused: %s", why);
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
-                                             "Could not validate credentials",
-                                             1);
-    }
-
-    name.data = claims.user;
-    name.len = claims.user_len;
-
-    rc = ngx_http_seadragon_store_user(smcf->store, r->connection->log, &name,
-                                       &user);
-
-    if (rc == NGX_ERROR) {
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "the store cannot be read", 0);
-    }
-
-    /*
-     * A token of a user removed, moved to another source or given a new
-     * password since it was made is no longer the user's.
-     */
-
-    if (rc == NGX_DECLINED
-        || ngx_strlen(user.source) != claims.source_len
-        || ngx_strncmp(user.source, claims.source, claims.source_len) != 0
-        || user.changed > (int64_t) claims.iat)
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "seadragon auth: a token of \"%V\" refused: the user "
-                      "is gone or has changed", &name);
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
-                                             "Could not validate credentials",
-                                             1);
-    }
-
-    if (user.flags & SEADRAGON_USER_DISABLED) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "seadragon auth: a token of the disabled user \"%V\" "
-                      "refused", &name);
+    case NGX_HTTP_SEADRAGON_LOGIN_DISABLED:
         return ngx_http_seadragon_auth_error(r, NGX_HTTP_FORBIDDEN,
                                              "Inactive user", 0);
+
+    case NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR:
+        return ngx_http_seadragon_auth_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             "the store cannot be read", 0);
+
+    default: /* NGX_HTTP_SEADRAGON_LOGIN_INVALID */
+        return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
+                                             "Could not validate credentials",
+                                             1);
     }
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {

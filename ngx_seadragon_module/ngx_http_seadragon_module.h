@@ -1491,4 +1491,20 @@ ngx_int_t ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
     ngx_http_seadragon_jwt_claims_t *claims, const char **why);
 
 
+/* ngx_http_seadragon_login.c: a login's token as a credential */
+
+typedef enum {
+    NGX_HTTP_SEADRAGON_LOGIN_OK = 0,
+    NGX_HTTP_SEADRAGON_LOGIN_INVALID,     /* bad, expired, user changed */
+    NGX_HTTP_SEADRAGON_LOGIN_DISABLED,    /* the user is disabled */
+    NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR  /* the store cannot be read */
+} ngx_http_seadragon_login_e;
+
+/* a JWT's shape: three base64url parts, two dots, at most JWT_MAX bytes */
+ngx_uint_t ngx_http_seadragon_login_token_like(ngx_str_t *value);
+/* the token verified and its user read from the store now */
+ngx_http_seadragon_login_e ngx_http_seadragon_login_check(
+    ngx_http_request_t *r, ngx_str_t *token, seadragon_user_record_t *user,
+    ngx_http_seadragon_jwt_claims_t *claims);
+
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */
