@@ -108,6 +108,33 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
                                            claims, &why);
     }
 
+    /*
+     * What only the holder of a key could write, bounded all the same: a
+     * token lives no longer than seadragon_auth lets one live, is not
+     * made in the future, and one signed with the retired key was made
+     * before it was retired, so that the retired key's tokens all expire
+     * within the longest life of a token after a rotation, whatever they
+     * say.
+     */
+
+    if (rc == NGX_OK) {
+        if (claims->exp - claims->iat > NGX_HTTP_SEADRAGON_LOGIN_LIFE_MAX) {
+            why = "the token's life is longer than any seadragon_auth gives";
+            rc = NGX_DECLINED;
+
+        } else if (claims->iat > ngx_time() + NGX_HTTP_SEADRAGON_LOGIN_SKEW) {
+            why = "the token was made in the future";
+            rc = NGX_DECLINED;
+
+        } else if (claims->previous
+                   && (int64_t) claims->iat > previous.created)
+        {
+            why = "the token was signed by the previous key after it was "
+                  "retired";
+            rc = NGX_DECLINED;
+        }
+    }
+
     OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
     OPENSSL_cleanse(&previous, sizeof(seadragon_secret_t));
 

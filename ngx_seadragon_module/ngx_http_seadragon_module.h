@@ -1500,6 +1500,11 @@ typedef enum {
     NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR  /* the store cannot be read */
 } ngx_http_seadragon_login_e;
 
+/* the longest life of a token (seadragon_auth's expires= at most) */
+#define NGX_HTTP_SEADRAGON_LOGIN_LIFE_MAX  (30 * 86400)
+/* how far in the future a token's "iat" may be: clocks differ */
+#define NGX_HTTP_SEADRAGON_LOGIN_SKEW      60
+
 /* a JWT's shape: three base64url parts, two dots, at most JWT_MAX bytes */
 ngx_uint_t ngx_http_seadragon_login_token_like(ngx_str_t *value);
 /* the token verified and its user read from the store now */

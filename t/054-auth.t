@@ -106,8 +106,11 @@ sub users_dump {
     return $out;
 }
 
-# the key of the store's jwt_secret (seadragon_secret_t: 16 bytes, the key)
+# the key of the store's jwt_secret (seadragon_secret_t: 16 bytes, the key),
+# or of another secret of "meta"; in a list, with its "created" too
 sub jwt_secret {
+    my ($which) = @_;
+    $which //= 'jwt_secret';
     my @lines = split /\n/, `mdb_dump -s meta '$ENV{TEST_NGINX_STORE}'`;
     shift @lines while @lines && $lines[0] ne 'HEADER=END';
     shift @lines;
@@ -115,9 +118,12 @@ sub jwt_secret {
         my ($k, $v) = (shift @lines, shift @lines);
         $k =~ s/^ //;
         $v =~ s/^ //;
-        return substr(pack('H*', $v), 16, 32) if pack('H*', $k) eq 'jwt_secret';
+        next unless pack('H*', $k) eq $which;
+        my $raw = pack('H*', $v);
+        return wantarray ? (substr($raw, 16, 32), unpack('q<', substr($raw, 8, 8)))
+                         : substr($raw, 16, 32);
     }
-    die "no jwt_secret in the store";
+    die "no $which in the store";
 }
 
 sub jwt {
@@ -489,3 +495,26 @@ my $r = login('bob', 'battery staple');
 "$r->{status} " . (error_log_text() =~ /complete task #\d+ in thread pool "default"/ ? 'default' : 'elsewhere')
 --- client_output
 200 default
+
+
+
+=== TEST 20: what only a key's holder could write is bounded: a life over 30 days, a token made in the future, the retired key signing after its retirement
+--- client
+my $head = '{"alg":"HS256","typ":"JWT"}';
+my $now = time;
+my $key = jwt_secret();
+my $long = me(jwt($key, $head, claims(exp => $now + 31 * 86400)));
+my $month = me(jwt($key, $head, claims(exp => $now + 30 * 86400 - 5)));
+my $future = me(jwt($key, $head, claims(iat => $now + 3600, exp => $now + 7200)));
+tool('secret rotate');
+my ($old, $retired) = jwt_secret('jwt_previous');
+die "retired at $retired, now $now" unless $retired >= $now && $retired <= time;
+my $before = me(jwt($old, $head, claims(iat => $retired - 10, exp => $retired + 600)));
+my $after = me(jwt($old, $head, claims(iat => $retired + 1, exp => $retired + 600)));
+join ' ', map { $_->{status} } $long, $month, $future, $before, $after
+--- client_output
+401 200 401 200 401
+--- error_log
+the token's life is longer than any seadragon_auth gives
+the token was made in the future
+the token was signed by the previous key after it was retired
