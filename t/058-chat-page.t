@@ -262,7 +262,7 @@ sub seen {
     messages: [...document.querySelectorAll("#messages .msg")].map((m) =>
       m.dataset.role + (m.classList.contains("failed") ? "(failed)" : "") + ": "
       + m.querySelector(".content").textContent),
-    status: s.textContent,
+    status: s.textContent.replace(/\u2026/g, "..."),
     position: s.dataset.position || "",
     wait: s.dataset.wait || "",
     stop: $("stop").disabled ? "off" : "on",
@@ -304,7 +304,7 @@ sub token_of {
 
 sub chats { grep { $_->{path} eq '/api/chat' } @{ standin_requests() } }
 
-sub page_requests { grep { !m{^\S+ /t/admin/} } split /\n/, access_log_text('page.log') }
+sub page_requests { grep { !m{^\S+ /(t/admin/|favicon\.ico )} } map { s{^GET /chat\.html }{GET / }r } split /\n/, access_log_text('page.log') }
 
 run_tests();
 
@@ -360,3 +360,209 @@ status: No wait. stop=off busy=''
 phone width fits: yes
 logged out: login token=none messages=0
 screenshots: kept kept
+
+
+
+=== TEST 2: the answer shows token by token: with the stand-in's stream paused after three, the page shows those three, then the rest
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'alice', 'correct horse');
+    $b->wait_js('document.getElementById("model").options.length > 0', 'the models');
+    say_this($b, 'Count for me', 'qwen:0.5b');
+    $b->wait_js('(document.querySelector("#messages .assistant .content") || {}).textContent === "tok1 tok2 tok3 "',
+                'three tokens on the page');
+    my $mid = seen($b);
+    my $active = standin_stats()->{active};
+    standin_release();
+    $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
+    my $end = seen($b);
+    join "\n", "paused: busy=$mid->{busy} stop=$mid->{stop} ollama streaming=$active | " . join(' | ', @{ $mid->{messages} }),
+        "end: busy='$end->{busy}' stop=$end->{stop} | " . join(' | ', @{ $end->{messages} });
+--- client_output
+paused: busy=streaming stop=on ollama streaming=1 | user: Count for me | assistant: tok1 tok2 tok3 
+end: busy='' stop=off | user: Count for me | assistant: tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 
+
+
+
+=== TEST 3: while the gate is held the page says it waits in line; released, the answer comes with the place in line it had
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'alice', 'correct horse');
+    $b->wait_js('document.getElementById("model").options.length > 0', 'the models');
+    my $hold = hold_gate();
+    my $first = chat('api1');
+    wait_until(sub { queued_count() == 2 }, 'another chat to wait');
+    say_this($b, 'Are you there?');
+    wait_until(sub { queued_count() == 3 }, "the page's chat to wait");
+    $b->wait_js('document.body.dataset.busy === "parked" && /\(\d+ s\)/.test(document.getElementById("status").textContent)',
+                'the page to wait a second');
+    my $parked = seen($b);
+    $b->screenshot(servroot() . '/chat-waiting.png');
+    my $reached = scalar chats();
+    standin_release();
+    wait_all($hold, $first);
+    $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
+    my $after = seen($b);
+    (my $status = $after->{status}) =~ s/waited [\d.]+ s/waited S s/;
+    join "\n", "parked: busy=$parked->{busy} stop=$parked->{stop} status=" . ($parked->{status} =~ s/\d+ s/N s/r)
+            . " position='$parked->{position}' | " . join(' | ', @{ $parked->{messages} }),
+        "Ollama had seen: $reached (the hold)",
+        "after: busy='$after->{busy}' position=$after->{position} waited " . ($after->{wait} > 0 ? 'some ms' : "'$after->{wait}'")
+            . " status=$status",
+        "answer: " . join(' | ', @{ $after->{messages} }),
+        "Ollama's order: " . join(',', map { $_->{tag} // 'page' } chats()),
+        "screenshot: " . (-s servroot() . '/chat-waiting.png' > 5000 ? 'kept' : 'missing');
+--- client_output
+parked: busy=parked stop=on status=Waiting in line (N s)... position='' | user: Are you there?
+Ollama had seen: 1 (the hold)
+after: busy='' position=2 waited some ms status=Number 2 in line on arrival; waited S s.
+answer: user: Are you there? | assistant: tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 
+Ollama's order: hold,api1,page
+screenshot: kept
+
+
+
+=== TEST 4: Stop while parked takes the request out of the line; nothing reaches Ollama, and the next message goes alone
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'alice', 'correct horse');
+    $b->wait_js('document.getElementById("model").options.length > 0', 'the models');
+    my $hold = hold_gate();
+    say_this($b, 'Never mind');
+    wait_until(sub { queued_count() == 2 }, "the page's chat to wait");
+    $b->js('document.getElementById("stop").click(); 1');
+    $b->wait_js('document.body.dataset.busy === ""', 'the page to stop');
+    my $stopped = seen($b);
+    wait_until(sub { json_decode(request('GET /t/admin/queue')->{body})->{queue_length} == 0 },
+               'the line to be empty');
+    my $s = json_decode(request('GET /t/admin/stats')->{body})->{sources}{chat}{aborted};
+    standin_release();
+    wait_all($hold);
+    my $reached = scalar chats();
+    say_this($b, 'Hello');
+    $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
+    my @c = chats();
+    join "\n", "stopped: status=$stopped->{status} stop=$stopped->{stop} | " . join(' | ', @{ $stopped->{messages} }),
+        "chat source: aborted parked=$s->{parked} streaming=$s->{streaming}",
+        "Ollama saw: $reached (the hold)",
+        "then: " . json_encode($c[-1]{body}{messages});
+--- client_output
+stopped: status=Stopped: the request left the line. stop=off | user(failed): Never mind
+chat source: aborted parked=1 streaming=0
+Ollama saw: 1 (the hold)
+then: [{"content":"Hello","role":"user"}]
+
+
+
+=== TEST 5: Ollama's errors are shown as messages: at once (the message goes back into the box), and mid-stream (what came stays)
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'alice', 'correct horse');
+    $b->wait_js('document.getElementById("model").options.length > 0', 'the models');
+    say_this($b, 'Crash', 'phi3:mini');
+    $b->wait_js('document.querySelector("#messages .error") && document.body.dataset.busy === ""', 'the error');
+    my $now = seen($b);
+    $b->js('document.getElementById("new-chat").click(); 1');
+    say_this($b, 'Half', 'mistral:7b');
+    $b->wait_js('document.querySelector("#messages .error") && document.body.dataset.busy === ""', 'the error');
+    my $mid = seen($b);
+    say_this($b, 'Again', 'llama3:70b');
+    $b->wait_js('document.querySelector("#messages .assistant[data-done]:not(:first-of-type)") && document.body.dataset.busy === ""', 'the answer');
+    my @c = chats();
+    join "\n", "at once: " . join(' | ', @{ $now->{messages} }) . " | prompt=$now->{prompt}",
+        "mid-stream: " . join(' | ', @{ $mid->{messages} }),
+        "the next carried: " . join(' | ', map { "$_->{role}: $_->{content}" } @{ $c[-1]{body}{messages} });
+--- client_output
+at once: user(failed): Crash | error: llama runner process has terminated: exit status 2 | prompt=Crash
+mid-stream: user: Half | assistant: tok1 tok2  | error: an error was encountered while running the model
+the next carried: user: Half | assistant: tok1 tok2  | user: Again
+
+
+
+=== TEST 6: a wrong password and an unknown user show the server's error, and no token is kept; the page asked nothing else
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'alice', 'wrong horse');
+    $b->wait_js('!document.getElementById("login-error").hidden', 'the error');
+    my $wrong = seen($b);
+    $b->js('document.getElementById("login-error").hidden = true; 1');
+    log_in($b, 'mallory', 'correct horse');
+    $b->wait_js('!document.getElementById("login-error").hidden', 'the error');
+    my $unknown = seen($b);
+    my $password = $b->js('document.getElementById("password").value');
+    my $storage = $b->js('sessionStorage.length');
+    undef $b;
+    join "\n", "wrong: $wrong->{state} '$wrong->{login_error}' token=" . ($wrong->{token} ? 'kept' : 'none') . " focus=$wrong->{focus}",
+        "unknown: $unknown->{state} '$unknown->{login_error}' token=" . ($unknown->{token} ? 'kept' : 'none'),
+        "password field: '$password', session storage: $storage",
+        "the page asked: " . join(', ', page_requests());
+--- client_output
+wrong: login 'Incorrect username or password' token=none focus=password
+unknown: login 'Incorrect username or password' token=none
+password field: '', session storage: 0
+the page asked: GET / 200, POST /auth/token 401, POST /auth/token 401
+
+
+
+=== TEST 7: a tab whose token expired, or whose user was disabled since, comes back to the login form with the server's words
+--- timeout: 90
+--- client
+    my $now = time;
+    my $expired = jwt(jwt_secret(), sprintf('{"sub":"alice","src":"chat","iat":%d,"exp":%d}', $now - 100, $now - 10));
+    my $b = browser();
+    $b->js("sessionStorage.setItem('seadragon-chat-token', '$expired'); 1");
+    $b->open(page_url());
+    my $exp = seen($b);
+    my $carol = token_of('carol', 'carol secret');
+    $b->js("sessionStorage.setItem('seadragon-chat-token', '$carol'); 1");
+    $b->open(page_url());
+    my $good = seen($b);
+    tool('user disable carol');
+    $b->open(page_url());
+    my $dis = seen($b);
+    tool('user enable carol');
+    $b->screenshot(servroot() . '/chat-login.png');
+    undef $b;
+    join "\n", map({ "$_->[0]: $_->[1]{state} '$_->[1]{login_error}' token=" . ($_->[1]{token} ? 'kept' : 'none') }
+                   ['expired', $exp], ['carol', $good], ['disabled', $dis]),
+        "the page asked: " . join(', ', grep { !m{^GET / } } page_requests());
+--- client_output
+expired: login 'Logged out: Could not validate credentials' token=none
+carol: chat '' token=kept
+disabled: login 'Logged out: Inactive user' token=none
+the page asked: GET /auth/me 401, POST /auth/token 200, GET /auth/me 200, GET /api/tags 200, GET /auth/me 403
+
+
+
+=== TEST 8: a token the API refuses on /api/chat sends the person back to the login form with the API's words; the message waits in the box
+Here /api/chat needs a credential (the source "locked", with key): a token
+is none without tokens as credentials, and a disabled user's with them.
+--- http_config eval
+$::http_config =~ s/(    seadragon_source chat)/    map \$uri \$chat_locked { default 0; \/api\/chat 1; }\n    seadragon_source locked priority=1 if=\$chat_locked key;\n$1/r
+--- timeout: 90
+--- client
+    my $b = browser();
+    log_in($b, 'dave', 'dave secret');
+    $b->wait_js('document.getElementById("model").options.length > 0', 'the models');
+    my $t = $b->js('sessionStorage.getItem("seadragon-chat-token")');
+    tool('user disable dave');
+    say_this($b, 'Still here?');
+    $b->wait_js('document.body.dataset.state === "login"', 'the login form');
+    my $back = seen($b);
+    my $r = request('POST /api/chat', body => '{"model":"llama3:70b","messages":[],"stream":true}',
+                    headers => { Authorization => "Bearer $t" });
+    my $api = json_decode($r->{body})->{error};
+    tool('user enable dave');
+    join "\n", "back: $back->{state} token=" . ($back->{token} ? 'kept' : 'none') . " prompt=$back->{prompt} messages="
+            . scalar(@{ $back->{messages} }),
+        "the API's words: " . ($back->{login_error} eq "Logged out: $api" && $r->{status} == 401 ? 'yes' : "no: '$back->{login_error}' vs $r->{status} '$api'"),
+        "Ollama saw: " . scalar(chats()) . " chats";
+--- client_output
+back: login token=none prompt=Still here? messages=0
+the API's words: yes
+Ollama saw: 0 chats
