@@ -322,6 +322,7 @@ __DATA__
     say_this($b, 'Why is the sky blue?');
     $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
     my $one = seen($b);
+    wait_until(sub { chats() == 1 }, 'the stand-in to record the chat');
     my @after_one = chats();
     say_this($b, 'And at sunset?');
     $b->wait_js('document.querySelectorAll("#messages .assistant[data-done]").length == 2', 'the second answer');
@@ -330,6 +331,7 @@ __DATA__
     $b->viewport(390, 844);
     $b->screenshot(servroot() . '/chat-phone.png');
     my $wide = $b->js('document.documentElement.scrollWidth <= window.innerWidth');
+    wait_until(sub { chats() == 2 }, 'the stand-in to record the second chat');
     my @c = chats();
     my $body = $c[-1]{body};
     $b->js('document.getElementById("logout").click(); 1');
@@ -405,6 +407,7 @@ end: busy='' stop=off | user: Count for me | assistant: tok1 tok2 tok3 tok4 tok5
     wait_all($hold, $first);
     $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
     my $after = seen($b);
+    wait_until(sub { chats() == 3 }, "the stand-in to record the page's chat");
     (my $status = $after->{status}) =~ s/waited [\d.]+ s/waited S s/;
     join "\n", "parked: busy=$parked->{busy} stop=$parked->{stop} status=" . ($parked->{status} =~ s/\d+ s/N s/r)
             . " position='$parked->{position}' | " . join(' | ', @{ $parked->{messages} }),
@@ -444,6 +447,7 @@ screenshot: kept
     my $reached = scalar chats();
     say_this($b, 'Hello');
     $b->wait_js('document.querySelector("#messages .assistant[data-done]")', 'the answer');
+    wait_until(sub { chats() == 2 }, 'the stand-in to record the chat');
     my @c = chats();
     join "\n", "stopped: status=$stopped->{status} stop=$stopped->{stop} | " . join(' | ', @{ $stopped->{messages} }),
         "chat source: aborted parked=$s->{parked} streaming=$s->{streaming}",
@@ -471,7 +475,9 @@ then: [{"content":"Hello","role":"user"}]
     $b->wait_js('document.querySelector("#messages .error") && document.body.dataset.busy === ""', 'the error');
     my $mid = seen($b);
     say_this($b, 'Again', 'llama3:70b');
-    $b->wait_js('document.querySelector("#messages .assistant[data-done]:not(:first-of-type)") && document.body.dataset.busy === ""', 'the answer');
+    $b->wait_js('document.querySelectorAll("#messages .assistant[data-done]").length == 2 && document.body.dataset.busy === ""',
+                'the answer');
+    wait_until(sub { chats() == 3 }, 'the stand-in to record the chats');
     my @c = chats();
     join "\n", "at once: " . join(' | ', @{ $now->{messages} }) . " | prompt=$now->{prompt}",
         "mid-stream: " . join(' | ', @{ $mid->{messages} }),
