@@ -258,24 +258,37 @@ ollama saw 0
 
 
 
-=== TEST 9: the chat host serves the frontend's files, any route falling back to its index
---- user_files
->>> chat/index.html
-<title>chat</title>
->>> chat/app.js
-console.log("chat");
+=== TEST 9: the chat host serves the chat page at /, logins at /auth/ and the API the page calls, nothing else
 --- client
-    join "\n", map {
-        my $r = curl('GET', "https://chat.example.com$_");
-        "$_ $r->{status} HTTP/$r->{http_version} $r->{headers}{'content-type'} " . ($r->{body} =~ s/\n\z//r);
-    } qw(/ /app.js /c/42);
+    require File::Temp;
+    my $pw = File::Temp->new();
+    print $pw "correct horse\n";
+    close $pw;
+    tool("user add alice-tls --source chat < '$pw'");
+    my $page = curl('GET', 'https://chat.example.com/');
+    my $repo = do { open my $p, '<', "$FindBin::Bin/../conf/html/chat.html" or die $!; local $/; <$p> };
+    my $login = curl('POST', 'https://chat.example.com/auth/token',
+        body => 'username=alice-tls&password=correct+horse',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    my $token = json_decode($login->{body})->{access_token} // '';
+    my $me = curl('GET', 'https://chat.example.com/auth/me', headers => { Authorization => "Bearer $token" });
+    my $tags = curl('GET', 'https://chat.example.com/api/tags', headers => { Authorization => "Bearer $token" });
+    my @other = map { my $r = curl('GET', "https://chat.example.com$_"); "$_ $r->{status}" } qw(/c/42 /chat.html /api/admin/queue);
+    tool('user remove alice-tls');
+    join "\n", "/ $page->{status} HTTP/$page->{http_version} $page->{headers}{'content-type'} "
+            . ($page->{body} eq $repo ? 'the chat page' : 'something else'),
+        "login $login->{status} " . ($token =~ /^[\w-]+\.[\w-]+\.[\w-]+$/ ? 'a token' : $login->{body}),
+        "me $me->{status} " . json_decode($me->{body})->{name},
+        "tags $tags->{status} " . join(',', map { $_->{name} } @{ json_decode($tags->{body})->{models} }),
+        @other;
 --- client_output
-/ 200 HTTP/2 text/html <title>chat</title>
-/app.js 200 HTTP/2 application/javascript console.log("chat");
-/c/42 200 HTTP/2 text/html <title>chat</title>
---- http_config eval
-::tls_certificates();
-::tls_example_conf() . "    types { text/html html; application/javascript js; }\n";
+/ 200 HTTP/2 text/html the chat page
+login 200 a token
+me 200 alice-tls
+tags 200 llama3:70b,nomic-embed-text:latest
+/c/42 404
+/chat.html 404
+/api/admin/queue 404
 
 
 
@@ -326,3 +339,40 @@ chat 200 stream 3 ok
 api 200 stream 1 ok
 while parked, Ollama had seen: /api/chat,/api/tags
 connections: 1
+
+
+
+=== TEST 12: on the chat host a person's token streams a chat as the chat source; a chat key and no credential are refused
+TODO h-tok: runs once the chat source of seadragon-tls.conf says "login"
+(the line in its comment; the parameter comes with tokens as
+credentials).  Until then a token is no key there, and this block is
+skipped.
+--- SKIP
+--- client
+    require File::Temp;
+    my $pw = File::Temp->new();
+    print $pw "correct horse\n";
+    close $pw;
+    tool("user add bob-tls --source chat < '$pw'");
+    my $login = curl('POST', 'https://chat.example.com/auth/token',
+        body => 'username=bob-tls&password=correct+horse',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    my $token = json_decode($login->{body})->{access_token};
+    my %origin = (Origin => 'https://chat.example.com');
+    my $chat = curl('POST', 'https://chat.example.com/api/chat', body => chat_body(),
+        headers => { %origin, Authorization => "Bearer $token" });
+    my $key = curl('POST', 'https://chat.example.com/api/chat', body => chat_body(),
+        headers => { %origin, Authorization => "Bearer $::chat_key" });
+    my $none = curl('POST', 'https://chat.example.com/api/chat', body => chat_body(), headers => { %origin });
+    tool('user remove bob-tls');
+    my @log = grep { m{"POST /api/chat } } split /\n/, access_log_text('seadragon.access.log');
+    join "\n", "token $chat->{status} " . ((split /\n/, $chat->{body})[-1] =~ /"done":true/ ? 'done' : 'cut'),
+        "chat key $key->{status} $key->{body}", "none $none->{status} $none->{body}",
+        map { m{" (\d+) .*source=(\S+)} ? "logged $1 source=$2" : $_ } @log;
+--- client_output
+token 200 done
+chat key 401 {"error":"login required"}
+none 401 {"error":"login required"}
+logged 200 source=chat
+logged 401 source=chat
+logged 401 source=chat

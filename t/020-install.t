@@ -91,6 +91,8 @@ is(slurp($example), slurp("$root/conf/seadragon.conf"),
    'the example is in conf.d as .example, unchanged with the default paths');
 is(slurp($page), slurp("$root/conf/html/admin.html"),
    'the admin page is where the example serves it from');
+is(slurp("$dest/usr/share/seadragon/html/chat.html"), slurp("$root/conf/html/chat.html"),
+   'the chat page is where the TLS example serves it from');
 ok(-f "$store/data.mdb", 'an empty store is created where the example points');
 is(`'$tool' --store '$store' whitelist list 2>&1`, '', 'the installed tool reads it');
 is($?, 0, 'the installed tool reads it: exit 0');

@@ -59,8 +59,9 @@ for my $deb ($module_deb, $common_deb) {
 ok(grep({ $_ eq '/usr/lib/nginx/modules/ngx_seadragon_module.so' } @files)
    && grep({ $_ eq '/usr/sbin/seadragon-store' } @files)
    && grep({ $_ eq '/usr/share/seadragon/html/admin.html' } @files)
+   && grep({ $_ eq '/usr/share/seadragon/html/chat.html' } @files)
    && grep({ m{/examples/seadragon\.conf$} } @files),
-   'the module, the store tool, the admin page and the example are packaged');
+   'the module, the store tool, the admin and chat pages and the example are packaged');
 
 my $enabled = '/etc/nginx/modules-enabled/50-mod-http-seadragon.conf';
 my $store = '/var/lib/seadragon/store';

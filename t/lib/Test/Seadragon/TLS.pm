@@ -34,8 +34,8 @@ to a real machine moved to the test's own: its C<listen 443> lines listen
 on 127.0.0.1:C<$TEST_NGINX_TLS_PORT>, C<listen 80> on
 127.0.0.1:C<$TEST_NGINX_PLAIN_PORT>, Ollama is the stand-in, every
 certificate is the throwaway one, the store is C<$TEST_NGINX_STORE>, logs go
-to the server root's F<logs/>, the chat files and ACME challenges are read
-from F<html/chat/> and F<html/acme/>, the admin page from the repository.
+to the server root's F<logs/>, ACME challenges are read from F<html/acme/>,
+the admin and chat pages from the repository.
 Each rewrite dies when the example no longer has what it rewrites.
 
 C<tls_certificates()> makes, once per file, a CA and a certificate it signs
@@ -110,7 +110,6 @@ sub tls_example_conf {
     $sub->(qr{/var/lib/seadragon/store}, '$TEST_NGINX_STORE', 'store');
     $sub->(qr{/var/log/nginx/}, '$TEST_NGINX_SERVROOT/logs/', 'log path');
     $sub->(qr{/usr/share/seadragon/html/}, '$TEST_NGINX_REPO/conf/html/', 'admin page');
-    $sub->(qr{/var/www/seadragon-chat}, '$TEST_NGINX_SERVROOT/html/chat', 'chat root');
     $sub->(qr{/var/www/letsencrypt}, '$TEST_NGINX_SERVROOT/html/acme', 'ACME root');
     return $c;
 }
