@@ -92,8 +92,6 @@ static int ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
     const seadragon_store_dbs_t *dbs, void *data);
 static ngx_int_t ngx_http_seadragon_auth_me(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_auth_refuse(ngx_http_request_t *r);
-static ngx_int_t ngx_http_seadragon_auth_error(ngx_http_request_t *r,
-    ngx_uint_t status, char *detail, ngx_uint_t challenge);
 static void ngx_http_seadragon_auth_cleanse(void *data);
 
 
@@ -332,9 +330,32 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
         return ngx_http_seadragon_auth_me(r);
     }
 
+    if (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            if (ngx_http_seadragon_header_add(r, "Allow",
+                                              (u_char *) "GET, HEAD", 9)
+                == NULL)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_ALLOWED,
+                                                 "a user's place in line is "
+                                                 "GET .../queue", 0);
+        }
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_seadragon_auth_queue(r);
+    }
+
     return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_FOUND,
-                                         "no such auth endpoint: use token "
-                                         "or me", 0);
+                                         "no such auth endpoint: use token, "
+                                         "me or queue", 0);
 }
 
 
@@ -1005,15 +1026,16 @@ ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
 }
 
 
-/* GET .../me: the user of a valid token, as the store has it now */
+/*
+ * The user of the request's token, or the answer that refuses it (any
+ * other return): the one check of GET .../me and GET .../queue.
+ */
 
-static ngx_int_t
-ngx_http_seadragon_auth_me(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
+    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims)
 {
-    seadragon_user_record_t           user;
-    ngx_http_seadragon_ctx_t         *ctx;
-    ngx_http_seadragon_json_t         j;
-    ngx_http_seadragon_jwt_claims_t   claims;
+    ngx_http_seadragon_ctx_t  *ctx;
 
     /* the access phase took the key headers out: the token is the ctx's */
 
@@ -1024,10 +1046,10 @@ ngx_http_seadragon_auth_me(ngx_http_request_t *r)
                                              "Not authenticated", 1);
     }
 
-    switch (ngx_http_seadragon_login_check(r, &ctx->key, &user, &claims)) {
+    switch (ngx_http_seadragon_login_check(r, &ctx->key, user, claims)) {
 
     case NGX_HTTP_SEADRAGON_LOGIN_OK:
-        break;
+        return NGX_OK;
 
     case NGX_HTTP_SEADRAGON_LOGIN_DISABLED:
         return ngx_http_seadragon_auth_error(r, NGX_HTTP_FORBIDDEN,
@@ -1041,6 +1063,23 @@ ngx_http_seadragon_auth_me(ngx_http_request_t *r)
         return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
                                              "Could not validate credentials",
                                              1);
+    }
+}
+
+
+/* GET .../me: the user of a valid token, as the store has it now */
+
+static ngx_int_t
+ngx_http_seadragon_auth_me(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    seadragon_user_record_t           user;
+    ngx_http_seadragon_json_t         j;
+    ngx_http_seadragon_jwt_claims_t   claims;
+
+    rc = ngx_http_seadragon_auth_bearer(r, &user, &claims);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ngx_http_seadragon_json_begin(r, &j) != NGX_OK) {
@@ -1092,7 +1131,7 @@ ngx_http_seadragon_auth_refuse(ngx_http_request_t *r)
  * words; a refused credential says how to give one (RFC 6750).
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_seadragon_auth_error(ngx_http_request_t *r, ngx_uint_t status,
     char *detail, ngx_uint_t challenge)
 {

@@ -440,6 +440,9 @@ ngx_http_seadragon_gate_queue_locked(ngx_http_request_t *r,
                                                             model_len);
     ngx_memcpy(entry->addr, c->addr_text.data, addr_len);
     entry->addr_len = addr_len;
+    entry->principal_len = ngx_http_seadragon_login_principal(ctx,
+                                                      entry->principal,
+                                                      sizeof(entry->principal));
 
     ngx_http_seadragon_fair_enter_locked(zone, ctx, &place->fair, entry);
 

@@ -179,3 +179,33 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
 
     return NGX_HTTP_SEADRAGON_LOGIN_OK;
 }
+
+
+/*
+ * Whose a parked request is, for GET .../queue: the user of a token, or
+ * the name of a key.  Names are at most 63 bytes; a longer one is not
+ * written at all rather than cut into another's.
+ */
+
+size_t
+ngx_http_seadragon_login_principal(ngx_http_seadragon_ctx_t *ctx, u_char *buf,
+    size_t size)
+{
+    u_char  *p;
+
+    if (ctx->user_name.len
+        && ctx->user_name.len + sizeof("user:") - 1 <= size)
+    {
+        p = ngx_cpymem(buf, "user:", sizeof("user:") - 1);
+        p = ngx_cpymem(p, ctx->user_name.data, ctx->user_name.len);
+        return p - buf;
+    }
+
+    if (ctx->key_name.len && ctx->key_name.len + sizeof("key:") - 1 <= size) {
+        p = ngx_cpymem(buf, "key:", sizeof("key:") - 1);
+        p = ngx_cpymem(p, ctx->key_name.data, ctx->key_name.len);
+        return p - buf;
+    }
+
+    return 0;
+}

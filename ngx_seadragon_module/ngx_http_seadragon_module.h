@@ -26,6 +26,8 @@
 #define NGX_HTTP_SEADRAGON_NAME_LEN        32
 #define NGX_HTTP_SEADRAGON_MODEL_LEN       64
 #define NGX_HTTP_SEADRAGON_ADDR_LEN        48
+/* "user:" or "key:" and a name of at most 63 bytes */
+#define NGX_HTTP_SEADRAGON_PRINCIPAL_LEN   72
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
 /* "key:" and a key's name of up to 63 bytes, or "addr:" and an address */
@@ -436,6 +438,9 @@ typedef struct {
     ngx_int_t                        model_slot;      /* in sh->models; -1 */
     ngx_int_t                        wait_slot;       /* wait_models; -1 */
     ngx_queue_t                      mlink;           /* in src->mwaiting */
+    /* whose it is: "user:NAME", "key:NAME"; none: 0 (GET .../queue) */
+    u_char                           principal[NGX_HTTP_SEADRAGON_PRINCIPAL_LEN];
+    size_t                           principal_len;
 } ngx_http_seadragon_entry_t;
 
 
@@ -816,6 +821,7 @@ typedef struct {
     ngx_str_t                        model;
     ngx_str_t                        key;        /* as the client sent it */
     ngx_str_t                        key_name;   /* of a valid key */
+    ngx_str_t                        user_name;  /* of a valid token */
     ngx_uint_t                       access;     /* the access verdict */
     ngx_str_t                        error;      /* message of our error */
     ngx_str_t                        error_body; /* its JSON */
@@ -1507,9 +1513,26 @@ typedef enum {
 
 /* a JWT's shape: three base64url parts, two dots, at most JWT_MAX bytes */
 ngx_uint_t ngx_http_seadragon_login_token_like(ngx_str_t *value);
+/* "user:NAME" or "key:NAME" of a request's credential into buf; 0: none */
+size_t ngx_http_seadragon_login_principal(ngx_http_seadragon_ctx_t *ctx,
+    u_char *buf, size_t size);
 /* the token verified and its user read from the store now */
 ngx_http_seadragon_login_e ngx_http_seadragon_login_check(
     ngx_http_request_t *r, ngx_str_t *token, seadragon_user_record_t *user,
     ngx_http_seadragon_jwt_claims_t *claims);
+
+
+/* ngx_http_seadragon_auth.c, for the files of its endpoints */
+#if (NGX_THREADS)
+/* {"detail": ..., "error": ...} with the status, Bearer when challenge */
+ngx_int_t ngx_http_seadragon_auth_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *detail, ngx_uint_t challenge);
+/* NGX_OK: the token's user; else the answer that refused it */
+ngx_int_t ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
+    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims);
+
+/* ngx_http_seadragon_auth_queue.c: GET .../queue, a user's places */
+ngx_int_t ngx_http_seadragon_auth_queue(ngx_http_request_t *r);
+#endif
 
 #endif /* _NGX_HTTP_SEADRAGON_MODULE_H_INCLUDED_ */
