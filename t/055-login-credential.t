@@ -601,3 +601,31 @@ my ($rc, $out) = nginx_t();
 "$rc " . ($out =~ /anyone can claim/ ? 'warned' : 'no warning')
 --- client_output
 0 no warning
+
+
+
+=== TEST 13: a user is one client for max_queued_per_client, whatever its address shares: a second request of alice refused, bob's and a keyless one queued
+--- http_config eval
+$::http_config =~ s/fair=tokens;/fair=tokens max_queued_per_client=1;/r
+--- client
+my ($a, $b) = (token_of('alice'), token_of('bob'));
+my $base = queued_count();
+my $hold = hold_gate('hold', 'X-Standin-Tokens' => 1);
+my @h = (chat('a1', bearer($a)));
+wait_until(sub { queued_count() == $base + 2 }, 'a1 to queue');
+my $s = snapshot();
+my $r = ask('a2', bearer($a));
+my $second = refused($s, $r, 429,
+    'too many requests: this client already has 1 waiting in line, the most it may',
+    'chat.received', 'chat.rejected.client_cap');
+push @h, chat('b1', bearer($b));
+wait_until(sub { queued_count() == $base + 3 }, 'b1 to queue');
+push @h, chat('api1');
+wait_until(sub { queued_count() == $base + 4 }, 'api1 to queue');
+release_gate($hold);
+my @r = wait_all(@h);
+join "\n", $second, join(' ', map { $_->{status} } @r), served_tags()
+--- client_output
+429 too many requests: this client already has 1 waiting in line, the most it may
+200 200 200
+hold,b1,a1,api1
