@@ -114,24 +114,26 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
 
         } else {
             other_key = 1;
-            goto condition;
+            rc = NGX_DECLINED;
         }
 
-        if (rc != NGX_OK || ctx->access != NGX_HTTP_SEADRAGON_ACCESS_OK) {
-            return rc;
+        if (rc != NGX_DECLINED) {
+
+            if (rc != NGX_OK || ctx->access != NGX_HTTP_SEADRAGON_ACCESS_OK) {
+                return rc;
+            }
+
+            /* a source of logins only: an API key made for it is not one */
+
+            if (source[ctx->source].require_login && ctx->user_name.len == 0)
+            {
+                ctx->access = NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED;
+                return NGX_OK;
+            }
+
+            return ngx_http_seadragon_classify_whitelist(r, ctx, smcf);
         }
-
-        /* a source of logins only: an API key made for it is not one */
-
-        if (source[ctx->source].require_login && ctx->user_name.len == 0) {
-            ctx->access = NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED;
-            return NGX_OK;
-        }
-
-        return ngx_http_seadragon_classify_whitelist(r, ctx, smcf);
     }
-
-condition:
 
     if (ngx_http_seadragon_classify_by_condition(r, ctx, smcf) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
