@@ -15,6 +15,8 @@
 
 static ngx_int_t ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf);
+static ngx_int_t ngx_http_seadragon_classify_by_login(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf);
 static ngx_int_t ngx_http_seadragon_classify_by_condition(
     ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
     ngx_http_seadragon_main_conf_t *smcf);
@@ -55,12 +57,15 @@ ngx_http_seadragon_get_ctx(ngx_http_request_t *r)
  *
  * A Seadragon key ("sd-...") decides by itself: valid, it grants its
  * source whatever the conditions say; unknown, revoked, expired or
- * disabled, the request is refused.  Without one, the first source whose
- * condition is neither empty nor "0" wins, in the order of the
- * seadragon_source directives, else the default one; a source that wants
- * a key is never given by a condition alone, so a high priority cannot be
- * claimed with a header.  Other bearer tokens (clients that must send
- * something, such as "ollama") count as no key.
+ * disabled, the request is refused.  A login's token (a JWT) decides the
+ * same way: valid and of an active user, it grants the user's source.
+ * Without either, the first source whose condition is neither empty nor
+ * "0" wins, in the order of the seadragon_source directives, else the
+ * default one; a source that wants a key or a login is never given by a
+ * condition alone, so a high priority cannot be claimed with a header.
+ * A source that wants a login ("login") is not given by an API key
+ * either.  Other bearer tokens (clients that must send something, such
+ * as "ollama") count as no key.
  */
 
 ngx_int_t
@@ -68,6 +73,7 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     ngx_int_t                        rc;
+    ngx_str_t                        value;
     ngx_uint_t                       other_key;
     ngx_http_seadragon_source_t     *source;
     ngx_http_seadragon_main_conf_t  *smcf;
@@ -91,16 +97,38 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
 
     if (ctx->key.len && smcf->store) {
 
-        if (ctx->key.len <= sizeof(SEADRAGON_KEY_PREFIX) - 1
-            || ngx_strncmp(ctx->key.data, SEADRAGON_KEY_PREFIX,
-                           sizeof(SEADRAGON_KEY_PREFIX) - 1) != 0)
+        value = ctx->key;
+
+        while (value.len && value.data[value.len - 1] == ' ') {
+            value.len--;
+        }
+
+        if (ctx->key.len > sizeof(SEADRAGON_KEY_PREFIX) - 1
+            && ngx_strncmp(ctx->key.data, SEADRAGON_KEY_PREFIX,
+                           sizeof(SEADRAGON_KEY_PREFIX) - 1) == 0)
         {
-            other_key = 1;
+            rc = ngx_http_seadragon_classify_by_key(r, ctx, smcf);
+
+        } else if (ngx_http_seadragon_login_token_like(&value)) {
+            rc = ngx_http_seadragon_classify_by_login(r, ctx, smcf);
 
         } else {
-            rc = ngx_http_seadragon_classify_by_key(r, ctx, smcf);
+            other_key = 1;
+            rc = NGX_DECLINED;
+        }
+
+        if (rc != NGX_DECLINED) {
+
             if (rc != NGX_OK || ctx->access != NGX_HTTP_SEADRAGON_ACCESS_OK) {
                 return rc;
+            }
+
+            /* a source of logins only: an API key made for it is not one */
+
+            if (source[ctx->source].require_login && ctx->user_name.len == 0)
+            {
+                ctx->access = NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED;
+                return NGX_OK;
             }
 
             return ngx_http_seadragon_classify_whitelist(r, ctx, smcf);
@@ -109,6 +137,11 @@ ngx_http_seadragon_classify(ngx_http_request_t *r,
 
     if (ngx_http_seadragon_classify_by_condition(r, ctx, smcf) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (source[ctx->source].require_login) {
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED;
+        return NGX_OK;
     }
 
     if (source[ctx->source].require_key) {
@@ -182,6 +215,66 @@ ngx_http_seadragon_classify_by_key(ngx_http_request_t *r,
                       "seadragon key \"%V\" grants the source \"%V\", "
                       "which is not configured", &ctx->key_name, &value);
         ctx->access = NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE;
+        return NGX_OK;
+    }
+
+    ctx->source = rc;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A login's token, checked by ngx_http_seadragon_login_check() (the one
+ * check of a token): valid, it gives the user's source; else the verdict
+ * that refuses it (ctx->access).  The token itself is never logged.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_classify_by_login(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_main_conf_t *smcf)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         value;
+    seadragon_user_record_t           user;
+    ngx_http_seadragon_jwt_claims_t   claims;
+
+    switch (ngx_http_seadragon_login_check(r, &ctx->key, &user, &claims)) {
+
+    case NGX_HTTP_SEADRAGON_LOGIN_OK:
+        break;
+
+    case NGX_HTTP_SEADRAGON_LOGIN_DISABLED:
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_USER_DISABLED;
+        return NGX_OK;
+
+    case NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR:
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR;
+        return NGX_OK;
+
+    default: /* NGX_HTTP_SEADRAGON_LOGIN_INVALID */
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_LOGIN_INVALID;
+        return NGX_OK;
+    }
+
+    ctx->user_name.len = claims.user_len;
+    ctx->user_name.data = ngx_pnalloc(r->pool, claims.user_len);
+    if (ctx->user_name.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(ctx->user_name.data, claims.user, claims.user_len);
+
+    value.data = (u_char *) user.source;
+    value.len = ngx_strlen(user.source);
+
+    rc = ngx_http_seadragon_source_find(smcf, &value);
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon user \"%V\" is of the source \"%V\", "
+                      "which is not configured", &ctx->user_name, &value);
+        ctx->access = NGX_HTTP_SEADRAGON_ACCESS_USER_SOURCE;
         return NGX_OK;
     }
 
@@ -269,6 +362,7 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx)
 {
     char             *message;
+    ngx_str_t        *who;
     ngx_uint_t        status;
     ngx_table_elt_t  *h;
 
@@ -299,6 +393,22 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
         message = "API key grants a source this gateway does not serve";
         break;
 
+    case NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED:
+        message = "login required";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_LOGIN_INVALID:
+        message = "invalid login token";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_USER_DISABLED:
+        message = "user disabled";
+        break;
+
+    case NGX_HTTP_SEADRAGON_ACCESS_USER_SOURCE:
+        message = "login grants a source this gateway does not serve";
+        break;
+
     case NGX_HTTP_SEADRAGON_ACCESS_NOT_WHITELISTED:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "seadragon: client %V is not whitelisted",
@@ -314,10 +424,13 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
                                NGX_HTTP_SEADRAGON_STORE_RETRY);
     }
 
+    who = ctx->key_name.len ? &ctx->key_name : &ctx->user_name;
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon: %s%s%V%s", message,
-                  ctx->key_name.len ? " (key \"" : "", &ctx->key_name,
-                  ctx->key_name.len ? "\")" : "");
+                  who->len ? (ctx->key_name.len ? " (key \"" : " (user \"")
+                           : "",
+                  who, who->len ? "\")" : "");
 
     h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
                                       (u_char *) "Bearer", 6);

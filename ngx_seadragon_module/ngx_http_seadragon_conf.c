@@ -679,6 +679,9 @@ static ngx_http_seadragon_param_t  ngx_http_seadragon_source_params[] = {
     { ngx_string("key"), ngx_http_seadragon_param_flag,
       offsetof(ngx_http_seadragon_source_t, require_key), 0, 0, NULL },
 
+    { ngx_string("login"), ngx_http_seadragon_param_flag,
+      offsetof(ngx_http_seadragon_source_t, require_login), 0, 0, NULL },
+
     { ngx_string("whitelist"), ngx_http_seadragon_param_flag,
       offsetof(ngx_http_seadragon_source_t, require_whitelist), 0, 0, NULL },
 
@@ -696,8 +699,8 @@ static ngx_http_seadragon_param_t  ngx_http_seadragon_source_params[] = {
 
 
 /* seadragon_source NAME priority=N [if=CONDITION] [max_queued=N]
- *                  [max_queued_per_client=N|off] [key] [whitelist]
- *                  [aging=TIME|off] [endpoints=KIND,...] */
+ *                  [max_queued_per_client=N|off] [key] [login]
+ *                  [whitelist] [aging=TIME|off] [endpoints=KIND,...] */
 
 char *
 ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -761,7 +764,7 @@ ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     if (ngx_http_seadragon_params_parse(cf, ngx_http_seadragon_source_params,
                                         source,
                                         "priority=, if=, max_queued=, "
-                                        "max_queued_per_client=, key, "
+                                        "max_queued_per_client=, key, login, "
                                         "whitelist, aging= or endpoints=")
         != NGX_CONF_OK)
     {
@@ -775,7 +778,8 @@ ngx_http_seadragon_source_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* a key source without a condition is reached by its keys alone */
+    /* "login" is a credential; a source of one, by credentials alone */
+    source->require_key |= source->require_login;
 
     if (source->condition == NULL && !source->require_key) {
 

@@ -150,7 +150,7 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
     zone = ctx->zone;
     shpool = zone->shpool;
 
-    /* a client is its key, if it has a valid one, else its address */
+    /* a client is its key or its user, if valid, else its address */
 
     place.cap = zone->client_cap[ctx->source];
     place.name_len = 0;
@@ -159,6 +159,9 @@ ngx_http_seadragon_gate_enter(ngx_http_request_t *r,
         place.name_len = (ctx->key_name.len
                           ? ngx_snprintf(place.name, sizeof(place.name),
                                          "key:%V", &ctx->key_name)
+                          : ctx->user_name.len
+                          ? ngx_snprintf(place.name, sizeof(place.name),
+                                         "user:%V", &ctx->user_name)
                           : ngx_snprintf(place.name, sizeof(place.name),
                                          "addr:%V",
                                          &r->connection->addr_text))

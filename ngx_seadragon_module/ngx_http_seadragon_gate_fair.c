@@ -6,8 +6,8 @@
  * request waits as, its record in the zone, what its answer cost.  The
  * order itself is the queue's (ngx_http_seadragon_queue_fair.c).
  *
- * A request with a valid key is its key's tenant ("key:NAME"); any
- * other is the value of the zone's tenant= ("addr:VALUE", the client's
+ * A request with a valid key is its key's tenant ("key:NAME"), one with
+ * a valid login's token its user's ("user:NAME"); any other is the value of the zone's tenant= ("addr:VALUE", the client's
  * address by default), any byte but printable ASCII written \xHH.  A
  * value too long for a tenant's name keeps its beginning and ends with a
  * hash of the whole, so that two long values stay two tenants.  A tenant's record lives while it has requests
@@ -61,6 +61,10 @@ ngx_http_seadragon_fair_prepare(ngx_http_request_t *r,
     if (ctx->key_name.len) {
         value = ctx->key_name;
         p = ngx_cpymem(p, "key:", sizeof("key:") - 1);
+
+    } else if (ctx->user_name.len) {
+        value = ctx->user_name;
+        p = ngx_cpymem(p, "user:", sizeof("user:") - 1);
 
     } else {
         if (zone->tenant == NULL) {

@@ -414,7 +414,8 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
     if (smcf->default_source == NGX_CONF_UNSET_UINT) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "no default seadragon source: one \"seadragon_source\" "
-                      "must have neither \"if=\" nor \"key\"");
+                      "must have neither \"if=\" nor \"key\" "
+                      "(nor \"login\")");
         return NGX_CONF_ERROR;
     }
 
@@ -436,7 +437,8 @@ ngx_http_seadragon_init_main_conf(ngx_conf_t *cf, void *conf)
                           "seadragon source \"%V\" requires %s, which needs "
                           "a store: add \"seadragon_store PATH\"",
                           &source[i].name,
-                          source[i].require_key ? "a key" : "a whitelist");
+                          source[i].require_login ? "a login"
+                          : source[i].require_key ? "a key" : "a whitelist");
             return NGX_CONF_ERROR;
         }
     }

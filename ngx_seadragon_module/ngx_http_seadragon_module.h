@@ -30,7 +30,8 @@
 #define NGX_HTTP_SEADRAGON_PRINCIPAL_LEN   72
 #define NGX_HTTP_SEADRAGON_JSON_MAX_DEPTH  512
 #define NGX_HTTP_SEADRAGON_BUCKETS         12
-/* "key:" and a key's name of up to 63 bytes, or "addr:" and an address */
+/* "key:" and a key's name of up to 63 bytes ("user:" and a user's also
+ * fits), or "addr:" and an address */
 #define NGX_HTTP_SEADRAGON_CLIENT_LEN                                         \
     (sizeof("key:") - 1 + SEADRAGON_KEY_NAME_LEN)
 
@@ -211,8 +212,8 @@ typedef struct {
 
 
 /*
- * A client with requests waiting in the zone, by key name ("key:NAME") or
- * by address ("addr:ADDRESS"), while max_queued_per_client applies; it
+ * A client with requests waiting in the zone, by key name ("key:NAME"),
+ * user name ("user:NAME") or by address ("addr:ADDRESS"), while max_queued_per_client applies; it
  * leaves the tree when its last request leaves the line.
  */
 
@@ -285,7 +286,8 @@ typedef struct {
 
 /*
  * A tenant of fair shares (ngx_http_seadragon_queue_fair.c): a key
- * ("key:NAME") or, for a request without one, the value of the zone's
+ * ("key:NAME"), a login's user ("user:NAME") or, for a request without
+ * either, the value of the zone's
  * tenant= ("addr:VALUE"), within one source.  Known by name in
  * sh->tenants; while it has entries waiting, in its source's backlog,
  * ordered by counter (ties: the older head first); with nothing waiting
@@ -501,7 +503,8 @@ typedef struct {
     ngx_http_complex_value_t        *condition;       /* NULL: the default */
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
-    ngx_uint_t                       require_key;
+    ngx_uint_t                       require_key;     /* key or login */
+    ngx_uint_t                       require_login;   /* a login only */
     ngx_uint_t                       require_whitelist;
     unsigned                         per_client_off:1; /* not the zone's */
 } ngx_http_seadragon_source_t;
@@ -893,7 +896,11 @@ typedef enum {
     NGX_HTTP_SEADRAGON_ACCESS_KEY_DISABLED,
     NGX_HTTP_SEADRAGON_ACCESS_KEY_SOURCE,
     NGX_HTTP_SEADRAGON_ACCESS_NOT_WHITELISTED,
-    NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR
+    NGX_HTTP_SEADRAGON_ACCESS_STORE_ERROR,
+    NGX_HTTP_SEADRAGON_ACCESS_LOGIN_REQUIRED,
+    NGX_HTTP_SEADRAGON_ACCESS_LOGIN_INVALID,
+    NGX_HTTP_SEADRAGON_ACCESS_USER_DISABLED,
+    NGX_HTTP_SEADRAGON_ACCESS_USER_SOURCE
 } ngx_http_seadragon_access_e;
 
 

@@ -36,7 +36,8 @@ enum {
     NGX_HTTP_SEADRAGON_VAR_PROMPT_TOKENS,
     NGX_HTTP_SEADRAGON_VAR_COMPLETION_TOKENS,
     NGX_HTTP_SEADRAGON_VAR_LOAD_MS,
-    NGX_HTTP_SEADRAGON_VAR_TOKENS_PER_SECOND
+    NGX_HTTP_SEADRAGON_VAR_TOKENS_PER_SECOND,
+    NGX_HTTP_SEADRAGON_VAR_USER
 };
 
 
@@ -66,6 +67,9 @@ static ngx_http_variable_t  ngx_http_seadragon_vars[] = {
 
     { ngx_string("seadragon_key_name"), NULL, ngx_http_seadragon_variable,
       NGX_HTTP_SEADRAGON_VAR_KEY_NAME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("seadragon_user"), NULL, ngx_http_seadragon_variable,
+      NGX_HTTP_SEADRAGON_VAR_USER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("seadragon_endpoint"), NULL, ngx_http_seadragon_variable,
       NGX_HTTP_SEADRAGON_VAR_ENDPOINT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -111,7 +115,8 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
     if (!ctx->classified
         && (data == NGX_HTTP_SEADRAGON_VAR_SOURCE
             || data == NGX_HTTP_SEADRAGON_VAR_PRIORITY
-            || data == NGX_HTTP_SEADRAGON_VAR_KEY_NAME))
+            || data == NGX_HTTP_SEADRAGON_VAR_KEY_NAME
+            || data == NGX_HTTP_SEADRAGON_VAR_USER))
     {
         if (ngx_http_seadragon_classify(r->main, ctx) != NGX_OK) {
             return NGX_ERROR;
@@ -151,6 +156,15 @@ ngx_http_seadragon_variable(ngx_http_request_t *r,
 
         v->len = ctx->key_name.len;
         v->data = ctx->key_name.data;
+        return NGX_OK;
+
+    case NGX_HTTP_SEADRAGON_VAR_USER:
+        if (ctx->user_name.len == 0) {
+            break;
+        }
+
+        v->len = ctx->user_name.len;
+        v->data = ctx->user_name.data;
         return NGX_OK;
 
     case NGX_HTTP_SEADRAGON_VAR_STREAM:

@@ -255,7 +255,7 @@ empty condition in "if=": expected if=$variable
 --- config
 --- must_die
 --- error_log
-invalid parameter "weight=3": expected priority=, if=, max_queued=, max_queued_per_client=, key, whitelist, aging= or endpoints=
+invalid parameter "weight=3": expected priority=, if=, max_queued=, max_queued_per_client=, key, login, whitelist, aging= or endpoints=
 
 
 
@@ -355,3 +355,26 @@ invalid endpoint kind "delete" in "endpoints=generate,delete": expected generate
 --- must_die
 --- error_log
 empty "endpoints=": expected generate, info, manage or all
+
+
+
+=== TEST 34: a source of logins ("login") needs a store, as one of keys does
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source web priority=2 if=$http_x_web login;
+    seadragon_source api priority=3;
+--- config
+--- must_die
+--- error_log
+seadragon source "web" requires a login, which needs a store: add "seadragon_store PATH"
+
+
+
+=== TEST 35: a source of logins without "if=" is reached by its users' tokens alone: it is no default
+--- http_config
+    seadragon_zone ollama:1m;
+    seadragon_source web priority=2 login;
+--- config
+--- must_die
+--- error_log
+no default seadragon source: one "seadragon_source" must have neither "if=" nor "key" (nor "login")
