@@ -46,8 +46,9 @@ static ngx_uint_t ngx_http_seadragon_auth_queue_find(
 ngx_int_t
 ngx_http_seadragon_auth_queue(ngx_http_request_t *r)
 {
-    u_char                           principal[NGX_HTTP_SEADRAGON_PRINCIPAL_LEN];
     u_char                          *p;
+    u_char                           principal[
+                                         NGX_HTTP_SEADRAGON_PRINCIPAL_LEN];
     ngx_int_t                        rc;
     ngx_uint_t                       i, n, more, total;
     seadragon_user_record_t          user;

@@ -7,14 +7,15 @@
  * order itself is the queue's (ngx_http_seadragon_queue_fair.c).
  *
  * A request with a valid key is its key's tenant ("key:NAME"), one with
- * a valid login's token its user's ("user:NAME"); any other is the value of the zone's tenant= ("addr:VALUE", the client's
- * address by default), any byte but printable ASCII written \xHH.  A
- * value too long for a tenant's name keeps its beginning and ends with a
- * hash of the whole, so that two long values stay two tenants.  A tenant's record lives while it has requests
- * waiting or running, and afterwards among the idle ones, which keep
- * their counters (a tenant cannot shed what it was served by leaving for
- * a moment) until NGX_HTTP_SEADRAGON_TENANTS_IDLE of them are kept, or
- * the zone runs short of memory.
+ * a valid login's token its user's ("user:NAME"); any other is the value
+ * of the zone's tenant= ("addr:VALUE", the client's address by default),
+ * any byte but printable ASCII written \xHH.  A value too long for a
+ * tenant's name keeps its beginning and ends with a hash of the whole, so
+ * that two long values stay two tenants.  A tenant's record lives while
+ * it has requests waiting or running, and afterwards among the idle
+ * ones, which keep their counters (a tenant cannot shed what it was
+ * served by leaving for a moment) until NGX_HTTP_SEADRAGON_TENANTS_IDLE
+ * of them are kept, or the zone runs short of memory.
  */
 
 

@@ -246,7 +246,8 @@ ngx_http_seadragon_limit_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_memzero(limit, sizeof(ngx_http_seadragon_limit_t));
     ngx_memcpy(limit->name, name, len);
     limit->len = len;
-    limit->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
+    limit->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV,
+                                                   name, len);
 
     limit->state.day = (uint64_t) now / NGX_HTTP_SEADRAGON_LIMIT_DAY;
     limit->state.day_tokens = tokens;

@@ -213,8 +213,9 @@ typedef struct {
 
 /*
  * A client with requests waiting in the zone, by key name ("key:NAME"),
- * user name ("user:NAME") or by address ("addr:ADDRESS"), while max_queued_per_client applies; it
- * leaves the tree when its last request leaves the line.
+ * user name ("user:NAME") or by address ("addr:ADDRESS"), while
+ * max_queued_per_client applies; it leaves the tree when its last
+ * request leaves the line.
  */
 
 typedef struct {
@@ -441,7 +442,8 @@ typedef struct {
     ngx_int_t                        wait_slot;       /* wait_models; -1 */
     ngx_queue_t                      mlink;           /* in src->mwaiting */
     /* whose it is: "user:NAME", "key:NAME"; none: 0 (GET .../queue) */
-    u_char                           principal[NGX_HTTP_SEADRAGON_PRINCIPAL_LEN];
+    u_char                           principal[
+                                         NGX_HTTP_SEADRAGON_PRINCIPAL_LEN];
     size_t                           principal_len;
 } ngx_http_seadragon_entry_t;
 

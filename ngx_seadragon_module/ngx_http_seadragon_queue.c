@@ -749,7 +749,8 @@ ngx_http_seadragon_queue_client_insert(ngx_http_seadragon_shctx_t *sh,
     ngx_memzero(client, sizeof(ngx_http_seadragon_client_t));
     ngx_memcpy(client->name, name, len);
     client->len = len;
-    client->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV, name, len);
+    client->node.key = ngx_http_seadragon_name_hash(NGX_HTTP_SEADRAGON_FNV,
+                                                    name, len);
 
     sh->clients.insert = ngx_http_seadragon_queue_client_insert_value;
     ngx_rbtree_insert(&sh->clients, &client->node);

@@ -103,9 +103,9 @@ ngx_http_seadragon_resident_dispatch(ngx_http_seadragon_shctx_t *sh,
     swap->dispatched++;
 
     if (ngx_http_seadragon_resident_touch(sh->resident.models,
-                                          &sh->resident.nmodels,
-                                          ngx_http_seadragon_resident_loaded(sh),
-                                          name, len, now, now_sec))
+                                        &sh->resident.nmodels,
+                                        ngx_http_seadragon_resident_loaded(sh),
+                                        name, len, now, now_sec))
     {
         swap->predicted++;
     }
@@ -179,9 +179,9 @@ ngx_http_seadragon_resident_ps(ngx_http_seadragon_shctx_t *sh,
 
     for (i = 0; i < n; i++) {
         clen[i] = ngx_http_seadragon_model_canonical(canon[i],
-                                                     NGX_HTTP_SEADRAGON_MODEL_LEN,
-                                                     models[i].data,
-                                                     models[i].len);
+                                                  NGX_HTTP_SEADRAGON_MODEL_LEN,
+                                                  models[i].data,
+                                                  models[i].len);
     }
 
     /* the server's view: the listing */

@@ -414,8 +414,9 @@ int seadragon_limit_parse(const char *text, size_t len, uint64_t max,
  * SEADRAGON_WEIGHT_MAX in decimal; 0, or -1 */
 int seadragon_weight_parse(const char *text, size_t len, uint32_t *weight);
 
-/* changes the limits (and weight) of limits->set of a key by name; MDB_NOTFOUND: no
- * key has that name; the record as it now is goes to *record */
+/* changes the limits (and weight) of limits->set of a key by name;
+ * MDB_NOTFOUND: no key has that name; the record as it now is goes to
+ * *record */
 int seadragon_key_set_limits(MDB_txn *txn, const seadragon_store_dbs_t *dbs,
     const char *name, size_t len, const seadragon_key_limits_t *limits,
     seadragon_key_record_t *record);
