@@ -1027,13 +1027,15 @@ ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
 
 
 /*
- * The user of the request's token, or the answer that refuses it (any
- * other return): the one check of GET .../me and GET .../queue.
+ * NGX_OK: the user of the request's token; NGX_DECLINED: the token was
+ * refused, the refusal is sent and *answer is what the handler returns.
+ * The one check of GET .../me and GET .../queue.
  */
 
 ngx_int_t
 ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
-    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims)
+    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims,
+    ngx_int_t *answer)
 {
     ngx_http_seadragon_ctx_t  *ctx;
 
@@ -1042,8 +1044,9 @@ ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
 
     if (ctx == NULL || ctx->key.len == 0 || !ctx->key_bearer) {
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
-                                             "Not authenticated", 1);
+        *answer = ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
+                                                "Not authenticated", 1);
+        return NGX_DECLINED;
     }
 
     switch (ngx_http_seadragon_login_check(r, &ctx->key, user, claims)) {
@@ -1052,18 +1055,24 @@ ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
         return NGX_OK;
 
     case NGX_HTTP_SEADRAGON_LOGIN_DISABLED:
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_FORBIDDEN,
-                                             "Inactive user", 0);
+        *answer = ngx_http_seadragon_auth_error(r, NGX_HTTP_FORBIDDEN,
+                                                "Inactive user", 0);
+        break;
 
     case NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR:
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                             "the store cannot be read", 0);
+        *answer = ngx_http_seadragon_auth_error(r,
+                                                NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                "the store cannot be read", 0);
+        break;
 
     default: /* NGX_HTTP_SEADRAGON_LOGIN_INVALID */
-        return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
-                                             "Could not validate credentials",
-                                             1);
+        *answer = ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
+                                                "Could not validate "
+                                                "credentials", 1);
+        break;
     }
+
+    return NGX_DECLINED;
 }
 
 
@@ -1077,8 +1086,7 @@ ngx_http_seadragon_auth_me(ngx_http_request_t *r)
     ngx_http_seadragon_json_t         j;
     ngx_http_seadragon_jwt_claims_t   claims;
 
-    rc = ngx_http_seadragon_auth_bearer(r, &user, &claims);
-    if (rc != NGX_OK) {
+    if (ngx_http_seadragon_auth_bearer(r, &user, &claims, &rc) != NGX_OK) {
         return rc;
     }
 

@@ -57,8 +57,7 @@ ngx_http_seadragon_auth_queue(ngx_http_request_t *r)
     ngx_http_seadragon_auth_place_t  places[NGX_HTTP_SEADRAGON_AUTH_QUEUE_MAX];
     ngx_http_seadragon_jwt_claims_t  claims;
 
-    rc = ngx_http_seadragon_auth_bearer(r, &user, &claims);
-    if (rc != NGX_OK) {
+    if (ngx_http_seadragon_auth_bearer(r, &user, &claims, &rc) != NGX_OK) {
         return rc;
     }
 

@@ -1536,9 +1536,10 @@ ngx_http_seadragon_login_e ngx_http_seadragon_login_check(
 /* {"detail": ..., "error": ...} with the status, Bearer when challenge */
 ngx_int_t ngx_http_seadragon_auth_error(ngx_http_request_t *r,
     ngx_uint_t status, char *detail, ngx_uint_t challenge);
-/* NGX_OK: the token's user; else the answer that refused it */
+/* NGX_OK: the token's user; NGX_DECLINED: refused, *answer to return */
 ngx_int_t ngx_http_seadragon_auth_bearer(ngx_http_request_t *r,
-    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims);
+    seadragon_user_record_t *user, ngx_http_seadragon_jwt_claims_t *claims,
+    ngx_int_t *answer);
 
 /* ngx_http_seadragon_auth_queue.c: GET .../queue, a user's places */
 ngx_int_t ngx_http_seadragon_auth_queue(ngx_http_request_t *r);

@@ -14,6 +14,23 @@ tls_setup();
 sub tool { store_tool(@_) }
 our $chat_key = tool('key create chat-tls --source chat');
 
+# a person of the chat source, and a token of theirs from the chat host's
+# /auth/token (the chat source takes a logged-in user only: "login")
+{
+    require File::Temp;
+    my $pw = File::Temp->new();
+    print $pw "chat person\n";
+    close $pw;
+    tool("user add carol-tls --source chat < '$pw'");
+}
+sub chat_token {
+    my $r = curl('POST', 'https://chat.example.com/auth/token',
+        body => 'username=carol-tls&password=chat+person',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token: $r->{status} $r->{body}";
+}
+
 sub chat_body { '{"model":"llama3:70b","messages":[{"role":"user","content":"Why is the sky blue?"}]' . ($_[0] // '') . '}' }
 
 # "status version" and the CORS headers of an answer, one a line
@@ -187,10 +204,11 @@ ollama saw 0
 
 === TEST 7: real answers carry the CORS headers for an allowed origin, errors too; other origins get none
 --- client
+    my $token = chat_token();
     my $chat = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
-        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $::chat_key" });
+        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $token" });
     my $bad = curl('POST', 'https://api.example.com/api/chat', body => '{"model":',
-        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $::chat_key" });
+        headers => { Origin => 'https://chat.example.com', Authorization => "Bearer $token" });
     my $tags = curl('GET', 'https://api.example.com/api/tags',
         headers => { Origin => 'https://admin.example.com' });
     my $evil = curl('POST', 'https://api.example.com/api/chat', body => chat_body(',"stream":false'),
@@ -315,11 +333,12 @@ tags 200 llama3:70b,nomic-embed-text:latest
         my $l = <$out> // die "the HTTP/2 client ended";
         json_decode($l);
     };
+    my $token = chat_token();
     my $hold = tls_hold();
     $send->(id => 'api', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'));
     wait_until(sub { queued_count() == 2 }, 'api to queue');
     $send->(id => 'chat', method => 'POST', path => '/api/chat', body => chat_body(',"stream":false'),
-            headers => { origin => 'https://chat.example.com', authorization => "Bearer $::chat_key" });
+            headers => { origin => 'https://chat.example.com', authorization => "Bearer $token" });
     wait_until(sub { queued_count() == 3 }, 'chat to queue');
     $send->(id => 'tags', method => 'GET', path => '/api/tags');
     my $first = $line->();
@@ -343,11 +362,6 @@ connections: 1
 
 
 === TEST 12: on the chat host a person's token streams a chat as the chat source; a chat key and no credential are refused
-TODO h-tok: runs once the chat source of seadragon-tls.conf says "login"
-(the line in its comment; the parameter comes with tokens as
-credentials).  Until then a token is no key there, and this block is
-skipped.
---- SKIP
 --- client
     require File::Temp;
     my $pw = File::Temp->new();

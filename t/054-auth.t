@@ -509,7 +509,7 @@ my $future = me(jwt($key, $head, claims(iat => $now + 3600, exp => $now + 7200))
 tool('secret rotate');
 my ($old, $retired) = jwt_secret('jwt_previous');
 die "retired at $retired, now $now" unless $retired >= $now && $retired <= time;
-my $before = me(jwt($old, $head, claims(iat => $retired - 10, exp => $retired + 600)));
+my $before = me(jwt($old, $head, claims(iat => $retired, exp => $retired + 600)));
 my $after = me(jwt($old, $head, claims(iat => $retired + 1, exp => $retired + 600)));
 join ' ', map { $_->{status} } $long, $month, $future, $before, $after
 --- client_output

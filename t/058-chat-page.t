@@ -42,13 +42,14 @@ user_add('carol', 'chat', 'carol secret');
 user_add('dave', 'chat', 'dave secret');
 
 # The chat host as conf/seadragon-tls.conf has it: the page at /, the
-# logins at /auth/, Ollama's API at /api/.  The chat source has no "key"
-# here: the page sends its token anyway (with tokens as credentials the
-# source says "login").
+# logins at /auth/, Ollama's API at /api/.  The chat source takes a
+# logged-in user only ("login"); what comes without a credential (the
+# harness's own holds) is the default source's.
 our $http_config = <<'_EOC_';
     seadragon_store $TEST_NGINX_STORE;
     seadragon_zone ollama:1m capacity=1;
-    seadragon_source chat priority=2;
+    seadragon_source chat priority=2 login;
+    seadragon_source anyone priority=2;
     map $seadragon_model $standin_fail {
         default       "";
         "mistral:7b"  error-mid;
@@ -546,10 +547,8 @@ the page asked: GET /auth/me 401, POST /auth/token 200, GET /auth/me 200, GET /a
 
 
 === TEST 8: a token the API refuses on /api/chat sends the person back to the login form with the API's words; the message waits in the box
-Here /api/chat needs a credential (the source "locked", with key): a token
-is none without tokens as credentials, and a disabled user's with them.
---- http_config eval
-$::http_config =~ s/(    seadragon_source chat)/    map \$uri \$chat_locked { default 0; \/api\/chat 1; }\n    seadragon_source locked priority=1 if=\$chat_locked key;\n$1/r
+The chat source takes a logged-in user only: a disabled user's token is
+refused there at the next request.
 --- timeout: 90
 --- client
     my $b = browser();
