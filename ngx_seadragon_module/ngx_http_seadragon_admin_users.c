@@ -50,7 +50,7 @@ typedef struct {
 static ngx_int_t ngx_http_seadragon_users_body(ngx_http_request_t *r,
     ngx_str_t *name);
 static void ngx_http_seadragon_users_body_read(ngx_http_request_t *r);
-static ngx_int_t ngx_http_seadragon_users_parse(ngx_http_request_t *r,
+static char *ngx_http_seadragon_users_parse(ngx_http_request_t *r,
     ngx_http_seadragon_users_op_t *op, yajl_val body);
 static ngx_int_t ngx_http_seadragon_users_start(ngx_http_request_t *r,
     ngx_http_seadragon_users_op_t *op);
@@ -81,6 +81,8 @@ static void ngx_http_seadragon_users_cleanse(void *data);
 
 static char  ngx_http_seadragon_users_unknown[] =
     "there is no user with this name";
+
+static char  ngx_http_seadragon_users_no_memory[] = "no memory";
 
 
 ngx_int_t
@@ -190,6 +192,7 @@ ngx_http_seadragon_users_body(ngx_http_request_t *r, ngx_str_t *name)
 static void
 ngx_http_seadragon_users_body_read(ngx_http_request_t *r)
 {
+    char                           *message;
     u_char                         *p, *q;
     size_t                          len;
     ngx_int_t                       rc;
@@ -286,12 +289,18 @@ ngx_http_seadragon_users_body_read(ngx_http_request_t *r)
     op->create = (ctx->admin_name.len == 0);
     op->name = ctx->admin_name;
 
-    rc = ngx_http_seadragon_users_parse(r, op, body);
+    message = ngx_http_seadragon_users_parse(r, op, body);
 
     yajl_tree_free(body);
 
-    if (rc == NGX_OK) {
+    if (message == NULL) {
         rc = ngx_http_seadragon_users_start(r, op);
+
+    } else if (message == ngx_http_seadragon_users_no_memory) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } else {
+        rc = ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST, message);
     }
 
     if (rc != NGX_DONE) {
@@ -302,11 +311,12 @@ ngx_http_seadragon_users_body_read(ngx_http_request_t *r)
 
 /*
  * The body's fields into op, checked as seadragon-store checks them:
- * NGX_OK, or the status of the answer sent.  The password is copied into
+ * NULL, or the message of a 400 (ngx_http_seadragon_users_no_memory: a
+ * 500).  The password is copied into
  * the pool, and wiped in yajl's tree before it is freed.
  */
 
-static ngx_int_t
+static char *
 ngx_http_seadragon_users_parse(ngx_http_request_t *r,
     ngx_http_seadragon_users_op_t *op, yajl_val body)
 {
@@ -323,10 +333,7 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
 
     if (v) {
         if (!YAJL_IS_STRING(v)) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"password\" must be a "
-                                                  "string of 1 to 1024 "
-                                                  "bytes");
+            return "\"password\" must be a string of 1 to 1024 bytes";
         }
 
         s = YAJL_GET_STRING(v);
@@ -335,7 +342,7 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
         op->password = ngx_pnalloc(r->pool, len + 1);
         if (op->password == NULL) {
             OPENSSL_cleanse(s, len);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_http_seadragon_users_no_memory;
         }
 
         ngx_memcpy(op->password, s, len + 1);
@@ -343,10 +350,7 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
         OPENSSL_cleanse(s, len);
 
         if (len == 0 || len > SEADRAGON_PASSWORD_MAX) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"password\" must be a "
-                                                  "string of 1 to 1024 "
-                                                  "bytes");
+            return "\"password\" must be a string of 1 to 1024 bytes";
         }
 
         op->set_password = 1;
@@ -359,10 +363,8 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
         op->name.len = v ? ngx_strlen(op->name.data) : 0;
 
         if (!ngx_http_seadragon_users_name_valid(&op->name)) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"name\" must have 1 to 63 "
-                                                  "letters, digits, \"_\", "
-                                                  "\"-\", \".\" and \"@\"");
+            return "\"name\" must have 1 to 63 letters, digits, \"_\", \"-\", "
+                   "\".\" and \"@\"";
         }
 
         ngx_memcpy(op->record.name, op->name.data, op->name.len);
@@ -378,11 +380,8 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
             || !seadragon_name_valid(s, ngx_strlen(s),
                                      SEADRAGON_KEY_SOURCE_LEN - 1, "_-"))
         {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"source\" must be a "
-                                                  "source name: 1 to 31 "
-                                                  "letters, digits, \"_\" "
-                                                  "and \"-\"");
+            return "\"source\" must be a source name: 1 to 31 letters, "
+                   "digits, \"_\" and \"-\"";
         }
 
         ngx_memcpy(op->record.source, s, ngx_strlen(s));
@@ -390,18 +389,14 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
     }
 
     if (op->create && !op->set_password) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "\"password\" is missing: a "
-                                              "string of 1 to 1024 bytes");
+        return "\"password\" is missing: a string of 1 to 1024 bytes";
     }
 
     v = yajl_tree_get(body, active_path, yajl_t_any);
 
     if (v) {
         if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-            return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                                  "\"active\" must be true "
-                                                  "or false");
+            return "\"active\" must be true or false";
         }
 
         op->set_active = 1;
@@ -413,13 +408,10 @@ ngx_http_seadragon_users_parse(ngx_http_request_t *r,
     }
 
     if (!op->set_password && !op->set_source && !op->set_active) {
-        return ngx_http_seadragon_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                              "nothing to change: give "
-                                              "\"password\", \"active\" or "
-                                              "\"source\"");
+        return "nothing to change: give \"password\", \"active\" or \"source\"";
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
