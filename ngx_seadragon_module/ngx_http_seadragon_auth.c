@@ -39,10 +39,9 @@
 
 #if (NGX_THREADS)
 
-/* a login between its form and its answer; the task's own context */
+/* a login between its form and its answer: the thread task's data */
 
 typedef struct {
-    ngx_http_request_t              *request;
     ngx_str_t                        name;
     ngx_str_t                        password;    /* decoded, cleansed */
     seadragon_user_record_t          user;        /* read before the hash */
@@ -649,7 +648,6 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    login->request = r;
     login->name = form->username;
     login->password = form->password;
     login->known = known;

@@ -59,7 +59,13 @@ frame.addEventListener("load", () => {
     d.getElementById("login-password").value = want.login[1];
     d.getElementById("login-form").requestSubmit();
   }
+  let out = false;
   setInterval(() => {
+    if (want.logout && !out && d.body.dataset.ready === "1") {
+      out = true;
+      d.getElementById("logout").click();
+    }
+    document.body.dataset.stored = frame.contentWindow.sessionStorage.length;
     document.getElementById("mirror").innerHTML = d.body.innerHTML;
     document.body.dataset.ready = d.body.dataset.ready;
     document.body.dataset.href = frame.contentWindow.location.href;
@@ -71,12 +77,13 @@ frame.src = want.page;
 _EOH_
 
 sub page_url {
-    my ($key, $page, $login) = @_;
+    my ($key, $page, $login, $logout) = @_;
     open my $fh, '>', html_dir() . '/driver.html' or die "driver.html: $!";
     print $fh $driver;
     close $fh;
     (my $want = json_encode({ key => $key, page => $page // '/api/admin/page',
-                              ($login ? (login => $login) : ()) }))
+                              ($login ? (login => $login) : ()),
+                              ($logout ? (logout => 1) : ()) }))
         =~ s/([^A-Za-z0-9_.~-])/sprintf("%%%02X", ord $1)/ge;
     return "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/driver.html#$want";
 }
@@ -84,9 +91,10 @@ sub page_url {
 # what a person reads on the page, from its DOM; with $login ([user,
 # password]) the driver logs in with the page's login form instead
 sub page {
-    my ($key, $page, $login) = @_;
-    my $dom = chromium(page_url(@_ ? $key : $admin, $page, $login), '--dump-dom');
+    my ($key, $page, $login, $logout) = @_;
+    my $dom = chromium(page_url(@_ ? $key : $admin, $page, $login, $logout), '--dump-dom');
     my %p;
+    ($p{stored}) = $dom =~ /<body [^>]*data-stored="(\d+)"/;
     ($p{login_state}) = $dom =~ /<span id="login-state">([^<]*)</;
     ($p{ready}) = $dom =~ /<body data-ready="([^"]*)"/;
     ($p{href}) = $dom =~ /<body [^>]*data-href="([^"]*)"/;
@@ -663,6 +671,7 @@ done coding key:bob: 1/2/0/0 share=33.3 bar=33.3
     Test::More::diag("admin login screenshot: " . servroot() . "/admin-login.png");
     my $bad = page(undef, undef, ['webadmin', 'wrong pass']);
     my $chat = page(undef, undef, ['chatter', 'chat pass']);
+    my $out = page(undef, undef, ['webadmin', 'web pass'], 1);
     my $log = access_log_text('page.log');
     my @logins = map { (split / /)[2] } grep { m{^POST /auth/token } } split /\n/, $log;
     my @api = grep { m{^GET /api/admin/(?!page)} } split /\n/, $log;
@@ -671,6 +680,8 @@ done coding key:bob: 1/2/0/0 share=33.3 bar=33.3
         "wrong password: ready=$bad->{ready} state=$bad->{login_state} error="
             . ($bad->{error} =~ /(login refused: .*)/ ? $1 : $bad->{error}),
         "chat user: ready=$chat->{ready} error=$chat->{error}",
+        "logged in: kept in sessionStorage: $p->{stored}; logged out: ready=$out->{ready} state="
+            . "$out->{login_state} kept: $out->{stored} error=$out->{error}",
         "logins: @logins",
         "API calls answered 200: " . ((grep { / 200 / } @api) ? 'some' : 'none')
             . ", 403: " . ((grep { / 403 / } @api) ? 'some' : 'none'),
@@ -681,7 +692,8 @@ done coding key:bob: 1/2/0/0 share=33.3 bar=33.3
 ready=1 gate=open state=logged in as webadmin counters=admin,api error=
 wrong password: ready=error state= error=login refused: 401: Incorrect username or password
 chat user: ready=error error=403: not an admin user
-logins: 200 200 401 200
+logged in: kept in sessionStorage: 2; logged out: ready=error state= kept: 0 error=401: admin key required (enter an admin key above)
+logins: 200 200 401 200 200
 API calls answered 200: some, 403: some
 a token or a password in a URL: no
 screenshot: kept
