@@ -94,6 +94,9 @@ static ngx_int_t ngx_http_seadragon_admin_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
     ngx_http_seadragon_admin_conf_t *acf,
     ngx_http_seadragon_admin_refusal_t *refusal);
+static ngx_uint_t ngx_http_seadragon_admin_authorize_login(
+    ngx_http_request_t *r, ngx_http_seadragon_ctx_t *ctx,
+    ngx_http_seadragon_admin_refusal_t *refusal);
 static ngx_uint_t ngx_http_seadragon_admin_cross_site(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_admin_snapshot(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_snapshot_t *snap);
@@ -178,6 +181,10 @@ static ngx_http_seadragon_admin_route_t  ngx_http_seadragon_admin_routes[] = {
       0, NULL, NULL, 2,
       ngx_http_seadragon_admin_store, 0 },
 
+    { ngx_string("users"), NGX_HTTP_SEADRAGON_ADMIN_SEGMENT,
+      0, NULL, NULL, 2,
+      ngx_http_seadragon_admin_users, 0 },
+
     { ngx_null_string, 0, 0, NULL, NULL, 0, NULL, 0 }
 };
 
@@ -187,7 +194,11 @@ char *ngx_http_seadragon_gate_states[] = {
 };
 
 
-/* seadragon_admin ZONE [auth=key|nginx] */
+/*
+ * seadragon_admin ZONE [auth=key|nginx] [thread_pool=NAME]: the users'
+ * new passwords are hashed in the thread pool NAME ("default" unless
+ * named), as seadragon_auth's logins are.
+ */
 
 char *
 ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -195,7 +206,7 @@ ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_seadragon_loc_conf_t  *slcf = conf;
 
-    ngx_str_t                        *value;
+    ngx_str_t                        *value, pool;
     ngx_uint_t                        i;
     ngx_http_core_loc_conf_t         *clcf;
     ngx_http_seadragon_admin_conf_t  *acf;
@@ -217,8 +228,25 @@ ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     acf->auth = NGX_HTTP_SEADRAGON_ADMIN_AUTH_KEY;
+    ngx_str_set(&pool, "default");
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0) {
+            pool.data = value[i].data + 12;
+            pool.len = value[i].len - 12;
+
+            if (pool.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid value \"%V\": thread_pool= names "
+                                   "a pool of \"thread_pool NAME "
+                                   "threads=N;\" (or \"default\")",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
 
         if (ngx_strcmp(value[i].data, "auth=key") == 0) {
             acf->auth = NGX_HTTP_SEADRAGON_ADMIN_AUTH_KEY;
@@ -232,10 +260,23 @@ ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected auth=key "
-                           "(an admin key from the store) or auth=nginx "
-                           "(this location's own access checks)", &value[i]);
+                           "(an admin key or an admin user's login from the "
+                           "store), auth=nginx (this location's own access "
+                           "checks) or thread_pool=NAME (where users' "
+                           "passwords are hashed)", &value[i]);
         return NGX_CONF_ERROR;
     }
+
+#if (NGX_THREADS)
+
+    /* an unknown name is nginx's own error: "unknown thread pool" */
+
+    acf->thread_pool = ngx_thread_pool_add(cf, &pool);
+    if (acf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+#endif
 
     acf->conf_file = cf->conf_file->file.name.data;
     acf->conf_line = cf->conf_file->line;
@@ -354,7 +395,7 @@ ngx_http_seadragon_admin_handler(ngx_http_request_t *r)
                                               "queue, stats, usage, models, "
                                               "history, tenants, "
                                               "gate/pause|resume|drain, "
-                                              "whitelist or keys");
+                                              "whitelist, keys or users");
     }
 
     if (rt->methods && !(r->method & rt->methods)) {
@@ -439,8 +480,9 @@ ngx_http_seadragon_admin_no_control(ngx_http_request_t *r,
 
 /*
  * auth=key: an API key made for the source "admin" (seadragon-store key
- * create NAME --source admin).  auth=nginx: this location's own access
- * checks (allow/deny, auth_basic, auth_request) have already run.  With
+ * create NAME --source admin), or a login's token of a user of that
+ * source.  auth=nginx: this location's own access checks (allow/deny,
+ * auth_basic, auth_request) have already run.  With
  * either, a write that a browser says comes from another site is refused.
  */
 
@@ -485,6 +527,10 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
 
     if (ctx->key.len == 0) {
         goto unauthorized;
+    }
+
+    if (ngx_http_seadragon_login_token_like(&ctx->key)) {
+        return ngx_http_seadragon_admin_authorize_login(r, ctx, refusal);
     }
 
     rc = ngx_http_seadragon_store_key(smcf->store, r->connection, &ctx->key,
@@ -547,6 +593,76 @@ unauthorized:
     refusal->status = NGX_HTTP_UNAUTHORIZED;
     refusal->message = ctx->key.len ? "invalid admin key"
                                     : "admin key required";
+
+    return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+}
+
+
+/*
+ * A login's token (Authorization: Bearer JWT) of an active user of the
+ * admin source counts as an admin key does; ngx_http_seadragon_login.c's
+ * check decides, and a user of another source is refused as a key of
+ * another source is.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_admin_authorize_login(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_admin_refusal_t *refusal)
+{
+    ngx_table_elt_t                  *h;
+    seadragon_user_record_t           user;
+    ngx_http_seadragon_jwt_claims_t   claims;
+
+    switch (ngx_http_seadragon_login_check(r, &ctx->key, &user, &claims)) {
+
+    case NGX_HTTP_SEADRAGON_LOGIN_OK:
+        break;
+
+    case NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR:
+        if (ngx_http_seadragon_header_add(r, "Retry-After",
+                (u_char *) NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT,
+                sizeof(NGX_HTTP_SEADRAGON_STORE_RETRY_TEXT) - 1)
+            == NULL)
+        {
+            return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+        }
+
+        refusal->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        refusal->message = NGX_HTTP_SEADRAGON_STORE_FAILED;
+        return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+
+    case NGX_HTTP_SEADRAGON_LOGIN_DISABLED:
+        refusal->message = "user disabled";
+        goto unauthorized;
+
+    default: /* NGX_HTTP_SEADRAGON_LOGIN_INVALID */
+        refusal->message = "invalid login token";
+        goto unauthorized;
+    }
+
+    if (ngx_strcmp(user.source, NGX_HTTP_SEADRAGON_ADMIN_SOURCE) != 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "seadragon admin refused a login of the user \"%s\", "
+                      "who is not an admin user", user.name);
+
+        refusal->status = NGX_HTTP_FORBIDDEN;
+        refusal->message = "not an admin user";
+        return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
+    }
+
+    return NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED;
+
+unauthorized:
+
+    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
+                                      (u_char *) "Bearer", 6);
+    if (h == NULL) {
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+    }
+
+    r->headers_out.www_authenticate = h;
+
+    refusal->status = NGX_HTTP_UNAUTHORIZED;
 
     return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
 }

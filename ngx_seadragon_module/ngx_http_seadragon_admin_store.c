@@ -39,10 +39,6 @@ static ngx_int_t ngx_http_seadragon_admin_key_limits(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, yajl_val body);
 static ngx_int_t ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, ngx_str_t *name, ngx_uint_t action);
-static ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
-static ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
-    ngx_http_seadragon_store_t *store, int rc, char **message);
 
 
 /*
@@ -1110,7 +1106,7 @@ ngx_http_seadragon_admin_key_change(ngx_http_request_t *r,
  * answer; nothing is sent here.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message)
 {
@@ -1136,7 +1132,7 @@ ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
  * and the message of the answer.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
     ngx_http_seadragon_store_t *store, int rc, char **message)
 {

@@ -37,24 +37,17 @@
 /* nginx has no name for it: FastAPI's answer to a form that lacks a field */
 #define NGX_HTTP_SEADRAGON_AUTH_UNPROCESSABLE  422
 
-/* as nginx's aio: a hash this late is logged, the worker kept alive */
-#define NGX_HTTP_SEADRAGON_AUTH_HASH_TIMEOUT  60000
-
-
 #if (NGX_THREADS)
 
-/* a login between its form and its answer; the task's own context */
+/* a login between its form and its answer: the thread task's data */
 
 typedef struct {
-    ngx_http_request_t              *request;
     ngx_str_t                        name;
     ngx_str_t                        password;    /* decoded, cleansed */
     seadragon_user_record_t          user;        /* read before the hash */
     char                            *hash;        /* the user's or dummy */
     int                              verdict;     /* the thread's: 1, 0, -1 */
     unsigned                         known:1;     /* the name is a user's */
-    unsigned                         hashed:1;    /* the task is done */
-    unsigned                         answered:1;
 } ngx_http_seadragon_auth_login_t;
 
 
@@ -81,9 +74,9 @@ static ngx_int_t ngx_http_seadragon_auth_form_decode(ngx_pool_t *pool,
 static ngx_int_t ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
     ngx_http_seadragon_auth_form_t *form, ngx_uint_t known,
     seadragon_user_record_t *user);
-static void ngx_http_seadragon_auth_hash(void *data, ngx_log_t *log);
-static void ngx_http_seadragon_auth_hashed(ngx_event_t *ev);
-static void ngx_http_seadragon_auth_token_resume(ngx_http_request_t *r);
+static void ngx_http_seadragon_auth_hash(void *data);
+static ngx_int_t ngx_http_seadragon_auth_hashed(ngx_http_request_t *r,
+    void *data);
 static ngx_int_t ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_http_seadragon_auth_login_t *login);
 static void ngx_http_seadragon_auth_last_login(ngx_http_request_t *r,
@@ -653,10 +646,9 @@ ngx_http_seadragon_auth_form_decode(ngx_pool_t *pool, u_char *p,
 
 
 /*
- * The hash goes to the thread pool; the request waits blocked, as for
- * nginx's aio threads (ngx_http_cache_thread_handler()), with the same
- * watchdog timer, which also keeps a worker that is shutting down alive
- * until the answer is out.
+ * The hash goes to the thread pool (ngx_http_seadragon_auth_task.c); the
+ * request waits blocked, as for nginx's aio threads, and is answered by
+ * token_answer() when the hash is done.
  */
 
 static ngx_int_t
@@ -664,28 +656,19 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
     ngx_http_seadragon_auth_form_t *form, ngx_uint_t known,
     seadragon_user_record_t *user)
 {
-    ngx_thread_task_t                *task;
+    ngx_int_t                         rc;
     ngx_pool_cleanup_t               *cln;
-    ngx_http_seadragon_ctx_t         *ctx;
     ngx_http_seadragon_loc_conf_t    *slcf;
     ngx_http_seadragon_auth_login_t  *login;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
 
-    ctx = ngx_http_seadragon_get_ctx(r);
-    if (ctx == NULL) {
+    login = ngx_pcalloc(r->pool, sizeof(ngx_http_seadragon_auth_login_t));
+    if (login == NULL) {
+        OPENSSL_cleanse(form->password.data, form->password.len);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    task = ngx_thread_task_alloc(r->pool,
-                                 sizeof(ngx_http_seadragon_auth_login_t));
-    if (task == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    login = task->ctx;
-
-    login->request = r;
     login->name = form->username;
     login->password = form->password;
     login->known = known;
@@ -709,12 +692,11 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
         login->hash = ngx_http_seadragon_auth_dummy;
     }
 
-    task->handler = ngx_http_seadragon_auth_hash;
-    task->event.data = login;
-    task->event.handler = ngx_http_seadragon_auth_hashed;
-    task->event.log = r->connection->log;
+    rc = ngx_http_seadragon_task_post(r, slcf->auth->thread_pool,
+                                      ngx_http_seadragon_auth_hash,
+                                      ngx_http_seadragon_auth_hashed, login);
 
-    if (ngx_thread_task_post(slcf->auth->thread_pool, task) != NGX_OK) {
+    if (rc == NGX_BUSY) {
         if (ngx_http_seadragon_header_add(r, "Retry-After", (u_char *) "1", 1)
             == NULL)
         {
@@ -726,35 +708,22 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
                                              "again", 0);
     }
 
-    ngx_add_timer(&task->event, NGX_HTTP_SEADRAGON_AUTH_HASH_TIMEOUT);
-
-    ctx->auth = login;
-
-    r->main->blocked++;
-    r->aio = 1;
-
-    /*
-     * A client that leaves is noticed at once: nginx terminates the
-     * request, which, blocked, is only marked (its finalizer as the write
-     * handler); when the hash is done it is closed with no answer and no
-     * last_login.
-     */
-
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_seadragon_auth_token_resume;
+    if (rc != NGX_DONE) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return NGX_DONE;
 }
 
 
 /*
- * In a thread of the pool: only the login is read and written (the task's
- * memory and the decoded password), which the worker leaves alone until
+ * In a thread of the pool: only the login is read and written (the
+ * decoded password and the verdict), which the worker leaves alone until
  * the task's event says it is done.
  */
 
 static void
-ngx_http_seadragon_auth_hash(void *data, ngx_log_t *log)
+ngx_http_seadragon_auth_hash(void *data)
 {
     ngx_http_seadragon_auth_login_t  *login = data;
 
@@ -765,83 +734,12 @@ ngx_http_seadragon_auth_hash(void *data, ngx_log_t *log)
 }
 
 
-/* back in the worker: as ngx_http_cache_thread_event_handler() */
+/* back in the worker, the client still there: the answer */
 
-static void
-ngx_http_seadragon_auth_hashed(ngx_event_t *ev)
+static ngx_int_t
+ngx_http_seadragon_auth_hashed(ngx_http_request_t *r, void *data)
 {
-    ngx_connection_t                 *c;
-    ngx_http_request_t               *r;
-    ngx_http_seadragon_auth_login_t  *login;
-
-    login = ev->data;
-    r = login->request;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    if (ev->timedout) {
-        ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                      "seadragon auth: a password hash took over %d ms",
-                      NGX_HTTP_SEADRAGON_AUTH_HASH_TIMEOUT);
-        ev->timedout = 0;
-        return;
-    }
-
-    if (ev->timer_set) {
-        ngx_del_timer(ev);
-    }
-
-    login->hashed = 1;
-
-    r->main->blocked--;
-    r->aio = 0;
-
-#if (nginx_version >= 1025004)
-    if (r->main->terminated) {
-        /* as nginx's own: the connection's handler ends the request */
-        c->write->handler(c->write);
-        return;
-    }
-#endif
-
-    r->write_event_handler(r);
-    ngx_http_run_posted_requests(c);
-}
-
-
-/*
- * The request's write handler while its hash runs: a write event before
- * the hash is done does nothing.  Before 1.25.4, a request terminated
- * meanwhile has nginx's finalizer here instead.
- */
-
-static void
-ngx_http_seadragon_auth_token_resume(ngx_http_request_t *r)
-{
-    ngx_http_seadragon_ctx_t         *ctx;
-    ngx_http_seadragon_auth_login_t  *login;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_seadragon_module);
-    login = ctx ? ctx->auth : NULL;
-
-    if (login == NULL || !login->hashed || login->answered) {
-        return;
-    }
-
-    login->answered = 1;
-
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    if (r->connection->error) {
-        /* the client left: no token for nobody, no last_login */
-        ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
-        return;
-    }
-
-    ngx_http_finalize_request(r,
-                              ngx_http_seadragon_auth_token_answer(r, login));
+    return ngx_http_seadragon_auth_token_answer(r, data);
 }
 
 

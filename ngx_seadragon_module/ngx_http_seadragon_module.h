@@ -667,6 +667,9 @@ typedef struct {
 typedef struct {
     ngx_http_seadragon_zone_t       *zone;
     ngx_uint_t                       auth;
+#if (NGX_THREADS)
+    ngx_thread_pool_t               *thread_pool;     /* users' passwords */
+#endif
     u_char                          *conf_file;
     ngx_uint_t                       conf_line;
 } ngx_http_seadragon_admin_conf_t;
@@ -854,7 +857,7 @@ typedef struct {
     ngx_http_seadragon_limit_t      *limit;      /* the zone's, while held */
     ngx_http_seadragon_limit_hold_t *limit_hold; /* NULL: not in a record */
     ngx_str_t                        admin_name; /* PATCH keys/NAME */
-    void                            *auth;       /* a login's state */
+    void                            *auth;       /* its thread task */
 
     unsigned                         classified:1;
     unsigned                         endpoint_found:1;
@@ -980,6 +983,26 @@ char *ngx_http_seadragon_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
     ngx_http_seadragon_loc_conf_t *conf);
 
+/*
+ * ngx_http_seadragon_auth_task.c: a request's work in the thread pool;
+ * work(data) runs in a thread, done(r, data) in the worker, its status
+ * the one the request is finalized with.  NGX_DONE (the request waits),
+ * NGX_BUSY (the pool's queue is full) or NGX_ERROR.
+ */
+typedef void (*ngx_http_seadragon_task_work_pt)(void *data);
+typedef ngx_int_t (*ngx_http_seadragon_task_done_pt)(ngx_http_request_t *r,
+    void *data);
+#if (NGX_THREADS)
+ngx_int_t ngx_http_seadragon_task_post(ngx_http_request_t *r,
+    ngx_thread_pool_t *pool, ngx_http_seadragon_task_work_pt work,
+    ngx_http_seadragon_task_done_pt done, void *data);
+#endif
+
+/* ngx_http_seadragon_admin_users.c: GET/POST users, GET/PATCH/DELETE
+ * users/NAME */
+ngx_int_t ngx_http_seadragon_admin_users(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+
 /* ngx_http_seadragon_admin_json.c */
 ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,
     ngx_uint_t status, char *message);
@@ -1011,6 +1034,11 @@ void ngx_http_seadragon_json_seconds(ngx_http_seadragon_json_t *j,
 /* ngx_http_seadragon_admin_store.c */
 ngx_int_t ngx_http_seadragon_admin_store(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+/* the admin API's writes: NGX_OK, or the status and message to answer */
+ngx_uint_t ngx_http_seadragon_admin_write_begin(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, MDB_txn **txn, char **message);
+ngx_uint_t ngx_http_seadragon_admin_commit(ngx_http_request_t *r,
+    ngx_http_seadragon_store_t *store, int rc, char **message);
 
 /* ngx_http_seadragon_health.c */
 extern ngx_http_seadragon_stat_t  ngx_http_seadragon_stats[]; /* NULL name */

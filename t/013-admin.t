@@ -232,7 +232,7 @@ POST queue: 405 GET, HEAD application/json {"error":"this endpoint only reads: u
 DELETE stats: 405 GET, HEAD application/json {"error":"this endpoint only reads: use GET"}
 GET gate/pause: 405 POST application/json {"error":"gate controls take POST"}
 POST gate/open: 404 - application/json {"error":"no such gate control: use pause, resume or drain"}
-GET nothing: 404 - application/json {"error":"no such admin endpoint: use queue, stats, usage, models, history, tenants, gate/pause|resume|drain, whitelist or keys"}
+GET nothing: 404 - application/json {"error":"no such admin endpoint: use queue, stats, usage, models, history, tenants, gate/pause|resume|drain, whitelist, keys or users"}
 
 
 

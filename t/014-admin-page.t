@@ -1,6 +1,7 @@
 # The admin page (conf/html/admin.html) in headless Chromium: it shows the
 # gate, what holds it, the queue in dispatch order and the counters, live;
-# a screenshot is kept in t/servroot/014-admin-page/admin-page.png.
+# a screenshot is kept in t/servroot/014-admin-page/admin-page.png.  A
+# person logs in with a user of the admin source (TEST 9, admin-login.png).
 use lib 't/lib';
 use Test::Seadragon;
 use File::Temp ();
@@ -53,7 +54,18 @@ frame.addEventListener("load", () => {
     d.getElementById("key").value = want.key;
     d.getElementById("key-form").requestSubmit();
   }
+  if (want.login) {
+    d.getElementById("login-user").value = want.login[0];
+    d.getElementById("login-password").value = want.login[1];
+    d.getElementById("login-form").requestSubmit();
+  }
+  let out = false;
   setInterval(() => {
+    if (want.logout && !out && d.body.dataset.ready === "1") {
+      out = true;
+      d.getElementById("logout").click();
+    }
+    document.body.dataset.stored = frame.contentWindow.sessionStorage.length;
     document.getElementById("mirror").innerHTML = d.body.innerHTML;
     document.body.dataset.ready = d.body.dataset.ready;
     document.body.dataset.href = frame.contentWindow.location.href;
@@ -65,20 +77,25 @@ frame.src = want.page;
 _EOH_
 
 sub page_url {
-    my ($key, $page) = @_;
+    my ($key, $page, $login, $logout) = @_;
     open my $fh, '>', html_dir() . '/driver.html' or die "driver.html: $!";
     print $fh $driver;
     close $fh;
-    (my $want = json_encode({ key => $key, page => $page // '/api/admin/page' }))
+    (my $want = json_encode({ key => $key, page => $page // '/api/admin/page',
+                              ($login ? (login => $login) : ()),
+                              ($logout ? (logout => 1) : ()) }))
         =~ s/([^A-Za-z0-9_.~-])/sprintf("%%%02X", ord $1)/ge;
     return "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/driver.html#$want";
 }
 
-# what a person reads on the page, from its DOM
+# what a person reads on the page, from its DOM; with $login ([user,
+# password]) the driver logs in with the page's login form instead
 sub page {
-    my ($key, $page) = @_;
-    my $dom = chromium(page_url(@_ ? $key : $admin, $page), '--dump-dom');
+    my ($key, $page, $login, $logout) = @_;
+    my $dom = chromium(page_url(@_ ? $key : $admin, $page, $login, $logout), '--dump-dom');
     my %p;
+    ($p{stored}) = $dom =~ /<body [^>]*data-stored="(\d+)"/;
+    ($p{login_state}) = $dom =~ /<span id="login-state">([^<]*)</;
     ($p{ready}) = $dom =~ /<body data-ready="([^"]*)"/;
     ($p{href}) = $dom =~ /<body [^>]*data-href="([^"]*)"/;
     $p{href} =~ s/&amp;/&/g if defined $p{href};
@@ -631,3 +648,52 @@ their model resident (the hold's): yes,yes,yes
 done api addr:127.0.0.1: 1/2/0/0 share=100.0 bar=100.0
 done coding key:alice: 1/4/0/0 share=66.7 bar=66.7
 done coding key:bob: 1/2/0/0 share=33.3 bar=33.3
+
+
+
+=== TEST 9: a person logs in with a user of the admin source; the token is the Bearer of the page's calls, never in a URL
+--- http_config eval: $::other_http_config
+--- config eval: $::other_config . "    location /auth/ { seadragon_auth ollama; }\n"
+--- timeout: 90
+--- client
+    for (['webadmin', 'admin', 'web pass'], ['chatter', 'chat', 'chat pass']) {
+        my ($name, $source, $password) = @$_;
+        my $file = servroot() . '/password';
+        open my $fh, '>', $file or die $!;
+        print $fh "$password\n";
+        close $fh;
+        tool("user add $name --source $source < '$file'");
+        unlink $file;
+    }
+    my $p = page(undef, undef, ['webadmin', 'web pass']);
+    chromium(page_url(undef, undef, ['webadmin', 'web pass']), '--window-size=1280,900',
+             '--screenshot=' . servroot() . '/admin-login.png');
+    Test::More::diag("admin login screenshot: " . servroot() . "/admin-login.png");
+    my $bad = page(undef, undef, ['webadmin', 'wrong pass']);
+    my $chat = page(undef, undef, ['chatter', 'chat pass']);
+    my $out = page(undef, undef, ['webadmin', 'web pass'], 1);
+    my $log = access_log_text('page.log');
+    my @logins = map { (split / /)[2] } grep { m{^POST /auth/token } } split /\n/, $log;
+    my @api = grep { m{^GET /api/admin/(?!page)} } split /\n/, $log;
+    join "\n", "ready=$p->{ready} gate=$p->{gate} state=$p->{login_state} counters="
+            . join(',', sort keys %{ $p->{counters} }) . " error=" . ($p->{error} // ''),
+        "wrong password: ready=$bad->{ready} state=$bad->{login_state} error="
+            . ($bad->{error} =~ /(login refused: .*)/ ? $1 : $bad->{error}),
+        "chat user: ready=$chat->{ready} error=$chat->{error}",
+        "logged in: kept in sessionStorage: $p->{stored}; logged out: ready=$out->{ready} state="
+            . "$out->{login_state} kept: $out->{stored} error=$out->{error}",
+        "logins: @logins",
+        "API calls answered 200: " . ((grep { / 200 / } @api) ? 'some' : 'none')
+            . ", 403: " . ((grep { / 403 / } @api) ? 'some' : 'none'),
+        "a token or a password in a URL: "
+            . (($log =~ /eyJ|pass|username/) ? 'yes' : 'no'),
+        "screenshot: " . (-s servroot() . '/admin-login.png' > 10000 ? 'kept' : 'missing');
+--- client_output
+ready=1 gate=open state=logged in as webadmin counters=admin,api error=
+wrong password: ready=error state= error=login refused: 401: Incorrect username or password
+chat user: ready=error error=403: not an admin user
+logged in: kept in sessionStorage: 2; logged out: ready=error state= kept: 0 error=401: admin key required (enter an admin key above)
+logins: 200 200 401 200 200
+API calls answered 200: some, 403: some
+a token or a password in a URL: no
+screenshot: kept
