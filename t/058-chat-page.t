@@ -388,7 +388,7 @@ end: busy='' stop=off | user: Count for me | assistant: tok1 tok2 tok3 tok4 tok5
 
 
 
-=== TEST 3: while the gate is held the page says it waits in line; released, the answer comes with the place in line it had
+=== TEST 3: while the gate is held the page shows its place in line (GET /auth/queue); released, the answer comes with the place in line it had
 --- timeout: 90
 --- client
     my $b = browser();
@@ -399,9 +399,11 @@ end: busy='' stop=off | user: Count for me | assistant: tok1 tok2 tok3 tok4 tok5
     wait_until(sub { queued_count() == 2 }, 'another chat to wait');
     say_this($b, 'Are you there?');
     wait_until(sub { queued_count() == 3 }, "the page's chat to wait");
-    $b->wait_js('document.body.dataset.busy === "parked" && /\(\d+ s\)/.test(document.getElementById("status").textContent)',
-                'the page to wait a second');
+    $b->wait_js('document.body.dataset.busy === "parked" && /\(\d+ s\)/.test(document.getElementById("status").textContent)'
+                . ' && document.getElementById("status").dataset.live !== ""',
+                'the page to wait a second and learn its place');
     my $parked = seen($b);
+    my $asked = grep { m{^GET /auth/queue 200$} } page_requests();
     $b->screenshot(servroot() . '/chat-waiting.png');
     my $reached = scalar chats();
     standin_release();
@@ -412,15 +414,15 @@ end: busy='' stop=off | user: Count for me | assistant: tok1 tok2 tok3 tok4 tok5
     (my $status = $after->{status}) =~ s/waited [\d.]+ s/waited S s/;
     join "\n", "parked: busy=$parked->{busy} stop=$parked->{stop} status=" . ($parked->{status} =~ s/\d+ s/N s/r)
             . " position='$parked->{position}' | " . join(' | ', @{ $parked->{messages} }),
-        "Ollama had seen: $reached (the hold)",
+        "asked its place: " . ($asked ? 'yes' : 'no') . ", Ollama had seen: $reached (the hold)",
         "after: busy='$after->{busy}' position=$after->{position} waited " . ($after->{wait} > 0 ? 'some ms' : "'$after->{wait}'")
             . " status=$status",
         "answer: " . join(' | ', @{ $after->{messages} }),
         "Ollama's order: " . join(',', map { $_->{tag} // 'page' } chats()),
         "screenshot: " . (-s servroot() . '/chat-waiting.png' > 5000 ? 'kept' : 'missing');
 --- client_output
-parked: busy=parked stop=on status=Waiting in line (N s)... position='' | user: Are you there?
-Ollama had seen: 1 (the hold)
+parked: busy=parked stop=on status=Number 2 in line (N s)... position='' | user: Are you there?
+asked its place: yes, Ollama had seen: 1 (the hold)
 after: busy='' position=2 waited some ms status=Number 2 in line on arrival; waited S s.
 answer: user: Are you there? | assistant: tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 
 Ollama's order: hold,api1,page
