@@ -68,6 +68,10 @@ typedef struct ngx_http_seadragon_logins_s  ngx_http_seadragon_logins_t;
 
 static ngx_int_t ngx_http_seadragon_auth_limit_digest(u_char kind,
     u_char *data, size_t len, u_char *digest);
+static ngx_uint_t ngx_http_seadragon_auth_limit_take_locked(
+    ngx_http_seadragon_zone_t *zone, ngx_http_seadragon_logins_t *logins,
+    u_char *da, u_char *du, ngx_http_seadragon_auth_conf_t *acf, time_t now,
+    time_t *retry_after, ngx_uint_t *untracked);
 static ngx_http_seadragon_logins_t *ngx_http_seadragon_auth_limit_shm_locked(
     ngx_http_seadragon_zone_t *zone);
 static ngx_http_seadragon_login_count_t *
@@ -156,17 +160,16 @@ ngx_http_seadragon_auth_limit_conf(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_seadragon_auth_limit_take(ngx_http_request_t *r, ngx_str_t *name)
 {
-    time_t                             now, period, retry_after;
-    ngx_uint_t                         over_addr, over_name, untracked;
-    ngx_table_elt_t                   *h;
-    ngx_http_seadragon_zone_t         *zone;
-    ngx_http_seadragon_logins_t       *logins;
-    ngx_http_seadragon_loc_conf_t     *slcf;
-    ngx_http_seadragon_login_count_t  *a, *u;
-    u_char                             da[NGX_HTTP_SEADRAGON_LOGIN_DIGEST];
-    u_char                             du[NGX_HTTP_SEADRAGON_LOGIN_DIGEST];
+    time_t                          now, retry_after;
+    ngx_uint_t                      over, untracked;
+    ngx_table_elt_t                *h;
+    ngx_http_seadragon_zone_t      *zone;
+    ngx_http_seadragon_logins_t    *logins;
+    ngx_http_seadragon_loc_conf_t  *slcf;
+    u_char                          da[NGX_HTTP_SEADRAGON_LOGIN_DIGEST];
+    u_char                          du[NGX_HTTP_SEADRAGON_LOGIN_DIGEST];
 
-    static time_t                      logged;
+    static time_t                   logged;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
 
@@ -186,64 +189,30 @@ ngx_http_seadragon_auth_limit_take(ngx_http_request_t *r, ngx_str_t *name)
     }
 
     zone = slcf->auth->zone;
-    period = slcf->auth->attempts_period;
     now = ngx_time();
     retry_after = 0;
-    untracked = 0;
+    over = 0;
+    untracked = 2;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     logins = ngx_http_seadragon_auth_limit_shm_locked(zone);
 
-    if (logins == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        goto short_of_memory;
+    if (logins) {
+        over = ngx_http_seadragon_auth_limit_take_locked(zone, logins, da, du,
+                                                     slcf->auth, now,
+                                                     &retry_after,
+                                                     &untracked);
     }
 
-    /* each is put last in the list once found, so the other cannot evict it */
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    a = ngx_http_seadragon_auth_limit_find_locked(logins, da);
-    if (a == NULL) {
-        a = ngx_http_seadragon_auth_limit_new_locked(zone, logins, da, now,
-                                                     period, NULL);
-    }
-
-    if (a) {
-        ngx_queue_remove(&a->lru);
-        ngx_queue_insert_tail(&logins->lru, &a->lru);
-    }
-
-    u = ngx_http_seadragon_auth_limit_find_locked(logins, du);
-    if (u == NULL) {
-        u = ngx_http_seadragon_auth_limit_new_locked(zone, logins, du, now,
-                                                     period, a);
-    }
-
-    if (u) {
-        ngx_queue_remove(&u->lru);
-        ngx_queue_insert_tail(&logins->lru, &u->lru);
-    }
-
-    over_addr = a && ngx_http_seadragon_auth_limit_over(a,
-                                                     slcf->auth->attempts,
-                                                     period, now,
-                                                     &retry_after);
-    over_name = u && ngx_http_seadragon_auth_limit_over(u,
-                                                     slcf->auth->attempts,
-                                                     period, now,
-                                                     &retry_after);
-
-    if (over_addr || over_name) {
-        logins->results[NGX_HTTP_SEADRAGON_LOGINS_LIMITED]++;
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-
+    if (over) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "seadragon auth: too many login attempts %s, retry "
-                      "after %T s", over_addr ? (over_name
-                                                 ? "of the address and of "
-                                                   "the user name"
-                                                 : "of the address")
-                                              : "of the user name",
+                      "after %T s",
+                      over == 3 ? "of the address and of the user name"
+                      : over == 1 ? "of the address" : "of the user name",
                       retry_after);
 
         h = ngx_http_seadragon_header_add(r, "Retry-After", NULL, 0);
@@ -262,34 +231,7 @@ ngx_http_seadragon_auth_limit_take(ngx_http_request_t *r, ngx_str_t *name)
         return NGX_DECLINED;
     }
 
-    if (a) {
-        if (a->count == 0) {
-            a->start = now;
-        }
-
-        a->count++;
-    }
-
-    if (u) {
-        if (u->count == 0) {
-            u->start = now;
-        }
-
-        u->count++;
-    }
-
-    untracked = (a == NULL) + (u == NULL);
-    logins->untracked += untracked;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (untracked == 0) {
-        return NGX_OK;
-    }
-
-short_of_memory:
-
-    if (now - logged >= NGX_HTTP_SEADRAGON_LOGIN_LOG_EVERY) {
+    if (untracked && now - logged >= NGX_HTTP_SEADRAGON_LOGIN_LOG_EVERY) {
         logged = now;
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "seadragon zone \"%V\" is short of memory for the "
@@ -299,6 +241,79 @@ short_of_memory:
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Under the lock: the address's and the name's records, found or made
+ * (NULL: no memory, counted as untracked).  0, the attempt counted in
+ * both; or over the limit, 1 the address, 2 the name, 3 both, with
+ * *retry_after the longer wait, and nothing counted but the refusal.
+ */
+
+static ngx_uint_t
+ngx_http_seadragon_auth_limit_take_locked(ngx_http_seadragon_zone_t *zone,
+    ngx_http_seadragon_logins_t *logins, u_char *da, u_char *du,
+    ngx_http_seadragon_auth_conf_t *acf, time_t now, time_t *retry_after,
+    ngx_uint_t *untracked)
+{
+    ngx_uint_t                         i, over;
+    ngx_http_seadragon_login_count_t  *c[2];
+
+    c[0] = NULL;
+    over = 0;
+
+    for (i = 0; i < 2; i++) {
+        c[i] = ngx_http_seadragon_auth_limit_find_locked(logins,
+                                                         i ? du : da);
+        if (c[i] == NULL) {
+            c[i] = ngx_http_seadragon_auth_limit_new_locked(zone, logins,
+                                                    i ? du : da, now,
+                                                    acf->attempts_period,
+                                                    i ? c[0] : NULL);
+        }
+
+        if (c[i] == NULL) {
+            continue;
+        }
+
+        /* put last in the list, so that making the other cannot evict it */
+
+        ngx_queue_remove(&c[i]->lru);
+        ngx_queue_insert_tail(&logins->lru, &c[i]->lru);
+
+        if (ngx_http_seadragon_auth_limit_over(c[i], acf->attempts,
+                                               acf->attempts_period, now,
+                                               retry_after))
+        {
+            over |= 1 << i;
+        }
+    }
+
+    if (over) {
+        logins->results[NGX_HTTP_SEADRAGON_LOGINS_LIMITED]++;
+        *untracked = 0;
+        return over;
+    }
+
+    *untracked = 0;
+
+    for (i = 0; i < 2; i++) {
+        if (c[i] == NULL) {
+            (*untracked)++;
+            continue;
+        }
+
+        if (c[i]->count == 0) {
+            c[i]->start = now;
+        }
+
+        c[i]->count++;
+    }
+
+    logins->untracked += *untracked;
+
+    return 0;
 }
 
 
