@@ -419,6 +419,17 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
         return ngx_http_seadragon_auth_refuse(r);
     }
 
+    /* over attempts=, known or not: 429 before the store or a hash */
+
+    rc = ngx_http_seadragon_auth_limit_take(r, &form.username);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED
+               ? ngx_http_seadragon_auth_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                               "Too many login attempts", 0)
+               : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
 
     known = 0;
@@ -438,17 +449,6 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
         }
 
         known = (rc == NGX_OK);
-    }
-
-    /* over attempts=, known or not: 429 before any hash */
-
-    rc = ngx_http_seadragon_auth_limit_take(r, &form.username);
-
-    if (rc != NGX_OK) {
-        return rc == NGX_DECLINED
-               ? ngx_http_seadragon_auth_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
-                                               "Too many login attempts", 0)
-               : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_seadragon_auth_hash_post(r, &form, known, &user);
