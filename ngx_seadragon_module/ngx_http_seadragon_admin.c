@@ -1029,10 +1029,16 @@ static ngx_int_t
 ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg)
 {
-    ngx_uint_t                        i;
+    uint64_t                          logins[NGX_HTTP_SEADRAGON_LOGINS_RESULTS];
+    uint64_t                          untracked;
+    ngx_uint_t                        i, records;
     ngx_http_seadragon_json_t         j;
     ngx_http_seadragon_snapshot_t    *snap;
     ngx_http_seadragon_shm_source_t  *src;
+
+    static char  *results[] = { "ok", "refused", "limited", "inactive" };
+
+    ngx_http_seadragon_auth_limit_counts(zone, logins, &untracked, &records);
 
     snap = ngx_http_seadragon_admin_begin(r, zone, &j);
     if (snap == NULL) {
@@ -1056,6 +1062,19 @@ ngx_http_seadragon_admin_stats(ngx_http_request_t *r,
     }
 
     ngx_http_seadragon_json_map_close(&j);
+
+    /* seadragon_auth's logins by result (ngx_http_seadragon_auth_limit.c) */
+
+    ngx_http_seadragon_json_str(&j, "logins");
+    ngx_http_seadragon_json_map_open(&j);
+
+    for (i = 0; i < NGX_HTTP_SEADRAGON_LOGINS_RESULTS; i++) {
+        ngx_http_seadragon_json_int(&j, results[i], (long long) logins[i]);
+    }
+
+    ngx_http_seadragon_json_int(&j, "untracked", (long long) untracked);
+    ngx_http_seadragon_json_map_close(&j);
+
     ngx_http_seadragon_json_map_close(&j);
 
     return ngx_http_seadragon_admin_send(r, &j);

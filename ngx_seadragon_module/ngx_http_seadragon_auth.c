@@ -106,7 +106,8 @@ static char  ngx_http_seadragon_auth_incorrect[] =
 
 
 /*
- * seadragon_auth ZONE [expires=TIME] [thread_pool=NAME]: the location
+ * seadragon_auth ZONE [expires=TIME] [thread_pool=NAME]
+ * [attempts=N/TIME|off] (ngx_http_seadragon_auth_limit.c): the location
  * answers .../token and .../me; the hashes run in the thread pool NAME
  * ("default" unless named: nginx makes that one with 32 threads; a pool
  * of its own, "thread_pool NAME threads=N;", bounds the hashes' memory to
@@ -143,6 +144,8 @@ ngx_http_seadragon_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     acf->expires = NGX_HTTP_SEADRAGON_AUTH_EXPIRES;
+    acf->attempts = NGX_HTTP_SEADRAGON_LOGIN_ATTEMPTS;
+    acf->attempts_period = NGX_HTTP_SEADRAGON_LOGIN_PERIOD;
     ngx_str_set(&pool, "default");
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -184,10 +187,21 @@ ngx_http_seadragon_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "attempts=", 9) == 0) {
+            if (ngx_http_seadragon_auth_limit_conf(cf, acf, &value[i])
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": expected expires=TIME "
-                           "(a login token's life) or thread_pool=NAME (where "
-                           "passwords are hashed)", &value[i]);
+                           "(a login token's life), thread_pool=NAME (where "
+                           "passwords are hashed) or attempts=N/TIME (logins "
+                           "an address and a name may try)", &value[i]);
         return NGX_CONF_ERROR;
     }
 
@@ -417,6 +431,17 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
 
     if (form.password.len > SEADRAGON_PASSWORD_MAX) {
         return ngx_http_seadragon_auth_refuse(r);
+    }
+
+    /* over attempts=, known or not: 429 before the store or a hash */
+
+    rc = ngx_http_seadragon_auth_limit_take(r, &form.username);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED
+               ? ngx_http_seadragon_auth_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                               "Too many login attempts", 0)
+               : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     smcf = ngx_http_get_module_main_conf(r, ngx_seadragon_module);
@@ -795,6 +820,8 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "seadragon auth: the user \"%V\" is disabled",
                       &login->name);
+        ngx_http_seadragon_auth_limit_result(r, NULL,
+                                          NGX_HTTP_SEADRAGON_LOGINS_INACTIVE);
         return ngx_http_seadragon_auth_error(r, NGX_HTTP_FORBIDDEN,
                                              "Inactive user", 0);
     }
@@ -833,6 +860,8 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     }
 
     ngx_http_seadragon_auth_last_login(r, &user, now);
+    ngx_http_seadragon_auth_limit_result(r, &login->name,
+                                         NGX_HTTP_SEADRAGON_LOGINS_OK);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon auth: the user \"%V\" logged in", &login->name);
@@ -1026,6 +1055,9 @@ ngx_http_seadragon_auth_refuse(ngx_http_request_t *r)
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon auth: a login refused: incorrect username or "
                   "password");
+
+    ngx_http_seadragon_auth_limit_result(r, NULL,
+                                         NGX_HTTP_SEADRAGON_LOGINS_REFUSED);
 
     return ngx_http_seadragon_auth_error(r, NGX_HTTP_UNAUTHORIZED,
                                          ngx_http_seadragon_auth_incorrect, 1);

@@ -1000,7 +1000,7 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     u_char                         *p, *last, *start;
     size_t                          len;
     ngx_int_t                       rc;
-    ngx_str_t                       usage, models, tenants;
+    ngx_str_t                       usage, models, tenants, logins;
     ngx_http_seadragon_zone_t      *zone;
     ngx_http_seadragon_metrics_t    m;
     ngx_http_seadragon_loc_conf_t  *slcf;
@@ -1060,14 +1060,16 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_seadragon_tenant_metrics(r, zone, &m.zone, &tenants)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_seadragon_auth_limit_metrics(r, zone, &m.zone, &logins)
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* the HELP and TYPE lines, then every sample line with its names */
 
-    len = usage.len + models.len + tenants.len + 4096
+    len = usage.len + models.len + tenants.len + logins.len + 4096
           + (m.nsources * NGX_HTTP_SEADRAGON_SOURCE_LINES
              + NGX_HTTP_SEADRAGON_ZONE_LINES)
             * (NGX_HTTP_SEADRAGON_METRIC_LINE + m.zone.len
@@ -1095,6 +1097,10 @@ ngx_http_seadragon_metrics_handler(ngx_http_request_t *r)
 
     if ((size_t) (last - p) > tenants.len) {
         p = ngx_cpymem(p, tenants.data, tenants.len);
+    }
+
+    if ((size_t) (last - p) > logins.len) {
+        p = ngx_cpymem(p, logins.data, logins.len);
     }
 
     /* the size above has room to spare: a full buffer means a cut text */

@@ -472,6 +472,7 @@ typedef struct {
     ngx_rbtree_node_t                limits_sentinel;
     ngx_uint_t                       nlimits;
     struct ngx_http_seadragon_usage_shm_s  *usage;    /* NULL: none yet */
+    struct ngx_http_seadragon_logins_s  *logins;      /* NULL: none yet */
     /* the scheduler's policy, from the newest configuration */
     ngx_uint_t                       fair;            /* FAIR_* */
     ngx_uint_t                       prompt_weight;
@@ -654,6 +655,8 @@ struct ngx_http_seadragon_main_conf_s {
 typedef struct {
     ngx_http_seadragon_zone_t       *zone;
     time_t                           expires;         /* a token's life */
+    ngx_uint_t                       attempts;        /* 0: off */
+    time_t                           attempts_period; /* seconds */
 #if (NGX_THREADS)
     ngx_thread_pool_t               *thread_pool;     /* of the hashes */
 #endif
@@ -1002,6 +1005,25 @@ ngx_int_t ngx_http_seadragon_task_post(ngx_http_request_t *r,
  * users/NAME */
 ngx_int_t ngx_http_seadragon_admin_users(ngx_http_request_t *r,
     ngx_http_seadragon_zone_t *zone, ngx_str_t *route, ngx_uint_t arg);
+
+/* ngx_http_seadragon_auth_limit.c: login attempts per address and user */
+#define NGX_HTTP_SEADRAGON_LOGIN_ATTEMPTS        10
+#define NGX_HTTP_SEADRAGON_LOGIN_PERIOD          60
+#define NGX_HTTP_SEADRAGON_LOGINS_OK             0
+#define NGX_HTTP_SEADRAGON_LOGINS_REFUSED        1
+#define NGX_HTTP_SEADRAGON_LOGINS_LIMITED        2
+#define NGX_HTTP_SEADRAGON_LOGINS_INACTIVE       3
+#define NGX_HTTP_SEADRAGON_LOGINS_RESULTS        4
+ngx_int_t ngx_http_seadragon_auth_limit_conf(ngx_conf_t *cf,
+    ngx_http_seadragon_auth_conf_t *acf, ngx_str_t *value);
+ngx_int_t ngx_http_seadragon_auth_limit_take(ngx_http_request_t *r,
+    ngx_str_t *name);
+void ngx_http_seadragon_auth_limit_result(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t result);
+void ngx_http_seadragon_auth_limit_counts(ngx_http_seadragon_zone_t *zone,
+    uint64_t *counts, uint64_t *untracked, ngx_uint_t *records);
+ngx_int_t ngx_http_seadragon_auth_limit_metrics(ngx_http_request_t *r,
+    ngx_http_seadragon_zone_t *zone, ngx_str_t *zn, ngx_str_t *out);
 
 /* ngx_http_seadragon_admin_json.c */
 ngx_int_t ngx_http_seadragon_admin_error(ngx_http_request_t *r,

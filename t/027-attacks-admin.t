@@ -706,7 +706,7 @@ header already sent
 --- client_output
 200 ends with a newline
 promtool: ok
-families: 24, samples: 171, malformed lines: 0
+families: 27, samples: 177, malformed lines: 0
 zone label: 300 characters, the zone
 admin queue: JSON with the zone
 
