@@ -629,3 +629,57 @@ join "\n", $second, join(' ', map { $_->{status} } @r), served_tags()
 429 too many requests: this client already has 1 waiting in line, the most it may
 200 200 200
 hold,b1,a1,api1
+
+
+
+=== TEST 14: GET /auth/queue lists where the token's user's own requests wait, nobody else's; it changes nothing, and refuses what me refuses
+--- client
+my ($a, $b, $c) = (token_of('alice'), token_of('bob'), token_of('carol'));
+my $base = queued_count();
+my $hold = hold_gate('hold', 'X-Standin-Tokens' => 1);
+my @h;
+# in line, in dispatch order: b1 (coding), a1, c1, a2 (chat), api1
+for my $req (['a1', bearer($a)], ['c1', bearer($c)], ['a2', bearer($a)],
+             ['api1'], ['b1', bearer($b)]) {
+    my ($tag, @headers) = @$req;
+    push @h, chat($tag, @headers);
+    my $n = @h;
+    wait_until(sub { queued_count() == $base + 1 + $n }, "$tag to queue");
+}
+my $places = sub {
+    my ($token) = @_;
+    my $r = request('GET /auth/queue', headers => { bearer($token) });
+    die "queue: " . said($r) unless $r->{status} == 200
+        && ($r->{headers}{'cache-control'} // '') eq 'no-store';
+    my $q = json_decode($r->{body});
+    return join(' ', map { "$_->{source}:$_->{model}:$_->{position}"
+                           . ($_->{waited_ms} >= 0 ? '' : ':bad-wait') }
+                     @{ $q->{waiting} }) . " more=$q->{more} total=$q->{total}";
+};
+my $s = snapshot();
+my @lists = map { $places->($_) } $a, $b, $c;
+die "the queue changed" unless snapshot()->{queue} eq $s->{queue};
+my $none = request('GET /auth/queue');
+my $key = request('GET /auth/queue', headers => { bearer($::Key{chat}) });
+my $post = request('POST /auth/queue', body => '{}');
+tool('user disable carol');
+my $off = request('GET /auth/queue', headers => { bearer($c) });
+tool('user enable carol');
+release_gate($hold);
+my @r = wait_all(@h);
+my $after = $places->($a);
+join "\n", @lists, map({ "$_->{status} " . json_decode($_->{body})->{detail} }
+                       $none, $key, $post, $off),
+    "after: $after"
+--- client_output
+chat:llama3:70b:2 chat:llama3:70b:4 more=0 total=5
+coding:llama3:70b:1 more=0 total=5
+chat:llama3:70b:3 more=0 total=5
+401 Not authenticated
+401 Could not validate credentials
+405 a user's place in line is GET .../queue
+403 Inactive user
+after:  more=0 total=0
+--- no_error_log
+[alert]
+[crit]
