@@ -650,6 +650,16 @@ ngx_http_seadragon_admin_authorize_login(ngx_http_request_t *r,
         return NGX_HTTP_SEADRAGON_ADMIN_REFUSED;
     }
 
+    /* $seadragon_user names who did it, as $seadragon_key_name a key */
+
+    ctx->user_name.len = claims.user_len;
+    ctx->user_name.data = ngx_pnalloc(r->pool, claims.user_len);
+    if (ctx->user_name.data == NULL) {
+        return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
+    }
+
+    ngx_memcpy(ctx->user_name.data, claims.user, claims.user_len);
+
     return NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED;
 
 unauthorized:

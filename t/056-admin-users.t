@@ -71,6 +71,8 @@ our $http_config = <<'_EOC_';
     seadragon_source chat priority=2;
     log_format adm '$request_method $uri $status';
     access_log logs/adm.log adm;
+    log_format who '$request_method $uri user=$seadragon_user key=$seadragon_key_name';
+    access_log logs/who.log who;
 _EOC_
 
 our $config = <<'_EOC_';
@@ -343,10 +345,17 @@ my $list = api('GET', 'keys', undef, auth => $t);
 my $u = api('POST', 'users', { name => 'erin', source => 'chat', password => 'erin pass' }, auth => $t);
 my $e = login('erin', 'erin pass');
 my $r = api('DELETE', 'users/erin', undef, auth => $t);
-join ' ', $k->{status}, (join ',', sort map { $_->{name} } @{ json_decode($list->{body})->{keys} }),
-    $u->{status}, (ref $e ? $e->{status} : 'logged-in'), $r->{status}
+my @who;
+wait_until(sub { @who = grep { m{ /api/admin/} } split /\n/, access_log_text('who.log'); @who >= 4 },
+           'the admin requests logged');
+join "\n", join(' ', $k->{status}, (join ',', sort map { $_->{name} } @{ json_decode($list->{body})->{keys} }),
+    $u->{status}, (ref $e ? $e->{status} : 'logged-in'), $r->{status}), @who
 --- client_output
 201 dev,made-by-root,ops 201 logged-in 200
+POST /api/admin/keys user=root key=-
+GET /api/admin/keys user=root key=-
+POST /api/admin/users user=root key=-
+DELETE /api/admin/users/erin user=root key=-
 
 
 
