@@ -1,4 +1,5 @@
-# Real clients through the gateway over TLS with an API key: the official
+# Real clients through the gateway over TLS with an API key (for the chat
+# source, which takes people only, a user's login token): the official
 # `ollama` and `openai` npm packages (t/package.json pins them), used as
 # their users do, against conf/seadragon-tls.conf on test ports.  Node
 # trusts the throwaway CA through NODE_EXTRA_CA_CERTS; t/node/clients.cjs
@@ -15,12 +16,29 @@ our $repo = "$FindBin::Bin/..";
 tls_setup();
 sub tool { store_tool(@_) }
 
-# one key for each name, made on first use
+# one credential for each name, made on first use: a key, or for the chat
+# source (which takes people only: "login") a user of that name and the
+# token of its login at the chat host's /auth/token, which a client sends
+# as its API key (Authorization: Bearer)
 our %keys;
 sub key {
     my ($name) = @_;
     my ($source) = $name =~ /^([a-z]+)/;
-    return $keys{$name} //= tool("key create $name --source $source");
+    return $keys{$name} //= $source eq 'chat' ? user_token($name)
+                                              : tool("key create $name --source $source");
+}
+sub user_token {
+    my ($name) = @_;
+    require File::Temp;
+    my $pw = File::Temp->new();
+    print $pw "$name password\n";
+    close $pw;
+    tool("user add $name --source chat < '$pw'");
+    my $r = curl('POST', 'https://chat.example.com/auth/token',
+        body => "username=$name&password=$name+password",
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token for $name: $r->{status} $r->{body}";
 }
 
 our $modules;
@@ -75,8 +93,10 @@ sub served {
 
 # the access log's "source key" of each request, in the order they ended
 sub logged {
-    join "\n", map { m{"(\S+ \S+) HTTP/1\.1" (\d+) .*source=(\S+) .*key=(\S+)} ? "$1 $2 $3 $4" : $_ }
-               split /\n/, access_log_text('seadragon.access.log');
+    # the key's name, or the user's for a token
+    join "\n", map { m{"(\S+ \S+) HTTP/1\.1" (\d+) .*source=(\S+) .*key=(\S+) user=(\S+)}
+                      ? "$1 $2 $3 " . ($4 eq '-' ? $5 : $4) : $_ }
+               grep { !m{"POST /auth/token } } split /\n/, access_log_text('seadragon.access.log');
 }
 
 run_tests();

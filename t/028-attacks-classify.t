@@ -475,7 +475,7 @@ logged chat 2 key=-
         "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
 --- client_output
 nginx -t exit 0, 0 warnings about sources
-chat origin: 401 {"error":"API key required"} allow-origin=https://chat.example.com
+chat origin: 401 {"error":"login required"} allow-origin=https://chat.example.com
 localhost:3000: 403 {"error":"IP not whitelisted"} allow-origin=none
 POST /: 403
 GET /?x=1: 404
@@ -502,7 +502,7 @@ workers unchanged
     my $field = qr/"((?:[^"\\]|\\.)*)"/;
     my @out = ("lines: " . scalar(@lines));
     for my $line (@lines) {
-        if ($line =~ /^\S+ \[[^\]]+\] $field (\d+) \d+ endpoint=(\S*) source=(\S+) priority=(\d+) model=$field stream=(\S+) key=(\S*) id=\S* position=\S* wait_ms=\S* rt=\S+$/) {
+        if ($line =~ /^\S+ \[[^\]]+\] $field (\d+) \d+ endpoint=(\S*) source=(\S+) priority=(\d+) model=$field stream=(\S+) key=(\S*) user=\S* id=\S* position=\S* wait_ms=\S* rt=\S+$/) {
             my ($status, $source, $key, $model) = ($2, $4, $8, $6);
             $model =~ s/\\x([0-9A-F]{2})/chr hex $1/ge;
             my @sources = ($line =~ s/$field//gr) =~ / source=/g;
