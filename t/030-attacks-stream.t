@@ -21,6 +21,14 @@ sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 # the TLS example's chat needs a key besides its Origin (TEST 7)
 our $chat_key = tool('key create web --source chat');
+# a person of the chat source, whom the TLS example's chat takes ("login")
+{
+    require File::Temp;
+    my $pw = File::Temp->new();
+    print $pw "web person\n";
+    close $pw;
+    tool("user add web-person --source chat < '$pw'");
+}
 
 our $http_config = <<'_EOC_';
     seadragon_zone ollama:1m capacity=1;
@@ -353,16 +361,20 @@ received=20 served=20 errors=0 aborted=0+0
 
 
 
-=== TEST 7: the TLS example hides the engine's own CORS headers: a refused Origin gets no allow header, an allowed one (with the chat's key) exactly one
+=== TEST 7: the TLS example hides the engine's own CORS headers: a refused Origin gets no allow header, an allowed one (with a chat user's token) exactly one
 --- http_config eval
 ::tls_certificates();
 ::tls_example_conf()
 --- config
 --- client
     my @out;
+    my $login = curl('POST', 'https://chat.example.com/auth/token',
+        body => 'username=web-person&password=web+person',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    my $token = json_decode($login->{body})->{access_token} // die "login: $login->{status}";
     for my $origin ('https://chat.example.com', 'https://evil.example') {
         my $r = curl('GET', 'https://api.example.com/api/tags', headers => { Origin => $origin,
-            ($origin =~ /chat/ ? (Authorization => "Bearer $::chat_key") : ()) });
+            ($origin =~ /chat/ ? (Authorization => "Bearer $token") : ()) });
         my $h = $r->{headers};
         push @out, "$origin: $r->{status} allow-origin="
             . ($h->{'access-control-allow-origin'} // 'none')
