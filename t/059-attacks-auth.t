@@ -251,6 +251,72 @@ sub park {
     return \@socks;
 }
 
+# HTTP/2 without TLS, from Node: N logins on one connection; at "go" on
+# its input, the first stream is reset (RST_STREAM CANCEL), or the whole
+# connection destroyed ("drop"); one line of JSON per stream at the end
+our $h2_script = <<'_EOJ_';
+'use strict';
+const http2 = require('http2');
+const [authority, n, mode] = process.argv.slice(2);
+const net = require('net');
+const url = new URL(authority);
+const sock = net.connect(Number(url.port), url.hostname);
+const session = http2.connect(authority, { createConnection: () => sock });
+session.on('error', () => {});
+const results = [];
+const streams = [];
+let left = Number(n);
+const done = (i, o) => {
+    if (results[i]) return;
+    results[i] = o;
+    if (--left === 0) {
+        process.stdout.write(JSON.stringify(results) + '\n');
+        process.exit(0);
+    }
+};
+for (let i = 0; i < Number(n); i++) {
+    const st = session.request({ ':method': 'POST', ':path': '/h2/token',
+        'content-type': 'application/x-www-form-urlencoded' });
+    let status = 0;
+    const chunks = [];
+    st.on('response', (h) => { status = h[':status']; });
+    st.on('data', (c) => chunks.push(c));
+    st.on('end', () => done(i, { status, body: Buffer.concat(chunks).toString() }));
+    st.on('close', () => done(i, { status, closed: 1 }));
+    st.on('error', () => done(i, { status, error: 1 }));
+    st.end('username=alice&password=alice+pass');
+    streams.push(st);
+}
+process.stdout.write('sent\n');
+process.stdin.once('data', () => {
+    if (mode === 'drop') {
+        sock.destroy();
+    } else {
+        streams[0].close(http2.constants.NGHTTP2_CANCEL);
+    }
+});
+_EOJ_
+
+sub h2_logins {
+    my ($n, $mode, $posted) = @_;
+    my $js = servroot() . '/h2-logins.js';
+    open my $fh, '>', $js or die "$js: $!";
+    print $fh $h2_script;
+    close $fh;
+    require IPC::Open2;
+    my ($out, $in);
+    my $pid = IPC::Open2::open2($out, $in, 'node', $js,
+                                "http://127.0.0.1:$ENV{TEST_NGINX_H2_PORT}", $n, $mode);
+    $in->autoflush(1);
+    my $line = <$out> // die "the HTTP/2 client ended";
+    $posted->();
+    print $in "go\n";
+    $line = <$out> // die "the HTTP/2 client ended";
+    close $in;
+    waitpid $pid, 0;
+    return json_decode($line);
+}
+
 sub waiting { admin_queue()->{queue_length} }
 
 run_tests();
@@ -761,3 +827,52 @@ me: 200 -
 workers the same
 --- no_error_log eval
 [qr/\[crit\]/, qr/exited on signal/]
+
+
+
+=== TEST 12: over HTTP/2, a stream reset while its hash runs gets nothing and its neighbour its token; a connection dropped with two hashing leaves the worker serving
+--- skip_eval: 1: $ENV{TEST_NGINX_USE_VALGRIND}
+--- http_config eval
+$::http_config . <<'_EOC_';
+    server {
+        listen 127.0.0.1:$TEST_NGINX_H2_PORT http2;
+        server_name localhost;
+        access_log logs/h2.log creds;
+        location /h2/ {
+            seadragon_auth ollama thread_pool=logins attempts=off;
+        }
+    }
+_EOC_
+--- client
+my $before = users_dump();
+my $pids = pids();
+my $done = tasks_done();
+my $r = h2_logins(2, 'reset', sub {
+    wait_until(sub { error_log_text() =~ /run task #\d+ in thread pool "logins"/ }, 'the hash runs') });
+my @out = ('reset: ' . ($r->[0]{status} ? "answered $r->[0]{status}" : 'no answer'),
+           'its neighbour: ' . $r->[1]{status} . ' ' . ($r->[1]{body} =~ /access_token/ ? 'token' : 'no token'));
+wait_until(sub { tasks_done() - $done == 2 }, 'both hashes done');
+my $mid = users_dump();
+$done = tasks_done();
+$r = h2_logins(2, 'drop', sub {
+    wait_until(sub { (() = error_log_text() =~ /run task #\d+ in thread pool "logins"/g) >= 3 }, 'a hash runs') });
+push @out, 'dropped: ' . join(',', map { $_->{status} ? "answered $_->{status}" : 'no answer' } @$r);
+wait_until(sub { tasks_done() - $done == 2 }, 'both hashes done');
+push @out, 'users after the drop ' . (users_dump() eq $mid ? 'unchanged' : 'changed');
+my $next = login('alice', 'alice pass');
+push @out, 'next: ' . said_login($next), 'worker ' . ($pids eq pids() ? 'the same' : 'changed'), queue_of();
+join "\n", @out
+--- workers: 1
+--- master_on
+--- client_output
+reset: no answer
+its neighbour: 200 token
+dropped: no answer,no answer
+users after the drop unchanged
+next: 200 -
+worker the same
+processing=0 queue_length=0
+--- no_error_log
+[alert]
+[crit]
+exited on signal
