@@ -535,6 +535,11 @@ for (my $i = 0; $i < length $big; $i += 65536) {
 $chunked .= "0\r\n\r\n";
 push @out, 'a 1 MB chunked form: ' . said_login(request('POST /auth/token', raw => $chunked));
 my $mid = form('alice', 'alice pass') . '&scope=' . ('s' x 3000);
+my $small = form('alice', 'alice pass');
+my $pieces = "POST /auth/token HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    . "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    . join('', map { sprintf("%x\r\n", length $_) . "$_\r\n" } $small =~ /(.{1,5})/g) . "0\r\n\r\n";
+push @out, 'a form in chunks of 5 bytes: ' . said_login(request('POST /auth/token', raw => $pieces));
 push @out, 'a 3 KB form, 1k body buffer: ' . said_login(request('POST /small/token', body => $mid,
     headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }));
 push @out, 'a 3 KB form, default buffer: ' . said_login(request('POST /auth/token', body => $mid,
@@ -563,9 +568,10 @@ Authorization of 1048576 bytes: 400 json
 Authorization of 16777216 bytes: 400 json
 a 1 MB form: 413 the login form is too large: at most 4096 bytes
 a 1 MB chunked form: 413 the login form is too large: at most 4096 bytes
+a form in chunks of 5 bytes: 200 -
 a 3 KB form, 1k body buffer: 413 the login form is too large: at most 4096 bytes
 a 3 KB form, default buffer: 200 -
-hashes so far: 1
+hashes so far: 2
 a 1025-byte password: 401 Incorrect username or password
 hashes: 0
 a 4000-byte name: 401 Incorrect username or password
@@ -797,7 +803,7 @@ root enables carol: 200
 
 
 
-=== TEST 11: the store truncated while logins hash: 503 JSON, the workers live on, nothing is lost once the store is back
+=== TEST 11: the store truncated while logins and an admin's new user hash: 503 JSON, the workers live on, nothing is lost once the store is back
 --- workers: 2
 --- master_on
 --- client
@@ -807,8 +813,12 @@ my $before = users_dump();
 my $old = pids();
 my @h = map { start_login('bob', 'bob pass') } 1 .. 2;
 wait_until(sub { error_log_text() =~ /(added to thread pool "logins".*){2}/s }, 'two hashes posted');
+my $add = start_request('POST /admin/users', body => '{"name":"dave","source":"chat","password":"dave pass"}',
+    headers => ['Content-Type' => 'application/json', Authorization => "Bearer $Key{admin}"]);
+wait_until(sub { error_log_text() =~ /(added to thread pool "logins".*){3}/s }, 'the admin hash posted');
 truncate "$s/data.mdb", 0 or die $!;
 my @r = wait_all(@h);
+my $added = said_login(wait_request($add));
 my $last = said_login($r[1]) =~ /^503 the store cannot be read/ || said_login($r[0]) =~ /^503 the store cannot be read/
     ? 'a 503' : 'no 503: ' . join(' / ', map { said_login($_) } @r);
 my $during = said_login(login('bob', 'bob pass'));
@@ -816,11 +826,14 @@ File::Copy::copy("$StoreDir/good/data.mdb", "$s/data.mdb") or die $!;
 my $after;
 wait_until(sub { $after = login('bob', 'bob pass'); $after->{status} == 200 }, 'a login again');
 my $t = json_decode($after->{body})->{access_token};
-join "\n", "while it hashed: $last", "truncated: $during",
+my $dave = said_login(login('dave', 'dave pass'));
+join "\n", "while it hashed: $last", "an admin's new user meanwhile: $added", "dave: $dave", "truncated: $during",
     'back: ' . said_login($after), 'me: ' . said_login(request('GET /auth/me', headers => [Authorization => "Bearer $t"])),
     'workers ' . (pids() eq $old ? 'the same' : 'changed')
 --- client_output
 while it hashed: a 503
+an admin's new user meanwhile: 503 the store cannot be written
+dave: 401 Incorrect username or password
 truncated: 503 the store cannot be read
 back: 200 -
 me: 200 -
