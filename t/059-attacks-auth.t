@@ -889,3 +889,41 @@ processing=0 queue_length=0
 [alert]
 [crit]
 exited on signal
+
+
+
+=== TEST 13: "." and ".." are no names (a URL's dot segments would take them away from the admin API): refused by the API, the tool and in a token; "..." is one
+--- client
+my $before = users_dump();
+my @out;
+for my $name ('.', '..') {
+    my $add = request('POST /admin/users', body => json_encode({ name => $name, source => 'chat', password => 'dots pass' }),
+        headers => ['Content-Type' => 'application/json', Authorization => "Bearer $Key{admin}"]);
+    my $key = request('POST /admin/keys', body => json_encode({ name => $name, source => 'chat' }),
+        headers => ['Content-Type' => 'application/json', Authorization => "Bearer $Key{admin}"]);
+    my $tool = eval { tool("user add '$name' --source chat < /dev/null"); 'added' } // 'refused';
+    my $tkey = eval { tool("key create '$name' --source chat"); 'created' } // 'refused';
+    my $t = jwt(jwt_secret(), $HS256, claims_text(sub => "\"$name\""));
+    push @out, "'$name': add " . said_login($add) . "; key " . said_login($key)
+        . "; tool: user $tool, key $tkey; its token: " . said_login(me_with(Authorization => "Bearer $t"))
+        . '; login: ' . said_login(login($name, 'dots pass'));
+}
+push @out, 'users ' . (users_dump() eq $before ? 'unchanged' : 'changed');
+my $add = request('POST /admin/users', body => json_encode({ name => '...', source => 'chat', password => 'dots pass' }),
+    headers => ['Content-Type' => 'application/json', Authorization => "Bearer $Key{admin}"]);
+my $get = request("GET /admin/users/...", headers => [Authorization => "Bearer $Key{admin}"]);
+my $del = request("DELETE /admin/users/...", headers => [Authorization => "Bearer $Key{admin}"]);
+push @out, "'...': add " . said_login($add) . ', get ' . json_decode($get->{body})->{name} . ', delete ' . said_login($del),
+    'users ' . (users_dump() eq $before ? 'as before' : 'changed');
+join "\n", @out
+--- client_output
+'.': add 400 "name" must have 1 to 63 letters, digits, "_", "-", "." and "@"; key 400 "name" must have 1 to 63 letters, digits, "_", "-", "." and "@"; tool: user refused, key refused; its token: 401 Could not validate credentials; login: 401 Incorrect username or password
+'..': add 400 "name" must have 1 to 63 letters, digits, "_", "-", "." and "@"; key 400 "name" must have 1 to 63 letters, digits, "_", "-", "." and "@"; tool: user refused, key refused; its token: 401 Could not validate credentials; login: 401 Incorrect username or password
+users unchanged
+'...': add 201 -, get ..., delete 200 -
+users as before
+--- error_log
+a token refused: sub is not a user name
+--- no_error_log
+[alert]
+[crit]
