@@ -927,3 +927,43 @@ a token refused: sub is not a user name
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 14: logins pipelined on one keep-alive connection are answered in order, each after its hash, and the connection serves the request after them
+--- client
+my $alice = token_of('alice');
+my $done = tasks_done();
+my $f1 = form('alice', 'alice pass');
+my $f2 = form('bob', 'wrong');
+my $f3 = form('nobody', 'x');
+my $req = join '', map { "POST /auth/token HTTP/1.1\r\nHost: localhost\r\n"
+    . "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+    . length($_) . "\r\n\r\n$_" } $f1, $f2, $f3;
+$req .= "GET /auth/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer $alice\r\n\r\n";
+$req .= "POST /auth/token HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    . "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+    . length($f1) . "\r\n\r\n$f1";
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => server_port(), Proto => 'tcp')
+    or die "connect: $!";
+print $s $req;
+my $all = '';
+my $sel = IO::Select->new($s);
+my $until = time + 10;
+while (time < $until && $sel->can_read(1)) {
+    my $n = sysread $s, my $buf, 65536;
+    last unless $n;
+    $all .= $buf;
+}
+my @status = $all =~ m{HTTP/1\.1 (\d{3}) }g;
+my @bodies = $all =~ m{\r\n\r\n(?:[0-9a-f]+\r\n)?(\{[^\r\n]*\})}g;
+join "\n", "statuses: @status",
+    'me: ' . (grep({ /"name":"alice"/ } @bodies) ? 'alice' : 'missing'),
+    'hashes: ' . (tasks_done() - $done)
+--- client_output
+statuses: 200 401 401 200 200
+me: alice
+hashes: 4
+--- no_error_log
+[alert]
+[crit]
