@@ -967,3 +967,29 @@ hashes: 4
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 15: an admin user disabled while its POST users waits for its hash: the request, let in when it came, adds the user; the admin's next request is refused
+--- client
+my $root = token_of('root');
+my $busy = start_login('alice', 'alice pass');
+wait_until(sub { error_log_text() =~ /run task #\d+ in thread pool "logins"/ }, 'the thread busy');
+my $add = start_request('POST /admin/users', body => '{"name":"erin","source":"chat","password":"erin pass"}',
+    headers => ['Content-Type' => 'application/json', Authorization => "Bearer $root"]);
+wait_until(sub { error_log_text() =~ /(added to thread pool "logins".*){2}/s }, 'the admin hash posted');
+tool('user disable root');
+my $added = wait_request($add);
+wait_request($busy);
+my $next = request('GET /admin/users', headers => [Authorization => "Bearer $root"]);
+tool('user enable root');
+my $erin = said_login(login('erin', 'erin pass'));
+tool('user remove erin');
+join "\n", 'added: ' . said_login($added), 'erin: ' . $erin, 'next: ' . said_login($next)
+--- client_output
+added: 201 -
+erin: 200 -
+next: 401 user disabled
+--- no_error_log
+[alert]
+[crit]
