@@ -493,6 +493,10 @@ ngx_http_seadragon_jwt_name_valid(u_char *s, size_t len, size_t max,
         return 0;
     }
 
+    if (s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.'))) {
+        return 0;
+    }
+
     for (i = 0; i < len; i++) {
         c = s[i];
 

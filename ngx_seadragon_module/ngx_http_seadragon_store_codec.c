@@ -815,6 +815,10 @@ seadragon_name_valid(const char *text, size_t len, size_t max,
         return 0;
     }
 
+    if (text[0] == '.' && (len == 1 || (len == 2 && text[1] == '.'))) {
+        return 0;
+    }
+
     for (i = 0; i < len; i++) {
         c = text[i];
 

@@ -373,7 +373,9 @@ int seadragon_usage_day_parse(const char *text, size_t len, uint32_t *day);
 
 /*
  * 1 when text (len bytes) has 1 to max letters, digits and characters of
- * extra: key names use "_-.@", source names "_-".
+ * extra: key names use "_-.@", source names "_-".  "." and ".." are no
+ * names: a URL's dot segments (keys/.., users/.) would take them away, so
+ * that the admin API could never reach them.
  */
 int seadragon_name_valid(const char *text, size_t len, size_t max,
     const char *extra);

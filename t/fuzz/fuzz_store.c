@@ -506,6 +506,13 @@ fuzz_store_name_rule(const char *s, size_t len, size_t max, const char *extra)
         return 0;
     }
 
+    /* the dot segments of a URL are no names */
+
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+    {
+        return 0;
+    }
+
     for (i = 0; i < len; i++) {
         ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
              || (s[i] >= '0' && s[i] <= '9');
