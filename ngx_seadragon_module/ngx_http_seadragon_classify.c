@@ -512,7 +512,9 @@ ngx_http_seadragon_key_take(ngx_http_request_t *r,
             ctx->key.len = v->len - (bearer ? sizeof("Bearer ") - 1 : 0);
             ctx->key_bearer = bearer;
 
-            while (ctx->key.len && ctx->key.data[0] == ' ') {
+            while (ctx->key.len
+                   && (ctx->key.data[0] == ' ' || ctx->key.data[0] == '\t'))
+            {
                 ctx->key.data++;
                 ctx->key.len--;
             }
@@ -595,9 +597,14 @@ ngx_http_seadragon_key_header(ngx_table_elt_t *h, ngx_uint_t *bearer)
         && ngx_strncasecmp(h->key.data, (u_char *) "Authorization",
                            sizeof("Authorization") - 1) == 0)
     {
+        /* "Bearer", any case, then a space or a tab (as nginx's own
+         * header parsing takes either for whitespace) */
+
         if (h->value.len <= sizeof("Bearer ") - 1
-            || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
-                               sizeof("Bearer ") - 1) != 0)
+            || ngx_strncasecmp(h->value.data, (u_char *) "Bearer",
+                               sizeof("Bearer") - 1) != 0
+            || (h->value.data[sizeof("Bearer") - 1] != ' '
+                && h->value.data[sizeof("Bearer") - 1] != '\t'))
         {
             return 0;    /* Basic and the like are not ours */
         }
