@@ -286,9 +286,10 @@ ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
 {
-    u_char     *p, *last;
-    ngx_int_t   rc;
-    ngx_str_t   route;
+    u_char      *p, *last;
+    ngx_int_t    rc;
+    ngx_str_t    route;
+    ngx_uint_t   me;
 
     last = r->uri.data + r->uri.len;
 
@@ -322,7 +323,9 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
         return ngx_http_seadragon_auth_token(r);
     }
 
-    if (route.len == 2 && ngx_strncmp(route.data, "me", 2) == 0) {
+    me = (route.len == 2 && ngx_strncmp(route.data, "me", 2) == 0);
+
+    if (me || (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0)) {
 
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
             if (ngx_http_seadragon_header_add(r, "Allow",
@@ -333,8 +336,11 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
             }
 
             return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                 "the user of a token is GET "
-                                                 ".../me", 0);
+                                                 me ? "the user of a token "
+                                                      "is GET .../me"
+                                                    : "a user's place in "
+                                                      "line is GET "
+                                                      ".../queue", 0);
         }
 
         rc = ngx_http_discard_request_body(r);
@@ -342,30 +348,8 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_seadragon_auth_me(r);
-    }
-
-    if (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0) {
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            if (ngx_http_seadragon_header_add(r, "Allow",
-                                              (u_char *) "GET, HEAD", 9)
-                == NULL)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                 "a user's place in line is "
-                                                 "GET .../queue", 0);
-        }
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_seadragon_auth_queue(r);
+        return me ? ngx_http_seadragon_auth_me(r)
+                  : ngx_http_seadragon_auth_queue(r);
     }
 
     return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_FOUND,
