@@ -23,8 +23,11 @@ char *ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
  * ngx_http_seadragon_auth_task.c: a request's work in the thread pool;
  * work(data) runs in a thread, done(r, data) in the worker, its status
  * the one the request is finalized with.  NGX_DONE (the request waits),
- * NGX_BUSY (the pool's queue is full) or NGX_ERROR.
+ * NGX_BUSY (the pool's queue is full) or NGX_ERROR.  pool_name(): the
+ * NAME of a directive's thread_pool=NAME.
  */
+ngx_int_t ngx_http_seadragon_task_pool_name(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_str_t *name);
 typedef void (*ngx_http_seadragon_task_work_pt)(void *data);
 typedef ngx_int_t (*ngx_http_seadragon_task_done_pt)(ngx_http_request_t *r,
     void *data);
