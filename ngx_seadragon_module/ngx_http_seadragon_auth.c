@@ -87,6 +87,8 @@ static ngx_int_t ngx_http_seadragon_auth_hashed(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_http_seadragon_auth_login_t *login);
+static ngx_int_t ngx_http_seadragon_auth_token_send(ngx_http_request_t *r,
+    ngx_str_t *token, time_t expires);
 static void ngx_http_seadragon_auth_last_login(ngx_http_request_t *r,
     seadragon_user_record_t *user, time_t now);
 static int ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
@@ -807,7 +809,6 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_uint_t                       has_previous;
     seadragon_secret_t               current, previous;
     seadragon_user_record_t          user;
-    ngx_http_seadragon_json_t        j;
     ngx_http_seadragon_loc_conf_t   *slcf;
     ngx_http_seadragon_main_conf_t  *smcf;
 
@@ -859,6 +860,9 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
                                           &current, &previous, &has_previous);
 
     if (rc != NGX_OK) {
+        OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
+        OPENSSL_cleanse(&previous, sizeof(seadragon_secret_t));
+
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "seadragon auth: the store has no jwt_secret: run "
@@ -895,6 +899,18 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon auth: the user \"%V\" logged in", &login->name);
 
+    return ngx_http_seadragon_auth_token_send(r, &token, slcf->auth->expires);
+}
+
+
+/* the token as OAuth2 answers one (RFC 6749 5.1): never cached */
+
+static ngx_int_t
+ngx_http_seadragon_auth_token_send(ngx_http_request_t *r, ngx_str_t *token,
+    time_t expires)
+{
+    ngx_http_seadragon_json_t  j;
+
     if (ngx_http_seadragon_header_add(r, "Cache-Control",
                                       (u_char *) "no-store", 8)
         == NULL
@@ -909,10 +925,10 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     }
 
     ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_field(&j, "access_token", token.data, token.len);
+    ngx_http_seadragon_json_field(&j, "access_token", token->data,
+                                  token->len);
     ngx_http_seadragon_json_field(&j, "token_type", (u_char *) "bearer", 6);
-    ngx_http_seadragon_json_int(&j, "expires_in",
-                                (long long) slcf->auth->expires);
+    ngx_http_seadragon_json_int(&j, "expires_in", (long long) expires);
     ngx_http_seadragon_json_map_close(&j);
 
     r->headers_out.status = NGX_HTTP_OK;
