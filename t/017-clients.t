@@ -1,4 +1,5 @@
-# Real clients through the gateway over TLS with an API key: the official
+# Real clients through the gateway over TLS with an API key (or, for the
+# chat source, which takes people only, a login's token): the official
 # `ollama` and `openai` npm packages (t/package.json pins them), used as
 # their users do, against conf/seadragon-tls.conf on test ports.  Node
 # trusts the throwaway CA through NODE_EXTRA_CA_CERTS; t/node/clients.cjs
@@ -15,12 +16,30 @@ our $repo = "$FindBin::Bin/..";
 tls_setup();
 sub tool { store_tool(@_) }
 
-# one key for each name, made on first use
+# one key for each name, made on first use; the example's chat source
+# takes a logged-in user only ("login"), so a chat name is a person of
+# the chat source and its credential the token of a login on the chat host
 our %keys;
 sub key {
     my ($name) = @_;
     my ($source) = $name =~ /^([a-z]+)/;
-    return $keys{$name} //= tool("key create $name --source $source");
+    return $keys{$name} //= $source eq 'chat' ? chat_token($name)
+                                               : tool("key create $name --source $source");
+}
+
+sub chat_token {
+    my ($name) = @_;
+    my $file = servroot() . "/password.$$";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "chat person\n";
+    close $fh;
+    tool("user add $name --source chat < '$file'");
+    unlink $file;
+    my $r = curl('POST', 'https://chat.example.com/auth/token',
+        body => "username=$name&password=chat+person",
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token: $r->{status} $r->{body}";
 }
 
 our $modules;
@@ -74,8 +93,10 @@ sub served {
 }
 
 # the access log's "source key" of each request, in the order they ended
+# (the chat's logins left out)
 sub logged {
     join "\n", map { m{"(\S+ \S+) HTTP/1\.1" (\d+) .*source=(\S+) .*key=(\S+)} ? "$1 $2 $3 $4" : $_ }
+               grep { !m{"POST /auth/token } }
                split /\n/, access_log_text('seadragon.access.log');
 }
 
@@ -145,10 +166,10 @@ GET /v1/models
 POST /v1/chat/completions chat
 POST /v1/chat/completions stream
 POST /v1/embeddings embed
-GET /v1/models 200 chat chat-openai
-POST /v1/chat/completions 200 chat chat-openai
-POST /v1/chat/completions 200 chat chat-openai
-POST /v1/embeddings 200 chat chat-openai
+GET /v1/models 200 chat -
+POST /v1/chat/completions 200 chat -
+POST /v1/chat/completions 200 chat -
+POST /v1/embeddings 200 chat -
 
 
 

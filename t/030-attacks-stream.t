@@ -16,11 +16,26 @@ use Time::HiRes ();
 standin_options('--cors');
 
 # the store of the TLS example, with loopback whitelisted
-store_init();
+our $StoreDir = store_init();
 sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
-# the TLS example's chat needs a key besides its Origin (TEST 7)
-our $chat_key = tool('key create web --source chat');
+# the TLS example's chat needs a logged-in user besides its Origin (TEST
+# 7): a person of the chat source, with a token from the chat host
+{
+    my $file = "$StoreDir/password";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "chat person\n";
+    close $fh;
+    tool("user add web --source chat < '$file'");
+    unlink $file;
+}
+sub chat_token {
+    my $r = curl('POST', 'https://chat.example.com/auth/token',
+        body => 'username=web&password=chat+person',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token: $r->{status} $r->{body}";
+}
 
 our $http_config = <<'_EOC_';
     seadragon_zone ollama:1m capacity=1;
@@ -353,16 +368,17 @@ received=20 served=20 errors=0 aborted=0+0
 
 
 
-=== TEST 7: the TLS example hides the engine's own CORS headers: a refused Origin gets no allow header, an allowed one (with the chat's key) exactly one
+=== TEST 7: the TLS example hides the engine's own CORS headers: a refused Origin gets no allow header, an allowed one (with a chat user's token) exactly one
 --- http_config eval
 ::tls_certificates();
 ::tls_example_conf()
 --- config
 --- client
     my @out;
+    my $token = main::chat_token();
     for my $origin ('https://chat.example.com', 'https://evil.example') {
         my $r = curl('GET', 'https://api.example.com/api/tags', headers => { Origin => $origin,
-            ($origin =~ /chat/ ? (Authorization => "Bearer $::chat_key") : ()) });
+            ($origin =~ /chat/ ? (Authorization => "Bearer $token") : ()) });
         my $h = $r->{headers};
         push @out, "$origin: $r->{status} allow-origin="
             . ($h->{'access-control-allow-origin'} // 'none')
