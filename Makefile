@@ -142,27 +142,32 @@ UNIT_INCS := -I $(BUILD)/nginx-src/src/core -I $(BUILD)/nginx-src/src/event \
   -I $(BUILD)/nginx-src/src/http -I $(BUILD)/nginx-src/src/http/modules \
   -I $(BUILD)/nginx-src/src/http/v2 -I $(BUILD)/nginx-src/src/event/quic \
   -I $(BUILD)/nginx-src/src/http/v3 -I $(BUILD)/objs -I ngx_seadragon_module
+# the module's header and the two it includes
+MODULE_H := ngx_seadragon_module/ngx_http_seadragon_module.h \
+            ngx_seadragon_module/ngx_http_seadragon_zone.h \
+            ngx_seadragon_module/ngx_http_seadragon_auth.h
+
 QUEUE_SRCS := ngx_seadragon_module/ngx_http_seadragon_queue.c \
               ngx_seadragon_module/ngx_http_seadragon_queue_fair.c \
               ngx_seadragon_module/ngx_http_seadragon_queue_tenant.c
 
 # the queue's data structure on its own, against nginx's headers
 $(BUILD)/queue-test: t/unit/queue_test.c $(QUEUE_SRCS) \
-                     ngx_seadragon_module/ngx_http_seadragon_module.h \
+                     $(MODULE_H) \
                      $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/queue_test.c $(QUEUE_SRCS)
 
 # fair shares, affinity and model slots, on a real red-black tree
 $(BUILD)/fair-test: t/unit/fair_test.c t/unit/rbtree.c $(QUEUE_SRCS) \
-                    ngx_seadragon_module/ngx_http_seadragon_module.h \
+                    $(MODULE_H) \
                     $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/fair_test.c t/unit/rbtree.c $(QUEUE_SRCS)
 
 # the scheduler's cost per dispatch (timings, not part of make test)
 $(BUILD)/queue-bench: t/unit/queue_bench.c t/unit/rbtree.c $(QUEUE_SRCS) \
-                      ngx_seadragon_module/ngx_http_seadragon_module.h \
+                      $(MODULE_H) \
                       $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/queue_bench.c t/unit/rbtree.c $(QUEUE_SRCS)
@@ -173,7 +178,7 @@ bench-dispatch: $(BUILD)/queue-bench
 # a key's limits: the window arithmetic and the zone's tree of keys
 $(BUILD)/limit-test: t/unit/limit_test.c \
                      ngx_seadragon_module/ngx_http_seadragon_limit_window.c \
-                     ngx_seadragon_module/ngx_http_seadragon_module.h \
+                     $(MODULE_H) \
                      $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/limit_test.c \
@@ -182,7 +187,7 @@ $(BUILD)/limit-test: t/unit/limit_test.c \
 # the zone's view of the resident models
 $(BUILD)/resident-test: t/unit/resident_test.c \
                         ngx_seadragon_module/ngx_http_seadragon_resident.c \
-                        ngx_seadragon_module/ngx_http_seadragon_module.h \
+                        $(MODULE_H) \
                         $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/resident_test.c \
@@ -191,7 +196,7 @@ $(BUILD)/resident-test: t/unit/resident_test.c \
 # the queue's history, a sample a second, for the admin page's chart
 $(BUILD)/history-test: t/unit/history_test.c \
                        ngx_seadragon_module/ngx_http_seadragon_history.c \
-                       ngx_seadragon_module/ngx_http_seadragon_module.h \
+                       $(MODULE_H) \
                        $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/history_test.c \
@@ -200,7 +205,7 @@ $(BUILD)/history-test: t/unit/history_test.c \
 # the logins' tokens: HS256 JWTs made and checked (OpenSSL's HMAC, yajl)
 $(BUILD)/jwt-test: t/unit/jwt_test.c \
                    ngx_seadragon_module/ngx_http_seadragon_jwt.c \
-                   ngx_seadragon_module/ngx_http_seadragon_module.h \
+                   $(MODULE_H) \
                    $(BUILD)/objs/Makefile
 	$(CC) $(CC_OPT) -Wno-unused-parameter $(UNIT_INCS) \
 	  -o $@ t/unit/jwt_test.c \

@@ -233,15 +233,9 @@ ngx_http_seadragon_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0) {
-            pool.data = value[i].data + 12;
-            pool.len = value[i].len - 12;
-
-            if (pool.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid value \"%V\": thread_pool= names "
-                                   "a pool of \"thread_pool NAME "
-                                   "threads=N;\" (or \"default\")",
-                                   &value[i]);
+            if (ngx_http_seadragon_task_pool_name(cf, &value[i], &pool)
+                != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 

@@ -268,6 +268,9 @@ ngx_http_seadragon_users_body_read(ngx_http_request_t *r)
 
     body = yajl_tree_parse((const char *) p, error, sizeof(error));
 
+    /* yajl's message of a parse error quotes the text around it */
+
+    OPENSSL_cleanse(error, sizeof(error));
     OPENSSL_cleanse(p, len);
     op->password = NULL;
     op->password_len = 0;

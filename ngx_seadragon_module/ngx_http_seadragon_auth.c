@@ -51,9 +51,14 @@ typedef struct {
 } ngx_http_seadragon_auth_login_t;
 
 
-/* the form's fields, decoded into the request's pool */
+/*
+ * The form's fields, decoded into the request's pool; the form itself is
+ * in the pool too, so that a cleanup wipes its raw copy and the decoded
+ * password however the login ends, refused or not.
+ */
 
 typedef struct {
+    ngx_str_t                        raw;         /* the body, cleansed */
     ngx_str_t                        username;
     ngx_str_t                        password;
     ngx_str_t                        grant_type;
@@ -69,6 +74,9 @@ static void ngx_http_seadragon_auth_token_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_auth_token_start(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_auth_form_read(ngx_http_request_t *r,
     ngx_http_seadragon_auth_form_t *form, char **message);
+static ngx_uint_t ngx_http_seadragon_auth_form_type(ngx_http_request_t *r);
+static ngx_int_t ngx_http_seadragon_auth_form_body(ngx_http_request_t *r,
+    ngx_http_seadragon_auth_form_t *form);
 static ngx_int_t ngx_http_seadragon_auth_form_decode(ngx_pool_t *pool,
     u_char *p, u_char *last, ngx_str_t *out);
 static ngx_int_t ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
@@ -79,13 +87,15 @@ static ngx_int_t ngx_http_seadragon_auth_hashed(ngx_http_request_t *r,
     void *data);
 static ngx_int_t ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_http_seadragon_auth_login_t *login);
+static ngx_int_t ngx_http_seadragon_auth_token_send(ngx_http_request_t *r,
+    ngx_str_t *token, time_t expires);
 static void ngx_http_seadragon_auth_last_login(ngx_http_request_t *r,
     seadragon_user_record_t *user, time_t now);
 static int ngx_http_seadragon_auth_last_login_change(MDB_txn *txn,
     const seadragon_store_dbs_t *dbs, void *data);
 static ngx_int_t ngx_http_seadragon_auth_me(ngx_http_request_t *r);
 static ngx_int_t ngx_http_seadragon_auth_refuse(ngx_http_request_t *r);
-static void ngx_http_seadragon_auth_cleanse(void *data);
+static void ngx_http_seadragon_auth_form_cleanse(void *data);
 
 
 /*
@@ -172,15 +182,9 @@ ngx_http_seadragon_auth_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0) {
-            pool.data = value[i].data + 12;
-            pool.len = value[i].len - 12;
-
-            if (pool.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid value \"%V\": thread_pool= names "
-                                   "a pool of \"thread_pool NAME "
-                                   "threads=N;\" (or \"default\")",
-                                   &value[i]);
+            if (ngx_http_seadragon_task_pool_name(cf, &value[i], &pool)
+                != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
@@ -278,9 +282,10 @@ ngx_http_seadragon_auth_merge(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
 {
-    u_char     *p, *last;
-    ngx_int_t   rc;
-    ngx_str_t   route;
+    u_char      *p, *last;
+    ngx_int_t    rc;
+    ngx_str_t    route;
+    ngx_uint_t   me;
 
     last = r->uri.data + r->uri.len;
 
@@ -314,7 +319,9 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
         return ngx_http_seadragon_auth_token(r);
     }
 
-    if (route.len == 2 && ngx_strncmp(route.data, "me", 2) == 0) {
+    me = (route.len == 2 && ngx_strncmp(route.data, "me", 2) == 0);
+
+    if (me || (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0)) {
 
         if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
             if (ngx_http_seadragon_header_add(r, "Allow",
@@ -325,8 +332,11 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
             }
 
             return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                 "the user of a token is GET "
-                                                 ".../me", 0);
+                                                 me ? "the user of a token "
+                                                      "is GET .../me"
+                                                    : "a user's place in "
+                                                      "line is GET "
+                                                      ".../queue", 0);
         }
 
         rc = ngx_http_discard_request_body(r);
@@ -334,30 +344,8 @@ ngx_http_seadragon_auth_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_seadragon_auth_me(r);
-    }
-
-    if (route.len == 5 && ngx_strncmp(route.data, "queue", 5) == 0) {
-
-        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-            if (ngx_http_seadragon_header_add(r, "Allow",
-                                              (u_char *) "GET, HEAD", 9)
-                == NULL)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_ALLOWED,
-                                                 "a user's place in line is "
-                                                 "GET .../queue", 0);
-        }
-
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_seadragon_auth_queue(r);
+        return me ? ngx_http_seadragon_auth_me(r)
+                  : ngx_http_seadragon_auth_queue(r);
     }
 
     return ngx_http_seadragon_auth_error(r, NGX_HTTP_NOT_FOUND,
@@ -413,11 +401,24 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
     char                            *message;
     ngx_int_t                        rc;
     ngx_uint_t                       known;
+    ngx_pool_cleanup_t              *cln;
     seadragon_user_record_t          user;
-    ngx_http_seadragon_auth_form_t   form;
+    ngx_http_seadragon_auth_form_t  *form;
     ngx_http_seadragon_main_conf_t  *smcf;
 
-    rc = ngx_http_seadragon_auth_form_read(r, &form, &message);
+    /* the cleanup first: every refusal below leaves no password behind */
+
+    form = ngx_pcalloc(r->pool, sizeof(ngx_http_seadragon_auth_form_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (form == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_seadragon_auth_form_cleanse;
+    cln->data = form;
+
+    rc = ngx_http_seadragon_auth_form_read(r, form, &message);
 
     if (rc != NGX_OK) {
         if (rc == NGX_ERROR) {
@@ -429,13 +430,13 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
 
     /* longer than any password a user can have: no hash tells more */
 
-    if (form.password.len > SEADRAGON_PASSWORD_MAX) {
+    if (form->password.len > SEADRAGON_PASSWORD_MAX) {
         return ngx_http_seadragon_auth_refuse(r);
     }
 
     /* over attempts=, known or not: 429 before the store or a hash */
 
-    rc = ngx_http_seadragon_auth_limit_take(r, &form.username);
+    rc = ngx_http_seadragon_auth_limit_take(r, &form->username);
 
     if (rc != NGX_OK) {
         return rc == NGX_DECLINED
@@ -448,12 +449,12 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
 
     known = 0;
 
-    if (seadragon_name_valid((const char *) form.username.data,
-                             form.username.len, SEADRAGON_KEY_NAME_LEN - 1,
+    if (seadragon_name_valid((const char *) form->username.data,
+                             form->username.len, SEADRAGON_KEY_NAME_LEN - 1,
                              "._@-"))
     {
         rc = ngx_http_seadragon_store_user(smcf->store, r->connection->log,
-                                           &form.username, &user);
+                                           &form->username, &user);
 
         if (rc == NGX_ERROR) {
             return ngx_http_seadragon_auth_error(r,
@@ -465,7 +466,7 @@ ngx_http_seadragon_auth_token_start(ngx_http_request_t *r)
         known = (rc == NGX_OK);
     }
 
-    return ngx_http_seadragon_auth_hash_post(r, &form, known, &user);
+    return ngx_http_seadragon_auth_hash_post(r, form, known, &user);
 }
 
 
@@ -478,75 +479,27 @@ static ngx_int_t
 ngx_http_seadragon_auth_form_read(ngx_http_request_t *r,
     ngx_http_seadragon_auth_form_t *form, char **message)
 {
-    size_t        len;
-    u_char       *body, *p, *last, *eq, *amp;
-    ngx_str_t     key, *type, *field;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-    unsigned      seen;
+    u_char     *p, *last, *eq, *amp;
+    ngx_int_t   rc;
+    ngx_str_t   key, *field;
+    unsigned    seen;
 
-    ngx_memzero(form, sizeof(ngx_http_seadragon_auth_form_t));
-
-    type = r->headers_in.content_type ? &r->headers_in.content_type->value
-                                      : NULL;
-
-    if (type == NULL
-        || type->len < sizeof("application/x-www-form-urlencoded") - 1
-        || ngx_strncasecmp(type->data,
-                           (u_char *) "application/x-www-form-urlencoded",
-                           sizeof("application/x-www-form-urlencoded") - 1)
-           != 0
-        || (type->len > sizeof("application/x-www-form-urlencoded") - 1
-            && type->data[sizeof("application/x-www-form-urlencoded") - 1]
-               != ';'
-            && type->data[sizeof("application/x-www-form-urlencoded") - 1]
-               != ' '))
-    {
+    if (!ngx_http_seadragon_auth_form_type(r)) {
         *message = "a login is a form: Content-Type: "
                    "application/x-www-form-urlencoded";
         return NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
 
-    len = 0;
+    rc = ngx_http_seadragon_auth_form_body(r, form);
 
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            b = cl->buf;
-
-            if (!ngx_buf_in_memory(b) && b->file_last > b->file_pos) {
-                *message = "the login form is too large: at most 4096 bytes";
-                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-            }
-
-            if (ngx_buf_in_memory(b)) {
-                len += b->last - b->pos;
-            }
-        }
-    }
-
-    if (len > NGX_HTTP_SEADRAGON_AUTH_FORM_MAX) {
+    if (rc != NGX_OK) {
         *message = "the login form is too large: at most 4096 bytes";
-        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        return rc;
     }
 
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
-        return NGX_ERROR;
-    }
+    last = form->raw.data + form->raw.len;
 
-    p = body;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            if (ngx_buf_in_memory(cl->buf)) {
-                p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-            }
-        }
-    }
-
-    last = p;
-
-    for (p = body; p < last; p = amp + 1) {
+    for (p = form->raw.data; p < last; p = amp + 1) {
         amp = ngx_strlchr(p, last, '&');
         if (amp == NULL) {
             amp = last;
@@ -619,6 +572,95 @@ invalid:
 }
 
 
+/* Content-Type: application/x-www-form-urlencoded, parameters or not */
+
+static ngx_uint_t
+ngx_http_seadragon_auth_form_type(ngx_http_request_t *r)
+{
+    size_t      len;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    type = &r->headers_in.content_type->value;
+    len = sizeof("application/x-www-form-urlencoded") - 1;
+
+    if (type->len < len
+        || ngx_strncasecmp(type->data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           len)
+           != 0)
+    {
+        return 0;
+    }
+
+    return type->len == len || type->data[len] == ';'
+           || type->data[len] == ' ';
+}
+
+
+/*
+ * The body in one piece of the pool, form->raw: NGX_OK, or
+ * NGX_HTTP_REQUEST_ENTITY_TOO_LARGE (in a file, or over 4096 bytes), or
+ * NGX_ERROR.  nginx's buffers of it are wiped as they are copied: the
+ * password is left only in form->raw, which the form's cleanup wipes.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_auth_form_body(ngx_http_request_t *r,
+    ngx_http_seadragon_auth_form_t *form)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (!ngx_buf_in_memory(b) && b->file_last > b->file_pos) {
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        if (ngx_buf_in_memory(b)) {
+            len += b->last - b->pos;
+        }
+    }
+
+    if (len > NGX_HTTP_SEADRAGON_AUTH_FORM_MAX) {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    form->raw.data = ngx_pnalloc(r->pool, len + 1);
+    if (form->raw.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = form->raw.data;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            OPENSSL_cleanse(b->pos, b->last - b->pos);
+        }
+    }
+
+    form->raw.len = p - form->raw.data;
+
+    return NGX_OK;
+}
+
+
 /* "+" and "%XX" decoded into the pool; NGX_DECLINED: a bad "%" */
 
 static ngx_int_t
@@ -682,32 +724,21 @@ ngx_http_seadragon_auth_hash_post(ngx_http_request_t *r,
     seadragon_user_record_t *user)
 {
     ngx_int_t                         rc;
-    ngx_pool_cleanup_t               *cln;
     ngx_http_seadragon_loc_conf_t    *slcf;
     ngx_http_seadragon_auth_login_t  *login;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_seadragon_module);
 
+    /* the password is the form's: its cleanup wipes it, however it ends */
+
     login = ngx_pcalloc(r->pool, sizeof(ngx_http_seadragon_auth_login_t));
     if (login == NULL) {
-        OPENSSL_cleanse(form->password.data, form->password.len);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     login->name = form->username;
     login->password = form->password;
     login->known = known;
-
-    /* the decoded password is wiped with the pool, however it ends */
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        OPENSSL_cleanse(form->password.data, form->password.len);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_seadragon_auth_cleanse;
-    cln->data = login;
 
     if (known) {
         login->user = *user;
@@ -778,7 +809,6 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_uint_t                       has_previous;
     seadragon_secret_t               current, previous;
     seadragon_user_record_t          user;
-    ngx_http_seadragon_json_t        j;
     ngx_http_seadragon_loc_conf_t   *slcf;
     ngx_http_seadragon_main_conf_t  *smcf;
 
@@ -830,6 +860,9 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
                                           &current, &previous, &has_previous);
 
     if (rc != NGX_OK) {
+        OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
+        OPENSSL_cleanse(&previous, sizeof(seadragon_secret_t));
+
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "seadragon auth: the store has no jwt_secret: run "
@@ -866,6 +899,18 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "seadragon auth: the user \"%V\" logged in", &login->name);
 
+    return ngx_http_seadragon_auth_token_send(r, &token, slcf->auth->expires);
+}
+
+
+/* the token as OAuth2 answers one (RFC 6749 5.1): never cached */
+
+static ngx_int_t
+ngx_http_seadragon_auth_token_send(ngx_http_request_t *r, ngx_str_t *token,
+    time_t expires)
+{
+    ngx_http_seadragon_json_t  j;
+
     if (ngx_http_seadragon_header_add(r, "Cache-Control",
                                       (u_char *) "no-store", 8)
         == NULL
@@ -880,10 +925,10 @@ ngx_http_seadragon_auth_token_answer(ngx_http_request_t *r,
     }
 
     ngx_http_seadragon_json_map_open(&j);
-    ngx_http_seadragon_json_field(&j, "access_token", token.data, token.len);
+    ngx_http_seadragon_json_field(&j, "access_token", token->data,
+                                  token->len);
     ngx_http_seadragon_json_field(&j, "token_type", (u_char *) "bearer", 6);
-    ngx_http_seadragon_json_int(&j, "expires_in",
-                                (long long) slcf->auth->expires);
+    ngx_http_seadragon_json_int(&j, "expires_in", (long long) expires);
     ngx_http_seadragon_json_map_close(&j);
 
     r->headers_out.status = NGX_HTTP_OK;
@@ -1105,14 +1150,21 @@ ngx_http_seadragon_auth_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static void
-ngx_http_seadragon_auth_cleanse(void *data)
-{
-    ngx_http_seadragon_auth_login_t  *login = data;
+/* the pool's cleanup of a login form: its raw copy and its password */
 
-    if (login->password.len) {
-        OPENSSL_cleanse(login->password.data, login->password.len);
-        login->password.len = 0;
+static void
+ngx_http_seadragon_auth_form_cleanse(void *data)
+{
+    ngx_http_seadragon_auth_form_t  *form = data;
+
+    if (form->raw.len) {
+        OPENSSL_cleanse(form->raw.data, form->raw.len);
+        form->raw.len = 0;
+    }
+
+    if (form->password.len) {
+        OPENSSL_cleanse(form->password.data, form->password.len);
+        form->password.len = 0;
     }
 }
 

@@ -5,9 +5,9 @@
  * Login attempts limited (issue 16): seadragon_auth's attempts=N/TIME
  * (default 10/1m) counts each login whose form is accepted (it goes on
  * to the store and its password hash), per client address (after
- * realip) and, apart, per user name as sent; a
- * login of an address or a name that has used its N attempts is answered
- * 429 with Retry-After before the store is read or any hash runs.  A name no user has counts
+ * realip) and, apart, per user name as sent; a login of an address or a
+ * name that has used its N attempts is answered 429 with Retry-After
+ * before the store is read or any hash runs.  A name no user has counts
  * as a known one does, so the answers say nothing of which names exist.
  * A successful login clears its name's count, not its address's.
  *

@@ -24,6 +24,30 @@
 #include "ngx_http_seadragon_module.h"
 
 
+/*
+ * thread_pool=NAME of seadragon_auth and seadragon_admin: the pool's name
+ * into *name (nginx's ngx_thread_pool_add() says if it is unknown).
+ */
+
+ngx_int_t
+ngx_http_seadragon_task_pool_name(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_str_t *name)
+{
+    name->data = value->data + sizeof("thread_pool=") - 1;
+    name->len = value->len - (sizeof("thread_pool=") - 1);
+
+    if (name->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\": thread_pool= names a "
+                           "pool of \"thread_pool NAME threads=N;\" (or "
+                           "\"default\")", value);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 #if (NGX_THREADS)
 
 /* as nginx's aio: a task this late is logged, the worker kept alive */

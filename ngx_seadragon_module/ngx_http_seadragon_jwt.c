@@ -78,6 +78,9 @@ static ngx_int_t ngx_http_seadragon_jwt_decode(ngx_pool_t *pool,
     u_char *data, size_t len, ngx_str_t *out);
 static ngx_int_t ngx_http_seadragon_jwt_hmac(u_char *key, size_t klen,
     u_char *data, size_t len, u_char *md);
+static ngx_int_t ngx_http_seadragon_jwt_signed(u_char *key, size_t klen,
+    u_char *prev, size_t plen, u_char *data, size_t len, ngx_str_t *sig,
+    ngx_uint_t *previous);
 static ngx_int_t ngx_http_seadragon_jwt_json(ngx_str_t *text,
     ngx_http_seadragon_jwt_parse_t *ps);
 static ngx_int_t ngx_http_seadragon_jwt_name_valid(u_char *s, size_t len,
@@ -193,7 +196,6 @@ ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
     ngx_str_t                        header, payload, sig;
     ngx_uint_t                       previous;
     ngx_http_seadragon_jwt_parse_t   ps;
-    u_char                           md[NGX_HTTP_SEADRAGON_JWT_SIG_LEN];
 
     ngx_memzero(claims, sizeof(ngx_http_seadragon_jwt_claims_t));
 
@@ -254,35 +256,13 @@ ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
         return NGX_DECLINED;
     }
 
-    /* the signature, in constant time, by the current key then the last */
-
-    if (ngx_http_seadragon_jwt_hmac(key, klen, token->data,
-                                    dot2 - token->data, md)
+    if (ngx_http_seadragon_jwt_signed(key, klen, prev, plen, token->data,
+                                      dot2 - token->data, &sig, &previous)
         != NGX_OK)
     {
-        *why = "hmac failed";
+        *why = "bad signature";
         return NGX_DECLINED;
     }
-
-    previous = 0;
-
-    if (CRYPTO_memcmp(md, sig.data, sizeof(md)) != 0) {
-
-        if (prev == NULL || plen == 0
-            || ngx_http_seadragon_jwt_hmac(prev, plen, token->data,
-                                           dot2 - token->data, md)
-               != NGX_OK
-            || CRYPTO_memcmp(md, sig.data, sizeof(md)) != 0)
-        {
-            OPENSSL_cleanse(md, sizeof(md));
-            *why = "bad signature";
-            return NGX_DECLINED;
-        }
-
-        previous = 1;
-    }
-
-    OPENSSL_cleanse(md, sizeof(md));
 
     /* the claims, which only a key's holder could have written */
 
@@ -311,6 +291,47 @@ ngx_http_seadragon_jwt_verify(ngx_pool_t *pool, ngx_str_t *token,
     claims->previous = previous;
 
     return NGX_OK;
+}
+
+
+/*
+ * The signature of data, in constant time, by the current key then the
+ * last: NGX_OK, *previous set when the last key signed; NGX_DECLINED.
+ */
+
+static ngx_int_t
+ngx_http_seadragon_jwt_signed(u_char *key, size_t klen, u_char *prev,
+    size_t plen, u_char *data, size_t len, ngx_str_t *sig,
+    ngx_uint_t *previous)
+{
+    ngx_int_t  rc;
+    u_char     md[NGX_HTTP_SEADRAGON_JWT_SIG_LEN];
+
+    *previous = 0;
+
+    if (ngx_http_seadragon_jwt_hmac(key, klen, data, len, md) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_OK;
+
+    if (CRYPTO_memcmp(md, sig->data, sizeof(md)) != 0) {
+
+        if (prev == NULL || plen == 0
+            || ngx_http_seadragon_jwt_hmac(prev, plen, data, len, md)
+               != NGX_OK
+            || CRYPTO_memcmp(md, sig->data, sizeof(md)) != 0)
+        {
+            rc = NGX_DECLINED;
+
+        } else {
+            *previous = 1;
+        }
+    }
+
+    OPENSSL_cleanse(md, sizeof(md));
+
+    return rc;
 }
 
 

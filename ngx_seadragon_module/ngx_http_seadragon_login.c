@@ -94,6 +94,9 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
                                           &current, &previous, &has_previous);
 
     if (rc == NGX_ERROR) {
+        /* a read cut short (the guard's SIGBUS) may have copied a part */
+        OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
+        OPENSSL_cleanse(&previous, sizeof(seadragon_secret_t));
         return NGX_HTTP_SEADRAGON_LOGIN_STORE_ERROR;
     }
 

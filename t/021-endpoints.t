@@ -7,12 +7,29 @@ use Test::Seadragon;
 
 our $example = example_conf();
 
-store_init();
+our $StoreDir = store_init();
 sub tool { store_tool(@_) }
 tool('whitelist add 127.0.0.1');
 our $admin_key = tool('key create root --source admin');
 our $coding_key = tool('key create editor --source coding');
-our $chat_key = tool('key create talk --source chat');
+
+# the example's chat takes a logged-in user only ("login"): a person of
+# the chat source, who logs in at the example's /auth/token
+{
+    my $file = "$StoreDir/password";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "chat person\n";
+    close $fh;
+    tool("user add talk --source chat < '$file'");
+    unlink $file;
+}
+sub chat_token {
+    my $r = request('POST /auth/token', port => $ENV{TEST_NGINX_EXAMPLE_PORT},
+        body => 'username=talk&password=chat+person',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token: $r->{status} $r->{body}";
+}
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -79,7 +96,8 @@ POST /api/ollama/show 200 direct
 === TEST 2: model management is refused to every source without an admin key, before Ollama
 --- client
     my @out;
-    my %as = (api => {}, chat => { Origin => 'http://localhost:3000', Authorization => "Bearer $::chat_key" },
+    my $token = main::chat_token();
+    my %as = (api => {}, chat => { Origin => 'http://localhost:3000', Authorization => "Bearer $token" },
               coding => { 'User-Agent' => 'continue/1.0', Authorization => "Bearer $::coding_key" });
     for my $who (qw(api chat coding)) {
         for (['POST /api/pull'], ['POST /api/push'], ['POST /api/create'],

@@ -9,11 +9,29 @@ use Test::Seadragon::TLS;
 
 # A store without any whitelisted address: the client of these tests
 # (127.0.0.1) is a stranger unless it holds a key.
-store_init();
+our $StoreDir = store_init();
 sub tool { store_tool(@_) }
 our $admin_key  = tool('key create ops --source admin');
 our $coding_key = tool('key create editor --source coding');
 our $chat_key   = tool('key create alice-chat --source chat');
+
+# a person of the chat source: the shipped examples' chat takes a
+# logged-in user only ("login"), who logs in at the example's /auth/token
+{
+    my $file = "$StoreDir/password";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "chat person\n";
+    close $fh;
+    tool("user add alice --source chat < '$file'");
+    unlink $file;
+}
+sub chat_token {
+    my $r = request('POST /auth/token', port => $ENV{TEST_NGINX_EXAMPLE_PORT},
+        body => 'username=alice&password=chat+person',
+        headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+    return json_decode($r->{body})->{access_token}
+        // die "no token: $r->{status} $r->{body}";
+}
 
 # A gateway of its own, for the blocks about headers and variables: the
 # coding source is chosen by User-Agent and needs a key, anyone else is
@@ -393,9 +411,10 @@ seadragon_source "batch": "if=$http_x_batch" tests what the client sends ($http_
     my $pids = join ',', nginx_worker_pids();
     my ($rc, $t) = nginx_t();
     my @warn = grep { /\[warn\].*seadragon_source/ } split /\n/, $t;
-    # a chat key holds the gate, then strangers try to queue ahead
+    # a chat user holds the gate, then strangers try to queue ahead
+    my $token = main::chat_token();
     my $hold = hold_gate(sub { start_request('POST /api/chat', port => $p, body => $::chat,
-        headers => { Authorization => "Bearer $::chat_key", Origin => 'https://chat.example.com',
+        headers => { Authorization => "Bearer $token", Origin => 'https://chat.example.com',
                      'X-Standin-Hold' => 1 }) });
     my %statuses;
     for my $origin (('https://chat.example.com') x 30, ('http://localhost:3000') x 5) {
@@ -414,7 +433,7 @@ seadragon_source "batch": "if=$http_x_batch" tests what the client sends ($http_
         "workers " . (join(',', nginx_worker_pids()) eq $pids ? 'unchanged' : 'changed');
 --- client_output
 nginx -t exit 0, 0 warnings about sources
-35x 401 {"error":"API key required"}
+35x 401 {"error":"login required"}
 while held: gate=open processing=1 queue_length=0
 held chat: 200
 after: gate=open processing=0 queue_length=0
@@ -424,24 +443,30 @@ workers unchanged
 
 
 
-=== TEST 9: the shipped example: a chat key gets the chat's priority; Origin alone gets a 401
+=== TEST 9: the shipped example: a chat user's token gets the chat's priority; a chat key and Origin alone get a 401
 --- http_config eval: main::example_conf()
 --- config
     location = /unused { return 204; }
 --- client
     my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
-    my $keyed = request('POST /api/chat', port => $p, body => $::chat,
-                        headers => { Authorization => "Bearer $::chat_key" });
+    my $token = main::chat_token();
+    my $logged = request('POST /api/chat', port => $p, body => $::chat,
+                         headers => { Authorization => "Bearer $token" });
     my $stranger = request('POST /v1/chat/completions', port => $p, body => $::chat,
                            headers => { Origin => 'https://chat.example.com', 'User-Agent' => 'Mozilla/5.0' });
-    my @lines = log_lines('seadragon.access.log', 2);
-    join "\n", "keyed $keyed->{status}", "stranger " . said($stranger),
+    my $keyed = request('POST /api/chat', port => $p, body => $::chat,
+                        headers => { Authorization => "Bearer $::chat_key" });
+    my @lines = grep { !m{ /auth/token } } log_lines('seadragon.access.log', 4);
+    join "\n", "logged in $logged->{status}", "stranger " . said($stranger),
+        "chat key " . said($keyed),
         map { /source=(\S+) priority=(\d+) .* key=(\S*)/ ? "logged $1 $2 key=$3" : $_ } @lines;
 --- client_output
-keyed 200
-stranger 401 {"error":{"message":"API key required","type":"authentication_error","param":null,"code":null}}
-logged chat 2 key=alice-chat
+logged in 200
+stranger 401 {"error":{"message":"login required","type":"authentication_error","param":null,"code":null}}
+chat key 401 {"error":"login required"}
 logged chat 2 key=-
+logged chat 2 key=-
+logged chat 2 key=alice-chat
 
 
 
@@ -494,11 +519,13 @@ workers unchanged
 --- client
     my $p = $ENV{TEST_NGINX_EXAMPLE_PORT};
     my @models = ('x source=admin key=ops', 'x" source=admin key="ops', "x\nforged line", 'x\\" key=ops');
+    my $token = main::chat_token();
     for my $model (@models) {
-        request('POST /api/chat', port => $p, headers => { Authorization => "Bearer $::chat_key" },
+        request('POST /api/chat', port => $p, headers => { Authorization => "Bearer $token" },
                 body => json_encode({ model => $model, messages => [], stream => JSON::PP::false() }));
     }
-    my @lines = log_lines('seadragon.access.log', scalar @models);
+    my @lines = grep { !m{ /auth/token } }
+        log_lines('seadragon.access.log', @models + 1);
     my $field = qr/"((?:[^"\\]|\\.)*)"/;
     my @out = ("lines: " . scalar(@lines));
     for my $line (@lines) {
@@ -516,10 +543,10 @@ workers unchanged
     join "\n", @out;
 --- client_output
 lines: 4
-404 source=chat key=alice-chat, 1 source= in the line, model read back whole
-404 source=chat key=alice-chat, 1 source= in the line, model read back whole
-404 source=chat key=alice-chat, 1 source= in the line, model read back whole
-404 source=chat key=alice-chat, 1 source= in the line, model read back whole
+404 source=chat key=-, 1 source= in the line, model read back whole
+404 source=chat key=-, 1 source= in the line, model read back whole
+404 source=chat key=-, 1 source= in the line, model read back whole
+404 source=chat key=-, 1 source= in the line, model read back whole
 
 
 

@@ -518,3 +518,23 @@ join ' ', map { $_->{status} } $long, $month, $future, $before, $after
 the token's life is longer than any seadragon_auth gives
 the token was made in the future
 the token was signed by the previous key after it was retired
+
+
+
+=== TEST 21: nginx's own refusal of a login's body is JSON too (over client_max_body_size: 413), and no hash runs
+--- config
+    location /auth/ {
+        seadragon_auth ollama thread_pool=logins;
+        client_max_body_size 100;
+    }
+--- client
+my $dump = users_dump();
+my $r = request('POST /auth/token',
+    body => 'username=alice&password=' . ('x' x 200),
+    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' });
+die "users changed" unless users_dump() eq $dump;
+die "a hash ran" if tasks_done();
+"$r->{status} $r->{headers}{'content-type'} "
+    . (eval { json_decode($r->{body})->{error} } // "not JSON: $r->{body}")
+--- client_output_like
+^413 application/json request body too large
