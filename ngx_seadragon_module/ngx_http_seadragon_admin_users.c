@@ -681,8 +681,10 @@ ngx_http_seadragon_users_change(MDB_txn *txn,
         if (op->active) {
             record.flags &= ~SEADRAGON_USER_DISABLED;
 
-        } else {
+        } else if (!(record.flags & SEADRAGON_USER_DISABLED)) {
+            /* ends the user's tokens: enabled again, a new login */
             record.flags |= SEADRAGON_USER_DISABLED;
+            record.changed = (int64_t) op->now;
         }
     }
 

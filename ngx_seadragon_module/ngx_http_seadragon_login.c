@@ -158,14 +158,16 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
     }
 
     /*
-     * A token of a user removed, moved to another source or given a new
-     * password since it was made is no longer the user's.
+     * A token of a user removed or moved to another source is no longer
+     * the user's; a disabled user's is refused as such (disabling sets
+     * "changed" too, so that the token stays refused once the user is
+     * enabled again); and one made before the password or the state last
+     * changed is no longer the user's either.
      */
 
     if (rc == NGX_DECLINED
         || ngx_strlen(user->source) != claims->source_len
-        || ngx_strncmp(user->source, claims->source, claims->source_len) != 0
-        || user->changed > (int64_t) claims->iat)
+        || ngx_strncmp(user->source, claims->source, claims->source_len) != 0)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "seadragon login: a token of \"%V\" refused: the user "
@@ -178,6 +180,13 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
                       "seadragon login: a token of the disabled user \"%V\" "
                       "refused", &name);
         return NGX_HTTP_SEADRAGON_LOGIN_DISABLED;
+    }
+
+    if (user->changed > (int64_t) claims->iat) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "seadragon login: a token of \"%V\" refused: the user "
+                      "is gone or has changed", &name);
+        return NGX_HTTP_SEADRAGON_LOGIN_INVALID;
     }
 
     return NGX_HTTP_SEADRAGON_LOGIN_OK;

@@ -210,7 +210,7 @@ typedef struct {
     uint32_t    flags;              /* SEADRAGON_USER_DISABLED */
     int64_t     created;            /* unix time */
     int64_t     last_login;         /* unix time; 0: never */
-    int64_t     changed;            /* the password set, unix time */
+    int64_t     changed;            /* password set or disabled: unix */
     char        name[SEADRAGON_KEY_NAME_LEN];
     char        source[SEADRAGON_KEY_SOURCE_LEN];
     char        hash[SEADRAGON_USER_HASH_LEN];  /* argon2id, encoded */

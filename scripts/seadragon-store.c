@@ -3070,7 +3070,9 @@ seadragon_tool_user_set_disabled(seadragon_tool_ctx_t *ctx, int disabled)
     }
 
     if (disabled) {
+        /* ends the user's tokens: enabled again, the user logs in anew */
         record.flags |= SEADRAGON_USER_DISABLED;
+        record.changed = (int64_t) time(NULL);
 
     } else {
         record.flags &= ~SEADRAGON_USER_DISABLED;

@@ -206,11 +206,13 @@ logged in
 
 
 
-=== TEST 3: a disabled user's token is refused at the next request, and its login too
+=== TEST 3: a disabled user's token is refused at the next request, and its login too; enabled again, the old token stays refused, a new login is served
 --- client
 my $t = json_decode(login('carol', 'carol secret')->{body})->{access_token};
 my $m = me($t);
 die "me: $m->{status}" unless $m->{status} == 200;
+# a token's iat and the disable's time are whole seconds
+select(undef, undef, undef, 1.1);
 tool('user disable carol');
 my $dump = users_dump();
 my $after = me($t);
@@ -218,11 +220,13 @@ my $again = login('carol', 'carol secret');
 die "users changed" unless users_dump() eq $dump;
 tool('user enable carol');
 my $back = me($t);
+my $new = me(json_decode(login('carol', 'carol secret')->{body})->{access_token});
 "$after->{status} " . json_decode($after->{body})->{detail}
     . " | $again->{status} " . json_decode($again->{body})->{detail}
-    . " | $back->{status}"
+    . " | $back->{status} " . json_decode($back->{body})->{detail}
+    . " | $new->{status}"
 --- client_output
-403 Inactive user | 403 Inactive user | 200
+403 Inactive user | 403 Inactive user | 401 Could not validate credentials | 200
 --- error_log
 a token of the disabled user "carol" refused
 

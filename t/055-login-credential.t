@@ -346,12 +346,14 @@ the user is gone or has changed
 
 
 
-=== TEST 3: a disabled user is refused at its next request, and served again once enabled
+=== TEST 3: a disabled user is refused at its next request; enabled again, its old tokens stay refused and a new login is served
 --- client
 my $t = token_of('carol');
 my @out;
 my $r = ask('before', 'X-Chat' => 1, bearer($t));
 push @out, "$r->{status} " . logged('before');
+# a token's iat and the disable's time are whole seconds
+select(undef, undef, undef, 1.1);
 tool('user disable carol');
 my $s = snapshot();
 $r = ask('disabled', bearer($t));
@@ -364,13 +366,17 @@ push @out, refused($s, $r, 401, 'user disabled',
 push @out, logged('disabled');
 tool('user enable carol');
 $r = ask('after', bearer($t));
-push @out, "$r->{status} " . logged('after');
-join "\n", @out, nothing_leaked($t)
+push @out, "$r->{status} " . json_decode($r->{body})->{error};
+my $new = token_of('carol');
+$r = ask('anew', bearer($new));
+push @out, "$r->{status} " . logged('anew');
+join "\n", @out, nothing_leaked($t, $new)
 --- client_output
 200 source=chat user=carol key=- status=200 auth="-" x_api_key="-"
 401 user disabled
 401 user disabled
 source=api user=- key=- status=401 auth="-" x_api_key="-"
+401 invalid login token
 200 source=chat user=carol key=- status=200 auth="-" x_api_key="-"
 nothing leaked
 --- error_log

@@ -302,37 +302,43 @@ the user is gone or has changed
 
 
 
-=== TEST 4: disabled through the API, the next request is refused; enabled, accepted again; a new source ends the admin's tokens
+=== TEST 4: disabled through the API, the next request is refused; enabled, its old tokens stay refused and a new login is served; a new source ends the admin's tokens
 --- client
 user_add('dave', 'admin', 'dave pass');
 my $t = login('dave', 'dave pass');
 die "login: $t->{status}" if ref $t;
 my $a = api('GET', 'queue', undef, auth => $t);
+# a token's iat and the disable's time are whole seconds
+select(undef, undef, undef, 1.1);
 my $dis = api('PATCH', 'users/dave', { active => JSON::PP::false() });
 my $b = api('GET', 'queue', undef, auth => $t);
 my $l = login('dave', 'dave pass');
 my $en = api('PATCH', 'users/dave', { active => JSON::PP::true() });
-my $c = api('GET', 'queue', undef, auth => $t);
+my $old = api('GET', 'queue', undef, auth => $t);
+my $t1 = login('dave', 'dave pass');
+my $c = api('GET', 'queue', undef, auth => $t1);
+select(undef, undef, undef, 1.1);
 my $src = api('PATCH', 'users/dave', { source => 'chat' });
-my $d = api('GET', 'queue', undef, auth => $t);
+my $d = api('GET', 'queue', undef, auth => $t1);
 my $t2 = login('dave', 'dave pass');
 my $e = api('GET', 'queue', undef, auth => $t2);
 my ($row) = grep { /^dave\t/ } split /\n/, tool('user list');
 tool('user remove dave');
 join "\n", $a->{status}, json_decode($dis->{body})->{active} ? 'active' : 'disabled',
-    err($b), $l->{status}, $c->{status}, json_decode($src->{body})->{source},
+    err($b), $l->{status}, err($old), $c->{status}, json_decode($src->{body})->{source},
     err($d), err($e), join(' ', (split /\t/, $row)[1, 2]), 'tasks ' . tasks_done()
 --- client_output
 200
 disabled
 401 user disabled
 403
+401 invalid login token
 200
 chat
 401 invalid login token
 403 not an admin user
 chat active
-tasks 3
+tasks 4
 
 
 
