@@ -19,6 +19,10 @@
 #include <openssl/crypto.h>
 
 
+static const char *ngx_http_seadragon_login_bounded(
+    ngx_http_seadragon_jwt_claims_t *claims, seadragon_secret_t *previous);
+
+
 /*
  * Whether a credential has a JWT's shape: three base64url parts joined by
  * two dots.  A Seadragon key ("sd-" and hex) never has a dot, and the
@@ -111,31 +115,9 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
                                            claims, &why);
     }
 
-    /*
-     * What only the holder of a key could write, bounded all the same: a
-     * token lives no longer than seadragon_auth lets one live, is not
-     * made in the future, and one signed with the retired key was made
-     * before it was retired, so that the retired key's tokens all expire
-     * within the longest life of a token after a rotation, whatever they
-     * say.
-     */
-
     if (rc == NGX_OK) {
-        if (claims->exp - claims->iat > NGX_HTTP_SEADRAGON_LOGIN_LIFE_MAX) {
-            why = "the token's life is longer than any seadragon_auth gives";
-            rc = NGX_DECLINED;
-
-        } else if (claims->iat > ngx_time() + NGX_HTTP_SEADRAGON_LOGIN_SKEW) {
-            why = "the token was made in the future";
-            rc = NGX_DECLINED;
-
-        } else if (claims->previous
-                   && (int64_t) claims->iat > previous.created)
-        {
-            why = "the token was signed by the previous key after it was "
-                  "retired";
-            rc = NGX_DECLINED;
-        }
+        why = ngx_http_seadragon_login_bounded(claims, &previous);
+        rc = why ? NGX_DECLINED : NGX_OK;
     }
 
     OPENSSL_cleanse(&current, sizeof(seadragon_secret_t));
@@ -220,4 +202,34 @@ ngx_http_seadragon_login_principal(ngx_http_seadragon_ctx_t *ctx, u_char *buf,
     }
 
     return 0;
+}
+
+
+/*
+ * What only the holder of a key could write, bounded all the same: a
+ * token lives no longer than seadragon_auth lets one live, is not made in
+ * the future, and one signed with the retired key was made before it was
+ * retired, so that the retired key's tokens all expire within the longest
+ * life of a token after a rotation, whatever they say.  NULL: within the
+ * bounds; else why not.
+ */
+
+static const char *
+ngx_http_seadragon_login_bounded(ngx_http_seadragon_jwt_claims_t *claims,
+    seadragon_secret_t *previous)
+{
+    if (claims->exp - claims->iat > NGX_HTTP_SEADRAGON_LOGIN_LIFE_MAX) {
+        return "the token's life is longer than any seadragon_auth gives";
+    }
+
+    if (claims->iat > ngx_time() + NGX_HTTP_SEADRAGON_LOGIN_SKEW) {
+        return "the token was made in the future";
+    }
+
+    if (claims->previous && (int64_t) claims->iat > previous->created) {
+        return "the token was signed by the previous key after it was "
+               "retired";
+    }
+
+    return NULL;
 }
