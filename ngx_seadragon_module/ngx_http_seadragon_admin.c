@@ -486,7 +486,6 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
     ngx_http_seadragon_admin_refusal_t *refusal)
 {
     ngx_int_t                        rc;
-    ngx_table_elt_t                 *h;
     seadragon_key_record_t           record;
     ngx_http_seadragon_ctx_t        *ctx;
     ngx_http_seadragon_main_conf_t  *smcf;
@@ -576,13 +575,9 @@ ngx_http_seadragon_admin_authorize(ngx_http_request_t *r,
 
 unauthorized:
 
-    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
-                                      (u_char *) "Bearer", 6);
-    if (h == NULL) {
+    if (ngx_http_seadragon_bearer_challenge(r) != NGX_OK) {
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
-
-    r->headers_out.www_authenticate = h;
 
     refusal->status = NGX_HTTP_UNAUTHORIZED;
     refusal->message = ctx->key.len ? "invalid admin key"
@@ -603,7 +598,6 @@ static ngx_uint_t
 ngx_http_seadragon_admin_authorize_login(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_admin_refusal_t *refusal)
 {
-    ngx_table_elt_t                  *h;
     seadragon_user_record_t           user;
     ngx_http_seadragon_jwt_claims_t   claims;
 
@@ -646,25 +640,17 @@ ngx_http_seadragon_admin_authorize_login(ngx_http_request_t *r,
 
     /* $seadragon_user names who did it, as $seadragon_key_name a key */
 
-    ctx->user_name.len = claims.user_len;
-    ctx->user_name.data = ngx_pnalloc(r->pool, claims.user_len);
-    if (ctx->user_name.data == NULL) {
+    if (ngx_http_seadragon_login_name(r, ctx, &claims) != NGX_OK) {
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
-
-    ngx_memcpy(ctx->user_name.data, claims.user, claims.user_len);
 
     return NGX_HTTP_SEADRAGON_ADMIN_AUTHORIZED;
 
 unauthorized:
 
-    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
-                                      (u_char *) "Bearer", 6);
-    if (h == NULL) {
+    if (ngx_http_seadragon_bearer_challenge(r) != NGX_OK) {
         return NGX_HTTP_SEADRAGON_ADMIN_FAILED;
     }
-
-    r->headers_out.www_authenticate = h;
 
     refusal->status = NGX_HTTP_UNAUTHORIZED;
 

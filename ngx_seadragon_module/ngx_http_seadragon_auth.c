@@ -1125,11 +1125,7 @@ ngx_http_seadragon_auth_error(ngx_http_request_t *r, ngx_uint_t status,
         r->keepalive = 0;
     }
 
-    if (challenge
-        && ngx_http_seadragon_header_add(r, "WWW-Authenticate",
-                                         (u_char *) "Bearer", 6)
-           == NULL)
-    {
+    if (challenge && ngx_http_seadragon_bearer_challenge(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

@@ -106,6 +106,9 @@ typedef enum {
 /* a JWT's shape: three base64url parts, two dots, at most JWT_MAX bytes */
 ngx_uint_t ngx_http_seadragon_login_token_like(ngx_str_t *value);
 /* "user:NAME" or "key:NAME" of a request's credential into buf; 0: none */
+/* ctx->user_name, the token's user in the request's pool ($seadragon_user) */
+ngx_int_t ngx_http_seadragon_login_name(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_jwt_claims_t *claims);
 size_t ngx_http_seadragon_login_principal(ngx_http_seadragon_ctx_t *ctx,
     u_char *buf, size_t size);
 /* the token verified and its user read from the store now */

@@ -257,13 +257,9 @@ ngx_http_seadragon_classify_by_login(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ctx->user_name.len = claims.user_len;
-    ctx->user_name.data = ngx_pnalloc(r->pool, claims.user_len);
-    if (ctx->user_name.data == NULL) {
+    if (ngx_http_seadragon_login_name(r, ctx, &claims) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ngx_memcpy(ctx->user_name.data, claims.user, claims.user_len);
 
     value.data = (u_char *) user.source;
     value.len = ngx_strlen(user.source);
@@ -364,7 +360,6 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
     char             *message;
     ngx_str_t        *who;
     ngx_uint_t        status;
-    ngx_table_elt_t  *h;
 
     status = NGX_HTTP_UNAUTHORIZED;
 
@@ -432,16 +427,12 @@ ngx_http_seadragon_access_check(ngx_http_request_t *r,
                            : "",
                   who, who->len ? "\")" : "");
 
-    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
-                                      (u_char *) "Bearer", 6);
-    if (h == NULL) {
+    if (ngx_http_seadragon_bearer_challenge(r) != NGX_OK) {
         return ngx_http_seadragon_reject(r, ctx,
                                NGX_HTTP_INTERNAL_SERVER_ERROR,
                                ngx_http_seadragon_counter(rejected_unavailable),
                                NULL, 0);
     }
-
-    r->headers_out.www_authenticate = h;
 
     return ngx_http_seadragon_reject(r, ctx, status,
                                      ngx_http_seadragon_counter(rejected_key),

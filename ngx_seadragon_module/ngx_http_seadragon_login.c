@@ -151,10 +151,7 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
         || ngx_strlen(user->source) != claims->source_len
         || ngx_strncmp(user->source, claims->source, claims->source_len) != 0)
     {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "seadragon login: a token of \"%V\" refused: the user "
-                      "is gone or has changed", &name);
-        return NGX_HTTP_SEADRAGON_LOGIN_INVALID;
+        goto changed;
     }
 
     if (user->flags & SEADRAGON_USER_DISABLED) {
@@ -165,13 +162,36 @@ ngx_http_seadragon_login_check(ngx_http_request_t *r, ngx_str_t *token,
     }
 
     if (user->changed > (int64_t) claims->iat) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "seadragon login: a token of \"%V\" refused: the user "
-                      "is gone or has changed", &name);
-        return NGX_HTTP_SEADRAGON_LOGIN_INVALID;
+        goto changed;
     }
 
     return NGX_HTTP_SEADRAGON_LOGIN_OK;
+
+changed:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "seadragon login: a token of \"%V\" refused: the user "
+                  "is gone or has changed", &name);
+
+    return NGX_HTTP_SEADRAGON_LOGIN_INVALID;
+}
+
+
+/* the user of a token accepted: $seadragon_user, the logs, the tenant */
+
+ngx_int_t
+ngx_http_seadragon_login_name(ngx_http_request_t *r,
+    ngx_http_seadragon_ctx_t *ctx, ngx_http_seadragon_jwt_claims_t *claims)
+{
+    ctx->user_name.data = ngx_pnalloc(r->pool, claims->user_len);
+    if (ctx->user_name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->user_name.data, claims->user, claims->user_len);
+    ctx->user_name.len = claims->user_len;
+
+    return NGX_OK;
 }
 
 

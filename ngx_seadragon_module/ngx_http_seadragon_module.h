@@ -895,6 +895,7 @@ ngx_uint_t ngx_http_seadragon_gate_purge(ngx_http_seadragon_zone_t *zone,
 ngx_int_t ngx_http_seadragon_response_init(ngx_conf_t *cf);
 ngx_table_elt_t *ngx_http_seadragon_header_add(ngx_http_request_t *r,
     char *key, u_char *value, size_t len);
+ngx_int_t ngx_http_seadragon_bearer_challenge(ngx_http_request_t *r);
 ngx_int_t ngx_http_seadragon_reject(ngx_http_request_t *r,
     ngx_http_seadragon_ctx_t *ctx, ngx_uint_t status, size_t counter,
     char *message, time_t retry_after);

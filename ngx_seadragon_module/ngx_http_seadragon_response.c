@@ -115,6 +115,28 @@ ngx_http_seadragon_header_add(ngx_http_request_t *r, char *key,
 
 
 /*
+ * "WWW-Authenticate: Bearer", how to give the credential a refusal wants
+ * (RFC 6750): NGX_OK, or NGX_ERROR without memory.
+ */
+
+ngx_int_t
+ngx_http_seadragon_bearer_challenge(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_seadragon_header_add(r, "WWW-Authenticate",
+                                      (u_char *) "Bearer", 6);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.www_authenticate = h;
+
+    return NGX_OK;
+}
+
+
+/*
  * Every refusal ends here, whichever check made it: the request is marked
  * refused (so that a resumed access phase refuses it again), counted under
  * its reason, and given its message (NULL: the one the check set) and, for
