@@ -10,6 +10,7 @@
 # worker's thread back and the order they show cannot happen there.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 
@@ -26,17 +27,6 @@ for my $util (qw(mdb_dump)) {
 
 our $StoreDir = store_init();
 sub tool { store_tool(@_) }
-
-# a user with a password given on standard input, as the tool reads it
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('alice', 'chat', 'correct horse');
 user_add('bob', 'coding', 'battery staple');
@@ -71,12 +61,6 @@ add_block_preprocessor(sub {
         unless defined $block->main_config;
 });
 
-sub form_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/$1 eq ' ' ? '+' : sprintf('%%%02X', ord $1)/ge;
-    return $s;
-}
-
 sub login {
     my ($name, $password) = @_;
     return request('POST /auth/token',
@@ -99,51 +83,12 @@ sub me {
                    headers => { Authorization => "Bearer $token" });
 }
 
-# the database as mdb_dump prints it: every byte of every record
-sub users_dump {
-    my $out = `mdb_dump -s users '$ENV{TEST_NGINX_STORE}' 2>&1`;
-    die "mdb_dump: $out" if $?;
-    return $out;
-}
-
-# the key of the store's jwt_secret (seadragon_secret_t: 16 bytes, the key),
-# or of another secret of "meta"; in a list, with its "created" too
-sub jwt_secret {
-    my ($which) = @_;
-    $which //= 'jwt_secret';
-    my @lines = split /\n/, `mdb_dump -s meta '$ENV{TEST_NGINX_STORE}'`;
-    shift @lines while @lines && $lines[0] ne 'HEADER=END';
-    shift @lines;
-    while (@lines >= 2) {
-        my ($k, $v) = (shift @lines, shift @lines);
-        $k =~ s/^ //;
-        $v =~ s/^ //;
-        next unless pack('H*', $k) eq $which;
-        my $raw = pack('H*', $v);
-        return wantarray ? (substr($raw, 16, 32), unpack('q<', substr($raw, 8, 8)))
-                         : substr($raw, 16, 32);
-    }
-    die "no $which in the store";
-}
-
-sub jwt {
-    my ($key, $header, $claims) = @_;
-    my $input = encode_base64url($header) . '.' . encode_base64url($claims);
-    return "$input." . encode_base64url(hmac_sha256($input, $key));
-}
-
 sub claims {
     my (%c) = @_;
     my $now = time;
     return sprintf('{"sub":"%s","src":"%s","iat":%d,"exp":%d}',
                    $c{sub} // 'alice', $c{src} // 'chat', $c{iat} // $now,
                    $c{exp} // $now + 600);
-}
-
-# the thread pool's completed tasks so far (nginx's debug log)
-sub tasks_done {
-    my @done = error_log_text() =~ /complete task #\d+ in thread pool "logins"/g;
-    return scalar @done;
 }
 
 sub refused_alike {
@@ -511,7 +456,7 @@ my $long = me(jwt($key, $head, claims(exp => $now + 31 * 86400)));
 my $month = me(jwt($key, $head, claims(exp => $now + 30 * 86400 - 5)));
 my $future = me(jwt($key, $head, claims(iat => $now + 3600, exp => $now + 7200)));
 tool('secret rotate');
-my ($old, $retired) = jwt_secret('jwt_previous');
+my ($old, $retired) = (jwt_secret('jwt_previous'), jwt_secret_created('jwt_previous'));
 die "retired at $retired, now $now" unless $retired >= $now && $retired <= time;
 my $before = me(jwt($old, $head, claims(iat => $retired, exp => $retired + 600)));
 my $after = me(jwt($old, $head, claims(iat => $retired + 1, exp => $retired + 600)));

@@ -10,6 +10,7 @@
 # refusal, and the store's users are byte for byte what they were.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins qw(user_add form_escape users_dump jwt_secret jwt);
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 
@@ -26,17 +27,6 @@ for my $util (qw(mdb_dump)) {
 
 our $StoreDir = store_init();
 sub tool { store_tool(@_) }
-
-# a user with a password given on standard input, as the tool reads it
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('alice', 'chat', 'alice pass');     # a chat user
 user_add('bob', 'coding', 'bob pass');       # a coding user
@@ -111,12 +101,6 @@ chat_defaults(body => '{"model":"llama3:70b","messages":'
                       . '[{"role":"user","content":"hi"}],"stream":false}',
               'X-Standin-Tokens' => 1, 'X-Standin-Delay-Ms' => 0);
 
-sub form_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/$1 eq ' ' ? '+' : sprintf('%%%02X', ord $1)/ge;
-    return $s;
-}
-
 # a user's token from POST /auth/token
 sub token_of {
     my ($name) = @_;
@@ -139,33 +123,6 @@ our $chat_body = '{"model":"llama3:70b","messages":'
                  . '[{"role":"user","content":"hi"}],"stream":false}';
 
 sub bearer { (Authorization => "Bearer $_[0]") }
-
-# the database as mdb_dump prints it: every byte of every record
-sub users_dump {
-    my $out = `mdb_dump -s users '$ENV{TEST_NGINX_STORE}' 2>&1`;
-    die "mdb_dump: $out" if $?;
-    return $out;
-}
-
-# the key of the store's jwt_secret (seadragon_secret_t: 16 bytes, the key)
-sub jwt_secret {
-    my @lines = split /\n/, `mdb_dump -s meta '$ENV{TEST_NGINX_STORE}'`;
-    shift @lines while @lines && $lines[0] ne 'HEADER=END';
-    shift @lines;
-    while (@lines >= 2) {
-        my ($k, $v) = (shift @lines, shift @lines);
-        $k =~ s/^ //;
-        $v =~ s/^ //;
-        return substr(pack('H*', $v), 16, 32) if pack('H*', $k) eq 'jwt_secret';
-    }
-    die "no jwt_secret in the store";
-}
-
-sub jwt {
-    my ($key, $header, $claims) = @_;
-    my $input = encode_base64url($header) . '.' . encode_base64url($claims);
-    return "$input." . encode_base64url(hmac_sha256($input, $key));
-}
 
 sub claims {
     my (%c) = @_;

@@ -8,6 +8,7 @@
 # which runs one thread at a time, as t/054's TEST 7 is.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins qw(user_add form_escape);
 use File::Temp ();
 
 if (!-x store_tool_path()) {
@@ -26,16 +27,6 @@ sub tool { store_tool(@_) }
 
 our $admin = tool('key create ops --source admin');
 our $coder = tool('key create dev --source coding');
-
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('root', 'admin', 'root pass');
 user_add('alice', 'chat', 'alice pass');
@@ -113,12 +104,6 @@ sub api {
                           headers => { 'Content-Type' => 'application/json',
                                        %headers })
                        : (headers => \%headers)));
-}
-
-sub form_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/$1 eq ' ' ? '+' : sprintf('%%%02X', ord $1)/ge;
-    return $s;
 }
 
 sub login_body {

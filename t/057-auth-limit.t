@@ -11,6 +11,7 @@
 # block is skipped there.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins qw(user_add form_escape users_dump tasks_done);
 
 if (!-x store_tool_path()) {
     require Test::More;
@@ -25,16 +26,6 @@ for my $util (qw(mdb_dump)) {
 
 our $StoreDir = store_init();
 sub tool { store_tool(@_) }
-
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('alice', 'chat', 'correct horse');
 user_add('bob', 'coding', 'battery staple');
@@ -71,12 +62,6 @@ add_block_preprocessor(sub {
         unless defined $block->main_config;
 });
 
-sub form_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/$1 eq ' ' ? '+' : sprintf('%%%02X', ord $1)/ge;
-    return $s;
-}
-
 # a login from the address $from (X-Forwarded-For, taken by realip)
 sub login {
     my ($from, $name, $password, %a) = @_;
@@ -97,17 +82,6 @@ sub answer {
         'www:' . ($r->{headers}{'www-authenticate'} // '-'),
         'retry:' . (!defined $retry ? '-' : $retry =~ /^\d+$/ && $retry >= 1
                                             && $retry <= 30 ? 'ok' : "bad($retry)");
-}
-
-sub users_dump {
-    my $out = `mdb_dump -s users '$ENV{TEST_NGINX_STORE}' 2>&1`;
-    die "mdb_dump: $out" if $?;
-    return $out;
-}
-
-sub tasks_done {
-    my @done = error_log_text() =~ /complete task #\d+ in thread pool "logins"/g;
-    return scalar @done;
 }
 
 # seadragon_logins_total by result, and the untracked count, from the metrics

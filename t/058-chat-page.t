@@ -9,6 +9,7 @@
 # token stays in the tab.  Screenshots are kept in t/servroot/058-chat-page/.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins qw(user_add jwt_secret);
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url decode_base64);
 
@@ -26,16 +27,6 @@ standin_options('--extra-model mistral:7b --extra-model phi3:mini --extra-model 
 
 our $StoreDir = store_init();
 sub tool { store_tool(@_) }
-
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('alice', 'chat', 'correct horse');
 user_add('carol', 'chat', 'carol secret');
@@ -273,20 +264,6 @@ sub seen {
   };
 })()
 _JS_
-}
-
-# the store's jwt_secret (seadragon_secret_t: 16 bytes, then the key)
-sub jwt_secret {
-    my @lines = split /\n/, `mdb_dump -s meta '$ENV{TEST_NGINX_STORE}'`;
-    shift @lines while @lines && $lines[0] ne 'HEADER=END';
-    shift @lines;
-    while (@lines >= 2) {
-        my ($k, $v) = (shift @lines, shift @lines);
-        $k =~ s/^ //;
-        $v =~ s/^ //;
-        return substr(pack('H*', $v), 16, 32) if pack('H*', $k) eq 'jwt_secret';
-    }
-    die "no jwt_secret in the store";
 }
 
 sub jwt {

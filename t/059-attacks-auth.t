@@ -16,6 +16,7 @@
 # there.
 use lib 't/lib';
 use Test::Seadragon;
+use Test::Seadragon::Logins qw(user_add form_escape users_dump jwt_secret jwt tasks_done);
 use Digest::SHA qw(hmac_sha256);
 use File::Copy ();
 use IO::Socket::INET ();
@@ -36,16 +37,6 @@ worker_connections(4096);
 
 our $StoreDir = store_init();
 sub tool { store_tool(@_) }
-
-sub user_add {
-    my ($name, $source, $password) = @_;
-    my $file = "$StoreDir/password";
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh "$password\n";
-    close $fh;
-    tool("user add $name --source $source < '$file'");
-    unlink $file;
-}
 
 user_add('alice', 'chat', 'alice pass');
 user_add('bob', 'coding', 'bob pass');
@@ -126,12 +117,6 @@ our $chat_body = '{"model":"llama3:70b","messages":'
 chat_defaults(body => $chat_body, 'X-Standin-Tokens' => 1,
               'X-Standin-Delay-Ms' => 0);
 
-sub form_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/$1 eq ' ' ? '+' : sprintf('%%%02X', ord $1)/ge;
-    return $s;
-}
-
 sub form { 'username=' . form_escape($_[0]) . '&password=' . form_escape($_[1]) }
 
 sub login {
@@ -163,31 +148,6 @@ sub ask {
                                @headers]);
 }
 
-sub users_dump {
-    my $out = `mdb_dump -s users '$ENV{TEST_NGINX_STORE}' 2>&1`;
-    die "mdb_dump: $out" if $?;
-    return $out;
-}
-
-sub jwt_secret {
-    my @lines = split /\n/, `mdb_dump -s meta '$ENV{TEST_NGINX_STORE}'`;
-    shift @lines while @lines && $lines[0] ne 'HEADER=END';
-    shift @lines;
-    while (@lines >= 2) {
-        my ($k, $v) = (shift @lines, shift @lines);
-        $k =~ s/^ //;
-        $v =~ s/^ //;
-        return substr(pack('H*', $v), 16, 32) if pack('H*', $k) eq 'jwt_secret';
-    }
-    die "no jwt_secret in the store";
-}
-
-sub jwt {
-    my ($key, $header, $claims) = @_;
-    my $input = encode_base64url($header) . '.' . encode_base64url($claims);
-    return "$input." . encode_base64url(hmac_sha256($input, $key));
-}
-
 our $HS256 = '{"alg":"HS256","typ":"JWT"}';
 
 # claims as JSON text, "sub" and the rest given as text too
@@ -197,11 +157,6 @@ sub claims_text {
     return '{"sub":' . ($c{sub} // '"alice"') . ',"src":"chat","iat":'
            . ($c{iat} // $now) . ',"exp":' . ($c{exp} // $now + 600)
            . ($c{more} // '') . '}';
-}
-
-sub tasks_done {
-    my @done = error_log_text() =~ /complete task #\d+ in thread pool "logins"/g;
-    return scalar @done;
 }
 
 sub pids { join ' ', sort { $a <=> $b } nginx_worker_pids() }
